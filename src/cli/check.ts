@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { drivers } from '../drivers/index.js';
+import { configPath } from './config-path.js';
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description('validate a config file without starting anything; exits 1 and names file:line on errors')
+    .option('-c, --config <file>', 'config file (default: $HEARTH_CONFIG or ./hearth.yaml)')
+    .action((opts: { config?: string }) => {
+      const path = configPath(opts.config);
+      try {
+        const cfg = loadConfigFile(path, { drivers });
+        console.log(
+          `${path}: ok — ${cfg.devices.length} device(s), ${cfg.buttons.length} button(s), timezone ${cfg.timezone}`,
+        );
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        console.error(err.message);
+        console.error(`${err.issues.length} problem(s) found. ${err.hint}`);
+        process.exitCode = 1;
+      }
+    });
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerCheck } from './check.js';
+import { registerImport } from './import.js';
+import { registerSim } from './sim.js';
+import { registerStart } from './start.js';
+
+const program = new Command()
+  .name('hearth')
+  .description('Home automation for people who run their own small computers.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+registerStart(program);
+registerCheck(program);
+registerSim(program);
+registerImport(program);
+
+await program.parseAsync(process.argv);

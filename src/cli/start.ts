@@ -1,0 +1,76 @@
+import type { Command } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { type HearthConfig, loadConfigFile } from '../config/load.js';
+import { reasonOf } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { drivers } from '../drivers/index.js';
+import { startHearth } from '../hearth.js';
+import { configPath, demoConfigPath } from './config-path.js';
+
+export function registerStart(program: Command): void {
+  program
+    .command('start')
+    .description('run hearth: every role in this process (store, drivers, HTTP API)')
+    .option('-c, --config <file>', 'config file (default: $HEARTH_CONFIG or ./hearth.yaml)')
+    .option('--demo', 'run the demo config: simulated devices on loopback, no hardware needed')
+    .action(async (opts: { config?: string; demo?: boolean }) => {
+      const path = opts.demo ? demoConfigPath : configPath(opts.config);
+      let config: HearthConfig;
+      try {
+        config = loadConfigFile(path, { drivers });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        console.error(err.message);
+        console.error(err.hint);
+        process.exitCode = 1;
+        return;
+      }
+      const log = createLogger(process.env.HEARTH_LOG_LEVEL ?? config.log.level);
+      let hearth: Awaited<ReturnType<typeof startHearth>>;
+      try {
+        hearth = await startHearth(config, { log });
+      } catch (err) {
+        console.error(`hearth could not start: ${reasonOf(err)}`);
+        process.exitCode = 1;
+        return;
+      }
+      log.info({ url: hearth.url, config: config.file }, 'ready');
+      printWelcome(hearth.url, config, Boolean(opts.demo));
+
+      let signals = 0;
+      const shutdown = (signal: string) => {
+        signals++;
+        if (signals > 1) process.exit(1);
+        log.info({ signal }, 'stopping');
+        void hearth.stop().then(
+          () => process.exit(0),
+          (err) => {
+            log.error({ err: reasonOf(err) }, 'stop failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+    });
+}
+
+function printWelcome(url: string, config: HearthConfig, demo: boolean): void {
+  const sw = config.devices.find((d) => d.driver.section === 'switches')?.config.id ?? 'lamp';
+  const button = config.buttons[0]?.id ?? 'bedside';
+  const lines = [
+    '',
+    `hearth is ready on ${url}${demo ? ' (demo: simulated devices on loopback)' : ''}`,
+    'Try:',
+    `  curl -X POST ${url}/api/v0/switches/${sw}/toggle/`,
+    `  curl -X POST ${url}/api/v0/buttons/${button}/on/`,
+    `  curl ${url}/api/v0/buttons/${button}/`,
+    `  curl ${url}/api/v0/clocktime/`,
+    `  curl ${url}/api/v1/entities`,
+    `  curl -N ${url}/api/v1/events`,
+    `  curl ${url}/metrics`,
+    'Stop with Ctrl-C.',
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

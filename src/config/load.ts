@@ -1,0 +1,314 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import {
+  type Document,
+  isMap,
+  isScalar,
+  LineCounter,
+  type Node,
+  parse,
+  parseDocument,
+  type Scalar,
+  visit,
+} from 'yaml';
+import type { z } from 'zod';
+import type { DeviceConfig, Driver } from '../core/driver.js';
+import { reasonOf } from '../core/errors.js';
+import { ConfigError, type ConfigIssue, formatPath } from './errors.js';
+import { configSchema, type RawConfig } from './schema.js';
+
+/** One configured device with the driver that runs it. */
+export interface DeviceEntry {
+  driver: Driver;
+  config: DeviceConfig & Record<string, unknown>;
+}
+
+export interface HearthConfig extends Omit<RawConfig, 'switches' | 'storage'> {
+  /** Absolute path of the config file (or a label for an in-memory one). */
+  file: string;
+  storage: { sqlite: string };
+  devices: DeviceEntry[];
+  buttons: Array<{ id: string; name: string }>;
+}
+
+export interface LoadOptions {
+  drivers: readonly Driver[];
+  /** Environment for `${VAR}`; process.env by default. */
+  env?: NodeJS.ProcessEnv;
+}
+
+const secretTag = {
+  tag: '!secret',
+  resolve: (value: string) => value,
+};
+
+/** Reads, substitutes and validates a config file; throws ConfigError naming file:line. */
+export function loadConfigFile(path: string, options: LoadOptions): HearthConfig {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([
+      {
+        file: path,
+        line: 0,
+        col: 0,
+        field: '',
+        message: `cannot read the config file (${reasonOf(err)}); pass --config with the path of your hearth.yaml, or start from examples/hearth.yaml`,
+      },
+    ]);
+  }
+  return parseConfig(text, file, options);
+}
+
+/** Validates config text; `file` names it in errors and anchors relative paths. */
+export function parseConfig(text: string, file: string, options: LoadOptions): HearthConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, customTags: [secretTag], prettyErrors: false });
+  const at = (node: Node | null | undefined) => position(lineCounter, node);
+
+  const issues: ConfigIssue[] = [];
+  for (const e of doc.errors) {
+    const pos = e.linePos?.[0];
+    issues.push({
+      file,
+      line: pos?.line ?? 0,
+      col: pos?.col ?? 0,
+      field: '',
+      message: `${e.message.split('\n')[0]} (YAML syntax)`,
+    });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const dir = dirname(file);
+  substitute(doc, file, dir, options.env ?? process.env, at, issues);
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const raw: unknown = doc.toJS() ?? {};
+  const top = configSchema.safeParse(raw, { reportInput: true });
+  if (!top.success) throw new ConfigError(zodIssues(top.error, [], doc, file, at));
+  const cfg = top.data;
+
+  const byKind = new Map<string, Driver>();
+  for (const d of options.drivers) for (const k of d.configKinds) byKind.set(k, d);
+
+  const devices: DeviceEntry[] = [];
+  const seen = new Map<string, string>();
+  const claim = (id: string, where: (string | number)[]) => {
+    const prior = seen.get(id);
+    if (prior) {
+      issues.push({
+        ...at(doc.getIn([...where, 'id'], true) as Node),
+        file,
+        field: formatPath([...where, 'id']),
+        message: `id "${id}" is already used by ${prior}; every entity id must be unique`,
+      });
+    } else seen.set(id, formatPath(where));
+  };
+
+  cfg.switches.forEach((entry, i) => {
+    const where = ['switches', i];
+    const driver = byKind.get(entry.kind);
+    if (driver?.section !== 'switches') {
+      const accepted = options.drivers
+        .filter((d) => d.section === 'switches')
+        .flatMap((d) => d.configKinds)
+        .join(', ');
+      issues.push({
+        ...at(doc.getIn([...where, 'kind'], true) as Node),
+        file,
+        field: formatPath([...where, 'kind']),
+        message: `unknown switch kind "${entry.kind}"; accepted: ${accepted}`,
+      });
+      return;
+    }
+    const parsed = driver.configSchema.safeParse(entry, { reportInput: true });
+    if (!parsed.success) {
+      issues.push(...zodIssues(parsed.error, where, doc, file, at));
+      return;
+    }
+    claim(parsed.data.id, where);
+    devices.push({ driver, config: parsed.data as DeviceConfig & Record<string, unknown> });
+  });
+  cfg.buttons.forEach((b, i) => {
+    claim(b.id, ['buttons', i]);
+  });
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const { switches: _switches, ...rest } = cfg;
+  return {
+    ...rest,
+    file,
+    storage: { sqlite: cfg.storage.sqlite === ':memory:' ? ':memory:' : absolute(dir, cfg.storage.sqlite) },
+    secrets: cfg.secrets === undefined ? undefined : absolute(dir, cfg.secrets),
+    devices,
+    buttons: cfg.buttons.map((b) => ({ id: b.id, name: b.name ?? b.id })),
+  };
+}
+
+function absolute(dir: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(dir, p);
+}
+
+type At = (node: Node | null | undefined) => { line: number; col: number };
+
+function position(lc: LineCounter, node: Node | null | undefined): { line: number; col: number } {
+  const offset = node?.range?.[0];
+  if (offset === undefined) return { line: 0, col: 0 };
+  const { line, col } = lc.linePos(offset);
+  return { line, col };
+}
+
+const envRef = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * Replaces `${VAR}` (or `${VAR:-default}`) with the environment's value and `!secret name` with
+ * the secrets file's value, in place on the YAML nodes so errors keep their line numbers.
+ * A plain scalar that was only a reference is re-read as YAML, so `port: ${PORT}` is a number.
+ */
+function substitute(
+  doc: Document,
+  file: string,
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  at: At,
+  issues: ConfigIssue[],
+): void {
+  let secrets: Record<string, unknown> | undefined;
+  const secretsPath = doc.get('secrets');
+  const loadSecrets = (node: Scalar): Record<string, unknown> | undefined => {
+    if (secrets) return secrets;
+    if (typeof secretsPath !== 'string') {
+      issues.push({
+        ...at(node),
+        file,
+        field: '',
+        message:
+          '!secret is used but no `secrets:` file is configured; add `secrets: secrets.yaml` at the top level',
+      });
+      return undefined;
+    }
+    const path = absolute(dir, secretsPath);
+    try {
+      const loaded: unknown = parse(readFileSync(path, 'utf8'));
+      if (loaded === null || typeof loaded !== 'object' || Array.isArray(loaded)) {
+        throw new Error('it must be a mapping of name: value');
+      }
+      secrets = loaded as Record<string, unknown>;
+      return secrets;
+    } catch (err) {
+      issues.push({
+        ...at(node),
+        file,
+        field: '',
+        message: `cannot read secrets file ${path}: ${reasonOf(err)}`,
+      });
+      return undefined;
+    }
+  };
+
+  visit(doc, {
+    Scalar(_key, node) {
+      if (node.tag === '!secret') {
+        const name = String(node.value);
+        const all = loadSecrets(node);
+        if (!all) return;
+        if (!Object.hasOwn(all, name)) {
+          issues.push({
+            ...at(node),
+            file,
+            field: '',
+            message: `secret "${name}" is not in the secrets file ${String(secretsPath)}; add a line \`${name}: <value>\` there`,
+          });
+          return;
+        }
+        node.value = all[name];
+        node.tag = undefined;
+        return;
+      }
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const original = node.value;
+      let missing: string | undefined;
+      const replaced = original.replace(envRef, (_m, name: string, fallback: string | undefined) => {
+        const v = env[name];
+        if (v !== undefined && v !== '') return v;
+        if (fallback !== undefined) return fallback;
+        missing ??= name;
+        return '';
+      });
+      if (missing) {
+        issues.push({
+          ...at(node),
+          file,
+          field: '',
+          message: `environment variable ${missing} is not set; export it, or write \${${missing}:-default}`,
+        });
+        return;
+      }
+      const whole = /^\$\{[^}]+\}$/.test(original) && node.type === 'PLAIN';
+      node.value = whole ? parse(replaced) : replaced;
+    },
+  });
+}
+
+function zodIssues(
+  error: z.ZodError,
+  prefix: (string | number)[],
+  doc: Document,
+  file: string,
+  at: At,
+): ConfigIssue[] {
+  return error.issues.map((issue) => {
+    const path = [...prefix, ...(issue.path as (string | number)[])];
+    if (issue.code === 'unrecognized_keys') {
+      const keys = issue.keys;
+      const parent = doc.getIn(path, true);
+      let keyNode: Node | undefined;
+      if (isMap(parent)) {
+        const pair = parent.items.find((p) => isScalar(p.key) && keys.includes(String(p.key.value)));
+        keyNode = pair?.key as Node | undefined;
+      }
+      const known = knownKeys(path, doc);
+      return {
+        file,
+        ...at(keyNode ?? (parent as Node)),
+        field: formatPath([...path, keys[0] ?? '']),
+        message: `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}${known}`,
+      };
+    }
+    // Point at the deepest node that exists: a missing key is reported on its parent.
+    let node: unknown;
+    for (let n = path.length; n >= 0; n--) {
+      node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+      if (node) break;
+    }
+    const got =
+      'input' in issue && issue.input !== undefined && typeof issue.input !== 'object'
+        ? ` (got ${JSON.stringify(issue.input)})`
+        : '';
+    return {
+      file,
+      ...at(node as Node),
+      field: formatPath(path),
+      message: `${describe(issue)}${got}`,
+    };
+  });
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
+    return `is required (${issue.expected})`;
+  }
+  if (issue.code === 'invalid_value' && 'values' in issue) {
+    return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  return issue.message.replace(/^Invalid input: /, '');
+}
+
+function knownKeys(path: (string | number)[], doc: Document): string {
+  // Helpful only at the top level, where a typo of a section name is the usual mistake.
+  if (path.length !== 0 || !isMap(doc.contents)) return '';
+  const shape = Object.keys(configSchema.shape).join(', ');
+  return `; accepted keys here: ${shape}`;
+}

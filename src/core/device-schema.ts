@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { idSchema } from './kinds.js';
+
+/**
+ * The fields every device entry shares. A driver extends this with its own (address, port ...)
+ * so that defaults and error messages are the same for every device type.
+ */
+export const deviceBaseSchema = z.object({
+  id: idSchema,
+  kind: z.string(),
+  name: z.string().min(1).optional(),
+  simulate: z.boolean().default(false),
+  /** Deadline of every call to the device. */
+  timeoutMs: z.number().int().min(50).max(60_000).default(2000),
+  /** How often the device's state is read; 0 turns polling off. */
+  pollSeconds: z.number().min(0).max(86_400).default(10),
+});
+
+export const hostSchema = z
+  .string()
+  .min(1)
+  .regex(/^[A-Za-z0-9.:_-]+$/, 'must be an IP address or a host name');
+
+export const portSchema = z.number().int().min(0).max(65_535);
+
+/** Fills `name` from `id` when it was left out. */
+export function withName<T extends { id: string; name?: string | undefined }>(c: T): T & { name: string } {
+  return { ...c, name: c.name ?? c.id };
+}

@@ -1,0 +1,84 @@
+import type { z } from 'zod';
+import type { Clock } from './clock.js';
+import type { CommandArgs, CommandName, Kind, StateOf } from './kinds.js';
+import type { Logger } from './log.js';
+
+/** What a device call receives: abort it when the signal fires (deadline or shutdown). */
+export interface CallContext {
+  signal: AbortSignal;
+}
+
+/** One handler per command of the kind; each resolves with the device's state afterwards. */
+export type CommandHandlers<K extends Kind> = {
+  [C in CommandName<K>]: (args: CommandArgs<K, C>, call: CallContext) => Promise<StateOf<K>>;
+};
+
+export interface EntitySpec<K extends Kind> {
+  id: string;
+  kind: K;
+  name: string;
+  /** Deadline of every call to the device for this entity, in ms. */
+  timeoutMs: number;
+  /** How often the runtime reads the device's state, in ms; 0 never. */
+  pollMs: number;
+  /** Reads the device's state; used by polling and to recover an unavailable entity. */
+  read?: (call: CallContext) => Promise<StateOf<K>>;
+}
+
+export interface EntityHandle<K extends Kind> {
+  readonly id: string;
+  /** Reports a state the device pushed or the driver learnt some other way. */
+  setState(state: StateOf<K>): void;
+  setUnavailable(reason: string): void;
+  setAvailable(): void;
+}
+
+/** One object, so the contract can grow without breaking drivers. */
+export interface DriverContext {
+  entities: {
+    add<K extends Kind>(spec: EntitySpec<K>, handlers: CommandHandlers<K>): EntityHandle<K>;
+  };
+  log: Logger;
+  clock: Clock;
+  /** Aborts when the device is stopped. */
+  signal: AbortSignal;
+}
+
+export interface Running {
+  /** Close everything and leave the device safe. */
+  stop(): Promise<void>;
+}
+
+/** Fields every device entry of the config has, whatever its driver. */
+export interface DeviceConfig {
+  id: string;
+  kind: string;
+  name: string;
+  /** Start this driver's simulator in-process and point the device at it (the demo). */
+  simulate: boolean;
+}
+
+export interface SimulatorHandle {
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export interface Simulator {
+  start(options: { host: string; port: number; log: Logger }): Promise<SimulatorHandle>;
+}
+
+/** What a driver folder exports. Adding a device type touches its folder and one registry line. */
+export interface Driver<C extends DeviceConfig = DeviceConfig> {
+  /** 'wemo' */
+  name: string;
+  /** The `kind:` strings of config entries this driver serves, e.g. ['wemo/v1']. */
+  configKinds: readonly string[];
+  /** Which list of the config holds its devices. */
+  section: 'switches';
+  /** Validates one config entry; issues point at the YAML. */
+  configSchema: z.ZodType<C>;
+  setup(ctx: DriverContext, config: C): Promise<Running>;
+  /** A real network peer speaking the device's protocol, for tests, benchmarks and the demo. */
+  simulator?: Simulator;
+}

@@ -1,0 +1,60 @@
+/**
+ * The HEARTH_ERR_* catalogue: every error a person or a client can see has a code, an HTTP
+ * status, a message that names the bad value, and a hint that says what to do next.
+ */
+export const errorCatalogue = {
+  HEARTH_ERR_CONFIG: { status: 500, hint: 'Fix the config file at the line shown, then run `hearth check`.' },
+  HEARTH_ERR_ENTITY_NOT_FOUND: { status: 404, hint: 'List entities with GET /api/v1/entities.' },
+  HEARTH_ERR_BAD_ID: { status: 400, hint: 'Ids are 1 to 64 characters of A-Z, a-z, 0-9, _ and -.' },
+  HEARTH_ERR_UNKNOWN_COMMAND: { status: 400, hint: "GET /api/v1/entities/<id> lists the entity's commands." },
+  HEARTH_ERR_BAD_ARGUMENTS: { status: 400, hint: 'Send a JSON object with the arguments the command takes.' },
+  HEARTH_ERR_BAD_REQUEST: { status: 400, hint: 'See the README for the request format.' },
+  HEARTH_ERR_METHOD_NOT_ALLOWED: {
+    status: 405,
+    hint: 'See the Allow header for the methods this path takes.',
+  },
+  HEARTH_ERR_DEVICE_TIMEOUT: {
+    status: 504,
+    hint: 'Check that the device is powered and on the network; hearth retries by itself.',
+  },
+  HEARTH_ERR_DEVICE_FAILED: {
+    status: 502,
+    hint: 'Check the device address and port in the config; hearth retries by itself.',
+  },
+  HEARTH_ERR_NOT_READY: { status: 503, hint: 'hearth is starting or stopping; try again in a moment.' },
+  HEARTH_ERR_STORE: {
+    status: 500,
+    hint: 'Check that the data directory is writable and the disk is not full.',
+  },
+} as const satisfies Record<string, { status: number; hint: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export class HearthError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly hint: string;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; hint?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HearthError';
+    this.code = code;
+    this.status = errorCatalogue[code].status;
+    this.hint = options?.hint ?? errorCatalogue[code].hint;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; hint: string } {
+    return { code: this.code, message: this.message, hint: this.hint };
+  }
+}
+
+/** A one-line, human-readable reason for any thrown value. */
+export function reasonOf(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const text = err.message || err.name;
+    const line = code && !text.includes(code) ? `${code}: ${text}` : text;
+    return line.replace(/\s*\n\s*/g, ' ');
+  }
+  return String(err).replace(/\s*\n\s*/g, ' ');
+}

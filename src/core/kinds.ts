@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+/**
+ * The closed catalogue of entity kinds: one entry per kind, the single source of truth for
+ * the shape of its state and the commands it takes with their arguments. The HTTP API, the
+ * dashboard, MQTT discovery and automations are derived from it and never know drivers.
+ */
+const noArgs = z.object({}).strict();
+const onOff = z.enum(['on', 'off']);
+
+export const kinds = {
+  /** A relay or plug: a lamp, a fan. */
+  switch: {
+    description: 'An on/off relay or plug',
+    state: onOff,
+    commands: { on: noArgs, off: noArgs, toggle: noArgs },
+  },
+  /**
+   * A wall button or any client that reports a state: hearth holds the state itself, durably,
+   * so other devices can read it back.
+   */
+  button: {
+    description: 'A button whose state hearth keeps',
+    state: onOff,
+    commands: { on: noArgs, off: noArgs },
+  },
+} as const;
+
+export type Kind = keyof typeof kinds;
+export type KindSpec = (typeof kinds)[Kind];
+export type StateOf<K extends Kind> = z.infer<(typeof kinds)[K]['state']>;
+export type CommandName<K extends Kind> = keyof (typeof kinds)[K]['commands'] & string;
+export type CommandArgs<K extends Kind, C extends CommandName<K>> = z.infer<
+  (typeof kinds)[K]['commands'][C] & z.ZodType
+>;
+
+export function isKind(value: string): value is Kind {
+  return Object.hasOwn(kinds, value);
+}
+
+export function commandNames(kind: Kind): string[] {
+  return Object.keys(kinds[kind].commands);
+}
+
+/** The argument schema of a command, or undefined if the kind has no such command. */
+export function commandSchema(kind: Kind, command: string): z.ZodType | undefined {
+  const commands = kinds[kind].commands as Record<string, z.ZodType>;
+  return Object.hasOwn(commands, command) ? commands[command] : undefined;
+}
+
+/** Ids of entities, buttons and devices: safe in URLs, MQTT topics and metric labels. */
+export const idPattern = /^[A-Za-z0-9_-]{1,64}$/;
+export const idSchema = z.string().regex(idPattern, 'must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -');

@@ -1,0 +1,412 @@
+import type { Bus } from './bus.js';
+import type { Clock, Timer } from './clock.js';
+import { clocktime } from './clock.js';
+import { withDeadline } from './deadline.js';
+import type {
+  CallContext,
+  DeviceConfig,
+  Driver,
+  DriverContext,
+  EntitySpec,
+  SimulatorHandle,
+} from './driver.js';
+import { HearthError, reasonOf } from './errors.js';
+import { commandNames, commandSchema, idPattern, type Kind } from './kinds.js';
+import type { Logger } from './log.js';
+import { Supervisor } from './supervisor.js';
+
+/** What the store must offer the runtime: hearth-owned state, durable on resolve. */
+export interface RuntimeStore {
+  states: {
+    put(s: { id: string; kind: string; state: unknown; updatedAt: number }): Promise<void>;
+    list(kind?: string): Promise<Array<{ id: string; kind: string; state: unknown; updatedAt: number }>>;
+  };
+}
+
+export interface RuntimeOptions {
+  timezone: string;
+  devices: ReadonlyArray<{ driver: Driver; config: DeviceConfig & Record<string, unknown> }>;
+  buttons: ReadonlyArray<{ id: string; name: string }>;
+  store: RuntimeStore;
+  bus: Bus;
+  clock: Clock;
+  log: Logger;
+}
+
+/** An entity as every transport shows it. */
+export interface EntityView {
+  id: string;
+  kind: Kind;
+  name: string;
+  /** The driver that runs it, or `hearth` for state hearth keeps itself (buttons). */
+  driver: string;
+  /** The last known state; null until the device has been read. */
+  state: unknown;
+  available: boolean;
+  /** Why it is unavailable; null when available. */
+  reason: string | null;
+  /** ISO time of the last state report; null if none yet. */
+  updatedAt: string | null;
+  commands: string[];
+}
+
+type Handler = (args: unknown, call: CallContext) => Promise<unknown>;
+
+interface EntityRecord {
+  id: string;
+  kind: Kind;
+  name: string;
+  driver: string;
+  state: unknown;
+  available: boolean;
+  reason: string | null;
+  updatedAt: number | null;
+  timeoutMs: number;
+  pollMs: number;
+  read: ((call: CallContext) => Promise<unknown>) | undefined;
+  handlers: Record<string, Handler>;
+  /** Commands and reads of one entity run one at a time, so a toggle's get-then-set is not interleaved. */
+  tail: Promise<unknown>;
+  pollTimer: Timer | undefined;
+}
+
+const BUTTON_DRIVER = 'hearth';
+
+/**
+ * The runtime API, with no transport: list entities, read state, send a command, subscribe to
+ * changes. The HTTP server, the CLI and tests all go through it.
+ */
+export class Runtime {
+  readonly #opts: RuntimeOptions;
+  readonly #entities = new Map<string, EntityRecord>();
+  readonly #supervisor: Supervisor;
+  readonly #stopping = new AbortController();
+  readonly #simulators: SimulatorHandle[] = [];
+  #ready = false;
+
+  constructor(opts: RuntimeOptions) {
+    this.#opts = opts;
+    this.#supervisor = new Supervisor({ log: opts.log, clock: opts.clock });
+  }
+
+  /** True once buttons are loaded and every device has had its first start attempt. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get timezone(): string {
+    return this.#opts.timezone;
+  }
+
+  async start(): Promise<void> {
+    const { store, buttons } = this.#opts;
+    const stored = await store.states.list('button');
+    for (const b of buttons) this.#addButton(b.id, b.name);
+    for (const s of stored) {
+      const e = this.#entities.get(s.id) ?? this.#addButton(s.id, s.id);
+      if (e.kind !== 'button') continue;
+      e.state = s.state;
+      e.updatedAt = s.updatedAt;
+    }
+    await Promise.all(this.#opts.devices.map((d) => this.#startDevice(d.driver, d.config)));
+    this.#ready = true;
+  }
+
+  async stop(): Promise<void> {
+    this.#ready = false;
+    this.#stopping.abort(new HearthError('HEARTH_ERR_NOT_READY', 'hearth is stopping'));
+    for (const e of this.#entities.values()) if (e.pollTimer) this.#opts.clock.clearTimeout(e.pollTimer);
+    await this.#supervisor.stop();
+    await Promise.all(this.#simulators.map((s) => s.close()));
+  }
+
+  list(): EntityView[] {
+    return [...this.#entities.values()].map(view);
+  }
+
+  get(id: string): EntityView | undefined {
+    const e = this.#entities.get(id);
+    return e ? view(e) : undefined;
+  }
+
+  /** The current wall-clock time in the configured zone, `HHMM`. */
+  clocktime(): string {
+    return clocktime(this.#opts.clock.now(), this.#opts.timezone);
+  }
+
+  /**
+   * Sends a command to an entity and resolves with its view afterwards. Throws HearthError:
+   * not found, unknown command, bad arguments, device timeout or device failure.
+   */
+  async command(id: string, name: string, args: unknown = {}): Promise<EntityView> {
+    const e = this.#entities.get(id);
+    if (!e) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
+    const schema = commandSchema(e.kind, name);
+    if (!schema) {
+      throw new HearthError(
+        'HEARTH_ERR_UNKNOWN_COMMAND',
+        `${e.kind} "${id}" has no command "${name}"; it takes ${commandNames(e.kind).join(', ')}`,
+      );
+    }
+    const parsed = schema.safeParse(args ?? {});
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((i) => i.message).join('; ');
+      throw new HearthError('HEARTH_ERR_BAD_ARGUMENTS', `bad arguments for ${id}.${name}: ${detail}`);
+    }
+    if (e.driver === BUTTON_DRIVER) return this.setButton(id, name as 'on' | 'off');
+    const handler = e.handlers[name];
+    if (!handler) {
+      throw new HearthError(
+        'HEARTH_ERR_UNKNOWN_COMMAND',
+        `driver ${e.driver} does not implement ${id}.${name}`,
+      );
+    }
+    await this.#serial(e, () => this.#call(e, name, (signal) => handler(parsed.data, { signal })));
+    return view(e);
+  }
+
+  /**
+   * Records a button's state durably, creating the button on first use; resolves only after
+   * the write is committed, so an acknowledged press survives a crash or a power cut.
+   */
+  async setButton(id: string, state: 'on' | 'off'): Promise<EntityView> {
+    if (!idPattern.test(id)) {
+      throw new HearthError('HEARTH_ERR_BAD_ID', `bad button id ${JSON.stringify(id.slice(0, 80))}`);
+    }
+    let e = this.#entities.get(id);
+    if (!e) e = this.#addButton(id, id);
+    else if (e.driver !== BUTTON_DRIVER) {
+      throw new HearthError('HEARTH_ERR_BAD_ID', `"${id}" is a ${e.kind}, not a button`);
+    }
+    const record = e;
+    await this.#serial(record, async () => {
+      const at = this.#opts.clock.now();
+      try {
+        await this.#opts.store.states.put({ id, kind: 'button', state, updatedAt: at });
+      } catch (err) {
+        throw new HearthError('HEARTH_ERR_STORE', `could not record button ${id}: ${reasonOf(err)}`, {
+          cause: err,
+        });
+      }
+      // A press of the same state again is still a press: always announce it.
+      this.#applyState(record, state, at, true);
+    });
+    return view(record);
+  }
+
+  /** Calls `listener` on every state change; returns the unsubscribe function. */
+  subscribe(listener: (e: EntityView) => void, owner?: string): () => void {
+    const forward = (p: { id: string }) => {
+      const e = this.#entities.get(p.id);
+      if (e) listener(view(e));
+    };
+    const offState = this.#opts.bus.on('entity.state', forward, owner);
+    const offAvail = this.#opts.bus.on('entity.availability', forward, owner);
+    return () => {
+      offState();
+      offAvail();
+    };
+  }
+
+  #addButton(id: string, name: string): EntityRecord {
+    const e = this.#register({ id, kind: 'button', name, timeoutMs: 0, pollMs: 0 }, {}, BUTTON_DRIVER);
+    return e;
+  }
+
+  #register(spec: EntitySpec<Kind>, handlers: Record<string, Handler>, driver: string): EntityRecord {
+    const existing = this.#entities.get(spec.id);
+    if (existing && existing.driver !== driver) {
+      throw new HearthError(
+        'HEARTH_ERR_CONFIG',
+        `entity id "${spec.id}" is used by ${existing.driver} and ${driver}`,
+      );
+    }
+    const e: EntityRecord = existing ?? {
+      id: spec.id,
+      kind: spec.kind,
+      name: spec.name,
+      driver,
+      state: null,
+      available: true,
+      reason: null,
+      updatedAt: null,
+      timeoutMs: spec.timeoutMs,
+      pollMs: spec.pollMs,
+      read: undefined,
+      handlers: {},
+      tail: Promise.resolve(),
+      pollTimer: undefined,
+    };
+    // A restarted driver registers again: keep the state, take the new handlers.
+    e.name = spec.name;
+    e.timeoutMs = spec.timeoutMs;
+    e.pollMs = spec.pollMs;
+    e.read = spec.read as EntityRecord['read'];
+    e.handlers = handlers;
+    this.#entities.set(e.id, e);
+    return e;
+  }
+
+  async #startDevice(driver: Driver, config: DeviceConfig & Record<string, unknown>): Promise<void> {
+    const name = `${driver.name} ${config.id}`;
+    const log = this.#opts.log.child({ driver: driver.name, device: config.id });
+    let effective = config;
+    if (config.simulate) {
+      if (!driver.simulator)
+        throw new HearthError('HEARTH_ERR_CONFIG', `driver ${driver.name} has no simulator`);
+      const sim = await driver.simulator.start({
+        host: '127.0.0.1',
+        port: typeof config.port === 'number' ? config.port : 0,
+        log,
+      });
+      this.#simulators.push(sim);
+      effective = { ...config, address: sim.host, port: sim.port };
+      log.info({ address: `${sim.host}:${sim.port}` }, 'simulated device started');
+    }
+    const owned: EntityRecord[] = [];
+    await this.#supervisor.add({
+      name,
+      start: async (signal) => {
+        const ctx: DriverContext = {
+          entities: {
+            add: (spec, handlers) => {
+              const e = this.#register(
+                spec as EntitySpec<Kind>,
+                handlers as Record<string, Handler>,
+                driver.name,
+              );
+              if (!owned.includes(e)) owned.push(e);
+              this.#schedulePoll(e, 0);
+              return {
+                id: e.id,
+                setState: (s) => this.#applyState(e, s, this.#opts.clock.now()),
+                setUnavailable: (reason) => this.#markUnavailable(e, reason),
+                setAvailable: () => this.#markAvailable(e),
+              };
+            },
+          },
+          log,
+          clock: this.#opts.clock,
+          signal,
+        };
+        const running = await driver.setup(ctx, effective);
+        return () => running.stop();
+      },
+      onFailure: (reason) => {
+        for (const e of owned) this.#markUnavailable(e, `driver failed to start: ${reason}`);
+      },
+    });
+  }
+
+  #schedulePoll(e: EntityRecord, delayMs: number): void {
+    if (!e.read || e.pollMs <= 0 || this.#stopping.signal.aborted) return;
+    if (e.pollTimer) this.#opts.clock.clearTimeout(e.pollTimer);
+    e.pollTimer = this.#opts.clock.setTimeout(() => {
+      e.pollTimer = undefined;
+      const read = e.read;
+      if (!read) return;
+      this.#serial(e, () => this.#call(e, 'read', (signal) => read({ signal })))
+        .catch(() => {
+          // Already recorded as unavailable by #call; the next poll retries.
+        })
+        .finally(() => this.#schedulePoll(e, e.pollMs));
+    }, delayMs);
+    e.pollTimer.unref?.();
+  }
+
+  #serial<T>(e: EntityRecord, fn: () => Promise<T>): Promise<T> {
+    const run = e.tail.then(fn, fn);
+    e.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #call(e: EntityRecord, op: string, fn: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+    if (this.#stopping.signal.aborted) throw new HearthError('HEARTH_ERR_NOT_READY', 'hearth is stopping');
+    const started = performance.now();
+    const what = `${e.driver} device for "${e.id}"`;
+    try {
+      const state = await withDeadline(fn, e.timeoutMs, what, this.#stopping.signal);
+      this.#opts.bus.emit('device.call', {
+        driver: e.driver,
+        entity: e.id,
+        op,
+        durationMs: performance.now() - started,
+        outcome: 'ok',
+      });
+      this.#markAvailable(e);
+      this.#applyState(e, state, this.#opts.clock.now());
+    } catch (err) {
+      const timeout = err instanceof HearthError && err.code === 'HEARTH_ERR_DEVICE_TIMEOUT';
+      this.#opts.bus.emit('device.call', {
+        driver: e.driver,
+        entity: e.id,
+        op,
+        durationMs: performance.now() - started,
+        outcome: timeout ? 'timeout' : 'error',
+      });
+      if (err instanceof HearthError && err.code === 'HEARTH_ERR_NOT_READY') throw err;
+      const reason = reasonOf(err);
+      this.#markUnavailable(e, reason);
+      if (timeout) throw err;
+      throw new HearthError('HEARTH_ERR_DEVICE_FAILED', `${what} failed: ${reason}`, { cause: err });
+    }
+  }
+
+  #applyState(e: EntityRecord, state: unknown, at: number, always = false): void {
+    const previous = e.state;
+    e.state = state;
+    e.updatedAt = at;
+    if (always || !sameState(previous, state)) {
+      this.#opts.bus.emit('entity.state', { id: e.id, kind: e.kind, state, previous, at });
+    }
+  }
+
+  #markUnavailable(e: EntityRecord, reason: string): void {
+    const was = e.available;
+    e.available = false;
+    e.reason = reason;
+    if (!was) return;
+    // Logged once per outage, not once per poll.
+    this.#opts.log.warn({ entity: e.id, driver: e.driver, reason }, 'entity unavailable');
+    this.#opts.bus.emit('entity.availability', {
+      id: e.id,
+      kind: e.kind,
+      available: false,
+      reason,
+      at: this.#opts.clock.now(),
+    });
+  }
+
+  #markAvailable(e: EntityRecord): void {
+    if (e.available) return;
+    e.available = true;
+    e.reason = null;
+    this.#opts.log.info({ entity: e.id, driver: e.driver }, 'entity available again');
+    this.#opts.bus.emit('entity.availability', {
+      id: e.id,
+      kind: e.kind,
+      available: true,
+      reason: null,
+      at: this.#opts.clock.now(),
+    });
+  }
+}
+
+function sameState(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  return typeof a === 'object' && typeof b === 'object' && JSON.stringify(a) === JSON.stringify(b);
+}
+
+function view(e: EntityRecord): EntityView {
+  return {
+    id: e.id,
+    kind: e.kind,
+    name: e.name,
+    driver: e.driver,
+    state: e.state,
+    available: e.available,
+    reason: e.reason,
+    updatedAt: e.updatedAt === null ? null : new Date(e.updatedAt).toISOString(),
+    commands: commandNames(e.kind),
+  };
+}

@@ -1,0 +1,6 @@
+import type { Driver } from '../core/driver.js';
+import { kasaDriver } from './kasa/index.js';
+import { wemoDriver } from './wemo/index.js';
+
+/** Every driver hearth ships. Adding a device type adds its folder and one line here. */
+export const drivers: readonly Driver[] = [wemoDriver as unknown as Driver, kasaDriver as unknown as Driver];

@@ -1,0 +1,51 @@
+import type { FastifyInstance } from 'fastify';
+import { HearthError } from '../core/errors.js';
+import type { Runtime } from '../core/runtime.js';
+
+/** The JSON API: entities, commands and a stream of changes. Errors are `{ error: {code, message, hint} }`. */
+export function registerApiV1(app: FastifyInstance, runtime: Runtime): void {
+  app.get('/api/v1/entities', async () => ({ entities: runtime.list() }));
+
+  app.get('/api/v1/entities/:id', async (req) => {
+    const { id } = req.params as { id: string };
+    const entity = runtime.get(id);
+    if (!entity) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
+    return { entity };
+  });
+
+  app.post('/api/v1/entities/:id/commands/:name', async (req) => {
+    const { id, name } = req.params as { id: string; name: string };
+    const body = req.body;
+    if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
+      throw new HearthError(
+        'HEARTH_ERR_BAD_ARGUMENTS',
+        'the body must be a JSON object of arguments, or empty',
+      );
+    }
+    return { entity: await runtime.command(id, name, body ?? {}) };
+  });
+
+  app.get('/api/v1/events', (req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 2000\n\n');
+    let seq = 0;
+    const unsubscribe = runtime.subscribe((entity) => {
+      seq++;
+      res.write(`id: ${seq}\nevent: state\ndata: ${JSON.stringify(entity)}\n\n`);
+    });
+    // A comment now and then keeps proxies and idle-timeouts from closing the stream.
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    keepAlive.unref();
+    req.raw.on('close', () => {
+      clearInterval(keepAlive);
+      unsubscribe();
+    });
+  });
+}

@@ -1,0 +1,96 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { errorCatalogue, HearthError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { Runtime } from '../core/runtime.js';
+import { registerApiV0 } from './api-v0.js';
+import { registerApiV1 } from './api-v1.js';
+import type { Metrics } from './metrics.js';
+
+export interface ServerOptions {
+  runtime: Runtime;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * The HTTP server: a thin adapter over the runtime API. Quiet: no log line per request, so
+ * an SD card is not written to death; failures are counted in /metrics instead.
+ */
+export function buildServer({ runtime, metrics, log }: ServerOptions): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    routerOptions: { ignoreTrailingSlash: true },
+    bodyLimit: 64 * 1024,
+    forceCloseConnections: true,
+  });
+
+  // Old devices POST with whatever content type their HTTP library picks, or none: accept any
+  // body (the v0 API reads none) rather than refuse with 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new HearthError('HEARTH_ERR_BAD_REQUEST', 'the body is not valid JSON'), undefined);
+    }
+  });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, _body, done) => done(null, undefined));
+
+  // Until drivers are up an entity could look unknown; say "starting" instead of a false 404.
+  app.addHook('onRequest', async (req, reply) => {
+    if (runtime.ready || !req.url.startsWith('/api/')) return;
+    if (req.url.startsWith('/api/v0/')) {
+      return reply.code(503).type('text/plain; charset=utf-8').send('hearth is starting\n');
+    }
+    throw new HearthError('HEARTH_ERR_NOT_READY', 'hearth is starting');
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ method: req.method, route, status: reply.statusCode });
+    metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const hearth = err instanceof HearthError ? err : undefined;
+    const status = hearth?.status ?? (err as { statusCode?: number }).statusCode ?? 500;
+    if (status >= 500 && !hearth) log.error({ err, url: req.url }, 'request failed');
+    const body = hearth
+      ? hearth.toJSON()
+      : {
+          code: status === 400 || status === 413 ? 'HEARTH_ERR_BAD_REQUEST' : 'HEARTH_ERR_INTERNAL',
+          message: err instanceof Error ? err.message : String(err),
+          hint: errorCatalogue.HEARTH_ERR_BAD_REQUEST.hint,
+        };
+    void reply.code(status).send({ error: body });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    if (req.url.startsWith('/api/v0/')) {
+      return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
+    }
+    return reply.code(404).send({
+      error: {
+        code: 'HEARTH_ERR_NOT_FOUND',
+        message: `no route ${req.method} ${req.url.split('?')[0]}`,
+        hint: 'See the README for the API.',
+      },
+    });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    if (runtime.ready) return { status: 'ready' };
+    return reply.code(503).send({ status: 'starting' });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    const body = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(body);
+  });
+
+  registerApiV0(app, runtime);
+  registerApiV1(app, runtime);
+  return app;
+}
