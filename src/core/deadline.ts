@@ -10,6 +10,8 @@ export async function withDeadline<T>(
   ms: number,
   what: string,
   parent?: AbortSignal,
+  /** The whole deadline, for the message, when `ms` is what is left of it. */
+  totalMs = ms,
 ): Promise<T> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
@@ -17,7 +19,7 @@ export async function withDeadline<T>(
   parent?.addEventListener('abort', onParentAbort, { once: true });
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const err = new HearthError('HEARTH_ERR_DEVICE_TIMEOUT', `${what} did not answer within ${ms} ms`);
+      const err = new HearthError('HEARTH_ERR_DEVICE_TIMEOUT', `${what} did not answer within ${totalMs} ms`);
       controller.abort(err);
       reject(err);
     }, ms);

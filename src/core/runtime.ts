@@ -161,7 +161,9 @@ export class Runtime {
         `driver ${e.driver} does not implement ${id}.${name}`,
       );
     }
-    await this.#serial(e, () => this.#call(e, name, (signal) => handler(parsed.data, { signal })));
+    // The deadline runs from now, so a command queued behind a slow call still answers in time.
+    const deadline = performance.now() + e.timeoutMs;
+    await this.#serial(e, () => this.#call(e, name, (signal) => handler(parsed.data, { signal }), deadline));
     return view(e);
   }
 
@@ -305,7 +307,7 @@ export class Runtime {
       e.pollTimer = undefined;
       const read = e.read;
       if (!read) return;
-      this.#serial(e, () => this.#call(e, 'read', (signal) => read({ signal })))
+      this.#serial(e, () => this.#call(e, 'read', (signal) => read({ signal }), performance.now() + e.timeoutMs))
         .catch(() => {
           // Already recorded as unavailable by #call; the next poll retries.
         })
@@ -320,12 +322,25 @@ export class Runtime {
     return run;
   }
 
-  async #call(e: EntityRecord, op: string, fn: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+  async #call(
+    e: EntityRecord,
+    op: string,
+    fn: (signal: AbortSignal) => Promise<unknown>,
+    deadline: number,
+  ): Promise<void> {
     if (this.#stopping.signal.aborted) throw new HearthError('HEARTH_ERR_NOT_READY', 'hearth is stopping');
     const started = performance.now();
     const what = `${e.driver} device for "${e.id}"`;
     try {
-      const state = await withDeadline(fn, e.timeoutMs, what, this.#stopping.signal);
+      const remaining = Math.round(deadline - started);
+      if (remaining <= 0) {
+        // Never send a command late: the person has already been told it failed.
+        throw new HearthError(
+          'HEARTH_ERR_DEVICE_TIMEOUT',
+          `${what} did not answer within ${e.timeoutMs} ms (earlier calls to it were still waiting)`,
+        );
+      }
+      const state = await withDeadline(fn, remaining, what, this.#stopping.signal, e.timeoutMs);
       this.#opts.bus.emit('device.call', {
         driver: e.driver,
         entity: e.id,

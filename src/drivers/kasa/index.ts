@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { deviceBaseSchema, hostSchema, portSchema, withName } from '../../core/device-schema.js';
 import type { CallContext, Driver, DriverContext, Running } from '../../core/driver.js';
-import { HearthError, reasonOf } from '../../core/errors.js';
 import { KasaClient } from './client.js';
 import { simulator } from './simulator.js';
 
@@ -36,20 +35,10 @@ export const kasaDriver: Driver<KasaConfig> = {
     // runtime marks unavailable until a read succeeds.
     const client = new KasaClient({ host: config.address, port: config.port });
 
-    /** Runs one device call, aborted by the call's deadline or by the driver stopping. */
-    const call = async <T>({ signal }: CallContext, fn: (signal: AbortSignal) => Promise<T>): Promise<T> => {
-      const both = AbortSignal.any([signal, ctx.signal]);
-      try {
-        return await fn(both);
-      } catch (err) {
-        if (signal.aborted) throw new HearthError('HEARTH_ERR_DEVICE_TIMEOUT', reasonOf(err), { cause: err });
-        if (ctx.signal.aborted) throw new HearthError('HEARTH_ERR_NOT_READY', reasonOf(err), { cause: err });
-        throw new HearthError('HEARTH_ERR_DEVICE_FAILED', reasonOf(err), { cause: err });
-      }
-    };
+    // Deadlines and shutdown reach each call through its signal: the runtime aborts it.
     const toState = (on: boolean): OnOff => (on ? 'on' : 'off');
-    const set = (on: boolean, c: CallContext): Promise<OnOff> =>
-      call(c, async (signal) => toState(await client.setState(on, signal)));
+    const set = (on: boolean, { signal }: CallContext): Promise<OnOff> =>
+      client.setState(on, signal).then(toState);
 
     ctx.entities.add(
       {
@@ -58,20 +47,19 @@ export const kasaDriver: Driver<KasaConfig> = {
         name: config.name,
         timeoutMs: config.timeoutMs,
         pollMs: config.pollSeconds * 1000,
-        read: (c) => call(c, async (signal) => toState(await client.getState(signal))),
+        read: ({ signal }) => client.getState(signal).then(toState),
       },
       {
         on: (_args, c) => set(true, c),
         off: (_args, c) => set(false, c),
         // Read, then set the opposite: homeslice's toggle always sent "on".
-        toggle: (_args, c) =>
-          call(c, async (signal) => toState(await client.setState(!(await client.getState(signal)), signal))),
+        toggle: async (_args, { signal }) =>
+          toState(await client.setState(!(await client.getState(signal)), signal)),
       },
     );
     ctx.log.debug({ id: config.id, address: config.address, port: config.port }, 'kasa device added');
 
-    // Nothing is held open between calls, so there is nothing to close; in-flight calls end
-    // through ctx.signal.
+    // Nothing is held open between calls, so there is nothing to close.
     return { stop: async () => {} };
   },
 };

@@ -1,0 +1,127 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The hearth checkout: the CLI is run from here, as `node --import tsx src/cli/main.ts`. */
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  /** Added to the environment; HEARTH_CONFIG and HEARTH_LOG_LEVEL of the test run are removed first. */
+  env?: Record<string, string>;
+  /** The process is killed after this long; default 30 s (tsx compiles on two slow cores). */
+  timeoutMs?: number;
+}
+
+function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.HEARTH_CONFIG;
+  delete env.HEARTH_LOG_LEVEL;
+  return { ...env, ...extra };
+}
+
+function spawnCli(args: readonly string[], env: Record<string, string> | undefined): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: repoRoot,
+    env: childEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs the real CLI to the end and collects its output. */
+export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
+  const child = spawnCli(args, opts.env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
+  return new Promise<CliResult>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`hearth ${args.join(' ')} did not exit within ${opts.timeoutMs ?? 30_000} ms`));
+    }, opts.timeoutMs ?? 30_000);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** A CLI process that keeps running (`hearth sim ...`). */
+export interface RunningCli {
+  readonly child: ChildProcess;
+  /** Output so far. */
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  /** Resolves with the first match of `pattern` in stdout; rejects on exit or after `timeoutMs`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Sends `signal` (SIGTERM by default) and resolves with how the process ended. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function startCli(args: readonly string[], opts: Pick<CliOptions, 'env'> = {}): RunningCli {
+  const child = spawnCli(args, opts.env);
+  let out = '';
+  let err = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+    child.emit('hearth:stdout');
+  });
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+  });
+
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    waitFor(pattern, timeoutMs = 30_000) {
+      return new Promise<RegExpMatchArray>((resolve, reject) => {
+        const check = (): boolean => {
+          const m = out.match(pattern);
+          if (!m) return false;
+          cleanup();
+          resolve(m);
+          return true;
+        };
+        const onExit = (): void => {
+          if (check()) return;
+          cleanup();
+          reject(new Error(`hearth ${args.join(' ')} exited before printing ${pattern}; stderr: ${err}`));
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`hearth ${args.join(' ')} printed no ${pattern} in ${timeoutMs} ms; stderr: ${err}`));
+        }, timeoutMs);
+        const cleanup = (): void => {
+          clearTimeout(timer);
+          child.off('hearth:stdout', check);
+          child.off('close', onExit);
+        };
+        if (check()) return;
+        child.on('hearth:stdout', check);
+        child.once('close', onExit);
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
