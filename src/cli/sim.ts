@@ -9,7 +9,9 @@ export function registerSim(program: Command): void {
     .description(`run a simulated device that speaks the real protocol (${names.join(', ')})`)
     .argument('<device>', `one of: ${names.join(', ')}`)
     .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .option('-p, --port <n>', 'port to listen on (0: any free port)', (v) => Number.parseInt(v, 10))
+    .option('-p, --port <n>', "port to listen on (default: the real device's; 0: any free port)", (v) =>
+      Number.parseInt(v, 10),
+    )
     .action(async (device: string, opts: { host: string; port?: number }) => {
       const driver = drivers.find((d) => d.name === device);
       if (!driver?.simulator) {
@@ -18,7 +20,7 @@ export function registerSim(program: Command): void {
         return;
       }
       const log = createLogger(process.env.HEARTH_LOG_LEVEL ?? 'warn');
-      const sim = await driver.simulator.start({ host: opts.host, port: opts.port ?? 0, log });
+      const sim = await driver.simulator.start({ host: opts.host, port: opts.port ?? driver.simulator.defaultPort, log });
       console.log(`${device} simulator listening on ${sim.host}:${sim.port}`);
       const stop = () => {
         void sim.close().then(() => process.exit(0));

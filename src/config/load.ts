@@ -87,8 +87,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
 
   const raw: unknown = doc.toJS() ?? {};
   const top = configSchema.safeParse(raw, { reportInput: true });
-  if (!top.success) throw new ConfigError(zodIssues(top.error, [], doc, file, at));
-  const cfg = top.data;
+  if (!top.success) issues.push(...zodIssues(top.error, [], doc, file, at));
 
   const byKind = new Map<string, Driver>();
   for (const d of options.drivers) for (const k of d.configKinds) byKind.set(k, d);
@@ -107,19 +106,36 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
     } else seen.set(id, formatPath(where));
   };
 
-  cfg.switches.forEach((entry, i) => {
+  // Device entries are checked even when the top level has problems, so one run shows them all.
+  const switches = (raw as { switches?: unknown }).switches;
+  (Array.isArray(switches) ? switches : []).forEach((entry: unknown, i) => {
     const where = ['switches', i];
-    const driver = byKind.get(entry.kind);
-    if (driver?.section !== 'switches') {
+    const node = doc.getIn(where, true) as Node;
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+      issues.push({
+        ...at(node),
+        file,
+        field: formatPath(where),
+        message: 'must be a mapping with id, kind, address',
+      });
+      return;
+    }
+    const kind = (entry as { kind?: unknown }).kind;
+    const driver = typeof kind === 'string' ? byKind.get(kind) : undefined;
+    if (!driver || driver.section !== 'switches') {
       const accepted = options.drivers
         .filter((d) => d.section === 'switches')
         .flatMap((d) => d.configKinds)
         .join(', ');
+      const kindNode = doc.getIn([...where, 'kind'], true) as Node | undefined;
       issues.push({
-        ...at(doc.getIn([...where, 'kind'], true) as Node),
+        ...at(kindNode ?? node),
         file,
         field: formatPath([...where, 'kind']),
-        message: `unknown switch kind "${entry.kind}"; accepted: ${accepted}`,
+        message:
+          kind === undefined
+            ? `is required; accepted: ${accepted}`
+            : `unknown switch kind ${JSON.stringify(kind)}; accepted: ${accepted}`,
       });
       return;
     }
@@ -131,6 +147,8 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
     claim(parsed.data.id, where);
     devices.push({ driver, config: parsed.data as DeviceConfig & Record<string, unknown> });
   });
+  if (!top.success) throw new ConfigError(issues);
+  const cfg = top.data;
   cfg.buttons.forEach((b, i) => {
     claim(b.id, ['buttons', i]);
   });

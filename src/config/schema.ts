@@ -38,7 +38,8 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    switches: z.array(z.looseObject({ id: idSchema, kind: z.string() })).default([]),
+    /** Each entry is checked by the driver its `kind` names (see load.ts). */
+    switches: z.array(z.unknown()).default([]),
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
   })
   .strict();

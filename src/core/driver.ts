@@ -65,6 +65,8 @@ export interface SimulatorHandle {
 }
 
 export interface Simulator {
+  /** The port the real device listens on; `hearth sim` uses it when no --port is given. */
+  defaultPort: number;
   start(options: { host: string; port: number; log: Logger }): Promise<SimulatorHandle>;
 }
 

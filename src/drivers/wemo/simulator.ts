@@ -241,5 +241,6 @@ export async function startWemoSimulator(opts: WemoSimulatorOptions = {}): Promi
 
 /** The simulator as the runtime and `hearth sim wemo` start it. */
 export const simulator: Simulator = {
+  defaultPort: 49153,
   start: ({ host, port, log }) => startWemoSimulator({ host, port, log }),
 };
