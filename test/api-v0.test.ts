@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKasaSimulator } from '../src/drivers/kasa/simulator.js';
 import type { KasaSimulator } from '../src/drivers/kasa/simulator.js';
+import { startKasaSimulator } from '../src/drivers/kasa/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { http, post, startTestHearth, type TestHearth } from './support/hearth.js';
 

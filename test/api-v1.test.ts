@@ -92,7 +92,10 @@ buttons:
     expect(entity).toMatchObject({ id: 'lamp', state: 'on', available: true });
     expect(Date.parse(entity.updatedAt)).toBeGreaterThan(Date.now() - 5000);
     expect(lamp.on).toBe(true);
-    const withBody = await post(`${h.url}/api/v1/entities/lamp/commands/toggle`, { body: '{}', headers: json });
+    const withBody = await post(`${h.url}/api/v1/entities/lamp/commands/toggle`, {
+      body: '{}',
+      headers: json,
+    });
     expect(JSON.parse(withBody.body).entity.state).toBe('off');
     const button = await post(`${h.url}/api/v1/entities/bedside/commands/on`);
     expect(JSON.parse(button.body).entity).toMatchObject({ kind: 'button', state: 'on' });
@@ -110,8 +113,18 @@ buttons:
         400,
         'HEARTH_ERR_BAD_ARGUMENTS',
       ],
-      ['/api/v1/entities/lamp/commands/on', { method: 'POST', body: '{nope', headers: json }, 400, 'HEARTH_ERR_BAD_REQUEST'],
-      ['/api/v1/entities/lamp/commands/on', { method: 'POST', body: '[1]', headers: json }, 400, 'HEARTH_ERR_BAD_ARGUMENTS'],
+      [
+        '/api/v1/entities/lamp/commands/on',
+        { method: 'POST', body: '{nope', headers: json },
+        400,
+        'HEARTH_ERR_BAD_REQUEST',
+      ],
+      [
+        '/api/v1/entities/lamp/commands/on',
+        { method: 'POST', body: '[1]', headers: json },
+        400,
+        'HEARTH_ERR_BAD_ARGUMENTS',
+      ],
       ['/api/v1/nothing', {}, 404, 'HEARTH_ERR_NOT_FOUND'],
     ];
     for (const [path, init, status, code] of cases) {
@@ -144,8 +157,12 @@ buttons:
     const m = await http(`${h.url}/metrics`);
     expect(m.type).toContain('text/plain');
     expect(m.body).toContain('hearth_ready 1');
-    expect(m.body).toMatch(/hearth_http_requests_total\{method="POST",route="\/api\/v0\/switches\/:id\/:op",status="200"\} \d+/);
-    expect(m.body).toMatch(/hearth_device_call_duration_seconds_count\{driver="wemo",entity="lamp",op="on",outcome="ok"\} \d+/);
+    expect(m.body).toMatch(
+      /hearth_http_requests_total\{method="POST",route="\/api\/v0\/switches\/:id\/:op",status="200"\} \d+/,
+    );
+    expect(m.body).toMatch(
+      /hearth_device_call_duration_seconds_count\{driver="wemo",entity="lamp",op="on",outcome="ok"\} \d+/,
+    );
     expect(m.body).toContain('process_resident_memory_bytes');
   });
 });

@@ -65,9 +65,9 @@ switches:
     const metrics = (await http(`${h.url}/metrics`)).body;
     expect(sample(metrics, 'hearth_entity_available', { entity: 'lamp' })).toBe(0);
     expect(sample(metrics, 'hearth_entity_available', { entity: 'fan' })).toBe(1);
-    expect(sample(metrics, 'hearth_device_call_errors_total', { entity: 'lamp', outcome: 'timeout' })).toBeGreaterThan(
-      0,
-    );
+    expect(
+      sample(metrics, 'hearth_device_call_errors_total', { entity: 'lamp', outcome: 'timeout' }),
+    ).toBeGreaterThan(0);
   });
 
   it('recovers by itself when the plug answers again', async () => {
@@ -75,7 +75,9 @@ switches:
     lamp.on = true;
     // Polling every 0.2 s notices the plug is back without any request.
     await expect
-      .poll(async () => JSON.parse((await http(`${h.url}/api/v1/entities/lamp`)).body).entity, { timeout: 3000 })
+      .poll(async () => JSON.parse((await http(`${h.url}/api/v1/entities/lamp`)).body).entity, {
+        timeout: 3000,
+      })
       .toMatchObject({ available: true, state: 'on', reason: null });
     const r = await post(`${h.url}/api/v0/switches/lamp/off/`);
     expect([r.status, r.body]).toEqual([200, 'OK']);

@@ -19,7 +19,8 @@ export function registerCheck(program: Command): void {
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         console.error(err.message);
-        console.error(`${err.issues.length} problem(s) found. ${err.hint}`);
+        const located = err.issues.some((i) => i.line > 0);
+        console.error(`${err.issues.length} problem(s) found.${located ? ` ${err.hint}` : ''}`);
         process.exitCode = 1;
       }
     });

@@ -2,8 +2,17 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The package root: where examples/ lives, whether run from src/ (tsx) or dist/. */
-export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The package root, where examples/ lives: run from src/cli (tsx) or from the dist/ bundle. */
+export const packageRoot = findRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findRoot(from: string): string {
+  let dir = from;
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = resolve(dir, '..');
+  }
+  return resolve(from, '..', '..');
+}
 
 export const demoConfigPath = join(packageRoot, 'examples', 'demo.yaml');
 

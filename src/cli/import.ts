@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { isMap, isSeq, parseDocument, YAMLSeq } from 'yaml';
-import { z } from 'zod';
+import { z } from 'zod/v3';
+import { describeIssue, formatPath } from '../config/errors.js';
 import { reasonOf } from '../core/errors.js';
 import { configPath, exists } from './config-path.js';
 
@@ -27,7 +28,13 @@ export function registerImport(program: Command): void {
       try {
         entries = z.array(homesliceSwitch).parse(JSON.parse(readFileSync(file, 'utf8')));
       } catch (err) {
-        console.error(`hearth import: ${file} is not a homeslice switches.json (${reasonOf(err)})`);
+        const reason =
+          err instanceof z.ZodError
+            ? err.issues
+                .map((i) => `${formatPath(i.path) || 'the top level'}: ${describeIssue(i)}`)
+                .join('; ')
+            : reasonOf(err);
+        console.error(`hearth import: ${file} is not a homeslice switches.json (${reason})`);
         process.exitCode = 1;
         return;
       }
@@ -40,13 +47,22 @@ export function registerImport(program: Command): void {
         doc.set('switches', list);
       }
       const seq = list as YAMLSeq;
-      const have = new Set(seq.items.map((i) => (isMap(i) ? String(i.get('id')) : '')));
+      // Ids must be unique across switches and buttons, and within the file being imported.
+      const buttons = doc.get('buttons', true);
+      const have = new Set(
+        [...seq.items, ...(isSeq(buttons) ? buttons.items : [])].map((i) =>
+          isMap(i) ? String(i.get('id')) : '',
+        ),
+      );
       let added = 0;
       for (const e of entries) {
         if (have.has(e.id)) {
-          console.error(`skipped ${e.id}: a switch with that id is already in ${target}`);
+          console.error(
+            `skipped ${e.id}: an entity with that id is already in ${target} or earlier in ${file}`,
+          );
           continue;
         }
+        have.add(e.id);
         const entry: Record<string, unknown> = {
           id: e.id,
           kind: e.kind,

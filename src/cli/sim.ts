@@ -20,7 +20,11 @@ export function registerSim(program: Command): void {
         return;
       }
       const log = createLogger(process.env.HEARTH_LOG_LEVEL ?? 'warn');
-      const sim = await driver.simulator.start({ host: opts.host, port: opts.port ?? driver.simulator.defaultPort, log });
+      const sim = await driver.simulator.start({
+        host: opts.host,
+        port: opts.port ?? driver.simulator.defaultPort,
+        log,
+      });
       console.log(`${device} simulator listening on ${sim.host}:${sim.port}`);
       const stop = () => {
         void sim.close().then(() => process.exit(0));

@@ -21,7 +21,7 @@ export function registerStart(program: Command): void {
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         console.error(err.message);
-        console.error(err.hint);
+        if (err.issues.some((i) => i.line > 0)) console.error(err.hint);
         process.exitCode = 1;
         return;
       }
@@ -34,7 +34,7 @@ export function registerStart(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      log.info({ url: hearth.url, config: config.file }, 'ready');
+      log.info({ url: hearth.url, config: config.file, startupMs: Math.round(performance.now()) }, 'ready');
       printWelcome(hearth.url, config, Boolean(opts.demo));
 
       let signals = 0;

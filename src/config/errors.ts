@@ -1,3 +1,4 @@
+import type { z } from 'zod/v3';
 import { HearthError } from '../core/errors.js';
 
 export interface ConfigIssue {
@@ -31,4 +32,22 @@ export function formatPath(path: readonly PropertyKey[]): string {
     else out += out ? `.${String(p)}` : String(p);
   }
   return out;
+}
+
+/** A zod issue as a short phrase that follows a field name: `port: must be at most 65535`. */
+export function describeIssue(issue: z.ZodIssue): string {
+  if (issue.code === 'invalid_type' && issue.received === 'undefined')
+    return `is required (${issue.expected})`;
+  if (issue.code === 'invalid_type') return `expected ${issue.expected}, received ${issue.received}`;
+  if (issue.code === 'invalid_enum_value') {
+    return `must be one of ${issue.options.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  if (issue.code === 'invalid_literal') return `must be ${JSON.stringify(issue.expected)}`;
+  if (issue.code === 'too_big' || issue.code === 'too_small') {
+    const limit =
+      issue.code === 'too_big' ? `at most ${String(issue.maximum)}` : `at least ${String(issue.minimum)}`;
+    if (issue.type === 'number') return `must be ${limit}`;
+    if (issue.type === 'string') return `must be ${limit} characters long`;
+  }
+  return issue.message.charAt(0).toLowerCase() + issue.message.slice(1);
 }

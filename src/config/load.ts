@@ -11,10 +11,10 @@ import {
   type Scalar,
   visit,
 } from 'yaml';
-import type { z } from 'zod';
+import type { z } from 'zod/v3';
 import type { DeviceConfig, Driver } from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
-import { ConfigError, type ConfigIssue, formatPath } from './errors.js';
+import { ConfigError, type ConfigIssue, describeIssue, formatPath } from './errors.js';
 import { configSchema, type RawConfig } from './schema.js';
 
 /** One configured device with the driver that runs it. */
@@ -70,7 +70,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
 
   const issues: ConfigIssue[] = [];
   for (const e of doc.errors) {
-    const pos = e.linePos?.[0];
+    const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
     issues.push({
       file,
       line: pos?.line ?? 0,
@@ -86,7 +86,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
   if (issues.length > 0) throw new ConfigError(issues);
 
   const raw: unknown = doc.toJS() ?? {};
-  const top = configSchema.safeParse(raw, { reportInput: true });
+  const top = configSchema.safeParse(raw);
   if (!top.success) issues.push(...zodIssues(top.error, [], doc, file, at));
 
   const byKind = new Map<string, Driver>();
@@ -122,7 +122,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
     }
     const kind = (entry as { kind?: unknown }).kind;
     const driver = typeof kind === 'string' ? byKind.get(kind) : undefined;
-    if (!driver || driver.section !== 'switches') {
+    if (driver?.section !== 'switches') {
       const accepted = options.drivers
         .filter((d) => d.section === 'switches')
         .flatMap((d) => d.configKinds)
@@ -139,7 +139,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
       });
       return;
     }
-    const parsed = driver.configSchema.safeParse(entry, { reportInput: true });
+    const parsed = driver.configSchema.safeParse(entry);
     if (!parsed.success) {
       issues.push(...zodIssues(parsed.error, where, doc, file, at));
       return;
@@ -301,27 +301,15 @@ function zodIssues(
       node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
       if (node) break;
     }
-    const got =
-      'input' in issue && issue.input !== undefined && typeof issue.input !== 'object'
-        ? ` (got ${JSON.stringify(issue.input)})`
-        : '';
+    const value = isScalar(node) && node === doc.getIn(path, true) ? node.value : undefined;
+    const got = value === undefined || value === null ? '' : ` (got ${JSON.stringify(value)})`;
     return {
       file,
       ...at(node as Node),
       field: formatPath(path),
-      message: `${describe(issue)}${got}`,
+      message: `${describeIssue(issue)}${got}`,
     };
   });
-}
-
-function describe(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
-    return `is required (${issue.expected})`;
-  }
-  if (issue.code === 'invalid_value' && 'values' in issue) {
-    return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-  }
-  return issue.message.replace(/^Invalid input: /, '');
 }
 
 function knownKeys(path: (string | number)[], doc: Document): string {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { isValidTimeZone } from '../core/clock.js';
 import { hostSchema, portSchema } from '../core/device-schema.js';
 import { idSchema } from '../core/kinds.js';
@@ -22,14 +22,14 @@ export const configSchema = z
         port: portSchema.default(8000),
       })
       .strict()
-      .prefault({}),
+      .default({}),
     storage: z
       .object({
         /** Path of the SQLite file, relative to the config file's folder. */
         sqlite: z.string().min(1).default('data/hearth.db'),
       })
       .strict()
-      .prefault({}),
+      .default({}),
     /** A YAML file of `name: value` pairs for `!secret name`, relative to the config file; keep it out of git. */
     secrets: z.string().min(1).optional(),
     log: z
@@ -37,7 +37,7 @@ export const configSchema = z
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       })
       .strict()
-      .prefault({}),
+      .default({}),
     /** Each entry is checked by the driver its `kind` names (see load.ts). */
     switches: z.array(z.unknown()).default([]),
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { idSchema } from './kinds.js';
 
 /**
@@ -21,7 +21,11 @@ export const hostSchema = z
   .min(1)
   .regex(/^[A-Za-z0-9.:_-]+$/, 'must be an IP address or a host name');
 
-export const portSchema = z.number().int().min(0).max(65_535);
+/** A port; a string of digits (a quoted `"${PORT}"` in a one-line entry) is taken as the number. */
+export const portSchema = z.preprocess(
+  (v) => (typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v),
+  z.number().int().min(0).max(65_535),
+);
 
 /** Fills `name` from `id` when it was left out. */
 export function withName<T extends { id: string; name?: string | undefined }>(c: T): T & { name: string } {

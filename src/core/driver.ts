@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type { z } from 'zod/v3';
 import type { Clock } from './clock.js';
 import type { CommandArgs, CommandName, Kind, StateOf } from './kinds.js';
 import type { Logger } from './log.js';
@@ -79,7 +79,7 @@ export interface Driver<C extends DeviceConfig = DeviceConfig> {
   /** Which list of the config holds its devices. */
   section: 'switches';
   /** Validates one config entry; issues point at the YAML. */
-  configSchema: z.ZodType<C>;
+  configSchema: z.ZodType<C, z.ZodTypeDef, unknown>;
   setup(ctx: DriverContext, config: C): Promise<Running>;
   /** A real network peer speaking the device's protocol, for tests, benchmarks and the demo. */
   simulator?: Simulator;

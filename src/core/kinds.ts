@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from 'zod/v3';
 
 /**
  * The closed catalogue of entity kinds: one entry per kind, the single source of truth for

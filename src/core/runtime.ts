@@ -307,7 +307,9 @@ export class Runtime {
       e.pollTimer = undefined;
       const read = e.read;
       if (!read) return;
-      this.#serial(e, () => this.#call(e, 'read', (signal) => read({ signal }), performance.now() + e.timeoutMs))
+      this.#serial(e, () =>
+        this.#call(e, 'read', (signal) => read({ signal }), performance.now() + e.timeoutMs),
+      )
         .catch(() => {
           // Already recorded as unavailable by #call; the next poll retries.
         })

@@ -1,6 +1,6 @@
 /**
  * The one persistence interface. SQLite sits behind it on one box; PostgreSQL in a cluster.
- * Callers never see which. Every method resolves only once its write is durable.
+ * Callers never see which. Every write resolves only once it is durable.
  */
 export interface StoredState {
   /** Entity id. */
@@ -14,7 +14,7 @@ export interface StoredState {
 
 export interface StateStore {
   get(id: string): Promise<StoredState | undefined>;
-  /** Insert or replace; durable (committed) when the promise resolves. */
+  /** Insert or replace; committed to disk when the promise resolves. */
   put(state: StoredState): Promise<void>;
   list(kind?: string): Promise<StoredState[]>;
 }
@@ -22,7 +22,5 @@ export interface StateStore {
 export interface Store {
   /** State that hearth itself owns (buttons): device-backed state lives on the device. */
   readonly states: StateStore;
-  /** Runs `fn` in one transaction: all of its writes commit, or none. */
-  transaction<T>(fn: (tx: Omit<Store, 'transaction' | 'close'>) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

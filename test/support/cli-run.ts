@@ -107,7 +107,9 @@ export function startCli(args: readonly string[], opts: Pick<CliOptions, 'env'> 
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`hearth ${args.join(' ')} printed no ${pattern} in ${timeoutMs} ms; stderr: ${err}`));
+          reject(
+            new Error(`hearth ${args.join(' ')} printed no ${pattern} in ${timeoutMs} ms; stderr: ${err}`),
+          );
         }, timeoutMs);
         const cleanup = (): void => {
           clearTimeout(timer);

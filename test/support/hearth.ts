@@ -48,7 +48,12 @@ export interface Answer {
 /** One real HTTP request; the body comes back as text. */
 export async function http(url: string, init: RequestInit = {}): Promise<Answer> {
   const res = await fetch(url, { ...init, signal: init.signal ?? AbortSignal.timeout(10_000) });
-  return { status: res.status, type: res.headers.get('content-type'), body: await res.text(), headers: res.headers };
+  return {
+    status: res.status,
+    type: res.headers.get('content-type'),
+    body: await res.text(),
+    headers: res.headers,
+  };
 }
 
 export const post = (url: string, init: RequestInit = {}) => http(url, { ...init, method: 'POST' });

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { deviceBaseSchema, hostSchema, portSchema, withName } from '../../core/device-schema.js';
 import type { CallContext, Driver, DriverContext, Running } from '../../core/driver.js';
 import { KasaClient } from './client.js';

@@ -2,7 +2,7 @@
  * The Wemo driver: one Belkin Wemo plug becomes one `switch` entity. The protocol lives in
  * client.ts; this file maps it onto hearth.
  */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { deviceBaseSchema, hostSchema, portSchema, withName } from '../../core/device-schema.js';
 import type { Driver } from '../../core/driver.js';
 import { WemoClient } from './client.js';

@@ -1,0 +1,564 @@
+// `npm run bench`: hearth against the floor (bare node:http) and the anchor (Node-RED), with
+// the ratios of DESIGN.md §5. See bench/README.md for what is measured and how.
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { hearthBuilt, type Sim, simState, startHearth, startSim, writeConfig } from './lib/hearth.js';
+import {
+  concurrent,
+  interleaved,
+  median,
+  merge,
+  quantile,
+  type Sample,
+  send,
+  type Target,
+  waitFor200,
+} from './lib/load.js';
+import { ensureNodeRed, nodeRedScript, writeNodeRedConfig } from './lib/node-red.js';
+import {
+  freePort,
+  installCleanup,
+  memoryOf,
+  type Proc,
+  sleep,
+  start,
+  stop,
+  stopAll,
+  waitForLine,
+} from './lib/procs.js';
+import { type Budget, budget, budgetTable, int, ms, ratio, table } from './lib/report.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const benchDir = path.join(root, '.bench');
+const execFileP = promisify(execFile);
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    requests: { type: 'string' },
+    seconds: { type: 'string' },
+    clients: { type: 'string', default: '16' },
+    'no-build': { type: 'boolean', default: false },
+    'no-node-red': { type: 'boolean', default: false },
+  },
+});
+const num = (v: string | undefined, dflt: number, quick: number) =>
+  v ? Number(v) : opts.quick ? quick : dflt;
+const P = {
+  rounds: num(opts.rounds, 6, 2),
+  /** Sequential requests per contender, spread over the rounds. */
+  requests: num(opts.requests, 1200, 300),
+  /** Seconds of concurrent load per contender per round. */
+  seconds: num(opts.seconds, 1.5, 1),
+  clients: Number(opts.clients),
+  warmupRequests: opts.quick ? 100 : 300,
+  warmupSeconds: 1,
+  startupRuns: opts.quick ? 3 : 5,
+  idleEntities: { switches: 50, buttons: 50 },
+  idleWaitMs: 3000,
+};
+
+const TOGGLE_PATH = '/api/v0/switches/lamp/toggle/';
+const CLOCK_PATH = '/api/v0/clocktime/';
+const toggleOk = (status: number, body: string) => status === 200 && body === 'OK';
+const clockOk = (status: number, body: string) => status === 200 && /^\d{4}$/.test(body);
+
+interface Contender {
+  name: string;
+  port: number;
+  proc: Proc;
+  sim?: Sim;
+}
+
+interface LoadFigures {
+  n: number;
+  p50: number;
+  p99: number;
+  mean: number;
+  seqErrors: number;
+  rps: number;
+  rpsRounds: number[];
+  p99Rounds: number[];
+  loadP50: number;
+  loadP99: number;
+  loadErrors: number;
+  errorKinds: string[];
+  actuates?: boolean;
+}
+
+const notes: string[] = [];
+const failures: string[] = [];
+
+function note(msg: string): void {
+  notes.push(msg);
+  console.log(`bench: ${msg}`);
+}
+
+function fail(what: string, err: unknown): void {
+  const msg = `${what}: ${err instanceof Error ? err.message : String(err)}`;
+  failures.push(msg);
+  console.error(`bench: FAILED ${msg}`);
+}
+
+/** The 1-minute load average: other work on the machine skews every figure. */
+function loadavg(): string {
+  return (os.loadavg()[0] ?? 0).toFixed(2);
+}
+
+async function build(): Promise<{ ok: boolean; ms: number }> {
+  const t0 = performance.now();
+  try {
+    await execFileP('npm', ['run', '--silent', 'build'], {
+      cwd: root,
+      timeout: 300_000,
+      maxBuffer: 20_000_000,
+    });
+    return { ok: true, ms: performance.now() - t0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    const out = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(0, 15).join('\n    ');
+    fail('npm run build', new Error(`failed; hearth figures come from whatever dist/ holds\n    ${out}`));
+    return { ok: false, ms: performance.now() - t0 };
+  }
+}
+
+/** Node-RED with the toggle flow, on its own port, pointed at its own simulator. */
+async function startNodeRed(sim: Sim): Promise<Contender> {
+  const dir = path.join(benchDir, 'node-red');
+  const version = await ensureNodeRed(dir);
+  const port = await freePort();
+  const settings = writeNodeRedConfig(path.join(benchDir, 'node-red-user'), port, sim.port);
+  const proc = start('node-red', process.execPath, [nodeRedScript(dir), '--settings', settings], root);
+  try {
+    await waitFor200(port, '/bench-ready', 30_000, 20, () => !proc.hasExited());
+  } catch (err) {
+    await stop(proc);
+    throw new Error(`${(err as Error).message}\n    ${proc.tail.join('\n    ')}`);
+  }
+  note(`node-red ${version} on 127.0.0.1:${port}`);
+  return { name: 'node-red', port, proc, sim };
+}
+
+async function startFloor(sim: Sim): Promise<Contender> {
+  const proc = start(
+    'floor',
+    process.execPath,
+    [path.join(root, 'bench', 'floor-forwarder.mjs'), '127.0.0.1', String(sim.port), 'lamp'],
+    root,
+  );
+  const m = await waitForLine(proc, /listening on 127\.0\.0\.1:(\d+)/, 10_000);
+  return { name: 'floor', port: Number(m[1]), proc, sim };
+}
+
+async function startHearthContender(sim: Sim, tmp: string): Promise<Contender> {
+  const port = await freePort();
+  const config = writeConfig(tmp, 'toggle.yaml', {
+    port,
+    dbPath: path.join(tmp, 'toggle.db'),
+    switches: [{ id: 'lamp', simPort: sim.port, pollSeconds: 0 }],
+    buttons: ['bedside'],
+  });
+  const h = await startHearth(root, 'hearth', config, port);
+  return { name: 'hearth', port, proc: h.proc, sim };
+}
+
+/** One toggle through the contender must flip its simulator's state. */
+async function actuates(c: Contender): Promise<boolean> {
+  if (!c.sim) return false;
+  const before = await simState(c.sim.port);
+  const o = await send(false, { port: c.port, method: 'POST', path: TOGGLE_PATH, ok: toggleOk });
+  if (!o.ok) throw new Error(`${c.name}: first toggle failed: ${o.error}`);
+  const after = await simState(c.sim.port);
+  return before !== after;
+}
+
+function figures(seqRounds: Sample[], load: Sample[]): LoadFigures {
+  const seq = merge(seqRounds);
+  const l = merge(load);
+  const lat = seq.latencies;
+  return {
+    n: lat.length,
+    p50: quantile(lat, 0.5),
+    p99: quantile(lat, 0.99),
+    mean: lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : Number.NaN,
+    seqErrors: seq.errors,
+    rps: l.elapsedMs > 0 ? (l.okCount * 1000) / l.elapsedMs : Number.NaN,
+    rpsRounds: load.map((s) => (s.okCount * 1000) / s.elapsedMs),
+    p99Rounds: seqRounds.map((s) => quantile(s.latencies, 0.99)),
+    loadP50: quantile(l.latencies, 0.5),
+    loadP99: quantile(l.latencies, 0.99),
+    loadErrors: l.errors,
+    errorKinds: [...new Set([...seq.errorKinds, ...l.errorKinds])].slice(0, 5),
+  };
+}
+
+/**
+ * Warm-up, then `rounds` rounds. In each: a share of the sequential requests, interleaved
+ * across contenders, then one concurrent slice per contender, in an order that rotates so
+ * no contender always goes first. Short slices spread outside noise over every contender.
+ */
+async function measure(contenders: Contender[], pathName: string, ok: Target['ok']) {
+  const method = pathName === TOGGLE_PATH ? 'POST' : 'GET';
+  const targets = contenders.map((c): Target => ({ port: c.port, method, path: pathName, ok }));
+  await interleaved(targets, P.warmupRequests, 30_000);
+  for (const t of targets) await concurrent(t, P.clients, P.warmupSeconds * 1000, 1_000_000);
+  const seq: Sample[][] = contenders.map(() => []);
+  const load: Sample[][] = contenders.map(() => []);
+  const perRound = Math.ceil(P.requests / P.rounds);
+  for (let r = 0; r < P.rounds; r++) {
+    const samples = await interleaved(targets, perRound, 60_000);
+    samples.forEach((s, i) => {
+      seq[i]?.push(s);
+    });
+    for (let j = 0; j < targets.length; j++) {
+      const i = (j + r) % targets.length;
+      load[i]?.push(await concurrent(targets[i] as Target, P.clients, P.seconds * 1000, 2_000_000));
+    }
+    process.stdout.write(`  round ${r + 1}/${P.rounds} done\n`);
+  }
+  const out: Record<string, LoadFigures> = {};
+  contenders.forEach((c, i) => {
+    out[c.name] = figures(seq[i] ?? [], load[i] ?? []);
+  });
+  return out;
+}
+
+function loadTable(figs: Record<string, LoadFigures>, withActuation: boolean): string {
+  const rows = Object.entries(figs).map(([name, f]) => [
+    name,
+    ms(f.p50),
+    ms(f.p99),
+    `${ms(Math.min(...f.p99Rounds))}-${ms(Math.max(...f.p99Rounds))}`,
+    ms(f.mean),
+    int(f.rps),
+    `${int(Math.min(...f.rpsRounds))}-${int(Math.max(...f.rpsRounds))}`,
+    ms(f.loadP50),
+    ms(f.loadP99),
+    String(f.seqErrors + f.loadErrors),
+    ...(withActuation ? [f.actuates === undefined ? 'n/a' : f.actuates ? 'yes' : 'NO'] : []),
+  ]);
+  return table(
+    [
+      'contender',
+      'p50 ms',
+      'p99 ms',
+      'p99 rounds',
+      'mean ms',
+      `req/s @${P.clients}`,
+      'req/s rounds',
+      `p50@${P.clients} ms`,
+      `p99@${P.clients} ms`,
+      'errors',
+      ...(withActuation ? ['actuates'] : []),
+    ],
+    rows,
+  );
+}
+
+async function startToReady(sim: Sim, tmp: string): Promise<number[]> {
+  const runs: number[] = [];
+  const dbPath = path.join(tmp, 'startup.db');
+  for (let i = 0; i < P.startupRuns; i++) {
+    const port = await freePort();
+    const config = writeConfig(tmp, `startup-${i}.yaml`, {
+      port,
+      dbPath,
+      switches: [
+        { id: 'lamp', simPort: sim.port },
+        { id: 'fan', simPort: sim.port },
+      ],
+      buttons: ['bedside'],
+    });
+    const h = await startHearth(root, `hearth-startup-${i}`, config, port, 10_000);
+    runs.push(h.readyMs);
+    await stop(h.proc);
+  }
+  return runs;
+}
+
+async function idleMemory(sim: Sim, tmp: string) {
+  const port = await freePort();
+  const switches = Array.from({ length: P.idleEntities.switches }, (_, i) => ({
+    id: `plug${i + 1}`,
+    simPort: sim.port,
+  }));
+  const buttons = Array.from({ length: P.idleEntities.buttons }, (_, i) => `button${i + 1}`);
+  const config = writeConfig(tmp, 'idle.yaml', {
+    port,
+    dbPath: path.join(tmp, 'idle.db'),
+    switches,
+    buttons,
+  });
+  const h = await startHearth(root, 'hearth-idle', config, port);
+  await sleep(P.idleWaitMs);
+  const mem = memoryOf(h.proc.pid);
+  await stop(h.proc);
+  if (!mem) throw new Error('could not read /proc/<pid>/status');
+  return { entities: switches.length + buttons.length, ...mem };
+}
+
+async function main(): Promise<number> {
+  installCleanup();
+  mkdirSync(benchDir, { recursive: true });
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'hearth-bench-'));
+  // Also on Ctrl-C, where `finally` does not run.
+  process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+  try {
+    return await runAll(tmp);
+  } finally {
+    await stopAll();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function runAll(tmp: string): Promise<number> {
+  const startedAt = new Date();
+  const loadStart = loadavg();
+  const t0 = performance.now();
+  console.log(
+    `hearth bench: node ${process.version}, ${os.cpus().length} cores, load average ${loadStart}, ` +
+      `per contender: ${P.requests} sequential requests (interleaved) + ${P.rounds} x ${P.seconds} s at ${P.clients} clients`,
+  );
+
+  if (Number(loadStart) > os.cpus().length) {
+    note(
+      `the machine is busy (load average ${loadStart} on ${os.cpus().length} cores): p99s gain the same ` +
+        'scheduling delays for every contender, so ratios drift toward 1 and vary from run to run',
+    );
+  }
+  const buildResult = opts['no-build'] ? null : await build();
+  if (buildResult) note(`npm run build: ${buildResult.ok ? 'ok' : 'FAILED'} in ${int(buildResult.ms)} ms`);
+  if (!hearthBuilt(root)) {
+    fail('hearth', new Error('dist/hearth.mjs or bin/hearth.js is missing: hearth is not runnable'));
+    return 1;
+  }
+  // The simulator is hearth's own (`hearth sim wemo`), one process per contender.
+  const sims: Record<string, Sim> = {};
+  for (const name of ['floor', 'hearth', 'node-red']) sims[name] = await startSim(root, `sim-${name}`);
+  const simulator = 'hearth sim wemo, one process per contender';
+
+  const contenders: Contender[] = [];
+  const tryStart = async (name: string, fn: () => Promise<Contender>) => {
+    try {
+      contenders.push(await fn());
+    } catch (err) {
+      fail(`starting ${name}`, err);
+    }
+  };
+  const simFor = (name: string) => sims[name] as Sim;
+  await tryStart('floor', () => startFloor(simFor('floor')));
+  await tryStart('hearth', () => startHearthContender(simFor('hearth'), tmp));
+  if (!opts['no-node-red']) await tryStart('node-red', () => startNodeRed(simFor('node-red')));
+
+  const startupRss: Record<string, number> = {};
+  for (const c of contenders) {
+    const m = memoryOf(c.proc.pid);
+    if (m) startupRss[c.name] = m.rssMiB;
+  }
+
+  // 1. Button press → switch actuated.
+  console.log(`\n1. POST ${TOGGLE_PATH} (Wemo simulator, Connection: close)`);
+  const actuation: Record<string, boolean> = {};
+  const live: Contender[] = [];
+  for (const c of contenders) {
+    try {
+      actuation[c.name] = await actuates(c);
+      live.push(c);
+    } catch (err) {
+      fail(`${c.name} toggle`, err);
+    }
+  }
+  const toggle = live.length ? await measure(live, TOGGLE_PATH, toggleOk) : {};
+  for (const [name, f] of Object.entries(toggle)) f.actuates = actuation[name];
+
+  // 2. GET /api/v0/clocktime/ — hearth's instance from 1 against a bare server.
+  console.log(`\n2. GET ${CLOCK_PATH}`);
+  const clockContenders: Contender[] = [];
+  try {
+    const proc = start(
+      'floor-clocktime',
+      process.execPath,
+      [path.join(root, 'bench', 'floor-clocktime.mjs'), 'America/Los_Angeles'],
+      root,
+    );
+    const m = await waitForLine(proc, /listening on 127\.0\.0\.1:(\d+)/, 10_000);
+    clockContenders.push({ name: 'floor', port: Number(m[1]), proc });
+    startupRss['floor-clocktime'] = memoryOf(proc.pid)?.rssMiB ?? Number.NaN;
+  } catch (err) {
+    fail('starting floor-clocktime', err);
+  }
+  const hearthToggle = live.find((c) => c.name === 'hearth');
+  if (hearthToggle) clockContenders.push(hearthToggle);
+  const clock = clockContenders.length ? await measure(clockContenders, CLOCK_PATH, clockOk) : {};
+
+  const afterLoadRss: Record<string, number> = {};
+  const loaded: [string, Proc][] = [
+    ...contenders.map((c) => [c.name, c.proc] as [string, Proc]),
+    ...clockContenders
+      .filter((c) => c.name === 'floor')
+      .map((c) => ['floor-clocktime', c.proc] as [string, Proc]),
+  ];
+  for (const [name, proc] of loaded) {
+    const m = memoryOf(proc.pid);
+    if (m) afterLoadRss[name] = m.rssMiB;
+    await stop(proc);
+  }
+  for (const [name, sim] of Object.entries(sims)) if (name !== 'hearth') await stop(sim.proc);
+
+  // 3 and 4 run alone, on hearth's simulator, with nothing else under load.
+  let startup: { runsMs: number[]; medianMs: number; maxMs: number; firstMs: number } | null = null;
+  let idle: { entities: number; rssMiB: number; hwmMiB: number } | null = null;
+  const sim = sims.hearth;
+  if (sim) {
+    console.log('\n3. start to ready');
+    try {
+      const runsMs = await startToReady(sim, tmp);
+      startup = {
+        runsMs,
+        medianMs: median(runsMs),
+        maxMs: Math.max(...runsMs),
+        firstMs: runsMs[0] ?? Number.NaN,
+      };
+    } catch (err) {
+      fail('start to ready', err);
+    }
+    console.log(`\n4. idle memory with ${P.idleEntities.switches + P.idleEntities.buttons} entities`);
+    try {
+      idle = await idleMemory(sim, tmp);
+    } catch (err) {
+      fail('idle memory', err);
+    }
+  }
+  await stopAll();
+
+  // Report.
+  const out: string[] = [];
+  out.push(`\n=== 1. POST ${TOGGLE_PATH} → Wemo simulator (p50/p99: 1 client, sequential, keep-alive) ===`);
+  out.push(loadTable(toggle, true));
+  out.push(`\n=== 2. GET ${CLOCK_PATH} ===`);
+  out.push(loadTable(clock, false));
+  out.push(
+    '\n=== 3. start to ready (spawn → first 200 of /readyz, built dist, 2 Wemo switches + 1 button) ===',
+  );
+  out.push(
+    startup
+      ? table(
+          ['runs', 'median ms', 'max ms', 'first ms (new db)', 'all ms'],
+          [
+            [
+              String(startup.runsMs.length),
+              int(startup.medianMs),
+              int(startup.maxMs),
+              int(startup.firstMs),
+              startup.runsMs.map(int).join(' '),
+            ],
+          ],
+        )
+      : 'n/a',
+  );
+  out.push(`\n=== 4. resident memory (MiB, VmRSS from /proc) ===`);
+  const memRows: string[][] = [];
+  if (idle)
+    memRows.push([
+      `hearth idle, ${idle.entities} entities, ${P.idleWaitMs / 1000} s after ready`,
+      ms(idle.rssMiB),
+      ms(idle.hwmMiB),
+    ]);
+  for (const [name, rss] of Object.entries(startupRss))
+    memRows.push([`${name} just after start`, ms(rss), '']);
+  for (const [name, rss] of Object.entries(afterLoadRss)) memRows.push([`${name} after load`, ms(rss), '']);
+  out.push(table(['process', 'VmRSS', 'VmHWM'], memRows));
+
+  const h = toggle.hearth;
+  const f = toggle.floor;
+  const nr = toggle['node-red'];
+  const budgets: Budget[] = [
+    budget('toggle p99: hearth / floor', h && f ? h.p99 / f.p99 : undefined, '<=', 1.25),
+    budget('toggle p99: hearth / node-red', h && nr ? h.p99 / nr.p99 : undefined, '<', 0.6),
+    budget(`toggle req/s @${P.clients}: hearth / floor`, h && f ? h.rps / f.rps : undefined, '>=', 0.7),
+    budget(
+      `clocktime req/s @${P.clients}: hearth / floor`,
+      clock.hearth && clock.floor ? clock.hearth.rps / clock.floor.rps : undefined,
+      '>=',
+      0.8,
+    ),
+    budget(
+      'start to ready, median',
+      startup?.medianMs,
+      '<',
+      500,
+      'ms',
+      startup ? `max ${int(startup.maxMs)} ms` : undefined,
+    ),
+    budget(
+      `idle RSS, ${P.idleEntities.switches + P.idleEntities.buttons} entities`,
+      idle?.rssMiB,
+      '<',
+      60,
+      'MiB',
+    ),
+  ];
+  out.push('\n=== budgets ===');
+  out.push(budgetTable(budgets));
+  const extra = [
+    h && f ? `toggle p50 hearth/floor ${ratio(h.p50 / f.p50)}` : '',
+    h && nr ? `toggle p50 hearth/node-red ${ratio(h.p50 / nr.p50)}` : '',
+    h && nr ? `toggle req/s hearth/node-red ${ratio(h.rps / nr.rps)}` : '',
+  ].filter(Boolean);
+  if (extra.length) out.push(`other ratios: ${extra.join(', ')}`);
+  const errorLines = [
+    ...Object.entries(toggle),
+    ...Object.entries(clock).map(([n, v]) => [`${n} (clocktime)`, v] as const),
+  ]
+    .filter(([, v]) => v.errorKinds.length)
+    .map(([n, v]) => `  ${n}: ${v.errorKinds.join('; ')}`);
+  if (errorLines.length) out.push(`errors seen:\n${errorLines.join('\n')}`);
+  if (failures.length) out.push(`\nFAILURES:\n  ${failures.join('\n  ')}`);
+  out.push(
+    `\nsimulator: ${simulator}; load average ${loadStart} at start, ${loadavg()} at end; total ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  );
+  console.log(out.join('\n'));
+
+  const results = {
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? '',
+    params: P,
+    build: buildResult,
+    simulator,
+    loadAverage: { start: loadStart, end: loadavg() },
+    toggle,
+    clocktime: clock,
+    startup,
+    idleMemory: idle,
+    rssMiB: { afterStart: startupRss, afterLoad: afterLoadRss },
+    budgets,
+    notes,
+    failures,
+  };
+  const file = path.join(benchDir, 'results.json');
+  writeFileSync(
+    file,
+    `${JSON.stringify(results, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`,
+  );
+  console.log(`figures written to ${path.relative(root, file)}`);
+  return failures.length ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err: unknown) => {
+    console.error('bench failed:', err);
+    await stopAll();
+    process.exitCode = 1;
+  },
+);
