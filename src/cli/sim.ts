@@ -1,31 +1,54 @@
 import type { Command } from 'commander';
+import type { Driver } from '../core/driver.js';
+import { reasonOf } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { drivers } from '../drivers/index.js';
 
+/** A driver by its name (`wemo`) or, when one driver has it, by its config section (`coffee`). */
+function findSimulated(name: string): Driver | undefined {
+  const simulated = drivers.filter((d) => d.simulator);
+  const bySection = simulated.filter((d) => d.section === name);
+  return simulated.find((d) => d.name === name) ?? (bySection.length === 1 ? bySection[0] : undefined);
+}
+
 export function registerSim(program: Command): void {
-  const names = drivers.filter((d) => d.simulator).map((d) => d.name);
+  const simulated = drivers.filter((d) => d.simulator);
+  const names = simulated.map((d) => (d.section === 'switches' ? d.name : `${d.section} (${d.name})`));
   program
     .command('sim')
-    .description(`run a simulated device that speaks the real protocol (${names.join(', ')})`)
+    .description(`run a simulated device that speaks the real protocol: ${names.join(', ')}`)
     .argument('<device>', `one of: ${names.join(', ')}`)
-    .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .option('-p, --port <n>', "port to listen on (default: the real device's; 0: any free port)", (v) =>
+    .option('--host <address>', 'network devices: address to listen on', '127.0.0.1')
+    .option('-p, --port <n>', "network devices: port (default: the real device's; 0: any free port)", (v) =>
       Number.parseInt(v, 10),
     )
-    .action(async (device: string, opts: { host: string; port?: number }) => {
-      const driver = drivers.find((d) => d.name === device);
+    .option('--path <file>', 'serial devices: where to put the device end of the pseudo-terminal')
+    .action(async (device: string, opts: { host: string; port?: number; path?: string }) => {
+      const driver = findSimulated(device);
       if (!driver?.simulator) {
         console.error(`hearth sim: no simulator named "${device}"; choose one of: ${names.join(', ')}`);
         process.exitCode = 2;
         return;
       }
       const log = createLogger(process.env.HEARTH_LOG_LEVEL ?? 'warn');
-      const sim = await driver.simulator.start({
-        host: opts.host,
-        port: opts.port ?? driver.simulator.defaultPort,
-        log,
-      });
-      console.log(`${device} simulator listening on ${sim.host}:${sim.port}`);
+      let sim: Awaited<ReturnType<typeof driver.simulator.start>>;
+      try {
+        sim = await driver.simulator.start({
+          host: opts.host,
+          port: opts.port ?? driver.simulator.defaultPort ?? 0,
+          path: opts.path ?? `/tmp/hearth-sim-${driver.name}`,
+          log,
+        });
+      } catch (err) {
+        console.error(`hearth sim: ${reasonOf(err)}`);
+        process.exitCode = 1;
+        return;
+      }
+      if (driver.simulator.transport === 'serial') {
+        console.log(`${device} simulator on serial device ${sim.path} (point the config's path at it)`);
+      } else {
+        console.log(`${device} simulator listening on ${sim.host}:${sim.port}`);
+      }
       const stop = () => {
         void sim.close().then(() => process.exit(0));
       };

@@ -12,7 +12,7 @@ import {
   visit,
 } from 'yaml';
 import type { z } from 'zod/v3';
-import type { DeviceConfig, Driver } from '../core/driver.js';
+import { type DeviceConfig, type DeviceSection, type Driver, deviceSections } from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
 import { ConfigError, type ConfigIssue, describeIssue, formatPath } from './errors.js';
 import { configSchema, type RawConfig } from './schema.js';
@@ -23,7 +23,7 @@ export interface DeviceEntry {
   config: DeviceConfig & Record<string, unknown>;
 }
 
-export interface HearthConfig extends Omit<RawConfig, 'switches' | 'storage'> {
+export interface HearthConfig extends Omit<RawConfig, DeviceSection | 'storage'> {
   /** Absolute path of the config file (or a label for an in-memory one). */
   file: string;
   storage: { sqlite: string };
@@ -107,46 +107,49 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
   };
 
   // Device entries are checked even when the top level has problems, so one run shows them all.
-  const switches = (raw as { switches?: unknown }).switches;
-  (Array.isArray(switches) ? switches : []).forEach((entry: unknown, i) => {
-    const where = ['switches', i];
-    const node = doc.getIn(where, true) as Node;
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
-      issues.push({
-        ...at(node),
-        file,
-        field: formatPath(where),
-        message: 'must be a mapping with id, kind, address',
-      });
-      return;
-    }
-    const kind = (entry as { kind?: unknown }).kind;
-    const driver = typeof kind === 'string' ? byKind.get(kind) : undefined;
-    if (driver?.section !== 'switches') {
-      const accepted = options.drivers
-        .filter((d) => d.section === 'switches')
-        .flatMap((d) => d.configKinds)
-        .join(', ');
-      const kindNode = doc.getIn([...where, 'kind'], true) as Node | undefined;
-      issues.push({
-        ...at(kindNode ?? node),
-        file,
-        field: formatPath([...where, 'kind']),
-        message:
-          kind === undefined
-            ? `is required; accepted: ${accepted}`
-            : `unknown switch kind ${JSON.stringify(kind)}; accepted: ${accepted}`,
-      });
-      return;
-    }
-    const parsed = driver.configSchema.safeParse(entry);
-    if (!parsed.success) {
-      issues.push(...zodIssues(parsed.error, where, doc, file, at));
-      return;
-    }
-    claim(parsed.data.id, where);
-    devices.push({ driver, config: parsed.data as DeviceConfig & Record<string, unknown> });
-  });
+  for (const [section, singular] of Object.entries(deviceSections) as [DeviceSection, string][]) {
+    const entries = (raw as Record<string, unknown>)[section];
+    (Array.isArray(entries) ? entries : []).forEach((entry: unknown, i) => {
+      const where = [section, i];
+      const node = doc.getIn(where, true) as Node;
+      if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+        issues.push({
+          ...at(node),
+          file,
+          field: formatPath(where),
+          message: 'must be a mapping with id and kind',
+        });
+        return;
+      }
+      const kind = (entry as { kind?: unknown }).kind;
+      const driver = typeof kind === 'string' ? byKind.get(kind) : undefined;
+      if (driver?.section !== section) {
+        const accepted = options.drivers
+          .filter((d) => d.section === section)
+          .flatMap((d) => d.configKinds)
+          .join(', ');
+        const kindNode = doc.getIn([...where, 'kind'], true) as Node | undefined;
+        issues.push({
+          ...at(kindNode ?? node),
+          file,
+          field: formatPath([...where, 'kind']),
+          message:
+            kind === undefined
+              ? `is required; accepted: ${accepted}`
+              : `unknown ${singular} kind ${JSON.stringify(kind)}; accepted: ${accepted}`,
+        });
+        return;
+      }
+      const parsed = driver.configSchema.safeParse(entry);
+      if (!parsed.success) {
+        issues.push(...zodIssues(parsed.error, where, doc, file, at));
+        return;
+      }
+      const config = parsed.data as DeviceConfig & Record<string, unknown>;
+      for (const id of driver.entityIds?.(config) ?? [config.id]) claim(id, where);
+      devices.push({ driver, config });
+    });
+  }
   if (!top.success) throw new ConfigError(issues);
   const cfg = top.data;
   cfg.buttons.forEach((b, i) => {
@@ -154,7 +157,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
   });
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const { switches: _switches, ...rest } = cfg;
+  const { switches: _s, coffee: _c, sprinklers: _p, ...rest } = cfg;
   return {
     ...rest,
     file,

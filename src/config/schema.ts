@@ -40,6 +40,8 @@ export const configSchema = z
       .default({}),
     /** Each entry is checked by the driver its `kind` names (see load.ts). */
     switches: z.array(z.unknown()).default([]),
+    coffee: z.array(z.unknown()).default([]),
+    sprinklers: z.array(z.unknown()).default([]),
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
   })
   .strict();

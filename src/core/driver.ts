@@ -21,6 +21,8 @@ export interface EntitySpec<K extends Kind> {
   timeoutMs: number;
   /** How often the runtime reads the device's state, in ms; 0 never. */
   pollMs: number;
+  /** Fixed facts shown with the entity, e.g. `{ unit: '°C' }`. */
+  attributes?: Record<string, unknown>;
   /** Reads the device's state; used by polling and to recover an unavailable entity. */
   read?: (call: CallContext) => Promise<StateOf<K>>;
 }
@@ -29,6 +31,8 @@ export interface EntityHandle<K extends Kind> {
   readonly id: string;
   /** Reports a state the device pushed or the driver learnt some other way. */
   setState(state: StateOf<K>): void;
+  /** Merges facts that change with the state, e.g. `{ until: '2026-11-22T07:15:00Z' }`; null removes one. */
+  setAttributes(attributes: Record<string, unknown>): void;
   setUnavailable(reason: string): void;
   setAvailable(): void;
 }
@@ -59,16 +63,29 @@ export interface DeviceConfig {
 }
 
 export interface SimulatorHandle {
-  host: string;
-  port: number;
+  /** Where a network simulator listens. */
+  host?: string;
+  port?: number;
+  /** The device end of a serial simulator's pseudo-terminal, for hearth to open. */
+  path?: string;
   close(): Promise<void>;
 }
 
 export interface Simulator {
+  /** `network`: listens on host:port. `serial`: makes a pseudo-terminal whose device end is `path`. */
+  transport: 'network' | 'serial';
   /** The port the real device listens on; `hearth sim` uses it when no --port is given. */
-  defaultPort: number;
-  start(options: { host: string; port: number; log: Logger }): Promise<SimulatorHandle>;
+  defaultPort?: number;
+  start(options: { host: string; port: number; path: string; log: Logger }): Promise<SimulatorHandle>;
 }
+
+/** The lists of devices in the config, and what one entry of each is called in messages. */
+export const deviceSections = {
+  switches: 'switch',
+  coffee: 'coffee pot',
+  sprinklers: 'sprinkler board',
+} as const;
+export type DeviceSection = keyof typeof deviceSections;
 
 /** What a driver folder exports. Adding a device type touches its folder and one registry line. */
 export interface Driver<C extends DeviceConfig = DeviceConfig> {
@@ -77,7 +94,9 @@ export interface Driver<C extends DeviceConfig = DeviceConfig> {
   /** The `kind:` strings of config entries this driver serves, e.g. ['wemo/v1']. */
   configKinds: readonly string[];
   /** Which list of the config holds its devices. */
-  section: 'switches';
+  section: DeviceSection;
+  /** The ids of the entities a device entry creates, when not just its `id` (checked for clashes). */
+  entityIds?(config: C): string[];
   /** Validates one config entry; issues point at the YAML. */
   configSchema: z.ZodType<C, z.ZodTypeDef, unknown>;
   setup(ctx: DriverContext, config: C): Promise<Running>;

@@ -24,6 +24,33 @@ export const kinds = {
     state: onOff,
     commands: { on: noArgs, off: noArgs },
   },
+  /**
+   * A heating element (a coffee pot's): on only while hearth is alive, brewing and sure of what
+   * the device reports. `brew` runs for `minutes`, capped by the device's configured maximum.
+   */
+  heater: {
+    description: 'A heater that is on only while brewing',
+    state: onOff,
+    commands: {
+      brew: z.object({ minutes: z.number().positive().max(1440).optional() }).strict(),
+      stop: noArgs,
+    },
+  },
+  /** A water valve (a sprinkler zone): `open` for `seconds`, capped by the configured maximum. */
+  valve: {
+    description: 'A valve that opens for a set time',
+    state: z.enum(['open', 'closed']),
+    commands: {
+      open: z.object({ seconds: z.number().positive().max(86_400) }).strict(),
+      close: noArgs,
+    },
+  },
+  /** A reading: a number with a unit in `attributes.unit`, or a time as an ISO string. */
+  sensor: {
+    description: 'A measurement',
+    state: z.union([z.number(), z.string()]).nullable(),
+    commands: {},
+  },
 } as const;
 
 export type Kind = keyof typeof kinds;

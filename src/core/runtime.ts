@@ -48,6 +48,8 @@ export interface EntityView {
   /** ISO time of the last state report; null if none yet. */
   updatedAt: string | null;
   commands: string[];
+  /** Facts beside the state: a sensor's unit, when a brew or a valve ends. */
+  attributes: Record<string, unknown>;
 }
 
 type Handler = (args: unknown, call: CallContext) => Promise<unknown>;
@@ -65,6 +67,7 @@ interface EntityRecord {
   pollMs: number;
   read: ((call: CallContext) => Promise<unknown>) | undefined;
   handlers: Record<string, Handler>;
+  attributes: Record<string, unknown>;
   /** Commands and reads of one entity run one at a time, so a toggle's get-then-set is not interleaved. */
   tail: Promise<unknown>;
   pollTimer: Timer | undefined;
@@ -236,6 +239,7 @@ export class Runtime {
       pollMs: spec.pollMs,
       read: undefined,
       handlers: {},
+      attributes: {},
       tail: Promise.resolve(),
       pollTimer: undefined,
     };
@@ -245,6 +249,7 @@ export class Runtime {
     e.pollMs = spec.pollMs;
     e.read = spec.read as EntityRecord['read'];
     e.handlers = handlers;
+    e.attributes = { ...e.attributes, ...spec.attributes };
     this.#entities.set(e.id, e);
     return e;
   }
@@ -254,16 +259,24 @@ export class Runtime {
     const log = this.#opts.log.child({ driver: driver.name, device: config.id });
     let effective = config;
     if (config.simulate) {
-      if (!driver.simulator)
-        throw new HearthError('HEARTH_ERR_CONFIG', `driver ${driver.name} has no simulator`);
-      const sim = await driver.simulator.start({
-        host: '127.0.0.1',
-        port: typeof config.port === 'number' ? config.port : 0,
-        log,
-      });
-      this.#simulators.push(sim);
-      effective = { ...config, address: sim.host, port: sim.port };
-      log.info({ address: `${sim.host}:${sim.port}` }, 'simulated device started');
+      if (!driver.simulator) throw new HearthError('HEARTH_ERR_CONFIG', `driver ${driver.name} has no simulator`);
+      try {
+        const sim = await driver.simulator.start({
+          host: '127.0.0.1',
+          port: typeof config.port === 'number' ? config.port : 0,
+          path: typeof config.path === 'string' ? config.path : `/tmp/hearth-sim-${config.id}`,
+          log,
+        });
+        this.#simulators.push(sim);
+        effective =
+          driver.simulator.transport === 'serial'
+            ? { ...config, path: sim.path }
+            : { ...config, address: sim.host, port: sim.port };
+        log.info({ at: sim.path ?? `${sim.host}:${sim.port}` }, 'simulated device started');
+      } catch (err) {
+        // The device still gets its entities; they stay unavailable and say why.
+        log.warn({ err: reasonOf(err) }, 'the simulated device could not start');
+      }
     }
     const owned: EntityRecord[] = [];
     await this.#supervisor.add({
@@ -282,6 +295,7 @@ export class Runtime {
               return {
                 id: e.id,
                 setState: (s) => this.#applyState(e, s, this.#opts.clock.now()),
+                setAttributes: (attrs) => this.#setAttributes(e, attrs),
                 setUnavailable: (reason) => this.#markUnavailable(e, reason),
                 setAvailable: () => this.#markAvailable(e),
               };
@@ -378,6 +392,23 @@ export class Runtime {
     }
   }
 
+  #setAttributes(e: EntityRecord, attrs: Record<string, unknown>): void {
+    const next = { ...e.attributes };
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === null) delete next[k];
+      else next[k] = v;
+    }
+    if (sameState(next, e.attributes)) return;
+    e.attributes = next;
+    this.#opts.bus.emit('entity.state', {
+      id: e.id,
+      kind: e.kind,
+      state: e.state,
+      previous: e.state,
+      at: this.#opts.clock.now(),
+    });
+  }
+
   #markUnavailable(e: EntityRecord, reason: string): void {
     const was = e.available;
     e.available = false;
@@ -425,5 +456,6 @@ function view(e: EntityRecord): EntityView {
     reason: e.reason,
     updatedAt: e.updatedAt === null ? null : new Date(e.updatedAt).toISOString(),
     commands: commandNames(e.kind),
+    attributes: e.attributes,
   };
 }

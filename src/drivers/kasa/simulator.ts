@@ -265,6 +265,7 @@ export async function startKasaSimulator(opts: KasaSimulatorOptions = {}): Promi
 
 /** The driver's simulator entry, for the registry, the demo and `hearth sim kasa`. */
 export const simulator: Simulator = {
+  transport: 'network',
   defaultPort: 9999,
   start: ({ host, port, log }) => startKasaSimulator({ host, port, log }),
 };

@@ -241,6 +241,7 @@ export async function startWemoSimulator(opts: WemoSimulatorOptions = {}): Promi
 
 /** The simulator as the runtime and `hearth sim wemo` start it. */
 export const simulator: Simulator = {
+  transport: 'network',
   defaultPort: 49153,
   start: ({ host, port, log }) => startWemoSimulator({ host, port, log }),
 };
