@@ -193,10 +193,10 @@ describe('kasa simulator', () => {
   });
 
   it('starts through the Simulator entry on an ephemeral port', async () => {
-    const handle = await simulator.start({ host: '127.0.0.1', port: 0, log: silentLogger() });
+    const handle = await simulator.start({ host: '127.0.0.1', port: 0, path: '', log: silentLogger() });
     cleanups.push(() => handle.close());
     expect(handle.port).toBeGreaterThan(0);
-    const client = new KasaClient({ host: handle.host, port: handle.port });
+    const client = new KasaClient({ host: handle.host ?? '', port: handle.port ?? 0 });
     expect(await client.getState(deadline())).toBe(false);
   });
 });

@@ -361,11 +361,11 @@ describe('wemoDriver', () => {
   });
 
   it('starts its simulator through the Simulator contract', async () => {
-    const handle = await wemoDriver.simulator?.start({ host: '127.0.0.1', port: 0, log: silentLogger() });
+    const handle = await wemoDriver.simulator?.start({ host: '127.0.0.1', port: 0, path: '', log: silentLogger() });
     if (!handle) throw new Error('wemo has a simulator');
     try {
       expect(handle.port).toBeGreaterThan(0);
-      const c = new WemoClient({ host: handle.host, port: handle.port });
+      const c = new WemoClient({ host: handle.host ?? '', port: handle.port ?? 0 });
       expect(await c.setBinaryState(true, signal())).toBe(true);
       expect(await c.getBinaryState(signal())).toBe(true);
     } finally {
