@@ -64,6 +64,13 @@ const P = {
 };
 
 const TOGGLE_PATH = '/api/v0/switches/lamp/toggle/';
+/**
+ * Under concurrent load each client toggles its own switch (all on the contender's one
+ * simulator): hearth runs the commands of one device one at a time, so that two presses of
+ * one button are two toggles, while the floor and Node-RED would race them. One switch per
+ * client compares the same work; the one-switch figure is reported beside it.
+ */
+const SPREAD = Array.from({ length: 16 }, (_, i) => `/api/v0/switches/lamp${i}/toggle/`);
 const CLOCK_PATH = '/api/v0/clocktime/';
 const toggleOk = (status: number, body: string) => status === 200 && body === 'OK';
 const clockOk = (status: number, body: string) => status === 200 && /^\d{4}$/.test(body);
@@ -160,7 +167,10 @@ async function startHearthContender(sim: Sim, tmp: string): Promise<Contender> {
   const config = writeConfig(tmp, 'toggle.yaml', {
     port,
     dbPath: path.join(tmp, 'toggle.db'),
-    switches: [{ id: 'lamp', simPort: sim.port, pollSeconds: 0 }],
+    switches: [
+      { id: 'lamp', simPort: sim.port, pollSeconds: 0 },
+      ...SPREAD.map((_, i) => ({ id: `lamp${i}`, simPort: sim.port, pollSeconds: 0 })),
+    ],
     buttons: ['bedside'],
   });
   const h = await startHearth(root, 'hearth', config, port);
@@ -202,9 +212,9 @@ function figures(seqRounds: Sample[], load: Sample[]): LoadFigures {
  * across contenders, then one concurrent slice per contender, in an order that rotates so
  * no contender always goes first. Short slices spread outside noise over every contender.
  */
-async function measure(contenders: Contender[], pathName: string, ok: Target['ok']) {
+async function measure(contenders: Contender[], pathName: string, ok: Target['ok'], spread?: string[]) {
   const method = pathName === TOGGLE_PATH ? 'POST' : 'GET';
-  const targets = contenders.map((c): Target => ({ port: c.port, method, path: pathName, ok }));
+  const targets = contenders.map((c): Target => ({ port: c.port, method, path: pathName, ok, spread }));
   await interleaved(targets, P.warmupRequests, 30_000);
   for (const t of targets) await concurrent(t, P.clients, P.warmupSeconds * 1000, 1_000_000);
   const seq: Sample[][] = contenders.map(() => []);
@@ -373,8 +383,15 @@ async function runAll(tmp: string): Promise<number> {
       fail(`${c.name} toggle`, err);
     }
   }
-  const toggle = live.length ? await measure(live, TOGGLE_PATH, toggleOk) : {};
+  const toggle = live.length ? await measure(live, TOGGLE_PATH, toggleOk, SPREAD) : {};
   for (const [name, f] of Object.entries(toggle)) f.actuates = actuation[name];
+  // For reference: every client on the one switch, where hearth serialises and the others race.
+  const oneSwitch: Record<string, number> = {};
+  for (const c of live) {
+    const t: Target = { port: c.port, method: 'POST', path: TOGGLE_PATH, ok: toggleOk };
+    const sample = await concurrent(t, P.clients, P.seconds * 1000, 2_000_000);
+    oneSwitch[c.name] = (sample.okCount / sample.elapsedMs) * 1000;
+  }
 
   // 2. GET /api/v0/clocktime/ — hearth's instance from 1 against a bare server.
   console.log(`\n2. GET ${CLOCK_PATH}`);
@@ -438,8 +455,17 @@ async function runAll(tmp: string): Promise<number> {
 
   // Report.
   const out: string[] = [];
-  out.push(`\n=== 1. POST ${TOGGLE_PATH} → Wemo simulator (p50/p99: 1 client, sequential, keep-alive) ===`);
+  out.push(
+    `\n=== 1. POST ${TOGGLE_PATH} → Wemo simulator (p50/p99: 1 client, sequential, keep-alive; ` +
+      `@${P.clients}: one switch per client) ===`,
+  );
   out.push(loadTable(toggle, true));
+  out.push(
+    `all ${P.clients} clients on one switch (hearth runs one device's commands in turn, the others race them): ` +
+      Object.entries(oneSwitch)
+        .map(([n, rps]) => `${n} ${int(rps)} req/s`)
+        .join(', '),
+  );
   out.push(`\n=== 2. GET ${CLOCK_PATH} ===`);
   out.push(loadTable(clock, false));
   out.push(
@@ -535,6 +561,7 @@ async function runAll(tmp: string): Promise<number> {
     simulator,
     loadAverage: { start: loadStart, end: loadavg() },
     toggle,
+    toggleOneSwitchRps: oneSwitch,
     clocktime: clock,
     startup,
     idleMemory: idle,

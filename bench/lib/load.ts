@@ -5,6 +5,11 @@ export interface Target {
   port: number;
   method: 'GET' | 'POST';
   path: string;
+  /**
+   * For concurrent load: client i uses `spread[i % length]` instead of `path`, e.g. one switch
+   * per client, as when many buttons each toggle their own lamp.
+   */
+  spread?: string[];
   /** Whether the answer counts as a success (status 200 and the expected body). */
   ok: (status: number, body: string) => boolean;
 }
@@ -129,10 +134,13 @@ export async function concurrent(
   const t0 = performance.now();
   const end = t0 + durationMs;
   let issued = 0;
-  const worker = async () => {
+  const worker = async (_: unknown, i: number) => {
+    const own = target.spread?.length
+      ? { ...target, path: target.spread[i % target.spread.length] as string }
+      : target;
     while (performance.now() < end && issued < maxCount) {
       issued++;
-      record(s, await send(agent, target));
+      record(s, await send(agent, own));
       if (s.errors >= 200 && s.okCount === 0) return;
     }
   };
