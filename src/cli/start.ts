@@ -34,8 +34,16 @@ export function registerStart(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      log.info({ url: hearth.url, config: config.file, startupMs: Math.round(performance.now()) }, 'ready');
-      printWelcome(hearth.url, config, Boolean(opts.demo));
+      log.info(
+        {
+          url: hearth.url,
+          publicUrl: hearth.publicUrl,
+          config: config.file,
+          startupMs: Math.round(performance.now()),
+        },
+        'ready',
+      );
+      printWelcome(hearth.url, hearth.publicUrl, config, Boolean(opts.demo));
 
       let signals = 0;
       const shutdown = (signal: string) => {
@@ -55,20 +63,24 @@ export function registerStart(program: Command): void {
     });
 }
 
-function printWelcome(url: string, config: HearthConfig, demo: boolean): void {
+function printWelcome(url: string, publicUrl: string | undefined, config: HearthConfig, demo: boolean): void {
   const sw = config.devices.find((d) => d.driver.section === 'switches')?.config.id ?? 'lamp';
   const button = config.buttons[0]?.id ?? 'bedside';
+  // The token itself is never printed: the user has it, and output ends up in journals.
+  const auth = config.http.token === undefined ? '' : " -H 'Authorization: Bearer <token>'";
   const lines = [
     '',
     `hearth is ready on ${url}${demo ? ' (demo: simulated devices on loopback)' : ''}`,
+    ...(publicUrl ? [`public status page (read-only) on ${publicUrl}`] : []),
     'Try:',
-    `  curl -X POST ${url}/api/v0/switches/${sw}/toggle/`,
-    `  curl -X POST ${url}/api/v0/buttons/${button}/on/`,
-    `  curl ${url}/api/v0/buttons/${button}/`,
-    `  curl ${url}/api/v0/clocktime/`,
-    `  curl ${url}/api/v1/entities`,
-    `  curl -N ${url}/api/v1/events`,
-    `  curl ${url}/metrics`,
+    `  curl${auth} -X POST ${url}/api/v0/switches/${sw}/toggle/`,
+    `  curl${auth} -X POST ${url}/api/v0/buttons/${button}/on/`,
+    `  curl${auth} ${url}/api/v0/buttons/${button}/`,
+    `  curl${auth} ${url}/api/v0/clocktime/`,
+    `  curl ${publicUrl ?? url}/api/v1/entities`,
+    `  curl -N ${publicUrl ?? url}/api/v1/events`,
+    `  curl${auth} ${url}/metrics`,
+    `Status page: ${publicUrl ?? url}/`,
     'Stop with Ctrl-C.',
     '',
   ];

@@ -305,7 +305,9 @@ function zodIssues(
       if (node) break;
     }
     const value = isScalar(node) && node === doc.getIn(path, true) ? node.value : undefined;
-    const got = value === undefined || value === null ? '' : ` (got ${JSON.stringify(value)})`;
+    // A secret is never echoed, not even a wrong one: error output ends up in logs and issues.
+    const got =
+      value === undefined || value === null || isSecretField(path) ? '' : ` (got ${JSON.stringify(value)})`;
     return {
       file,
       ...at(node as Node),
@@ -313,6 +315,11 @@ function zodIssues(
       message: `${describeIssue(issue)}${got}`,
     };
   });
+}
+
+function isSecretField(path: readonly (string | number)[]): boolean {
+  const key = path.findLast((p) => typeof p === 'string');
+  return key !== undefined && /token|password|passphrase|secret/i.test(key);
 }
 
 function knownKeys(path: (string | number)[], doc: Document): string {

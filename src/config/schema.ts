@@ -2,8 +2,90 @@ import { z } from 'zod/v3';
 import { isValidTimeZone } from '../core/clock.js';
 import { hostSchema, portSchema } from '../core/device-schema.js';
 import { idSchema } from '../core/kinds.js';
+import { parseCidr } from './cidr.js';
 
 const systemTimeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+/** Who may use the control routes when `http.allow` is left out: this box and the private ranges. */
+export const defaultAllow: readonly string[] = [
+  '127.0.0.0/8',
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '::1/128',
+  'fc00::/7',
+  'fe80::/10',
+];
+
+/** A token shorter than this can be guessed by anyone on the network who tries long enough. */
+export const minTokenLength = 16;
+
+const cidrSchema = z
+  .string()
+  .refine(
+    (s) => parseCidr(s) !== undefined,
+    'must be a network in CIDR notation, like 192.168.1.0/24 or fd00::/8 (an address alone is that one address)',
+  );
+
+const tokenSchema = z
+  .string()
+  .refine(
+    (t) => t.length >= minTokenLength,
+    `is too short: use at least ${minTokenLength} characters, because a short token can be guessed (\`openssl rand -hex 32\` makes a good one)`,
+  )
+  .refine(
+    (t) => /^[\x21-\x7e]*$/.test(t),
+    'must be printable ASCII without spaces, because it is sent in an HTTP header',
+  );
+
+/** Both listeners would fight for one socket: same port on the same (or every) interface. */
+function sameSocket(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  const any = (h: string) => h === '0.0.0.0' || h === '::';
+  return a.host === b.host || any(a.host) || any(b.host);
+}
+
+/**
+ * The HTTP listeners. The control listener serves every route; the optional public one serves
+ * only read-only status (the status page, GET /api/v1/entities and /events, /healthz, /readyz).
+ * Status routes are open to anyone on either listener; every other route needs an address in
+ * `allow` and, when `token` is set, `Authorization: Bearer <token>`.
+ */
+const httpSchema = z
+  .object({
+    /** Interface of the control listener; default 0.0.0.0 (every interface). */
+    host: hostSchema.default('0.0.0.0'),
+    /** Port of the control listener; default 8000. */
+    port: portSchema.default(8000),
+    /** The read-only status listener, e.g. `{ port: 8080 }`; left out, there is none. */
+    public: z
+      .object({
+        /** Default 0.0.0.0 (every interface). */
+        host: hostSchema.default('0.0.0.0'),
+        /** Default 8080. */
+        port: portSchema.default(8080),
+      })
+      .strict()
+      .optional(),
+    /** Networks (CIDR) whose clients may use control routes; default loopback and the private ranges. */
+    allow: z.array(cidrSchema).default([...defaultAllow]),
+    /**
+     * A bearer token that control requests must also carry; usually `${HEARTH_TOKEN}`. Empty or
+     * left out: no token, the allow-list alone guards control.
+     */
+    token: z.preprocess((v) => (v === null || v === '' ? undefined : v), tokenSchema.optional()),
+  })
+  .strict()
+  .superRefine((http, ctx) => {
+    if (http.public && sameSocket(http, http.public)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['public', 'port'],
+        message: `is the control listener's port too; pick another one (e.g. 8080), or leave \`public\` out to serve status on port ${http.port} only`,
+      });
+    }
+  })
+  .default({});
 
 /**
  * The top level of hearth.yaml. Device lists hold entries whose `kind` names a driver; each
@@ -16,13 +98,7 @@ export const configSchema = z
       .string()
       .refine(isValidTimeZone, 'is not a known IANA time zone (e.g. America/Los_Angeles, Europe/Berlin)')
       .default(systemTimeZone),
-    http: z
-      .object({
-        host: hostSchema.default('0.0.0.0'),
-        port: portSchema.default(8000),
-      })
-      .strict()
-      .default({}),
+    http: httpSchema,
     storage: z
       .object({
         /** Path of the SQLite file, relative to the config file's folder. */

@@ -21,6 +21,10 @@ export const errorCatalogue = {
     status: 502,
     hint: 'Check the device address and port in the config; hearth retries by itself.',
   },
+  HEARTH_ERR_FORBIDDEN: {
+    status: 403,
+    hint: "Add the client's network to http.allow in the config, or send the header Authorization: Bearer <token> when http.token is set.",
+  },
   HEARTH_ERR_NOT_READY: { status: 503, hint: 'hearth is starting or stopping; try again in a moment.' },
   HEARTH_ERR_STORE: {
     status: 500,

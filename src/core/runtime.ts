@@ -259,7 +259,8 @@ export class Runtime {
     const log = this.#opts.log.child({ driver: driver.name, device: config.id });
     let effective = config;
     if (config.simulate) {
-      if (!driver.simulator) throw new HearthError('HEARTH_ERR_CONFIG', `driver ${driver.name} has no simulator`);
+      if (!driver.simulator)
+        throw new HearthError('HEARTH_ERR_CONFIG', `driver ${driver.name} has no simulator`);
       try {
         const sim = await driver.simulator.start({
           host: '127.0.0.1',

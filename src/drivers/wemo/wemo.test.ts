@@ -361,7 +361,12 @@ describe('wemoDriver', () => {
   });
 
   it('starts its simulator through the Simulator contract', async () => {
-    const handle = await wemoDriver.simulator?.start({ host: '127.0.0.1', port: 0, path: '', log: silentLogger() });
+    const handle = await wemoDriver.simulator?.start({
+      host: '127.0.0.1',
+      port: 0,
+      path: '',
+      log: silentLogger(),
+    });
     if (!handle) throw new Error('wemo has a simulator');
     try {
       expect(handle.port).toBeGreaterThan(0);
