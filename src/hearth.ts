@@ -5,17 +5,23 @@ import { type Clock, systemClock } from './core/clock.js';
 import { reasonOf } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { Runtime } from './core/runtime.js';
-import { buildServer } from './server/app.js';
+import { AllowList } from './server/allow-list.js';
+import { buildControlServer, buildPublicServer } from './server/app.js';
 import { Metrics } from './server/metrics.js';
 import { openSqliteStore } from './store/sqlite/open.js';
 import type { Store } from './store/store.js';
 
 export interface Hearth {
   runtime: Runtime;
+  /** The control listener: every route. */
   server: FastifyInstance;
+  /** The read-only status listener, when `http.public` is configured. */
+  publicServer?: FastifyInstance;
   store: Store;
-  /** Base URL of the HTTP listener, e.g. http://127.0.0.1:8000. */
+  /** Base URL of the control listener, e.g. http://127.0.0.1:8000. */
   url: string;
+  /** Base URL of the public status listener, e.g. http://127.0.0.1:8080; only when configured. */
+  publicUrl?: string;
   /** Stops serving, leaves every device safe, closes the store. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -26,8 +32,9 @@ export interface StartOptions {
 }
 
 /**
- * Runs every role in this process: store, runtime with its drivers, HTTP server. The listener
- * opens first so /readyz can say "starting" while drivers come up.
+ * Runs every role in this process: store, runtime with its drivers, the HTTP listeners (control,
+ * and public when configured). The listeners open first so /readyz can say "starting" while
+ * drivers come up.
  */
 export async function startHearth(
   config: HearthConfig,
@@ -45,21 +52,36 @@ export async function startHearth(
     log,
   });
   const metrics = new Metrics(runtime, bus);
-  const server = buildServer({ runtime, metrics, log });
+  const { http } = config;
+  const server = buildControlServer({
+    runtime,
+    metrics,
+    log,
+    allow: new AllowList(http.allow),
+    token: http.token,
+  });
+  const publicServer = http.public ? buildPublicServer({ runtime, metrics, log }) : undefined;
   let url: string;
+  let publicUrl: string | undefined;
   try {
-    url = await server.listen({ host: config.http.host, port: config.http.port });
+    url = await listen(server, http, 'http');
+    if (publicServer && http.public) publicUrl = await listen(publicServer, http.public, 'http.public');
   } catch (err) {
+    await server.close();
+    await publicServer?.close();
     await store.close();
     throw err;
   }
-  if (config.http.host === '0.0.0.0') url = url.replace('0.0.0.0', '127.0.0.1');
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
-      await server.close().catch((err) => log.warn({ err: reasonOf(err) }, 'closing the HTTP server failed'));
-      await runtime.stop();
+      // Devices are made safe (heaters off, valves closed) at once, not after the listeners
+      // have closed: a listener slow to close must never keep a heater on.
+      const closing = [server, publicServer].map((srv) =>
+        srv?.close().catch((err) => log.warn({ err: reasonOf(err) }, 'closing an HTTP listener failed')),
+      );
+      await Promise.all([runtime.stop(), ...closing]);
       await store.close();
     })();
     return stopping;
@@ -70,5 +92,20 @@ export async function startHearth(
     await stop();
     throw err;
   }
-  return { runtime, server, store, url, stop };
+  return { runtime, server, publicServer, store, url, publicUrl, stop };
+}
+
+/** Listens and answers the URL to reach it from this box (0.0.0.0 and :: are not addresses to call). */
+async function listen(
+  server: FastifyInstance,
+  at: { host: string; port: number },
+  key: string,
+): Promise<string> {
+  let url: string;
+  try {
+    url = await server.listen({ host: at.host, port: at.port });
+  } catch (err) {
+    throw new Error(`${key}: cannot listen on ${at.host}:${at.port}: ${reasonOf(err)}`, { cause: err });
+  }
+  return url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
 }

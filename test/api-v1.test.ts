@@ -82,6 +82,7 @@ buttons:
       reason: null,
       updatedAt: null,
       commands: ['on', 'off', 'toggle'],
+      attributes: {},
     });
   });
 

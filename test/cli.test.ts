@@ -315,7 +315,8 @@ describe('hearth sim', () => {
       code: 2,
       signal: null,
       stdout: '',
-      stderr: 'hearth sim: no simulator named "nosuch"; choose one of: wemo, kasa\n',
+      stderr:
+        'hearth sim: no simulator named "nosuch"; choose one of: wemo, kasa, coffee (mrcoffeebot), sprinklers (relay-board)\n',
     });
   });
 });

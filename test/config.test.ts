@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, type ConfigIssue, formatIssue } from '../src/config/errors.js';
 import { type HearthConfig, loadConfigFile, parseConfig } from '../src/config/load.js';
+import { defaultAllow } from '../src/config/schema.js';
 import { drivers } from '../src/drivers/index.js';
 import { kasaDriver } from '../src/drivers/kasa/index.js';
 import { wemoDriver } from '../src/drivers/wemo/index.js';
@@ -82,7 +83,7 @@ describe('a valid config', () => {
 
     expect(cfg.file).toBe(file);
     expect(cfg.timezone).toBe('America/Los_Angeles');
-    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000 });
+    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000, allow: defaultAllow });
     expect(cfg.storage).toEqual({ sqlite: join(dir, 'data', 'hearth.db') });
     expect(cfg.log).toEqual({ level: 'info' });
     expect(cfg.secrets).toBeUndefined();
@@ -149,7 +150,7 @@ buttons:
     const dir = folder();
     const cfg = load(writeConfig('', 'hearth.yaml', dir));
     expect(cfg.timezone).toBe(systemZone);
-    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000 });
+    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000, allow: defaultAllow });
     expect(cfg.storage).toEqual({ sqlite: join(dir, 'data', 'hearth.db') });
     expect(cfg.devices).toEqual([]);
     expect(cfg.buttons).toEqual([]);
@@ -215,7 +216,7 @@ swiches:
 `;
     const { file, error } = failure(text);
     const message =
-      'unknown key "swiches"; accepted keys here: timezone, http, storage, secrets, log, switches, buttons';
+      'unknown key "swiches"; accepted keys here: timezone, http, storage, secrets, log, switches, coffee, sprinklers, buttons';
     expect(error.issues).toEqual([{ file, line: 2, col: 1, field: 'swiches', message }]);
     expect(error.message).toBe(`${file}:2:1: swiches: ${message}`);
   });
@@ -419,7 +420,7 @@ switches:
 
   it('takes values from the env option, defaults from :-, and makes a whole-scalar number a number', () => {
     const cfg = load(writeConfig(text), { PORT: '8123', DATA_DIR: '/var/lib/hearth' });
-    expect(cfg.http).toEqual({ host: '127.0.0.1', port: 8123 });
+    expect(cfg.http).toEqual({ host: '127.0.0.1', port: 8123, allow: defaultAllow });
     expect(cfg.storage.sqlite).toBe('/var/lib/hearth/hearth.db');
     expect(cfg.devices[0]?.config).toMatchObject({ address: 'lamp-1.lan', port: 49152 });
   });
@@ -432,7 +433,7 @@ switches:
       SUFFIX: 'kitchen',
       LAMP_PORT: '49154',
     });
-    expect(cfg.http).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(cfg.http).toEqual({ host: '127.0.0.1', port: 9000, allow: defaultAllow });
     expect(cfg.devices[0]?.config).toMatchObject({ address: 'lamp-kitchen.lan', port: 49154 });
   });
 
@@ -541,7 +542,7 @@ describe('the examples', () => {
     const demo = join(repoRoot, 'examples', 'demo.yaml');
     const cfg = load(demo, {});
     expect(cfg.timezone).toBe('America/Los_Angeles');
-    expect(cfg.http).toEqual({ host: '127.0.0.1', port: 8000 });
+    expect(cfg.http).toEqual({ host: '127.0.0.1', port: 8000, allow: defaultAllow });
     expect(cfg.storage.sqlite).toBe(join(repoRoot, 'data', 'demo.db'));
     expect(cfg.devices.map((d) => [d.driver.name, d.config.id, d.config.simulate])).toEqual([
       ['wemo', 'lamp', true],
@@ -559,7 +560,7 @@ describe('the examples', () => {
     writeFileSync(join(dir, 'secrets.yaml'), 'lamp_address: 192.168.1.40\n');
     const cfg = load(file, { FAN_ADDRESS: '192.168.1.41' });
     expect(cfg.timezone).toBe('America/Los_Angeles');
-    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000 });
+    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000, allow: defaultAllow });
     expect(cfg.storage.sqlite).toBe(join(dir, 'data', 'hearth.db'));
     expect(cfg.secrets).toBe(join(dir, 'secrets.yaml'));
     expect(devicesOf(cfg)).toEqual([
@@ -600,9 +601,9 @@ describe('the examples', () => {
     copyFileSync(join(repoRoot, 'examples', 'hearth.yaml'), file);
     writeFileSync(join(dir, 'conf', 'secrets.yaml'), 'lamp_address: 192.168.1.40\n');
     const { line, col } = pos(readFileSync(file, 'utf8'), `"\${FAN_ADDRESS}"`);
-    expect({ line, col }).toEqual({ line: 12, col: 51 });
+    expect({ line, col }).toEqual({ line: 15, col: 51 });
     expect(() => load(file, {})).toThrow(
-      `${file}:12:51: environment variable FAN_ADDRESS is not set; export it, or write \${FAN_ADDRESS:-default}`,
+      `${file}:15:51: environment variable FAN_ADDRESS is not set; export it, or write \${FAN_ADDRESS:-default}`,
     );
   });
 });

@@ -415,8 +415,11 @@ export class Runtime {
     e.available = false;
     e.reason = reason;
     if (!was) return;
-    // Logged once per outage, not once per poll.
-    this.#opts.log.warn({ entity: e.id, driver: e.driver, reason }, 'entity unavailable');
+    // Logged once per outage, not once per poll; a device still being reached at start-up
+    // (no state yet) is not yet a fault worth a warning.
+    if (e.updatedAt === null)
+      this.#opts.log.info({ entity: e.id, driver: e.driver, reason }, 'entity not yet available');
+    else this.#opts.log.warn({ entity: e.id, driver: e.driver, reason }, 'entity unavailable');
     this.#opts.bus.emit('entity.availability', {
       id: e.id,
       kind: e.kind,

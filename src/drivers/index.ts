@@ -1,6 +1,13 @@
 import type { Driver } from '../core/driver.js';
 import { kasaDriver } from './kasa/index.js';
+import { coffeeDriver } from './mrcoffeebot/index.js';
+import { relayBoardDriver } from './relay-board/index.js';
 import { wemoDriver } from './wemo/index.js';
 
 /** Every driver hearth ships. Adding a device type adds its folder and one line here. */
-export const drivers: readonly Driver[] = [wemoDriver as unknown as Driver, kasaDriver as unknown as Driver];
+export const drivers: readonly Driver[] = [
+  wemoDriver as unknown as Driver,
+  kasaDriver as unknown as Driver,
+  coffeeDriver as unknown as Driver,
+  relayBoardDriver as unknown as Driver,
+];

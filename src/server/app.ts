@@ -1,10 +1,12 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type onRequestAsyncHookHandler } from 'fastify';
 import { errorCatalogue, HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../core/runtime.js';
+import { type ControlAccess, controlGuard, readOnlyGuard, statusRoute } from './access.js';
 import { registerApiV0 } from './api-v0.js';
-import { registerApiV1 } from './api-v1.js';
+import { registerApiV1Control, registerApiV1Status } from './api-v1.js';
 import type { Metrics } from './metrics.js';
+import { renderStatusPage, statusPageHeaders } from './status-page.js';
 
 function noRouteSchemas(): () => never {
   return () => {
@@ -18,11 +20,58 @@ export interface ServerOptions {
   log: Logger;
 }
 
+export interface ControlServerOptions extends ServerOptions, ControlAccess {}
+
 /**
- * The HTTP server: a thin adapter over the runtime API. Quiet: no log line per request, so
- * an SD card is not written to death; failures are counted in /metrics instead.
+ * The control listener: every route. Status routes are open to anyone; the rest need an
+ * address in `allow` and, when set, the bearer token (see access.ts).
  */
-export function buildServer({ runtime, metrics, log }: ServerOptions): FastifyInstance {
+export function buildControlServer(opts: ControlServerOptions): FastifyInstance {
+  const app = baseServer(opts, controlGuard(opts.metrics, opts));
+  registerStatusRoutes(app, opts.runtime);
+  registerControlRoutes(app, opts);
+  return app;
+}
+
+/** The public listener: status routes only; anything else is a counted 403. */
+export function buildPublicServer(opts: ServerOptions): FastifyInstance {
+  const app = baseServer(opts, readOnlyGuard(opts.metrics));
+  registerStatusRoutes(app, opts.runtime);
+  return app;
+}
+
+/** The read-only routes, the same on both listeners: the status page, entities, events, health. */
+function registerStatusRoutes(app: FastifyInstance, runtime: Runtime): void {
+  app.get('/', statusRoute, async (_req, reply) =>
+    reply.headers(statusPageHeaders).send(renderStatusPage(runtime.list(), runtime.timezone)),
+  );
+  app.get('/healthz', statusRoute, async () => ({ status: 'ok' }));
+  app.get('/readyz', statusRoute, async (_req, reply) => {
+    if (runtime.ready) return { status: 'ready' };
+    return reply.code(503).send({ status: 'starting' });
+  });
+  registerApiV1Status(app, runtime);
+}
+
+/** Everything that changes something or tells more than status: /api/v0, commands, /metrics. */
+function registerControlRoutes(app: FastifyInstance, { runtime, metrics }: ServerOptions): void {
+  app.get('/metrics', async (_req, reply) => {
+    const body = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(body);
+  });
+  registerApiV0(app, runtime);
+  registerApiV1Control(app, runtime);
+}
+
+/**
+ * What both listeners share: a thin adapter over the runtime API. Quiet: no log line per
+ * request, so an SD card is not written to death; failures are counted in /metrics instead.
+ * `guard` runs first on every request, before anything else looks at it.
+ */
+function baseServer(
+  { runtime, metrics, log }: ServerOptions,
+  guard: onRequestAsyncHookHandler,
+): FastifyInstance {
   const app = Fastify({
     logger: false,
     routerOptions: { ignoreTrailingSlash: true },
@@ -48,6 +97,8 @@ export function buildServer({ runtime, metrics, log }: ServerOptions): FastifyIn
     }
   });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, _body, done) => done(null, undefined));
+
+  app.addHook('onRequest', guard);
 
   // Until drivers are up an entity could look unknown; say "starting" instead of a false 404.
   app.addHook('onRequest', async (req, reply) => {
@@ -91,17 +142,5 @@ export function buildServer({ runtime, metrics, log }: ServerOptions): FastifyIn
     });
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    if (runtime.ready) return { status: 'ready' };
-    return reply.code(503).send({ status: 'starting' });
-  });
-  app.get('/metrics', async (_req, reply) => {
-    const body = await metrics.registry.metrics();
-    return reply.type(metrics.registry.contentType).send(body);
-  });
-
-  registerApiV0(app, runtime);
-  registerApiV1(app, runtime);
   return app;
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { stat } from 'node:fs/promises';
 import { SerialPort } from 'serialport';
 
 /** The few logger methods the transport uses; hearth's pino logger fits. */
@@ -21,6 +22,12 @@ export interface LinePortOptions {
   maxBackoffMs?: number;
   /** Longer input lines are dropped (and reported as garbage): noise must not eat memory. */
   maxLineLength?: number;
+  /**
+   * How often the open port checks that its device file is still there (and the same device);
+   * 0 never. On Linux a vanished tty (USB unplug, pty gone) only reads end-of-file, which
+   * serialport neither reports nor waits on, so without this an idle port never sees the loss.
+   */
+  presenceCheckMs?: number;
   log?: PortLog;
 }
 
@@ -59,13 +66,21 @@ export class LinePort extends EventEmitter<Events> {
   #attempt = 0;
   #retry: NodeJS.Timeout | undefined;
   #settle: NodeJS.Timeout | undefined;
+  #presence: NodeJS.Timeout | undefined;
   #buffer = '';
   #pending: Pending | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: LinePortOptions) {
     super();
-    this.#opts = { minBackoffMs: 250, maxBackoffMs: 5000, maxLineLength: 256, log: undefined, ...opts };
+    this.#opts = {
+      minBackoffMs: 250,
+      maxBackoffMs: 5000,
+      maxLineLength: 256,
+      presenceCheckMs: 500,
+      log: undefined,
+      ...opts,
+    };
   }
 
   /** True when the port is open and settled. */
@@ -135,6 +150,7 @@ export class LinePort extends EventEmitter<Events> {
     this.#stopped = true;
     clearTimeout(this.#retry);
     clearTimeout(this.#settle);
+    clearInterval(this.#presence);
     const port = this.#port;
     this.#port = undefined;
     this.#ready = false;
@@ -159,6 +175,7 @@ export class LinePort extends EventEmitter<Events> {
         return;
       }
       this.#buffer = '';
+      this.#watchPresence(port);
       this.#settle = setTimeout(() => {
         if (this.#port !== port) return;
         this.#attempt = 0;
@@ -174,6 +191,7 @@ export class LinePort extends EventEmitter<Events> {
     if (!port) return;
     this.#port = undefined;
     clearTimeout(this.#settle);
+    clearInterval(this.#presence);
     const wasReady = this.#ready;
     this.#ready = false;
     if (port.isOpen) port.close(() => {});
@@ -186,6 +204,27 @@ export class LinePort extends EventEmitter<Events> {
     const delay = Math.min(this.#opts.maxBackoffMs, this.#opts.minBackoffMs * 2 ** this.#attempt);
     this.#attempt++;
     this.#retry = setTimeout(() => this.#open(), delay);
+  }
+
+  #watchPresence(port: SerialPort): void {
+    const every = this.#opts.presenceCheckMs;
+    if (every <= 0) return;
+    const path = this.#opts.path;
+    let device: number | undefined;
+    const check = async () => {
+      const now = await stat(path).then(
+        (s) => s.rdev,
+        () => undefined,
+      );
+      if (this.#port !== port) return;
+      if (now === undefined) this.#lost('the device is gone (unplugged?)');
+      else if (device !== undefined && now !== device) this.#lost('the device was replaced (replugged?)');
+      else device = now;
+    };
+    clearInterval(this.#presence);
+    this.#presence = setInterval(() => void check(), every);
+    this.#presence.unref();
+    void check();
   }
 
   #onData(chunk: Buffer): void {

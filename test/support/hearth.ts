@@ -17,14 +17,19 @@ export function tempDir(prefix = 'hearth-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+export interface TestHearthOptions {
+  /** The value of `http:` (flow YAML), instead of `{ host: 127.0.0.1, port: 0 }`. */
+  http?: string;
+}
+
 /**
  * Starts a real hearth in this process from config text (port 0: any free port), with its
  * SQLite file in a temp folder, listening on loopback.
  */
-export async function startTestHearth(yaml: string): Promise<TestHearth> {
+export async function startTestHearth(yaml: string, opts: TestHearthOptions = {}): Promise<TestHearth> {
   const dir = tempDir();
   const file = join(dir, 'hearth.yaml');
-  const base = 'http: { host: 127.0.0.1, port: 0 }\nstorage: { sqlite: hearth.db }\n';
+  const base = `http: ${opts.http ?? '{ host: 127.0.0.1, port: 0 }'}\nstorage: { sqlite: hearth.db }\n`;
   writeFileSync(file, base + yaml);
   const config = loadConfigFile(file, { drivers });
   const hearth = await startHearth(config, { log: silentLogger() });

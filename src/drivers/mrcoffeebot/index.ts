@@ -1,0 +1,116 @@
+/**
+ * The MrCoffeeBot driver: a coffee pot's controller board on USB serial (`kind:
+ * mrcoffeebot/v1` in `coffee:`). The protocol is in protocol.ts, the serial loop in pot.ts,
+ * the board itself in simulator.ts.
+ *
+ * Entities, for a pot with id `coffee`:
+ * - `coffee`              heater: on/off; `brew {minutes?}`, `stop`; attributes `until` (ISO,
+ *                         while brewing) and `maxBrewMinutes`
+ * - `coffee-water`        sensor: inches from the sensor down to the water (`unit: in`)
+ * - `coffee-temperature`  sensor: °C (`unit: °C`)
+ * - `coffee-last-status`  sensor: ISO time of the last valid status line
+ *
+ * SAFETY RULES. A heater must never stay on because hearth crashed, hung, lost the port or
+ * read garbage. The firmware drops the heater 1 s after the last `B+1`; hearth builds on that
+ * and never depends on luck to meet it. "Lose confidence: heater off", always.
+ *
+ *  1. Off at start. After the port opens and settles, the first command is `B+0`, and no brew
+ *     is accepted until the pot has answered it with `B+0`.
+ *  2. On only while brewing. `B+1` goes out every `heartbeatMs` (< 1000, default 300) while a
+ *     brew runs, and only then; each answer is checked. Nothing else keeps the heater on, so
+ *     if hearth dies, hangs or blocks its event loop, the heartbeats stop and the firmware
+ *     turns the heater off within 1 s.
+ *  3. Off on shutdown. Running.stop (hearth's SIGTERM/SIGINT) ends the brew, sends `B+0` and
+ *     waits for its answer (bounded: at most two tries of `timeoutMs` behind the exchange on
+ *     the wire) before it closes the port.
+ *  4. A brew ends at `min(minutes, maxBrewMinutes)` (default 20, at most 120), by its own
+ *     timer and again by a check before every heartbeat.
+ *  5. Idle, `S+?` goes out every `pollMs` (< 5000, default 2000): the firmware does not reboot
+ *     and the sensors stay fresh. A status that says `B+1` while hearth is not brewing is
+ *     answered with `B+0` at once.
+ *  6. Lose confidence, heater off. The brew ends and `B+0` is sent (and resent until the pot
+ *     answers `B+0`) on: the `stop` command; a sensor CRC error (`T+-1000.0`); an implausible
+ *     reading (T outside -20..110 °C, W outside 0..30 in); a `B+` that is not what was sent;
+ *     an exchange that gets no answer within `timeoutMs`; a line that is not a status
+ *     (garbage, half a line, two lines run together); a boot banner (the firmware rebooted);
+ *     any line nobody asked for; the port closing. While the last status showed a sensor
+ *     fault, or the last exchange failed, a brew is refused: not one `B+1` goes to a pot
+ *     hearth does not trust.
+ *  7. A brew command resolves only once the pot has answered `B+1` with `B+1`. If its
+ *     deadline passes first the brew is cancelled: no further `B+1`, and `B+0` right after the
+ *     exchange on the wire, so a heater is never kept on after the caller was told it failed.
+ *  8. Port lost, or an exchange failed: every entity is unavailable with the reason until the
+ *     next valid status. A lost port is reopened with backoff, and on return rule 1 applies
+ *     again. A brew is never resumed after a reconnect.
+ *  9. setup never waits for the port: an unplugged pot still has its entities, unavailable.
+ */
+import { z } from 'zod/v3';
+import { deviceBaseSchema, withName } from '../../core/device-schema.js';
+import type { Driver } from '../../core/driver.js';
+import { CoffeePot, coffeeEntityIds } from './pot.js';
+import { BAUD_RATE, HEATER_DEADMAN_MS, REBOOT_AFTER_MS } from './protocol.js';
+import { simulator } from './simulator.js';
+
+/** A `kind: mrcoffeebot/v1` entry of `coffee:`. Unknown keys are errors, so typos do not pass silently. */
+export const coffeeConfigSchema = deviceBaseSchema
+  .omit({ timeoutMs: true, pollSeconds: true })
+  .extend({
+    kind: z.literal('mrcoffeebot/v1'),
+    /** The board's serial device; prefer /dev/serial/by-id/..., which survives replugging. */
+    path: z.string().min(1),
+    baudRate: z.number().int().positive().default(BAUD_RATE),
+    /** The longest brew; a `brew` asking for more gets this. Fractions are fine (0.5 = 30 s). */
+    maxBrewMinutes: z.number().positive().max(120).default(20),
+    /** Wait after opening the port before talking: opening it resets the board. */
+    settleMs: z.number().int().min(0).max(10_000).default(2000),
+    /** How often B+1 is resent while brewing; the firmware drops the heater after 1000 ms. */
+    heartbeatMs: z
+      .number()
+      .int()
+      .min(50)
+      .max(900, `must be below the firmware's ${HEATER_DEADMAN_MS} ms heater window, with room to spare`)
+      .default(300),
+    /** How often status is read while idle; the firmware reboots after 5000 ms without a command. */
+    pollMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(4000, `must leave room inside the firmware's ${REBOOT_AFTER_MS} ms watchdog`)
+      .default(2000),
+    /** Deadline of one command/answer exchange with the board. */
+    timeoutMs: z.number().int().min(20).max(900).default(250),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    // Said only when each is in range on its own, so one mistake gives one message.
+    if (c.heartbeatMs <= 900 && c.timeoutMs <= 900 && c.heartbeatMs + c.timeoutMs >= HEATER_DEADMAN_MS) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['timeoutMs'],
+        message: `heartbeatMs + timeoutMs (${c.heartbeatMs} + ${c.timeoutMs}) must be below the firmware's ${HEATER_DEADMAN_MS} ms heater window`,
+      });
+    }
+  })
+  .transform(withName);
+
+/** One `kind: mrcoffeebot/v1` entry of the config, after defaults. */
+export type CoffeeConfig = z.output<typeof coffeeConfigSchema>;
+
+/** MrCoffeeBot v2.0 coffee pots (`kind: mrcoffeebot/v1`): a heater and three sensors each. */
+export const coffeeDriver: Driver<CoffeeConfig> = {
+  name: 'mrcoffeebot',
+  configKinds: ['mrcoffeebot/v1'],
+  section: 'coffee',
+  configSchema: coffeeConfigSchema,
+  simulator,
+  entityIds: (config) => Object.values(coffeeEntityIds(config.id)),
+
+  async setup(ctx, config) {
+    // [rule 9] Nothing here waits for the device.
+    const pot = new CoffeePot(ctx, config);
+    pot.start();
+    return { stop: () => pot.shutdown() };
+  },
+};
+
+export { type CoffeeSimulator, simulator as coffeeSimulator, startCoffeeSimulator } from './simulator.js';

@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/core/log.js';
+import { startWemoSimulator } from '../src/drivers/wemo/simulator.js';
+import { runCli } from './support/cli-run.js';
+import { http, post, tempDir } from './support/hearth.js';
+import { spawnHearth } from './support/process.js';
+
+// A fresh token each run, long and random, so a hit in the output can only be a leak.
+const TOKEN = `tok-${randomBytes(24).toString('base64url')}`;
+const OTHER = `tok-${randomBytes(24).toString('base64url')}`;
+
+const dir = tempDir('hearth-secrets-test-');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('no secret reaches the logs', () => {
+  it('a real hearth at log level trace never writes its token, through right and wrong tokens and a device failure', {
+    timeout: 60_000,
+  }, async () => {
+    const lamp = await startWemoSimulator({ initial: false });
+    const config = join(dir, 'hearth.yaml');
+    writeFileSync(
+      config,
+      `http:
+  host: 127.0.0.1
+  port: 0
+  public: { host: 127.0.0.1, port: 0 }
+  token: \${HEARTH_TOKEN}
+storage: { sqlite: hearth.db }
+log: { level: trace }
+switches:
+  - { id: lamp, kind: wemo/v1, address: 127.0.0.1, port: ${lamp.port}, timeoutMs: 300, pollSeconds: 0.2 }
+`,
+    );
+    const proc = await spawnHearth(config, { HEARTH_LOG_LEVEL: 'trace', HEARTH_TOKEN: TOKEN });
+    try {
+      const url = proc.url;
+      const publicUrl = /public status page \(read-only\) on (http:\/\/\S+)/.exec(proc.output())?.[1];
+      expect(publicUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const right = { authorization: `Bearer ${TOKEN}` };
+
+      expect((await post(`${url}/api/v0/switches/lamp/on/`, { headers: right })).status).toBe(200);
+      expect((await post(`${url}/api/v1/entities/lamp/commands/toggle`, { headers: right })).status).toBe(
+        200,
+      );
+      expect((await http(`${url}/metrics`, { headers: right })).status).toBe(200);
+      for (const authorization of [`Bearer ${OTHER}`, `Bearer ${TOKEN}x`, `Basic ${TOKEN}`, TOKEN]) {
+        const r = await post(`${url}/api/v0/switches/lamp/on/`, { headers: { authorization } });
+        expect(r.status).toBe(403);
+      }
+      expect((await post(`${url}/api/v0/switches/lamp/on/`)).status).toBe(403);
+      // The right token on the public listener is refused too, and not logged there either.
+      expect((await post(`${publicUrl}/api/v0/switches/lamp/on/`, { headers: right })).status).toBe(403);
+
+      // A device failure while commands carry the token: a 502, and warnings in the log.
+      lamp.mode = 'hang';
+      const failed = await post(`${url}/api/v0/switches/lamp/toggle/`, { headers: right });
+      expect(failed.status).toBe(502);
+      lamp.mode = 'garbage';
+      expect((await post(`${url}/api/v1/entities/lamp/commands/on`, { headers: right })).status).toBe(502);
+      lamp.mode = 'ok';
+      await expect
+        .poll(async () => JSON.parse((await http(`${url}/api/v1/entities/lamp`)).body).entity.available, {
+          timeout: 5000,
+        })
+        .toBe(true);
+    } finally {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+      await lamp.close();
+    }
+
+    const out = proc.output();
+    // The log was on and had things to say: the ready line, the outage, the recovery, the stop.
+    expect(out).toMatch(/"msg":"ready"/);
+    expect(out).toMatch(/"msg":"entity unavailable"/);
+    expect(out).toMatch(/"msg":"stopping"/);
+    expect(out).not.toContain(TOKEN);
+    expect(out).not.toContain(OTHER);
+    expect(out).not.toContain(TOKEN.slice(4, 20));
+  });
+
+  it('a short token makes hearth refuse to start, without printing it', { timeout: 60_000 }, async () => {
+    const secret = 'short-s3cret';
+    const config = join(dir, 'short.yaml');
+    writeFileSync(config, `http:\n  port: 0\n  token: \${HEARTH_TOKEN}\nstorage: { sqlite: short.db }\n`);
+    const [start, check] = await Promise.all([
+      runCli(['start', '--config', config], { env: { HEARTH_TOKEN: secret, HEARTH_LOG_LEVEL: 'trace' } }),
+      runCli(['check', '--config', config], { env: { HEARTH_TOKEN: secret } }),
+    ]);
+    for (const r of [start, check]) {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${config}:3:10: http.token: is too short: use at least 16 characters`);
+      expect(r.stdout + r.stderr).not.toContain(secret);
+    }
+  });
+
+  it('the logger redacts tokens, passwords, cookies and Authorization headers wherever a caller puts them', () => {
+    let written = '';
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        written += String(chunk);
+        done();
+      },
+    });
+    const log = createLogger('trace', sink);
+    log.info({ token: TOKEN }, 'top');
+    log.info({ http: { token: TOKEN } }, 'nested');
+    log.info({ config: { http: { token: TOKEN } } }, 'deeper');
+    log.info({ authorization: `Bearer ${TOKEN}` }, 'header');
+    log.info({ headers: { authorization: `Bearer ${TOKEN}`, cookie: `s=${TOKEN}` } }, 'headers');
+    log.info({ req: { headers: { authorization: `Bearer ${TOKEN}` } } }, 'request');
+    log.info({ device: { password: TOKEN } }, 'password');
+    const lines = written.trim().split('\n');
+    expect(lines).toHaveLength(7);
+    expect(written).not.toContain(TOKEN);
+    expect(lines.every((l) => l.includes('[Redacted]'))).toBe(true);
+  });
+});
