@@ -1,6 +1,7 @@
 // Builds dist/hearth.mjs: the CLI and everything it imports in one minified ES module.
 // One file loads several times faster than hundreds of modules, which is most of start-up
-// time on a Raspberry Pi. better-sqlite3 stays outside: it loads a native addon.
+// time on a Raspberry Pi. Packages with native addons (better-sqlite3, serialport) stay
+// outside: they find their compiled parts relative to their own files.
 import { build } from 'esbuild';
 
 await build({
@@ -15,7 +16,7 @@ await build({
   legalComments: 'linked',
   // The two schema compilers are never loaded (see src/server/app.ts); keeping them out of the
   // bundle saves parsing 250 kB at every start.
-  external: ['better-sqlite3', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'],
+  external: ['better-sqlite3', 'serialport', '@serialport/*', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'],
   // Some bundled packages are CommonJS and call require() for Node built-ins.
   banner: {
     js: "import { createRequire as __hearthRequire } from 'node:module'; const require = __hearthRequire(import.meta.url);",

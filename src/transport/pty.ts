@@ -1,6 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 
+/** Every socat this process started, to kill when it exits. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const socat of live) socat.kill('SIGTERM');
+});
+
 /**
  * A pair of linked pseudo-terminals made by socat: what one end writes, the other reads, as
  * on a USB serial cable. Simulators open `simPath`; hearth opens `devicePath` as if it were
@@ -27,9 +33,13 @@ export class PtyPair {
     const socat = spawn(
       'socat',
       [`pty,raw,echo=0,link=${this.devicePath}`, `pty,raw,echo=0,link=${this.simPath}`],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      // Its own process group: a Ctrl-C or a `timeout` aimed at hearth must not unplug the
+      // simulated device before hearth has made it safe. It is killed when this process exits.
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
     );
     this.#socat = socat;
+    live.add(socat);
+    socat.once('exit', () => live.delete(socat));
     let stderr = '';
     socat.stderr?.on('data', (d) => {
       stderr += String(d);

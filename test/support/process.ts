@@ -12,8 +12,13 @@ export interface HearthProcess {
 }
 
 /** Runs the real CLI from source (`hearth start --config FILE`) and waits for its ready line. */
-export async function spawnHearth(config: string, env: NodeJS.ProcessEnv = {}): Promise<HearthProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', '--config', config], {
+export function spawnHearth(config: string, env: NodeJS.ProcessEnv = {}): Promise<HearthProcess> {
+  return spawnReady(['--import', 'tsx', 'src/cli/main.ts', 'start', '--config', config], env);
+}
+
+/** Runs `node <args>` in the repository and waits for hearth's ready line. */
+export async function spawnReady(args: string[], env: NodeJS.ProcessEnv = {}): Promise<HearthProcess> {
+  const child = spawn(process.execPath, args, {
     cwd: repoRoot,
     env: { ...process.env, HEARTH_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
