@@ -12,7 +12,13 @@ import {
   visit,
 } from 'yaml';
 import type { z } from 'zod/v3';
-import { type DeviceConfig, type DeviceSection, type Driver, deviceSections } from '../core/driver.js';
+import {
+  type DeviceConfig,
+  type DeviceSection,
+  type Driver,
+  defaultKinds,
+  deviceSections,
+} from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
 import { ConfigError, type ConfigIssue, describeIssue, formatPath } from './errors.js';
 import { configSchema, type RawConfig } from './schema.js';
@@ -121,7 +127,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
         });
         return;
       }
-      const kind = (entry as { kind?: unknown }).kind;
+      const kind = (entry as { kind?: unknown }).kind ?? defaultKinds[section];
+      if ((entry as { kind?: unknown }).kind === undefined && kind !== undefined) {
+        (entry as { kind?: unknown }).kind = kind;
+      }
       const driver = typeof kind === 'string' ? byKind.get(kind) : undefined;
       if (driver?.section !== section) {
         const accepted = options.drivers
@@ -157,7 +166,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
   });
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const { switches: _s, coffee: _c, sprinklers: _p, ...rest } = cfg;
+  const { switches: _s, coffee: _c, sprinklers: _p, speakers: _k, calendars: _l, ...rest } = cfg;
   return {
     ...rest,
     file,

@@ -118,6 +118,8 @@ export const configSchema = z
     switches: z.array(z.unknown()).default([]),
     coffee: z.array(z.unknown()).default([]),
     sprinklers: z.array(z.unknown()).default([]),
+    speakers: z.array(z.unknown()).default([]),
+    calendars: z.array(z.unknown()).default([]),
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
   })
   .strict();

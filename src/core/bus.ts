@@ -6,6 +6,8 @@ export interface BusEvents {
   'entity.state': { id: string; kind: Kind; state: unknown; previous: unknown; at: number };
   /** An entity became available or unavailable. */
   'entity.availability': { id: string; kind: Kind; available: boolean; reason: string | null; at: number };
+  /** Something an entity announced beside its state (EntityHandle.fire). */
+  'entity.event': { id: string; kind: Kind; event: string; data: Record<string, unknown>; at: number };
   /** One call to a device finished: the source of device latency and error metrics. */
   'device.call': {
     driver: string;

@@ -35,6 +35,11 @@ export interface EntityHandle<K extends Kind> {
   setAttributes(attributes: Record<string, unknown>): void;
   setUnavailable(reason: string): void;
   setAvailable(): void;
+  /**
+   * Announces something that happened, beside state: a calendar event starting (`start`,
+   * `{ summary, start, end }`). Automations trigger on these; nothing is stored.
+   */
+  fire(event: string, data: Record<string, unknown>): void;
 }
 
 /** One object, so the contract can grow without breaking drivers. */
@@ -84,7 +89,12 @@ export const deviceSections = {
   switches: 'switch',
   coffee: 'coffee pot',
   sprinklers: 'sprinkler board',
+  speakers: 'speaker',
+  calendars: 'calendar',
 } as const;
+
+/** The `kind` an entry of a section gets when it names none (a calendar is a calendar). */
+export const defaultKinds: Partial<Record<DeviceSection, string>> = { calendars: 'ical/v1' };
 export type DeviceSection = keyof typeof deviceSections;
 
 /** What a driver folder exports. Adding a device type touches its folder and one registry line. */

@@ -45,6 +45,33 @@ export const kinds = {
       close: noArgs,
     },
   },
+  /**
+   * A speaker zone that plays chimes: `play` snapshots what is playing, plays the clip at the
+   * chime volume, and restores what was playing.
+   */
+  chime: {
+    description: 'A speaker that plays chimes',
+    state: z.enum(['idle', 'playing']),
+    commands: {
+      play: z
+        .object({
+          /** A file in the media folder, e.g. `swed.mp3`. */
+          media: z.string().min(1).max(255),
+          /** 0-100; the speaker's configured chime volume when left out. */
+          volume: z.number().int().min(0).max(100).optional(),
+        })
+        .strict(),
+    },
+  },
+  /**
+   * An iCal feed: `on` while one of its events is in progress. It fires `start` and `end`
+   * events (see EntityHandle.fire) that calendar triggers of automations listen to.
+   */
+  calendar: {
+    description: 'A calendar feed',
+    state: onOff,
+    commands: {},
+  },
   /** A reading: a number with a unit in `attributes.unit`, or a time as an ISO string. */
   sensor: {
     description: 'A measurement',

@@ -297,6 +297,14 @@ export class Runtime {
                 id: e.id,
                 setState: (s) => this.#applyState(e, s, this.#opts.clock.now()),
                 setAttributes: (attrs) => this.#setAttributes(e, attrs),
+                fire: (event, data) =>
+                  this.#opts.bus.emit('entity.event', {
+                    id: e.id,
+                    kind: e.kind,
+                    event,
+                    data,
+                    at: this.#opts.clock.now(),
+                  }),
                 setUnavailable: (reason) => this.#markUnavailable(e, reason),
                 setAvailable: () => this.#markAvailable(e),
               };

@@ -80,7 +80,14 @@ function fakeContext() {
           spec: spec as unknown as EntitySpec<'switch'>,
           handlers: handlers as unknown as CommandHandlers<'switch'>,
         });
-        return { id: spec.id, setState() {}, setAttributes() {}, setUnavailable() {}, setAvailable() {} };
+        return {
+          id: spec.id,
+          setState() {},
+          setAttributes() {},
+          setUnavailable() {},
+          setAvailable() {},
+          fire() {},
+        };
       },
     },
     log: silentLogger(),

@@ -655,6 +655,7 @@ describe('the driver with a bare DriverContext', () => {
             setAttributes() {},
             setUnavailable: () => available.set(spec.id, false),
             setAvailable: () => available.set(spec.id, true),
+            fire() {},
           };
         },
       },

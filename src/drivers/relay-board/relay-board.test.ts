@@ -704,6 +704,7 @@ describe('relayBoardDriver with a clock that never fires', () => {
             setAttributes() {},
             setUnavailable() {},
             setAvailable() {},
+            fire() {},
           };
         },
       },

@@ -261,7 +261,14 @@ function fakeContext(): { ctx: DriverContext; added: Added[] } {
     entities: {
       add(spec, handlers) {
         added.push({ spec, handlers } as unknown as Added);
-        return { id: spec.id, setState() {}, setAttributes() {}, setUnavailable() {}, setAvailable() {} };
+        return {
+          id: spec.id,
+          setState() {},
+          setAttributes() {},
+          setUnavailable() {},
+          setAvailable() {},
+          fire() {},
+        };
       },
     },
     log: silentLogger(),
