@@ -1,12 +1,14 @@
 // The floor for "button press → switch actuated": the least a Node process can do to answer
 // `POST /api/v0/switches/<id>/toggle/` by toggling a Wemo plug. Bare node:http, no framework,
-// no logging, no store. Usage: node floor-forwarder.mjs <simHost> <simPort> [switchId]
+// no logging, no store. Every switch id is the one simulated plug at <simHost>:<simPort>, as
+// hearth's bench config puts all its switches (lamp, lamp0..lamp15) on one simulator.
+// Usage: node floor-forwarder.mjs <simHost> <simPort>
 import http from 'node:http';
 
-const [simHost = '127.0.0.1', simPortArg = '', switchId = 'lamp'] = process.argv.slice(2);
+const [simHost = '127.0.0.1', simPortArg = ''] = process.argv.slice(2);
 const simPort = Number(simPortArg);
 if (!Number.isInteger(simPort) || simPort <= 0) {
-  console.error('usage: node floor-forwarder.mjs <simHost> <simPort> [switchId]');
+  console.error('usage: node floor-forwarder.mjs <simHost> <simPort>');
   process.exit(2);
 }
 
@@ -73,7 +75,6 @@ const server = http.createServer((req, res) => {
   const m = route.exec(req.url ?? '');
   if (!m) return reply(res, 404, 'not found');
   if (req.method !== 'POST') return reply(res, 405, 'method not allowed');
-  if (m[1] !== switchId) return reply(res, 404, 'unknown switch');
   soap('GetBinaryState', '')
     .then((state) => soap('SetBinaryState', state === '0' ? '1' : '0'))
     .then(

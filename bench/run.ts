@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { type AutomationResult, BUTTON_PATH, buttonToDevice, DIRECT_PATH } from './lib/automation.js';
 import { hearthBuilt, type Sim, simState, startHearth, startSim, writeConfig } from './lib/hearth.js';
 import {
   concurrent,
@@ -31,6 +32,7 @@ import {
   waitForLine,
 } from './lib/procs.js';
 import { type Budget, budget, budgetTable, int, ms, ratio, table } from './lib/report.js';
+import { type HeaterOffResult, heaterOff, type RoundTripResult, roundTrip } from './lib/serial.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(root, '.bench');
@@ -45,6 +47,11 @@ const { values: opts } = parseArgs({
     clients: { type: 'string', default: '16' },
     'no-build': { type: 'boolean', default: false },
     'no-node-red': { type: 'boolean', default: false },
+    'no-serial': { type: 'boolean', default: false },
+    'serial-runs': { type: 'string' },
+    exchanges: { type: 'string' },
+    'no-automation': { type: 'boolean', default: false },
+    presses: { type: 'string' },
   },
 });
 const num = (v: string | undefined, dflt: number, quick: number) =>
@@ -61,6 +68,26 @@ const P = {
   startupRuns: opts.quick ? 3 : 5,
   idleEntities: { switches: 50, buttons: 50 },
   idleWaitMs: 3000,
+  serial: {
+    /** hearth started, brewing, then silenced: this many times. */
+    runs: num(opts['serial-runs'], 20, 6),
+    /** Every 5th run hangs hearth (SIGSTOP) instead of killing it. */
+    stopEvery: 5,
+    /** How long the brew runs before the host goes silent, spread over the runs. */
+    brewMs: [500, 850] as [number, number],
+    /** `S+?` exchanges per contender (LinePort, bare serialport), after warm-up. */
+    exchanges: num(opts.exchanges, 2000, 500),
+    /** Blocks per contender, alternating, each opening the port afresh. */
+    rounds: opts.quick ? 2 : 8,
+    warmup: opts.quick ? 100 : 150,
+  },
+  automation: {
+    /** Measured presses per path (button → automation, direct toggle), interleaved. */
+    presses: num(opts.presses, 300, 100),
+    warmup: opts.quick ? 10 : 30,
+    /** Pause after each press, so the automation run's own record is written before the next. */
+    gapMs: 5,
+  },
 };
 
 const TOGGLE_PATH = '/api/v0/switches/lamp/toggle/';
@@ -117,6 +144,19 @@ function loadavg(): string {
   return (os.loadavg()[0] ?? 0).toFixed(2);
 }
 
+/** For a budget's note: which contenders had failed requests, as a ratio over them is suspect. */
+function errorNote(
+  figs: (LoadFigures | undefined)[],
+  names: string[],
+  which: 'seq' | 'load',
+): string | undefined {
+  const parts = figs.flatMap((f, i) => {
+    const n = f ? (which === 'seq' ? f.seqErrors : f.loadErrors) : 0;
+    return n > 0 ? [`${names[i]} ${n}`] : [];
+  });
+  return parts.length ? `errors: ${parts.join(', ')}` : undefined;
+}
+
 async function build(): Promise<{ ok: boolean; ms: number }> {
   const t0 = performance.now();
   try {
@@ -155,7 +195,7 @@ async function startFloor(sim: Sim): Promise<Contender> {
   const proc = start(
     'floor',
     process.execPath,
-    [path.join(root, 'bench', 'floor-forwarder.mjs'), '127.0.0.1', String(sim.port), 'lamp'],
+    [path.join(root, 'bench', 'floor-forwarder.mjs'), '127.0.0.1', String(sim.port)],
     root,
   );
   const m = await waitForLine(proc, /listening on 127\.0\.0\.1:(\d+)/, 10_000);
@@ -312,6 +352,175 @@ async function idleMemory(sim: Sim, tmp: string) {
   return { entities: switches.length + buttons.length, ...mem };
 }
 
+const us = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? 'n/a' : (v * 1000).toFixed(0));
+
+function serialReport(silence: HeaterOffResult | null, rt: RoundTripResult | null): string {
+  const out: string[] = [];
+  out.push(
+    '\n=== 5. heartbeat → heater off (hearth start against the simulated board; brew, then the host goes silent) ===',
+  );
+  if (silence?.runs.length) {
+    const rows = (['SIGKILL', 'SIGSTOP', 'all'] as const).flatMap((k) => {
+      const s = silence.bySignal[k];
+      if (!s) return [];
+      return [
+        [
+          k === 'SIGKILL' ? 'kill -9' : k === 'SIGSTOP' ? 'SIGSTOP (hung)' : 'all',
+          String(s.runs),
+          ms(s.offAfterBeat.p50),
+          ms(s.offAfterBeat.p99),
+          ms(s.offAfterBeat.max),
+          ms(s.offAfterSilence.p50),
+          ms(s.offAfterSilence.p99),
+          ms(s.offAfterSilence.max),
+          ms(s.silenceAfterBeatMax),
+          String(s.linesAfterSilenceMax),
+          Object.entries(s.causes)
+            .map(([c, n]) => `${c} ${n}`)
+            .join(', '),
+        ],
+      ];
+    });
+    out.push(
+      table(
+        [
+          'host',
+          'runs',
+          'off−B+1 p50',
+          'p99',
+          'max ms',
+          'off−signal p50',
+          'p99',
+          'max ms',
+          'signal−B+1 max',
+          'lines after',
+          'causes',
+        ],
+        rows,
+      ),
+    );
+    out.push(
+      `off−B+1: from the last B+1 the board received to its heater off (the firmware's rule: 1000 ms; ` +
+        'above it, the simulator timer in the bench process firing late); off−signal: from kill -9 / SIGSTOP ' +
+        'to heater off, 1000 ms minus signal−B+1 (where in the 300 ms heartbeat the host stopped) plus that ' +
+        `lateness; lines after: lines the board received after the signal; brews of ${P.serial.brewMs.join('-')} ms; ` +
+        `start to pot ready median ${int(median(silence.runs.map((r) => r.startMs)))} ms; ` +
+        `${(silence.elapsedMs / 1000).toFixed(0)} s`,
+    );
+    if (silence.resumedRuns)
+      out.push(
+        `after SIGCONT (the hung host wakes, its brew still running) the heater came back on in ` +
+          `${silence.resumedHeaterOn} of ${silence.resumedRuns} runs, before hearth was stopped (SIGTERM)`,
+      );
+  } else out.push('n/a');
+  if (silence?.errors.length) out.push(`runs not measured:\n  ${silence.errors.join('\n  ')}`);
+
+  out.push(`\n=== 6. serial round trip: one S+? → status line (${rt?.simulator ?? 'hearth sim coffee'}) ===`);
+  if (rt) {
+    const row = (name: string, f: RoundTripResult['lineport'], r?: RoundTripResult['ratio']) => [
+      name,
+      String(f.n),
+      us(f.p50),
+      us(f.p99),
+      us(f.mean),
+      us(f.max),
+      f.p50Rounds.map(us).join(' '),
+      String(f.errors),
+      r ? ratio(r.p50) : '1.00',
+      r ? ratio(r.p99) : '1.00',
+    ];
+    out.push(
+      table(
+        [
+          'path',
+          'exchanges',
+          'p50 µs',
+          'p99 µs',
+          'mean µs',
+          'max µs',
+          'p50 rounds µs',
+          'errors',
+          '/bare p50',
+          'p99',
+        ],
+        [row('LinePort.request', rt.lineport, rt.ratio), row('bare serialport', rt.bare)],
+      ),
+    );
+    out.push(
+      `${P.serial.rounds} blocks per path, alternating, each opening the port and dropping ${P.serial.warmup} ` +
+        `warm-up exchanges; ${(rt.elapsedMs / 1000).toFixed(0)} s`,
+    );
+    const kinds = [...rt.lineport.errorKinds, ...rt.bare.errorKinds];
+    if (kinds.length) out.push(`errors seen: ${kinds.join('; ')}`);
+  } else out.push('n/a');
+  return out.join('\n');
+}
+
+function automationReport(a: AutomationResult | null): string {
+  const out: string[] = [
+    '\n=== 7. button press → automation → device (issue 4): request sent → the plug has read SetBinaryState ===',
+  ];
+  if (!a) {
+    out.push('n/a');
+    return out.join('\n');
+  }
+  const row = (label: string, f: AutomationResult['paths']['direct']) => [
+    label,
+    String(f.n),
+    ms(f.toSet.p50),
+    ms(f.toSet.p99),
+    ms(f.toSet.max),
+    ms(f.toGet.p50),
+    ms(f.answer.p50),
+    ms(f.answer.p99),
+    ms(f.setAfterAnswer.p50),
+    `${f.flipped}/${f.n}`,
+    String(f.errors),
+  ];
+  out.push(
+    table(
+      [
+        'path',
+        'presses',
+        '→Set p50',
+        'p99',
+        'max ms',
+        '→Get p50',
+        'HTTP answer p50',
+        'p99 ms',
+        'Set−answer p50',
+        'flipped',
+        'errors',
+      ],
+      [row('button → automation', a.paths.automation), row('direct toggle', a.paths.direct)],
+    ),
+  );
+  out.push(
+    `automation / direct, to the device: p50 ${ratio(a.ratio.p50)}, p99 ${ratio(a.ratio.p99)}, max ${ratio(a.ratio.max)} ` +
+      '(no budget in DESIGN.md: information)',
+  );
+  out.push(
+    [
+      `button → automation: POST ${BUTTON_PATH} → automation bedside-lamp (state bedside to on) → lamp.toggle; ` +
+        `direct toggle: POST ${DIRECT_PATH}. Both toggles are GetBinaryState then SetBinaryState.`,
+      '→Set, →Get: from sending the request to the simulated plug (in the bench process) having read that SOAP ' +
+        'call, both on performance.now() of the bench. The button is answered 200 once its state is stored, ' +
+        'before the automation reaches the plug (Set−answer > 0); the direct call is answered after the Set (< 0).',
+      `Sequential, interleaved, one keep-alive connection per path, ${P.automation.gapMs} ms pause after each; ` +
+        `${P.automation.warmup} warm-up presses per path; cross-check on the simulator's own ms timestamps: →Set p50 ` +
+        `automation ${int(a.paths.automation.toSetEpochMs.p50)} ms, direct ${int(a.paths.direct.toSetEpochMs.p50)} ms; ` +
+        `stray SOAP calls ${a.strayCalls}; load average ${a.loadAverage.start.toFixed(2)} → ` +
+        `${a.loadAverage.end.toFixed(2)}; ${(a.elapsedMs / 1000).toFixed(0)} s`,
+    ].join('\n'),
+  );
+  const kinds = [
+    ...a.paths.automation.errorKinds.map((k) => `automation: ${k}`),
+    ...a.paths.direct.errorKinds.map((k) => `direct: ${k}`),
+  ];
+  if (kinds.length) out.push(`errors seen: ${kinds.join('; ')}`);
+  return out.join('\n');
+}
+
 async function main(): Promise<number> {
   installCleanup();
   mkdirSync(benchDir, { recursive: true });
@@ -453,6 +662,71 @@ async function runAll(tmp: string): Promise<number> {
   }
   await stopAll();
 
+  // 5 and 6: the coffee pot over a pseudo-terminal, alone too.
+  let silence: HeaterOffResult | null = null;
+  let rt: RoundTripResult | null = null;
+  if (!opts['no-serial']) {
+    console.log(
+      `\n5. heartbeat → heater off: ${P.serial.runs} runs, hearth killed (kill -9) or hung (SIGSTOP, every ${P.serial.stopEvery}th) mid-brew`,
+    );
+    try {
+      silence = await heaterOff({
+        root,
+        tmp,
+        runs: P.serial.runs,
+        stopEvery: P.serial.stopEvery,
+        brewMs: P.serial.brewMs,
+        log: (line) => console.log(line),
+      });
+      for (const e of silence.errors) fail('heater off', new Error(e));
+      if (silence.runs.length === 0) fail('heater off', new Error('no run could be measured'));
+    } catch (err) {
+      fail('heater off', err);
+    }
+    await stopAll();
+    console.log(
+      `\n6. serial round trip: ${P.serial.exchanges} S+? exchanges each, LinePort and bare serialport`,
+    );
+    try {
+      rt = await roundTrip({
+        root,
+        tmp,
+        exchanges: P.serial.exchanges,
+        rounds: P.serial.rounds,
+        warmup: P.serial.warmup,
+        log: (line) => console.log(line),
+      });
+      if (rt.lineport.n === 0 || rt.bare.n === 0)
+        fail('serial round trip', new Error('no exchange succeeded'));
+    } catch (err) {
+      fail('serial round trip', err);
+    }
+    await stopAll();
+  }
+
+  // 7. Button press → automation → device, against the direct switch call; alone too.
+  let auto: AutomationResult | null = null;
+  if (!opts['no-automation']) {
+    console.log(
+      `\n7. button press → automation → device: ${P.automation.presses} presses per path, interleaved (load average ${loadavg()})`,
+    );
+    try {
+      auto = await buttonToDevice({
+        root,
+        tmp,
+        runs: P.automation.presses,
+        warmup: P.automation.warmup,
+        gapMs: P.automation.gapMs,
+        log: (line) => console.log(line),
+      });
+      if (auto.paths.automation.n === 0 || auto.paths.direct.n === 0)
+        fail('button → automation → device', new Error('a path had no successful press'));
+    } catch (err) {
+      fail('button → automation → device', err);
+    }
+    await stopAll();
+  }
+
   // Report.
   const out: string[] = [];
   out.push(
@@ -499,19 +773,44 @@ async function runAll(tmp: string): Promise<number> {
     memRows.push([`${name} just after start`, ms(rss), '']);
   for (const [name, rss] of Object.entries(afterLoadRss)) memRows.push([`${name} after load`, ms(rss), '']);
   out.push(table(['process', 'VmRSS', 'VmHWM'], memRows));
+  if (!opts['no-serial']) out.push(serialReport(silence, rt));
+  if (!opts['no-automation']) out.push(automationReport(auto));
 
   const h = toggle.hearth;
   const f = toggle.floor;
   const nr = toggle['node-red'];
   const budgets: Budget[] = [
-    budget('toggle p99: hearth / floor', h && f ? h.p99 / f.p99 : undefined, '<=', 1.25),
-    budget('toggle p99: hearth / node-red', h && nr ? h.p99 / nr.p99 : undefined, '<', 0.6),
-    budget(`toggle req/s @${P.clients}: hearth / floor`, h && f ? h.rps / f.rps : undefined, '>=', 0.7),
+    budget(
+      'toggle p99: hearth / floor',
+      h && f ? h.p99 / f.p99 : undefined,
+      '<=',
+      1.25,
+      'x',
+      errorNote([h, f], ['hearth', 'floor'], 'seq'),
+    ),
+    budget(
+      'toggle p99: hearth / node-red',
+      h && nr ? h.p99 / nr.p99 : undefined,
+      '<',
+      0.6,
+      'x',
+      errorNote([h, nr], ['hearth', 'node-red'], 'seq'),
+    ),
+    budget(
+      `toggle req/s @${P.clients}: hearth / floor`,
+      h && f ? h.rps / f.rps : undefined,
+      '>=',
+      0.7,
+      'x',
+      errorNote([h, f], ['hearth', 'floor'], 'load'),
+    ),
     budget(
       `clocktime req/s @${P.clients}: hearth / floor`,
       clock.hearth && clock.floor ? clock.hearth.rps / clock.floor.rps : undefined,
       '>=',
       0.8,
+      'x',
+      errorNote([clock.hearth, clock.floor], ['hearth', 'floor'], 'load'),
     ),
     budget(
       'start to ready, median',
@@ -528,6 +827,21 @@ async function runAll(tmp: string): Promise<number> {
       60,
       'MiB',
     ),
+    ...(opts['no-serial']
+      ? []
+      : [
+          budget(
+            'heater off after host silent, max',
+            silence?.bySignal.all?.offAfterSilence.max,
+            '<',
+            1000,
+            'ms',
+            silence?.bySignal.all
+              ? `${silence.runs.length} runs; off − last B+1 max ${ms(silence.bySignal.all.offAfterBeat.max)} ms (rule: 1000)`
+              : undefined,
+            2,
+          ),
+        ]),
   ];
   out.push('\n=== budgets ===');
   out.push(budgetTable(budgets));
@@ -535,6 +849,10 @@ async function runAll(tmp: string): Promise<number> {
     h && f ? `toggle p50 hearth/floor ${ratio(h.p50 / f.p50)}` : '',
     h && nr ? `toggle p50 hearth/node-red ${ratio(h.p50 / nr.p50)}` : '',
     h && nr ? `toggle req/s hearth/node-red ${ratio(h.rps / nr.rps)}` : '',
+    rt ? `serial round trip LinePort/bare p50 ${ratio(rt.ratio.p50)}, p99 ${ratio(rt.ratio.p99)}` : '',
+    auto
+      ? `button → device automation/direct p50 ${ratio(auto.ratio.p50)}, p99 ${ratio(auto.ratio.p99)}`
+      : '',
   ].filter(Boolean);
   if (extra.length) out.push(`other ratios: ${extra.join(', ')}`);
   const errorLines = [
@@ -565,6 +883,9 @@ async function runAll(tmp: string): Promise<number> {
     clocktime: clock,
     startup,
     idleMemory: idle,
+    heaterOff: silence,
+    serialRoundTrip: rt,
+    buttonToDevice: auto,
     rssMiB: { afterStart: startupRss, afterLoad: afterLoadRss },
     budgets,
     notes,

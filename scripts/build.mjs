@@ -16,7 +16,13 @@ await build({
   legalComments: 'linked',
   // The two schema compilers are never loaded (see src/server/app.ts); keeping them out of the
   // bundle saves parsing 250 kB at every start.
-  external: ['better-sqlite3', 'serialport', '@serialport/*', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'],
+  external: [
+    'better-sqlite3',
+    'serialport',
+    '@serialport/*',
+    '@fastify/ajv-compiler',
+    '@fastify/fast-json-stringify-compiler',
+  ],
   // Some bundled packages are CommonJS and call require() for Node built-ins.
   banner: {
     js: "import { createRequire as __hearthRequire } from 'node:module'; const require = __hearthRequire(import.meta.url);",

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { AutomationEngine } from './automation/engine.js';
 import type { HearthConfig } from './config/load.js';
 import { LocalBus } from './core/bus.js';
 import { type Clock, systemClock } from './core/clock.js';
@@ -7,12 +8,14 @@ import type { Logger } from './core/log.js';
 import { Runtime } from './core/runtime.js';
 import { AllowList } from './server/allow-list.js';
 import { buildControlServer, buildPublicServer } from './server/app.js';
+import { MediaLibrary } from './server/media.js';
 import { Metrics } from './server/metrics.js';
 import { openSqliteStore } from './store/sqlite/open.js';
 import type { Store } from './store/store.js';
 
 export interface Hearth {
   runtime: Runtime;
+  automations: AutomationEngine;
   /** The control listener: every route. */
   server: FastifyInstance;
   /** The read-only status listener, when `http.public` is configured. */
@@ -41,6 +44,13 @@ export async function startHearth(
   { log, clock = systemClock }: StartOptions,
 ): Promise<Hearth> {
   const store = await openSqliteStore(config.storage.sqlite);
+  // The speakers' URL for a chime needs the control listener's port, known once it listens.
+  let controlPort: number | undefined;
+  const media = new MediaLibrary({
+    dir: config.media.dir,
+    baseUrl: config.media.baseUrl,
+    listener: () => (controlPort === undefined ? undefined : { host: config.http.host, port: controlPort }),
+  });
   const bus = new LocalBus((err, event) => log.error({ err: reasonOf(err), event }, 'bus listener failed'));
   const runtime = new Runtime({
     timezone: config.timezone,
@@ -50,21 +60,34 @@ export async function startHearth(
     bus,
     clock,
     log,
+    media,
   });
   const metrics = new Metrics(runtime, bus);
+  const automations = new AutomationEngine({
+    automations: config.automations,
+    runtime,
+    bus,
+    store: store.automations,
+    clock,
+    timezone: config.timezone,
+    log: log.child({ part: 'automations' }),
+  });
   const { http } = config;
   const server = buildControlServer({
     runtime,
+    automations,
     metrics,
     log,
     allow: new AllowList(http.allow),
     token: http.token,
+    media,
   });
   const publicServer = http.public ? buildPublicServer({ runtime, metrics, log }) : undefined;
   let url: string;
   let publicUrl: string | undefined;
   try {
     url = await listen(server, http, 'http');
+    controlPort = (server.server.address() as { port: number } | null)?.port;
     if (publicServer && http.public) publicUrl = await listen(publicServer, http.public, 'http.public');
   } catch (err) {
     await server.close();
@@ -81,18 +104,19 @@ export async function startHearth(
       const closing = [server, publicServer].map((srv) =>
         srv?.close().catch((err) => log.warn({ err: reasonOf(err) }, 'closing an HTTP listener failed')),
       );
-      await Promise.all([runtime.stop(), ...closing]);
+      await Promise.all([automations.stop().then(() => runtime.stop()), ...closing]);
       await store.close();
     })();
     return stopping;
   };
   try {
     await runtime.start();
+    await automations.start();
   } catch (err) {
     await stop();
     throw err;
   }
-  return { runtime, server, publicServer, store, url, publicUrl, stop };
+  return { runtime, automations, server, publicServer, store, url, publicUrl, stop };
 }
 
 /** Listens and answers the URL to reach it from this box (0.0.0.0 and :: are not addresses to call). */

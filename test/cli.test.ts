@@ -316,7 +316,7 @@ describe('hearth sim', () => {
       signal: null,
       stdout: '',
       stderr:
-        'hearth sim: no simulator named "nosuch"; choose one of: wemo, kasa, coffee (mrcoffeebot), sprinklers (relay-board)\n',
+        'hearth sim: no simulator named "nosuch"; choose one of: wemo, kasa, coffee (mrcoffeebot), sprinklers (relay-board), speakers (sonos)\n',
     });
   });
 });

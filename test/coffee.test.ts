@@ -158,6 +158,24 @@ describe('a real hearth process and the coffee pot', () => {
     expect(sim.received.filter((r) => r.t > off.t).map((r) => r.line)).toEqual([]);
   });
 
+  it('a hearth that was paused (hung) and wakes up never turns the heater back on', async () => {
+    const { sim, hearth } = await setup();
+    await brew(hearth, sim);
+    await new Promise((r) => setTimeout(r, 400));
+    hearth.child.kill('SIGSTOP');
+    const off = await sim.waitForHeater(false, 2000);
+    expect(off.cause).toBe('deadman');
+    hearth.child.kill('SIGCONT');
+    // Awake again, its brew timer still running: it must end the brew, not resume it.
+    await waitFor(async () => (await entity(hearth, 'coffee')).state === 'off', 3000, 'the brew ended');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sim.events.filter((e) => e.t > off.t && e.heater)).toEqual([]);
+    expect(sim.heater).toBe(false);
+    const received = sim.received.filter((r) => r.t > off.t).map((r) => r.line);
+    expect(received).not.toContain('B+1');
+    expect(received).toContain('B+0');
+  });
+
   it('hearth sim coffee runs the board in its own process and logs each heater change', async () => {
     const path = join(dir, 'ttyCLI');
     const cli = startCli(['sim', 'coffee', '--path', path], { env: { HEARTH_LOG_LEVEL: 'info' } });
@@ -190,7 +208,8 @@ describe('a real hearth process and the coffee pot', () => {
       [false, 'deadman'],
     ]);
     const [, on, off] = records;
-    expect((off?.at ?? 0) - (on?.at ?? 0)).toBeGreaterThanOrEqual(1000);
+    // Whole-millisecond timestamps: 1000 ms can read as 999.
+    expect((off?.at ?? 0) - (on?.at ?? 0)).toBeGreaterThanOrEqual(999);
     expect((off?.at ?? 0) - (on?.at ?? 0)).toBeLessThanOrEqual(1000 + TIMER_TOLERANCE_MS + 1);
     expect(m[0]).toContain('"heater":false');
     expect(await cli.stop('SIGTERM')).toEqual({ code: 0, signal: null });

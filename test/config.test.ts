@@ -216,7 +216,7 @@ swiches:
 `;
     const { file, error } = failure(text);
     const message =
-      'unknown key "swiches"; accepted keys here: timezone, http, storage, secrets, log, switches, coffee, sprinklers, buttons';
+      'unknown key "swiches"; accepted keys here: timezone, http, storage, secrets, log, media, switches, coffee, sprinklers, speakers, calendars, automations, buttons';
     expect(error.issues).toEqual([{ file, line: 2, col: 1, field: 'swiches', message }]);
     expect(error.message).toBe(`${file}:2:1: swiches: ${message}`);
   });
@@ -548,7 +548,11 @@ describe('the examples', () => {
       ['wemo', 'lamp', true],
       ['wemo', 'heater-plug', true],
       ['kasa', 'fan', true],
+      ['mrcoffeebot', 'coffee', true],
+      ['relay-board', 'garden', true],
+      ['sonos', 'kitchen', true],
     ]);
+    expect(cfg.automations.map((a) => a.id)).toEqual(['bedside-lamp']);
     expect(cfg.buttons).toEqual([{ id: 'bedside', name: 'Bedside button' }]);
     expect(load(demo, { HEARTH_PORT: '8080' }).http.port).toBe(8080);
   });

@@ -11,11 +11,21 @@ export interface SwitchSpec {
   pollSeconds?: number;
 }
 
+/** `{ id, triggers: [{ state, to }], actions: [{ command }] }`: one state trigger, one command. */
+export interface AutomationSpec {
+  id: string;
+  state: string;
+  to: string;
+  /** `<entity id>.<command>`, e.g. lamp.toggle. */
+  command: string;
+}
+
 export interface HearthConfig {
   port: number;
   dbPath: string;
   switches: SwitchSpec[];
   buttons: string[];
+  automations?: AutomationSpec[];
 }
 
 /** hearth.yaml for a bench run, in the shape of DESIGN.md's config. */
@@ -39,6 +49,13 @@ export function hearthYaml(c: HearthConfig): string {
     lines.push('buttons:');
     for (const b of c.buttons)
       lines.push(`  - { id: ${b}, name: ${b.replace(/^./, (ch) => ch.toUpperCase())} }`);
+  }
+  if (c.automations?.length) {
+    lines.push('automations:');
+    for (const a of c.automations)
+      lines.push(
+        `  - { id: ${a.id}, triggers: [{ state: ${a.state}, to: ${JSON.stringify(a.to)} }], actions: [{ command: ${a.command} }] }`,
+      );
   }
   return `${lines.join('\n')}\n`;
 }

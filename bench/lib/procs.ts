@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 /** A child process the bench started, with the tail of its output kept for error messages. */
@@ -15,6 +15,14 @@ export interface Proc {
 
 const TAIL_LINES = 40;
 const running = new Set<Proc>();
+/** Things to end that are not `Proc`s: simulators inside this process (and their socat). */
+const cleanups = new Set<() => Promise<void>>();
+
+/** Runs `fn` in `stopAll` (at the end, on error, on Ctrl-C) unless `remove()` was called first. */
+export function onStopAll(fn: () => Promise<void>): { remove(): void } {
+  cleanups.add(fn);
+  return { remove: () => cleanups.delete(fn) };
+}
 
 /** Spawns `node <args>` (or another command) and tracks it so `stopAll` can end it. */
 export function start(name: string, command: string, args: string[], cwd: string): Proc {
@@ -91,20 +99,58 @@ export function describe(proc: Proc): string {
 export async function stop(proc: Proc, graceMs = 2000): Promise<void> {
   if (proc.hasExited()) return;
   proc.child.kill('SIGTERM');
+  // The bench may have stopped it (a hung host): let it see the SIGTERM.
+  proc.child.kill('SIGCONT');
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), graceMs);
   await proc.exited;
   clearTimeout(timer);
 }
 
 export async function stopAll(): Promise<void> {
-  await Promise.all([...running].map((p) => stop(p)));
+  const hooks = [...cleanups];
+  cleanups.clear();
+  await Promise.all([...hooks.map((fn) => fn().catch(() => undefined)), ...[...running].map((p) => stop(p))]);
 }
 
-/** Last resort from an `exit` handler, where nothing asynchronous runs any more. */
+/**
+ * Last resort from an `exit` handler, where nothing asynchronous runs any more: every tracked
+ * child, then any other direct child of this process still there (the socat of a simulator
+ * that lives in this process), each by its pid.
+ */
 export function killAllNow(): void {
   for (const p of running) {
     if (!p.hasExited()) p.child.kill('SIGKILL');
   }
+  for (const pid of childPids()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+/** Pids of this process's own children, from /proc (Linux only; empty elsewhere). */
+function childPids(): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid) out.push(Number(e));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
 }
 
 /** Ends every child on Ctrl-C, SIGTERM, an uncaught error, or a plain exit. */

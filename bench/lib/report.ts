@@ -10,16 +10,21 @@ export function table(headers: string[], rows: string[][]): string {
   return [fmt(headers), rule, ...rows.map(fmt)].join('\n');
 }
 
+/** Whether `v` is a figure at all: not missing, NaN or ±Infinity (a ratio over a zero). */
+export function measured(v: number | null | undefined): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
 export function ms(v: number | undefined): string {
-  return v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(2);
+  return measured(v) ? v.toFixed(2) : 'n/a';
 }
 
 export function int(v: number | undefined): string {
-  return v === undefined || Number.isNaN(v) ? 'n/a' : Math.round(v).toString();
+  return measured(v) ? Math.round(v).toString() : 'n/a';
 }
 
 export function ratio(v: number | undefined): string {
-  return v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(2);
+  return measured(v) ? v.toFixed(2) : 'n/a';
 }
 
 export type Op = '<=' | '<' | '>=';
@@ -32,6 +37,8 @@ export interface Budget {
   unit: string;
   pass: boolean | null;
   note?: string;
+  /** Decimals shown for a value in `unit` other than x; default 0. */
+  digits?: number;
 }
 
 export function budget(
@@ -41,10 +48,12 @@ export function budget(
   limit: number,
   unit = 'x',
   note?: string,
+  digits?: number,
 ): Budget {
-  const v = value === undefined || Number.isNaN(value) ? null : value;
+  // Missing, NaN or infinite (e.g. the floor answered nothing, so a ratio over 0): no verdict.
+  const v = measured(value) ? value : null;
   const pass = v === null ? null : op === '<=' ? v <= limit : op === '<' ? v < limit : v >= limit;
-  return { name, value: v, op, limit, unit, pass, ...(note ? { note } : {}) };
+  return { name, value: v, op, limit, unit, pass, ...(note ? { note } : {}), ...(digits ? { digits } : {}) };
 }
 
 export function budgetTable(budgets: Budget[]): string {
@@ -52,7 +61,9 @@ export function budgetTable(budgets: Budget[]): string {
     ['budget (DESIGN.md §5)', 'measured', 'limit', 'verdict', 'note'],
     budgets.map((b) => [
       b.name,
-      b.value === null ? 'n/a' : `${b.unit === 'x' ? ratio(b.value) : int(b.value)} ${b.unit}`,
+      b.value === null
+        ? 'n/a'
+        : `${b.unit === 'x' ? ratio(b.value) : b.digits ? b.value.toFixed(b.digits) : int(b.value)} ${b.unit}`,
       `${b.op} ${b.limit} ${b.unit}`,
       b.pass === null ? 'n/a' : b.pass ? 'PASS' : 'FAIL',
       b.note ?? '',

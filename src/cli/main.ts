@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerCheck } from './check.js';
 import { registerImport } from './import.js';
+import { registerMedia } from './media.js';
 import { registerSim } from './sim.js';
 import { registerStart } from './start.js';
 
@@ -15,5 +16,6 @@ registerStart(program);
 registerCheck(program);
 registerSim(program);
 registerImport(program);
+registerMedia(program);
 
 await program.parseAsync(process.argv);

@@ -29,10 +29,12 @@ export interface DeviceEntry {
   config: DeviceConfig & Record<string, unknown>;
 }
 
-export interface HearthConfig extends Omit<RawConfig, DeviceSection | 'storage'> {
+export interface HearthConfig extends Omit<RawConfig, DeviceSection | 'storage' | 'media'> {
   /** Absolute path of the config file (or a label for an in-memory one). */
   file: string;
   storage: { sqlite: string };
+  /** `dir` is absolute; `baseUrl` has no trailing slash. */
+  media: { dir: string; baseUrl: string | undefined };
   devices: DeviceEntry[];
   buttons: Array<{ id: string; name: string }>;
 }
@@ -164,6 +166,9 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
   cfg.buttons.forEach((b, i) => {
     claim(b.id, ['buttons', i]);
   });
+  checkAutomationRefs(cfg.automations, new Set(seen.keys()), (path, message) => {
+    issues.push({ ...at(doc.getIn(path, true) as Node), file, field: formatPath(path), message });
+  });
   if (issues.length > 0) throw new ConfigError(issues);
 
   const { switches: _s, coffee: _c, sprinklers: _p, speakers: _k, calendars: _l, ...rest } = cfg;
@@ -172,9 +177,46 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
     file,
     storage: { sqlite: cfg.storage.sqlite === ':memory:' ? ':memory:' : absolute(dir, cfg.storage.sqlite) },
     secrets: cfg.secrets === undefined ? undefined : absolute(dir, cfg.secrets),
+    media: { dir: absolute(dir, cfg.media.dir), baseUrl: cfg.media.baseUrl },
     devices,
     buttons: cfg.buttons.map((b) => ({ id: b.id, name: b.name ?? b.id })),
   };
+}
+
+/** Every entity and automation an automation names must exist: a typo is an error at its line, not a silent no-op. */
+function checkAutomationRefs(
+  automations: RawConfig['automations'],
+  entities: Set<string>,
+  report: (path: (string | number)[], message: string) => void,
+): void {
+  const ids = new Set(automations.map((a) => a.id));
+  const known = (id: string) => entities.has(id);
+  const hint = () =>
+    `known entities: ${[...entities].slice(0, 12).join(', ')}${entities.size > 12 ? ', ...' : ''}`;
+  automations.forEach((a, i) => {
+    const base = ['automations', i];
+    if (automations.findIndex((b) => b.id === a.id) !== i)
+      report([...base, 'id'], `automation id "${a.id}" is used twice`);
+    a.triggers.forEach((t, j) => {
+      const ref = 'state' in t ? t.state : 'calendar' in t ? t.calendar : undefined;
+      const key = 'state' in t ? 'state' : 'calendar';
+      if (ref !== undefined && !known(ref))
+        report([...base, 'triggers', j, key], `no entity "${ref}"; ${hint()}`);
+    });
+    a.conditions.forEach((c, j) => {
+      if ('state' in c && !known(c.state))
+        report([...base, 'conditions', j, 'state'], `no entity "${c.state}"; ${hint()}`);
+    });
+    a.actions.forEach((act, j) => {
+      if ('command' in act) {
+        const id = act.command.slice(0, act.command.lastIndexOf('.'));
+        if (!known(id)) report([...base, 'actions', j, 'command'], `no entity "${id}"; ${hint()}`);
+      }
+      if ('automation' in act && !ids.has(act.automation)) {
+        report([...base, 'actions', j, 'automation'], `no automation "${act.automation}"`);
+      }
+    });
+  });
 }
 
 function absolute(dir: string, p: string): string {

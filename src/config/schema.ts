@@ -1,4 +1,5 @@
 import { z } from 'zod/v3';
+import { automationSchema } from '../automation/schema.js';
 import { isValidTimeZone } from '../core/clock.js';
 import { hostSchema, portSchema } from '../core/device-schema.js';
 import { idSchema } from '../core/kinds.js';
@@ -87,6 +88,28 @@ const httpSchema = z
   })
   .default({});
 
+/** `media:`: where chime files live and the URL speakers fetch them from. */
+const mediaSchema = z
+  .object({
+    /** The folder, relative to the config file's folder. */
+    dir: z.string().min(1).default('data/media'),
+    /**
+     * Where speakers reach hearth, e.g. `http://192.168.1.10:30080` (a NodePort, a reverse proxy):
+     * needed when hearth runs behind NAT or in a pod, where the address it sees for itself is not
+     * one the speakers can reach. Left out: this box's address on the speaker's network and the
+     * control listener's port.
+     */
+    baseUrl: z
+      .string()
+      .url('must be a URL like http://192.168.1.10:8000')
+      .refine((u) => /^https?:\/\//i.test(u), 'must start with http:// or https://')
+      .refine((u) => !/[?#]/.test(u), 'must not have a query or a fragment')
+      .transform((u) => u.replace(/\/+$/, ''))
+      .optional(),
+  })
+  .strict()
+  .default({});
+
 /**
  * The top level of hearth.yaml. Device lists hold entries whose `kind` names a driver; each
  * entry is validated by that driver's own schema afterwards, so errors still point at the line.
@@ -114,12 +137,15 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Chime files, served to speakers at /api/v0/chime/<file>; `hearth media add FILE` puts one there. */
+    media: mediaSchema,
     /** Each entry is checked by the driver its `kind` names (see load.ts). */
     switches: z.array(z.unknown()).default([]),
     coffee: z.array(z.unknown()).default([]),
     sprinklers: z.array(z.unknown()).default([]),
     speakers: z.array(z.unknown()).default([]),
     calendars: z.array(z.unknown()).default([]),
+    automations: z.array(automationSchema).default([]),
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
   })
   .strict();

@@ -42,6 +42,21 @@ export interface EntityHandle<K extends Kind> {
   fire(event: string, data: Record<string, unknown>): void;
 }
 
+/** The media folder that hearth serves at `/api/v0/chime/<file>`, for drivers that play its files. */
+export interface MediaAccess {
+  /** Where the folder is, for messages. */
+  readonly dir: string;
+  /** True if `file` is a plain file name of a file in the media folder. */
+  has(file: string): Promise<boolean>;
+  /**
+   * The URL a device at `device` fetches `file` from: `media.baseUrl` when configured, else this
+   * box's address on the network that reaches the device, with the control listener's port.
+   */
+  url(file: string, device: { host: string; port: number }): Promise<string>;
+  /** The Content-Type the file is served with, e.g. `audio/mpeg`. */
+  contentType(file: string): string;
+}
+
 /** One object, so the contract can grow without breaking drivers. */
 export interface DriverContext {
   entities: {
@@ -49,8 +64,12 @@ export interface DriverContext {
   };
   log: Logger;
   clock: Clock;
+  /** hearth's `timezone:` (IANA), for drivers that reason in local time; UTC when absent. */
+  timezone?: string;
   /** Aborts when the device is stopped. */
   signal: AbortSignal;
+  /** The chime media folder (`media:` in the config); absent where no runtime set one (driver unit tests). */
+  media?: MediaAccess;
 }
 
 export interface Running {

@@ -1,4 +1,4 @@
-import type { Bus } from './bus.js';
+import type { Bus, BusEvents } from './bus.js';
 import type { Clock, Timer } from './clock.js';
 import { clocktime } from './clock.js';
 import { withDeadline } from './deadline.js';
@@ -8,6 +8,7 @@ import type {
   Driver,
   DriverContext,
   EntitySpec,
+  MediaAccess,
   SimulatorHandle,
 } from './driver.js';
 import { HearthError, reasonOf } from './errors.js';
@@ -31,6 +32,8 @@ export interface RuntimeOptions {
   bus: Bus;
   clock: Clock;
   log: Logger;
+  /** The chime media folder, handed to drivers that play its files. */
+  media?: MediaAccess;
 }
 
 /** An entity as every transport shows it. */
@@ -213,6 +216,14 @@ export class Runtime {
     };
   }
 
+  /**
+   * Calls `listener` on every event an entity fires (EntityHandle.fire: a calendar event's
+   * `start` and `end`); returns the unsubscribe function.
+   */
+  onEvent(listener: (e: BusEvents['entity.event']) => void, owner?: string): () => void {
+    return this.#opts.bus.on('entity.event', listener, owner);
+  }
+
   #addButton(id: string, name: string): EntityRecord {
     const e = this.#register({ id, kind: 'button', name, timeoutMs: 0, pollMs: 0 }, {}, BUTTON_DRIVER);
     return e;
@@ -312,7 +323,9 @@ export class Runtime {
           },
           log,
           clock: this.#opts.clock,
+          timezone: this.#opts.timezone,
           signal,
+          media: this.#opts.media,
         };
         const running = await driver.setup(ctx, effective);
         return () => running.stop();
@@ -376,6 +389,9 @@ export class Runtime {
       this.#markAvailable(e);
       this.#applyState(e, state, this.#opts.clock.now());
     } catch (err) {
+      // A handler that refuses the arguments (a chime file that is not there) says so before
+      // touching the device: the caller's mistake, not a device fault.
+      if (err instanceof HearthError && err.status < 500) throw err;
       const timeout = err instanceof HearthError && err.code === 'HEARTH_ERR_DEVICE_TIMEOUT';
       this.#opts.bus.emit('device.call', {
         driver: e.driver,

@@ -1,7 +1,9 @@
 import type { Driver } from '../core/driver.js';
+import { icalDriver } from './ical/index.js';
 import { kasaDriver } from './kasa/index.js';
 import { coffeeDriver } from './mrcoffeebot/index.js';
 import { relayBoardDriver } from './relay-board/index.js';
+import { sonosDriver } from './sonos/index.js';
 import { wemoDriver } from './wemo/index.js';
 
 /** Every driver hearth ships. Adding a device type adds its folder and one line here. */
@@ -10,4 +12,6 @@ export const drivers: readonly Driver[] = [
   kasaDriver as unknown as Driver,
   coffeeDriver as unknown as Driver,
   relayBoardDriver as unknown as Driver,
+  sonosDriver as unknown as Driver,
+  icalDriver as unknown as Driver,
 ];

@@ -7,13 +7,26 @@ import type { Metrics } from './metrics.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** `status`: a read-only route that anyone may GET, on either listener. Left out: control. */
-    access?: 'status';
+    /**
+     * `status`: a read-only route that anyone may GET, on either listener. `device`: a read-only
+     * route that devices on the LAN GET (a speaker fetching a chime): control listener only, an
+     * address in `http.allow` needed, but never the token, which such devices cannot send.
+     * Left out: control.
+     */
+    access?: 'status' | 'device';
   }
 }
 
 /** Route options that make a route a status route. */
 export const statusRoute = { config: { access: 'status' } } as const;
+
+/** Route options that make a route a device-read route (see FastifyContextConfig.access). */
+export const deviceReadRoute = { config: { access: 'device' } } as const;
+
+/** A GET or HEAD of a route registered as a device-read route; as for status, decided by the matched route. */
+export function isDeviceReadRequest(req: FastifyRequest): boolean {
+  return (req.method === 'GET' || req.method === 'HEAD') && req.routeOptions.config?.access === 'device';
+}
 
 export type ListenerName = 'public' | 'control';
 export type ForbiddenReason = 'read-only' | 'address' | 'token';
@@ -76,7 +89,7 @@ export interface ControlAccess {
 
 /**
  * The control listener's guard: status requests pass; other requests need a client address in
- * `http.allow` and, when a token is configured, the bearer token.
+ * `http.allow` and, when a token is configured, the bearer token (device reads excepted).
  */
 export function controlGuard(metrics: Metrics, { allow, token }: ControlAccess): onRequestAsyncHookHandler {
   // Only the token's digest is kept, and every check compares two digests of equal length in
@@ -104,7 +117,7 @@ export function controlGuard(metrics: Metrics, { allow, token }: ControlAccess):
         "Add the client's network to http.allow in the config (e.g. 192.168.1.0/24) and restart hearth.",
       );
     }
-    if (expected && !bearerMatches(req.headers.authorization, expected)) {
+    if (expected && !isDeviceReadRequest(req) && !bearerMatches(req.headers.authorization, expected)) {
       return refuse(
         req,
         reply,

@@ -1,10 +1,13 @@
 import Fastify, { type FastifyInstance, type onRequestAsyncHookHandler } from 'fastify';
+import type { AutomationEngine } from '../automation/engine.js';
 import { errorCatalogue, HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../core/runtime.js';
 import { type ControlAccess, controlGuard, readOnlyGuard, statusRoute } from './access.js';
+import { registerAutomationRoutes } from './api-automations.js';
 import { registerApiV0 } from './api-v0.js';
 import { registerApiV1Control, registerApiV1Status } from './api-v1.js';
+import { type MediaLibrary, registerMediaRoutes } from './media.js';
 import type { Metrics } from './metrics.js';
 import { renderStatusPage, statusPageHeaders } from './status-page.js';
 
@@ -20,7 +23,11 @@ export interface ServerOptions {
   log: Logger;
 }
 
-export interface ControlServerOptions extends ServerOptions, ControlAccess {}
+export interface ControlServerOptions extends ServerOptions, ControlAccess {
+  automations?: AutomationEngine;
+  /** The chime folder, served to speakers at /api/v0/chime/<file> (control listener only). */
+  media?: MediaLibrary;
+}
 
 /**
  * The control listener: every route. Status routes are open to anyone; the rest need an
@@ -30,6 +37,7 @@ export function buildControlServer(opts: ControlServerOptions): FastifyInstance 
   const app = baseServer(opts, controlGuard(opts.metrics, opts));
   registerStatusRoutes(app, opts.runtime);
   registerControlRoutes(app, opts);
+  if (opts.media) registerMediaRoutes(app, opts.media, opts.log);
   return app;
 }
 
@@ -54,13 +62,17 @@ function registerStatusRoutes(app: FastifyInstance, runtime: Runtime): void {
 }
 
 /** Everything that changes something or tells more than status: /api/v0, commands, /metrics. */
-function registerControlRoutes(app: FastifyInstance, { runtime, metrics }: ServerOptions): void {
+function registerControlRoutes(
+  app: FastifyInstance,
+  { runtime, metrics, automations }: ServerOptions & { automations?: AutomationEngine },
+): void {
   app.get('/metrics', async (_req, reply) => {
     const body = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(body);
   });
   registerApiV0(app, runtime);
   registerApiV1Control(app, runtime);
+  if (automations) registerAutomationRoutes(app, automations);
 }
 
 /**

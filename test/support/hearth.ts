@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile } from '../../src/config/load.js';
+import type { Clock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/log.js';
 import { drivers } from '../../src/drivers/index.js';
 import { type Hearth, startHearth } from '../../src/hearth.js';
@@ -20,6 +21,8 @@ export function tempDir(prefix = 'hearth-test-'): string {
 export interface TestHearthOptions {
   /** The value of `http:` (flow YAML), instead of `{ host: 127.0.0.1, port: 0 }`. */
   http?: string;
+  /** The clock hearth runs on; a FakeClock (fake-clock.ts) for schedules. */
+  clock?: Clock;
 }
 
 /**
@@ -32,7 +35,7 @@ export async function startTestHearth(yaml: string, opts: TestHearthOptions = {}
   const base = `http: ${opts.http ?? '{ host: 127.0.0.1, port: 0 }'}\nstorage: { sqlite: hearth.db }\n`;
   writeFileSync(file, base + yaml);
   const config = loadConfigFile(file, { drivers });
-  const hearth = await startHearth(config, { log: silentLogger() });
+  const hearth = await startHearth(config, { log: silentLogger(), clock: opts.clock });
   return {
     ...hearth,
     dir,

@@ -43,6 +43,9 @@
  *     next valid status. A lost port is reopened with backoff, and on return rule 1 applies
  *     again. A brew is never resumed after a reconnect.
  *  9. setup never waits for the port: an unplugged pot still has its entities, unavailable.
+ * 10. Never resumed after a stall. If a whole heater window (1 s) passed since the last B+1
+ *     (hearth was paused, swapped out or its event loop froze), the firmware has turned the
+ *     heater off; the brew ends with B+0 instead of switching the heater back on.
  */
 import { z } from 'zod/v3';
 import { deviceBaseSchema, withName } from '../../core/device-schema.js';

@@ -14,6 +14,7 @@ import { LinePort } from '../../transport/line-port.js';
 import type { CoffeeConfig } from './index.js';
 import {
   type Command,
+  HEATER_DEADMAN_MS,
   isBanner,
   parseStatus,
   type Status,
@@ -32,6 +33,8 @@ interface Brew {
   timer: NodeJS.Timeout;
   /** The pot has answered a B+1 of this brew with B+1. */
   confirmed: boolean;
+  /** performance.now() when the last B+1 of this brew went out. */
+  lastSent?: number;
   /** Brew commands waiting for that answer. */
   waiters: Waiter[];
 }
@@ -254,6 +257,16 @@ export class CoffeePot {
     if (this.#stopped || !this.#port.ready || this.#busy) return;
     // [rule 4] The brew ends at its time even if its timer is late.
     if (this.#brew && Date.now() >= this.#brew.until) this.#endBrew('the brew time is up', 'info');
+    // [rule 10] A gap of a whole heater window since the last B+1 means hearth was stalled
+    // (paused, swapped out, a frozen event loop): the firmware has turned the heater off, and
+    // nobody asked for it to come back on after a pause. The brew ends; it is never resumed.
+    const gap = this.#brew?.lastSent === undefined ? 0 : performance.now() - this.#brew.lastSent;
+    if (gap >= HEATER_DEADMAN_MS) {
+      this.#endBrew(
+        `hearth was stalled for ${Math.round(gap)} ms while brewing; a brew is never resumed after a gap`,
+        'warn',
+      );
+    }
     // [rule 1, 2, 5] B+1 only while brewing; B+0 until the pot confirms it; else a status poll.
     const command: Command = this.#brew
       ? 'B+1'
@@ -261,6 +274,7 @@ export class CoffeePot {
         ? 'B+0'
         : 'S+?';
     const started = performance.now();
+    if (command === 'B+1' && this.#brew) this.#brew.lastSent = started;
     this.#busy = true;
     this.#again = false;
     try {

@@ -2,8 +2,21 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { HearthError, reasonOf } from '../../core/errors.js';
-import type { Store, StoredState } from '../store.js';
+import type { AutomationRun, Store, StoredState } from '../store.js';
 import { sqliteMigrations } from './migrations.js';
+
+/** Runs kept per automation. */
+const RUNS_KEPT = 500;
+
+interface RunRow {
+  id: number;
+  automation: string;
+  trigger: string;
+  started_at: number;
+  ended_at: number | null;
+  outcome: string;
+  error: string | null;
+}
 
 interface Row {
   id: string;
@@ -49,7 +62,51 @@ export async function openSqliteStore(path: string): Promise<Store> {
   const byKind = db.prepare<[string], Row>(
     'SELECT id, kind, state, updated_at FROM entity_state WHERE kind = ? ORDER BY id',
   );
+  const runStart = db.prepare<[string, string, number]>(
+    `INSERT INTO automation_run (automation, trigger, started_at, outcome) VALUES (?, ?, ?, 'running')`,
+  );
+  const runFinish = db.prepare<[string, number, string | null, number]>(
+    'UPDATE automation_run SET outcome = ?, ended_at = ?, error = ? WHERE id = ?',
+  );
+  const runList = db.prepare<[string, number], RunRow>(
+    'SELECT * FROM automation_run WHERE automation = ? ORDER BY id DESC LIMIT ?',
+  );
+  // Runs are kept for a while, not forever: an SD card is small.
+  const runPrune = db.prepare<[string, string, number]>(
+    'DELETE FROM automation_run WHERE automation = ? AND id <= (SELECT id FROM automation_run WHERE automation = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
+  );
+  const markGet = db.prepare<[string], { at: number }>('SELECT at FROM automation_mark WHERE automation = ?');
+  const markSet = db.prepare<[string, number]>(
+    'INSERT INTO automation_mark (automation, at) VALUES (?, ?) ON CONFLICT (automation) DO UPDATE SET at = excluded.at',
+  );
   return {
+    automations: {
+      async start(automation, trigger, startedAt) {
+        const id = Number(runStart.run(automation, trigger, startedAt).lastInsertRowid);
+        runPrune.run(automation, automation, RUNS_KEPT);
+        return id;
+      },
+      async finish(id, outcome, endedAt, error) {
+        runFinish.run(outcome, endedAt, error, id);
+      },
+      async runs(automation, limit) {
+        return runList.all(automation, limit).map((r) => ({
+          id: r.id,
+          automation: r.automation,
+          trigger: r.trigger,
+          startedAt: r.started_at,
+          endedAt: r.ended_at,
+          outcome: r.outcome as AutomationRun['outcome'],
+          error: r.error,
+        }));
+      },
+      async getMark(automation) {
+        return markGet.get(automation)?.at;
+      },
+      async setMark(automation, at) {
+        markSet.run(automation, at);
+      },
+    },
     states: {
       async get(id) {
         const row = get.get(id);

@@ -1,0 +1,31 @@
+import type { FastifyInstance } from 'fastify';
+import type { AutomationEngine } from '../automation/engine.js';
+import { HearthError } from '../core/errors.js';
+
+/** Automations on the control side: list them, see their runs, run one now (the webhook). */
+export function registerAutomationRoutes(app: FastifyInstance, engine: AutomationEngine): void {
+  app.get('/api/v1/automations', async () => ({ automations: await engine.list() }));
+
+  app.get('/api/v1/automations/:id', async (req) => {
+    const { id } = req.params as { id: string };
+    const automation = await engine.view(id);
+    if (!automation) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no automation "${id}"`);
+    return { automation };
+  });
+
+  app.get('/api/v1/automations/:id/runs', async (req) => {
+    const { id } = req.params as { id: string };
+    const limit = Number((req.query as { limit?: string }).limit ?? 50);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+      throw new HearthError('HEARTH_ERR_BAD_REQUEST', 'limit must be a whole number from 1 to 500');
+    }
+    return { runs: await engine.runs(id, limit) };
+  });
+
+  // 202: the run has started and is recorded; an automation with delays goes on for minutes.
+  app.post('/api/v1/automations/:id/run', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const run = await engine.trigger(id, 'webhook');
+    return reply.code(202).send({ run });
+  });
+}

@@ -1,0 +1,232 @@
+/**
+ * The chime media folder: the files speakers fetch at `GET /api/v0/chime/<file>`, the URL a
+ * speaker is given for one, and the checks that keep every request inside the folder.
+ *
+ * Access: the route is a device-read route (see access.ts), not a status route. Speakers fetch
+ * the URL themselves and cannot send `Authorization: Bearer`, so the token is not asked for;
+ * but it is served on the control listener only, to addresses in `http.allow` (the LAN), and
+ * never on the public status listener, which may face the internet.
+ */
+import { createSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { realpath, stat } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { basename, dirname, sep } from 'node:path';
+import send from '@fastify/send';
+import type { FastifyInstance, FastifyReply, HTTPMethods } from 'fastify';
+import type { MediaAccess } from '../core/driver.js';
+import { reasonOf } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { deviceReadRoute } from './access.js';
+
+export const CHIME_PATH = '/api/v0/chime';
+
+/** What speakers play, by extension; anything else is served as application/octet-stream. */
+export const audioTypes: Readonly<Record<string, string>> = {
+  mp3: 'audio/mpeg',
+  wav: 'audio/wav',
+  ogg: 'audio/ogg',
+  oga: 'audio/ogg',
+  opus: 'audio/ogg',
+  flac: 'audio/flac',
+  aac: 'audio/aac',
+  m4a: 'audio/mp4',
+  mp4: 'audio/mp4',
+  aif: 'audio/aiff',
+  aiff: 'audio/aiff',
+  wma: 'audio/x-ms-wma',
+};
+
+export function contentTypeOf(file: string): string {
+  const dot = file.lastIndexOf('.');
+  const ext = dot < 0 ? '' : file.slice(dot + 1).toLowerCase();
+  return audioTypes[ext] ?? 'application/octet-stream';
+}
+
+/**
+ * A name that can only mean a file directly in the media folder: no separators (`/`, `\`), no
+ * leading dot (no `..`, no hidden files), no control characters, at most 255 bytes.
+ */
+export function isPlainFileName(name: string): boolean {
+  if (name.length === 0 || Buffer.byteLength(name) > 255 || name.startsWith('.') || name.trim() !== name) {
+    return false;
+  }
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x2f /* / */ || c === 0x5c /* \ */) return false;
+  }
+  return true;
+}
+
+export interface MediaLibraryOptions {
+  /** Absolute path of the folder. */
+  dir: string;
+  /** `media.baseUrl`, without a trailing slash. */
+  baseUrl?: string | undefined;
+  /** Where the control listener listens, once it does (its port may be 0 in the config). */
+  listener?: () => { host: string; port: number } | undefined;
+}
+
+const isWildcard = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
+const bracket = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
+/** The media folder, as the runtime hands it to drivers and the HTTP route serves it. */
+export class MediaLibrary implements MediaAccess {
+  readonly dir: string;
+  readonly baseUrl: string | undefined;
+  readonly #listener: MediaLibraryOptions['listener'];
+
+  constructor(opts: MediaLibraryOptions) {
+    this.dir = opts.dir;
+    this.baseUrl = opts.baseUrl;
+    this.#listener = opts.listener;
+  }
+
+  /**
+   * The real path of `file` if it is a plain name of a regular file that really is in the folder
+   * (a symlink pointing out of it is not); undefined otherwise.
+   */
+  async resolve(file: string): Promise<string | undefined> {
+    if (!isPlainFileName(file)) return undefined;
+    try {
+      const [dir, path] = await Promise.all([realpath(this.dir), realpath(`${this.dir}${sep}${file}`)]);
+      if (!path.startsWith(dir + sep)) return undefined;
+      return (await stat(path)).isFile() ? path : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  contentType(file: string): string {
+    return contentTypeOf(file);
+  }
+
+  async has(file: string): Promise<boolean> {
+    return (await this.resolve(file)) !== undefined;
+  }
+
+  /** The path part of a file's URL. */
+  static pathOf(file: string): string {
+    return `${CHIME_PATH}/${encodeURIComponent(file)}`;
+  }
+
+  async url(file: string, device: { host: string; port: number }): Promise<string> {
+    if (this.baseUrl) return this.baseUrl + MediaLibrary.pathOf(file);
+    const listener = this.#listener?.();
+    if (!listener)
+      throw new Error('hearth is not listening for HTTP yet, so it has no URL to give the speaker');
+    const host = isWildcard(listener.host) ? await localAddressFor(device.host, device.port) : listener.host;
+    return `http://${bracket(host)}:${listener.port}${MediaLibrary.pathOf(file)}`;
+  }
+}
+
+/**
+ * This box's address on the network that reaches `host`: the source address the kernel picks for
+ * a UDP socket connected to it (connecting a UDP socket sends nothing).
+ */
+export async function localAddressFor(host: string, port: number): Promise<string> {
+  const family = isIP(host);
+  const address = family === 0 ? (await lookup(host)).address : host;
+  const socket = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(port, address, () => resolve(socket.address().address));
+    });
+  } catch (err) {
+    throw new Error(`no route from this box to ${host}: ${reasonOf(err)}`, { cause: err });
+  } finally {
+    socket.close();
+  }
+}
+
+/**
+ * A URL to show a person (`hearth media add`): `baseUrl`, else the listener's own host, else this
+ * box's first LAN address. Speakers get a URL made for each of them (MediaLibrary.url).
+ */
+export function exampleUrl(
+  file: string,
+  baseUrl: string | undefined,
+  http: { host: string; port: number },
+): string {
+  if (baseUrl) return baseUrl + MediaLibrary.pathOf(file);
+  let host = http.host;
+  if (isWildcard(host)) {
+    const lan = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && !i.internal && i.family === 'IPv4');
+    host = lan?.address ?? '127.0.0.1';
+  }
+  return `http://${bracket(host)}:${http.port}${MediaLibrary.pathOf(file)}`;
+}
+
+const TEXT = 'text/plain; charset=utf-8';
+const METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+/** Headers of @fastify/send's HTML error pages, which /api/v0 answers in plain text instead. */
+const PAGE_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'content-security-policy',
+  'x-content-type-options',
+]);
+
+function text(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).type(TEXT).send(body);
+}
+
+/**
+ * `GET /api/v0/chime/<file>` (trailing slash optional): the file with its audio content type,
+ * `Accept-Ranges: bytes`, `206` for a satisfiable `Range`, `416` for one that is not, `304` for a
+ * fresh conditional request; `400` for a name that is not a plain file name (`..`, an encoded
+ * slash, an absolute path), `404` for a file that is not there. Ranges, validators and
+ * conditional requests are @fastify/send's; the name checks are ours, before it sees the path.
+ */
+export function registerMediaRoutes(app: FastifyInstance, media: MediaLibrary, log: Logger): void {
+  app.route({
+    method: METHODS,
+    url: `${CHIME_PATH}/:file`,
+    ...deviceReadRoute,
+    handler: async (req, reply) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        return text(reply.header('allow', 'GET, HEAD'), 405, 'method not allowed; use GET\n');
+      }
+      const { file } = req.params as { file: string };
+      if (!isPlainFileName(file)) {
+        return text(
+          reply,
+          400,
+          `bad chime name ${JSON.stringify(file.slice(0, 80))}: use a plain file name in the media folder\n`,
+        );
+      }
+      const path = await media.resolve(file);
+      if (!path) return text(reply, 404, `no chime "${file}" in the media folder\n`);
+      const result = await send(req.raw, `/${encodeURIComponent(basename(path))}`, {
+        root: dirname(path),
+        dotfiles: 'deny',
+        index: false,
+        acceptRanges: true,
+        etag: true,
+        lastModified: true,
+        // Ours: mime's table says audio/x-flac and audio/x-aac; speakers expect the registered types.
+        contentType: false,
+      });
+      if (result.type === 'file') {
+        reply.code(result.statusCode).headers(result.headers);
+        if (result.statusCode !== 304) reply.type(contentTypeOf(file));
+        return reply.send(result.stream);
+      }
+      result.stream.destroy();
+      for (const [name, value] of Object.entries(result.headers)) {
+        if (!PAGE_HEADERS.has(name.toLowerCase())) reply.header(name, value);
+      }
+      const status = result.type === 'directory' ? 404 : result.statusCode;
+      if (status === 416) {
+        return text(reply, 416, `range ${JSON.stringify(req.headers.range ?? '')} is outside the file\n`);
+      }
+      if (status === 404) return text(reply, 404, `no chime "${file}" in the media folder\n`);
+      if (status >= 500) log.warn({ file, status }, 'serving a chime failed');
+      return text(reply, status, `could not serve chime "${file}" (HTTP ${status})\n`);
+    },
+  });
+}
