@@ -346,7 +346,9 @@ automations:
       clock,
     );
     // The feed has been read once it reports when its last good copy came.
-    await expect.poll(() => h.runtime.get('coffee-cal')?.attributes.lastGoodAt, { timeout: 5000 }).toBeTruthy();
+    await expect
+      .poll(() => h.runtime.get('coffee-cal')?.attributes.lastGoodAt, { timeout: 5000 })
+      .toBeTruthy();
     for (let i = 0; i < 3 * 60; i++) await clock.advanceAsync(60_000);
     const brew = await runsOf(h, 'brew-from-calendar');
     expect(brew.map((r) => [new Date(r.startedAt).toISOString(), r.trigger, r.outcome])).toEqual([
