@@ -1,14 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../core/clock.js';
-import type {
-  CallContext,
-  CommandHandlers,
-  DriverContext,
-  EntityHandle,
-  EntitySpec,
-} from '../../core/driver.js';
-import type { Kind } from '../../core/kinds.js';
+import { fakeDriverContext } from '../../../test/support/driver-context.js';
+import type { CallContext, CommandHandlers, EntitySpec } from '../../core/driver.js';
 import { silentLogger } from '../../core/log.js';
 import { KasaClient } from './client.js';
 import { kasaDriver } from './index.js';
@@ -71,30 +64,12 @@ async function sendChunks(port: number, chunks: Buffer[]): Promise<string> {
 
 /** A DriverContext double that keeps what the driver registered. */
 function fakeContext() {
-  const added: Array<{ spec: EntitySpec<'switch'>; handlers: CommandHandlers<'switch'> }> = [];
-  const controller = new AbortController();
-  const ctx: DriverContext = {
-    entities: {
-      add<K extends Kind>(spec: EntitySpec<K>, handlers: CommandHandlers<K>): EntityHandle<K> {
-        added.push({
-          spec: spec as unknown as EntitySpec<'switch'>,
-          handlers: handlers as unknown as CommandHandlers<'switch'>,
-        });
-        return {
-          id: spec.id,
-          setState() {},
-          setAttributes() {},
-          setUnavailable() {},
-          setAvailable() {},
-          fire() {},
-        };
-      },
-    },
-    log: silentLogger(),
-    clock: systemClock,
-    signal: controller.signal,
+  const { ctx, added, controller } = fakeDriverContext();
+  return {
+    ctx,
+    added: added as unknown as Array<{ spec: EntitySpec<'switch'>; handlers: CommandHandlers<'switch'> }>,
+    controller,
   };
-  return { ctx, added, controller };
 }
 
 async function setupDriver(config: Record<string, unknown>) {

@@ -9,12 +9,9 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { SerialPort } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import { http, post, tempDir } from '../../../test/support/hearth.js';
 import { loadConfigFile } from '../../config/load.js';
-import { systemClock } from '../../core/clock.js';
-import type { CallContext, DriverContext, EntitySpec } from '../../core/driver.js';
-import type { Kind } from '../../core/kinds.js';
-import { silentLogger } from '../../core/log.js';
 import type { EntityView } from '../../core/runtime.js';
 import { startHearth } from '../../hearth.js';
 import { drivers } from '../index.js';
@@ -643,26 +640,7 @@ describe('the driver in hearth', () => {
 describe('the driver with a bare DriverContext', () => {
   it('cancels a brew whose deadline passes before the pot confirms it', async () => {
     const s = await sim();
-    const handlers = new Map<string, Record<string, (args: object, call: CallContext) => Promise<unknown>>>();
-    const available = new Map<string, boolean>();
-    const ctx: DriverContext = {
-      entities: {
-        add<K extends Kind>(spec: EntitySpec<K>, h: object) {
-          handlers.set(spec.id, h as Record<string, (args: object, call: CallContext) => Promise<unknown>>);
-          return {
-            id: spec.id,
-            setState() {},
-            setAttributes() {},
-            setUnavailable: () => available.set(spec.id, false),
-            setAvailable: () => available.set(spec.id, true),
-            fire() {},
-          };
-        },
-      },
-      log: silentLogger(),
-      clock: systemClock,
-      signal: new AbortController().signal,
-    };
+    const { ctx, added, entity } = fakeDriverContext();
     const config = coffeeConfigSchema.parse({
       id: 'coffee',
       kind: 'mrcoffeebot/v1',
@@ -672,14 +650,14 @@ describe('the driver with a bare DriverContext', () => {
     });
     const running = await coffeeDriver.setup(ctx, config);
     cleanups.push(() => running.stop());
-    expect([...handlers.keys()]).toEqual([
+    expect(added.map((e) => e.spec.id)).toEqual([
       'coffee',
       'coffee-water',
       'coffee-temperature',
       'coffee-last-status',
     ]);
-    await waitFor(() => available.get('coffee') === true, 2000, 'ready');
-    const brewHandler = handlers.get('coffee')?.brew;
+    await waitFor(() => entity('coffee', 'heater').available === true, 2000, 'ready');
+    const brewHandler = entity('coffee', 'heater').handlers.brew;
     if (!brewHandler) throw new Error('no brew handler');
 
     s.answerDelayMs = 150; // a slow board: the B+1 is answered after the caller gave up

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialPort } from 'serialport';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import { http, post, startTestHearth, type TestHearth } from '../../../test/support/hearth.js';
 import { parseConfig } from '../../config/load.js';
 import type { Clock } from '../../core/clock.js';
-import type { CommandHandlers, DriverContext } from '../../core/driver.js';
 import { silentLogger } from '../../core/log.js';
 import type { EntityView } from '../../core/runtime.js';
 import { LinePort } from '../../transport/line-port.js';
@@ -692,26 +692,9 @@ describe('relayBoardDriver with a clock that never fires', () => {
   const stuckClock: Clock = { now: () => Date.now(), setTimeout: () => ({}), clearTimeout: () => {} };
 
   async function setup(s: RelayBoardSimulator) {
-    const handlers = new Map<string, CommandHandlers<'valve'>>();
-    const states = new Map<string, unknown>();
-    const ctx: DriverContext = {
-      entities: {
-        add(spec, h) {
-          handlers.set(spec.id, h as unknown as CommandHandlers<'valve'>);
-          return {
-            id: spec.id,
-            setState: (st) => states.set(spec.id, st),
-            setAttributes() {},
-            setUnavailable() {},
-            setAvailable() {},
-            fire() {},
-          };
-        },
-      },
-      log: silentLogger(),
-      clock: stuckClock,
-      signal: new AbortController().signal,
-    };
+    const { ctx, entity } = fakeDriverContext({ clock: stuckClock });
+    /** The last state each zone reported. */
+    const states = { get: (id: string) => entity(id, 'valve').states.at(-1) };
     const config = relayBoardConfigSchema.parse({
       id: 'garden',
       kind: 'relay-board/v1',
@@ -722,8 +705,7 @@ describe('relayBoardDriver with a clock that never fires', () => {
     });
     const running = await relayBoardDriver.setup(ctx, config);
     await waitFor(() => states.get('garden-back') === 'closed', 3000, 'the start sweep');
-    const front = handlers.get('garden-front');
-    if (!front) throw new Error('no front');
+    const front = entity('garden-front', 'valve').handlers;
     return { running, front, states };
   }
 

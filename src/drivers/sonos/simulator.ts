@@ -5,11 +5,13 @@
  * does: it fetches the URL over HTTP, plays for the clip's length, then stops. It records every
  * call, what was played at which volume, and whether the music was put back afterwards.
  */
+
 import { createServer, get as httpGet, type IncomingMessage, type ServerResponse } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Simulator } from '../../core/driver.js';
 import type { Logger } from '../../core/log.js';
+import { readBody } from '../../transport/http-body.js';
 import {
   AV_TRANSPORT,
   AV_TRANSPORT_ACTIONS,
@@ -461,23 +463,6 @@ export async function startSonosSimulator(opts: SonosSimulatorOptions = {}): Pro
     res.end(body);
   }
 
-  function readBody(req: IncomingMessage): Promise<string | undefined> {
-    return new Promise((resolve, reject) => {
-      let body = '';
-      req.setEncoding('utf8');
-      req.on('data', (chunk: string) => {
-        body += chunk;
-        if (body.length > MAX_REQUEST_BYTES) {
-          resolve(undefined);
-          req.removeAllListeners('data');
-          req.resume();
-        }
-      });
-      req.on('end', () => resolve(body));
-      req.on('error', reject);
-    });
-  }
-
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const service =
       req.url === AV_TRANSPORT.path
@@ -490,7 +475,7 @@ export async function startSonosSimulator(opts: SonosSimulatorOptions = {}): Pro
       send(res, service ? 405 : 404, '');
       return;
     }
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_REQUEST_BYTES, 'utf8');
     if (body === undefined) {
       send(res, 413, '');
       return;

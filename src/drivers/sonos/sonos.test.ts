@@ -1,7 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../core/clock.js';
-import type { CommandHandlers, DriverContext } from '../../core/driver.js';
+import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import { silentLogger } from '../../core/log.js';
 import { playChime } from './chime.js';
 import { SonosClient, SonosError } from './client.js';
@@ -377,33 +376,15 @@ describe('sonosDriver', () => {
   it('cuts a chime short when hearth stops, and stop() waits until the music is back', async () => {
     const s = await sim({ clipMs: 10_000 });
     s.load({ uri: QUEUE, nrTracks: 4, track: 2, position: 40, volume: 25, transport: 'PLAYING' });
-    const stopping = new AbortController();
-    let play: CommandHandlers<'chime'>['play'] | undefined;
-    const states: string[] = [];
-    const ctx: DriverContext = {
-      entities: {
-        add(_spec, handlers) {
-          play = (handlers as CommandHandlers<'chime'>).play;
-          return {
-            id: 'kitchen',
-            setState: (state) => states.push(String(state)),
-            setAttributes() {},
-            setUnavailable() {},
-            setAvailable() {},
-            fire() {},
-          };
-        },
-      },
-      log: silentLogger(),
-      clock: systemClock,
-      signal: stopping.signal,
+    const fake = fakeDriverContext({
       media: {
         dir: '/media',
         has: async (file) => file === 'ding.mp3',
         url: async (file) => `${clipBase}/${file}`,
         contentType: () => 'audio/mpeg',
       },
-    };
+    });
+    const { ctx } = fake;
     const config = sonosConfigSchema.parse({
       id: 'kitchen',
       kind: 'sonos/v1',
@@ -411,7 +392,8 @@ describe('sonosDriver', () => {
       port: s.port,
     });
     const running = await sonosDriver.setup(ctx, config);
-    if (!play) throw new Error('the driver added no chime entity');
+    const chime = fake.entity('kitchen', 'chime');
+    const { play } = chime.handlers;
     await expect(play({ media: 'other.mp3' }, { signal: AbortSignal.timeout(5000) })).rejects.toThrow(
       'no chime "other.mp3" in the media folder /media',
     );
@@ -419,12 +401,12 @@ describe('sonosDriver', () => {
     await expect
       .poll(() => `${s.state.transport} ${s.state.uri}`, { timeout: 3000 })
       .toBe(`PLAYING ${clipBase}/ding.mp3`);
-    stopping.abort(new Error('hearth is stopping'));
+    fake.controller.abort(new Error('hearth is stopping'));
     await running.stop();
     expect(s.restored).toBe(true);
     expect(s.state).toMatchObject({ uri: QUEUE, track: 2, volume: 25, playing: true });
     expect(await playing).toBe('idle');
-    expect(states).toEqual(['playing', 'idle']);
+    expect(chime.states).toEqual(['playing', 'idle']);
   });
 
   it('starts its simulator through the Simulator contract', async () => {

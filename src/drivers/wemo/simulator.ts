@@ -3,10 +3,12 @@
  * demo and `hearth sim wemo`. It answers like a plug, including its faults and quirks, so the
  * client is tested against the wire, not against a mock.
  */
+
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Simulator } from '../../core/driver.js';
 import type { Logger } from '../../core/log.js';
+import { readBody } from '../../transport/http-body.js';
 import {
   binaryStateText,
   CONTROL_PATH,
@@ -127,23 +129,6 @@ export async function startWemoSimulator(opts: WemoSimulatorOptions = {}): Promi
     res.end(body);
   }
 
-  function readBody(req: IncomingMessage): Promise<string | undefined> {
-    return new Promise((resolve, reject) => {
-      let body = '';
-      req.setEncoding('latin1');
-      req.on('data', (chunk: string) => {
-        body += chunk;
-        if (body.length > MAX_REQUEST_BYTES) {
-          resolve(undefined);
-          req.removeAllListeners('data');
-          req.resume();
-        }
-      });
-      req.on('end', () => resolve(body));
-      req.on('error', reject);
-    });
-  }
-
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = req.url?.split('?')[0];
     if (path !== CONTROL_PATH) {
@@ -157,7 +142,7 @@ export async function startWemoSimulator(opts: WemoSimulatorOptions = {}): Promi
       send(res, 405, '<html><body><h1>405 Method Not Allowed</h1></body></html>', 'text/html');
       return;
     }
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_REQUEST_BYTES, 'latin1');
     if (body === undefined) {
       send(res, 413, '<html><body><h1>413 Request Entity Too Large</h1></body></html>', 'text/html');
       return;

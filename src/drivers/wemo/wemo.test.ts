@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../core/clock.js';
+import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import type { CommandHandlers, DriverContext, EntitySpec } from '../../core/driver.js';
 import { silentLogger } from '../../core/log.js';
 import { MAX_REPLY_BYTES, WEMO_PORTS, WemoClient } from './client.js';
@@ -256,26 +256,8 @@ interface Added {
 
 /** A DriverContext that records what the driver adds, standing in for the runtime. */
 function fakeContext(): { ctx: DriverContext; added: Added[] } {
-  const added: Added[] = [];
-  const ctx: DriverContext = {
-    entities: {
-      add(spec, handlers) {
-        added.push({ spec, handlers } as unknown as Added);
-        return {
-          id: spec.id,
-          setState() {},
-          setAttributes() {},
-          setUnavailable() {},
-          setAvailable() {},
-          fire() {},
-        };
-      },
-    },
-    log: silentLogger(),
-    clock: systemClock,
-    signal: new AbortController().signal,
-  };
-  return { ctx, added };
+  const { ctx, added } = fakeDriverContext();
+  return { ctx, added: added as unknown as Added[] };
 }
 
 describe('wemoDriver', () => {
