@@ -88,6 +88,9 @@ export type CommandArgs<K extends Kind, C extends CommandName<K>> = z.infer<
   (typeof kinds)[K]['commands'][C] & z.ZodType
 >;
 
+/** Every kind's name, for schemas of payloads that name a kind. */
+export const kindNames = Object.keys(kinds) as [Kind, ...Kind[]];
+
 export function isKind(value: string): value is Kind {
   return Object.hasOwn(kinds, value);
 }

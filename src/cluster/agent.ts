@@ -1,0 +1,158 @@
+import type { MqttLink } from '../bus/mqtt/link.js';
+import type { MqttRpc } from '../bus/mqtt/rpc.js';
+import type { DeviceEntry } from '../config/load.js';
+import { LocalBus } from '../core/bus.js';
+import type { Clock } from '../core/clock.js';
+import type { MediaAccess } from '../core/driver.js';
+import { HearthError, reasonOf } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { Runtime } from '../core/runtime.js';
+import type { EntityView } from '../core/runtime-api.js';
+import type { Store } from '../store/store.js';
+import type { Leadership } from './leadership.js';
+import { commandRequestSchema, type EntityEvent, leaseTopicId } from './wire.js';
+
+export interface AgentOptions {
+  name: string;
+  /** The devices whose config entry says `agent: <name>` (or none, for `main`). */
+  devices: readonly DeviceEntry[];
+  timezone: string;
+  store: Store;
+  link: MqttLink;
+  rpc: MqttRpc;
+  leadership: Leadership;
+  clock: Clock;
+  log: Logger;
+  media?: MediaAccess;
+}
+
+/**
+ * The agent role: while this process holds the lease of its agent name, it runs that name's
+ * devices, publishes their state (retained) and answers command requests. It stops the devices
+ * (heaters off, valves closed: the drivers' safety rules) the moment it loses the lease, the
+ * broker or the database; a standby of the same name then takes over.
+ */
+export class AgentRole {
+  readonly #o: AgentOptions;
+  #runtime: Runtime | undefined;
+  #stopServing: (() => void) | undefined;
+  /** Serialises lead/lose, so a quick lose-lead-lose never runs two sets of devices at once. */
+  #transition: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(opts: AgentOptions) {
+    this.#o = opts;
+  }
+
+  /** True while this process runs the devices. */
+  get leading(): boolean {
+    return this.#runtime !== undefined;
+  }
+
+  /** The running runtime, while leading (tests and metrics). */
+  get runtime(): Runtime | undefined {
+    return this.#runtime;
+  }
+
+  start(): void {
+    const { leadership, link } = this.#o;
+    leadership.on('lead', (token) => this.#queue(() => this.#lead(token)));
+    leadership.on('lose', (reason) => this.#queue(() => this.#lose(reason)));
+    // Without the broker nobody can reach the devices or see their state: make them safe and
+    // let a standby that still has the broker lead.
+    link.on('down', (reason) => {
+      if (this.leading) void leadership.stepDown(`the MQTT broker is unreachable (${reason})`);
+      leadership.pause();
+    });
+    link.on('up', () => leadership.resume());
+    if (!link.connected) leadership.pause();
+    leadership.start();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#o.leadership.stop();
+    await this.#queue(() => this.#lose('hearth is stopping'));
+  }
+
+  #queue(step: () => Promise<void>): Promise<void> {
+    const next = this.#transition.then(step, step);
+    this.#transition = next.catch((err) =>
+      this.#o.log.error({ err: reasonOf(err) }, 'agent: a leadership change failed'),
+    );
+    return this.#transition;
+  }
+
+  async #lead(token: number): Promise<void> {
+    if (this.#runtime || this.#stopped) return;
+    const { name, link, rpc, log } = this.#o;
+    log.info({ agent: name, token }, 'agent leads: starting its devices');
+    const bus = new LocalBus((err, event) => log.error({ err: reasonOf(err), event }, 'bus listener failed'));
+    const runtime = new Runtime({
+      timezone: this.#o.timezone,
+      devices: this.#o.devices,
+      buttons: [],
+      ownsButtons: false,
+      store: this.#o.store,
+      bus,
+      clock: this.#o.clock,
+      log,
+      media: this.#o.media,
+    });
+    this.#runtime = runtime;
+    const topics = link.topics;
+    const publishView = (v: EntityView) => link.publish(topics.state(v.id), v, { retain: true });
+    const publishEvent = (id: string, e: EntityEvent) => link.publish(topics.event(id), e, { qos: 1 });
+    bus.on(
+      'entity.state',
+      (e) => {
+        const v = runtime.get(e.id);
+        if (!v) return;
+        publishView(v);
+        publishEvent(e.id, { type: 'state', view: v, previous: e.previous });
+      },
+      'agent',
+    );
+    bus.on(
+      'entity.availability',
+      (e) => {
+        const v = runtime.get(e.id);
+        if (v) publishView(v);
+      },
+      'agent',
+    );
+    bus.on('entity.event', (e) => publishEvent(e.id, { type: 'event', ...e }), 'agent');
+    await runtime.start();
+    for (const v of runtime.list()) publishView(v);
+    this.#stopServing = rpc.serve(topics.cmd(name), async (body, ctx) => {
+      const req = commandRequestSchema.safeParse(body);
+      if (!req.success) throw new HearthError('HEARTH_ERR_BAD_REQUEST', 'not a command request');
+      if (!this.#runtime) throw new HearthError('HEARTH_ERR_NOT_READY', `agent "${name}" is stepping down`);
+      return this.#runtime.command(req.data.id, req.data.name, req.data.args, {
+        timeoutMs: ctx.deadline - Date.now(),
+      });
+    });
+    link.publish(`${topics.base}/leader/${leaseTopicId(`agent:${name}`)}`, { holder: link.clientId, token }, {
+      retain: true,
+    });
+  }
+
+  async #lose(reason: string): Promise<void> {
+    const runtime = this.#runtime;
+    if (!runtime) return;
+    const { name, link, log } = this.#o;
+    log.warn({ agent: name, reason }, 'agent no longer leads: stopping its devices');
+    this.#stopServing?.();
+    this.#stopServing = undefined;
+    this.#runtime = undefined;
+    // Stopping the runtime stops every driver, which leaves heaters off and valves closed.
+    await runtime.stop();
+    for (const v of runtime.list()) {
+      link.publish(
+        link.topics.state(v.id),
+        { ...v, available: false, reason: `the hearth agent "${name}" stepped down: ${reason}` },
+        { retain: true },
+      );
+    }
+  }
+}

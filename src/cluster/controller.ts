@@ -1,0 +1,111 @@
+import { AutomationEngine } from '../automation/engine.js';
+import type { AutomationConfig } from '../automation/schema.js';
+import type { MqttLink } from '../bus/mqtt/link.js';
+import type { MqttRpc } from '../bus/mqtt/rpc.js';
+import type { Clock } from '../core/clock.js';
+import { HearthError, reasonOf } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
+import type { Store } from '../store/store.js';
+import type { Leadership } from './leadership.js';
+import type { EntityMirror } from './mirror.js';
+import { leaseTopicId, runRequestSchema } from './wire.js';
+
+export const CONTROLLER_LEASE = 'controller';
+
+export interface ControllerOptions {
+  automations: readonly AutomationConfig[];
+  timezone: string;
+  runtime: RuntimeApi;
+  mirror: EntityMirror;
+  store: Store;
+  link: MqttLink;
+  rpc: MqttRpc;
+  leadership: Leadership;
+  clock: Clock;
+  log: Logger;
+}
+
+/**
+ * The controller role: while this process holds the `controller` lease it runs automations
+ * and schedules. Each scheduled instant is claimed in the store with the lease's fencing token
+ * before it runs, so an instant fires once across failovers, and a deposed leader (an older
+ * token) can never claim one. Requests to run an automation now (an api replica's run button
+ * or webhook) arrive on `<base>/ctl/run`.
+ */
+export class ControllerRole {
+  readonly #o: ControllerOptions;
+  #engine: AutomationEngine | undefined;
+  #stopServing: (() => void) | undefined;
+  #transition: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(opts: ControllerOptions) {
+    this.#o = opts;
+  }
+
+  get leading(): boolean {
+    return this.#engine !== undefined;
+  }
+
+  start(): void {
+    const { leadership } = this.#o;
+    leadership.on('lead', (token) => this.#queue(() => this.#lead(token)));
+    leadership.on('lose', (reason) => this.#queue(() => this.#lose(reason)));
+    leadership.start();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#o.leadership.stop();
+    await this.#queue(() => this.#lose('hearth is stopping'));
+  }
+
+  #queue(step: () => Promise<void>): Promise<void> {
+    const next = this.#transition.then(step, step);
+    this.#transition = next.catch((err) =>
+      this.#o.log.error({ err: reasonOf(err) }, 'controller: a leadership change failed'),
+    );
+    return this.#transition;
+  }
+
+  async #lead(token: number): Promise<void> {
+    if (this.#engine || this.#stopped) return;
+    const { store, link, rpc, log } = this.#o;
+    log.info({ token }, 'controller leads: running automations');
+    const engine = new AutomationEngine({
+      automations: this.#o.automations,
+      runtime: this.#o.runtime,
+      bus: this.#o.mirror.bus,
+      store: store.automations,
+      clock: this.#o.clock,
+      timezone: this.#o.timezone,
+      log: log.child({ part: 'automations' }),
+      claim: (automation, instant) =>
+        store.claims.claim({ automation, instant, lease: CONTROLLER_LEASE, token }),
+    });
+    this.#engine = engine;
+    await engine.start();
+    this.#stopServing = rpc.serve(`${link.topics.base}/ctl/run`, async (body) => {
+      const req = runRequestSchema.safeParse(body);
+      if (!req.success) throw new HearthError('HEARTH_ERR_BAD_REQUEST', 'not a run request');
+      if (!this.#engine) throw new HearthError('HEARTH_ERR_NOT_READY', 'the controller is stepping down');
+      return this.#engine.trigger(req.data.automation, req.data.trigger);
+    });
+    link.publish(
+      `${link.topics.base}/leader/${leaseTopicId(CONTROLLER_LEASE)}`,
+      { holder: link.clientId, token },
+      { retain: true },
+    );
+  }
+
+  async #lose(reason: string): Promise<void> {
+    const engine = this.#engine;
+    if (!engine) return;
+    this.#o.log.warn({ reason }, 'controller no longer leads: automations stop here');
+    this.#stopServing?.();
+    this.#stopServing = undefined;
+    this.#engine = undefined;
+    await engine.stop();
+  }
+}

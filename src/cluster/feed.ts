@@ -1,0 +1,91 @@
+import type { MqttLink } from '../bus/mqtt/link.js';
+import { parseJson } from '../bus/mqtt/topics.js';
+import type { EntityMirror } from './mirror.js';
+import { agentLease, entityEventSchema, type LeaderRecord, leaderSchema, leaseTopicId, viewSchema } from './wire.js';
+
+/**
+ * Keeps a mirror in step with what agents publish: retained views, live state reports and
+ * events, who leads each agent name and whether that process is still connected. Returns the
+ * function that stops it.
+ */
+export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonly string[]): () => void {
+  const owner = 'mirror';
+  const base = link.topics.base;
+  const leaders = new Map<string, LeaderRecord>();
+  const offline = new Set<string>();
+
+  const judgeAgents = () => {
+    for (const name of agents) {
+      const leader = leaders.get(leaseTopicId(agentLease(name)));
+      const reason =
+        leader?.holder == null
+          ? `no hearth agent "${name}" is running`
+          : offline.has(leader.holder)
+            ? `the hearth agent "${name}" that ran this device went away; a standby takes over`
+            : null;
+      mirror.setAgentDown(name, reason);
+    }
+  };
+  judgeAgents();
+
+  link.subscribe(
+    `${base}/state/+`,
+    (m) => {
+      const id = link.topics.idOf('state', m.topic);
+      if (id === undefined) return link.countGarbage(m.topic, 'not an entity id');
+      // An empty retained payload is how a state is deleted (an entity gone from the config).
+      if (m.payload.length === 0) return mirror.forget(id);
+      const view = parseJson(viewSchema, m.payload);
+      if (!view || view.id !== id) return link.countGarbage(m.topic, 'not an entity view');
+      mirror.apply(view);
+    },
+    owner,
+  );
+  link.subscribe(
+    `${base}/event/+`,
+    (m) => {
+      const e = parseJson(entityEventSchema, m.payload);
+      const id = link.topics.idOf('event', m.topic);
+      if (!e || id === undefined || (e.type === 'state' ? e.view.id : e.id) !== id) {
+        return link.countGarbage(m.topic, 'not an entity event');
+      }
+      if (e.type === 'state') mirror.apply(e.view, { previous: e.previous });
+      else mirror.event({ id: e.id, kind: e.kind, event: e.event, data: e.data, at: e.at });
+    },
+    owner,
+  );
+  link.subscribe(
+    `${base}/leader/+`,
+    (m) => {
+      const lease = m.topic.slice(`${base}/leader/`.length);
+      const record = m.payload.length === 0 ? undefined : parseJson(leaderSchema, m.payload);
+      if (m.payload.length > 0 && !record) return link.countGarbage(m.topic, 'not a leader record');
+      if (record) leaders.set(lease, record);
+      else leaders.delete(lease);
+      judgeAgents();
+    },
+    owner,
+  );
+  link.subscribe(
+    `${base}/members/+`,
+    (m) => {
+      const id = link.topics.idOf('members', m.topic);
+      if (id === undefined) return;
+      if (m.payload.toString() === 'offline') offline.add(id);
+      else offline.delete(id);
+      judgeAgents();
+    },
+    owner,
+  );
+
+  const onUp = () => mirror.setLinkDown(null);
+  const onDown = (reason: string) => mirror.setLinkDown(`the MQTT broker is unreachable (${reason})`);
+  link.on('up', onUp);
+  link.on('down', onDown);
+  if (link.connected) onUp();
+  return () => {
+    link.offOwner(owner);
+    link.off('up', onUp);
+    link.off('down', onDown);
+  };
+}

@@ -1,0 +1,122 @@
+import { type Bus, type BusEvents, LocalBus } from '../core/bus.js';
+import type { EntityView } from '../core/runtime-api.js';
+
+/**
+ * What this process knows of entities that other processes run: the last view each agent
+ * published (retained on MQTT), overlaid with what this process knows of the path to them (the
+ * broker is unreachable, or no agent of that name is leading). Reads are in memory, so an api
+ * replica answers at once; changes are announced on a local bus with the same events as the
+ * one-box runtime, so automations and SSE streams do not know the difference.
+ */
+export class EntityMirror {
+  readonly bus: Bus;
+  readonly #reported = new Map<string, EntityView>();
+  readonly #agentOf: ReadonlyMap<string, string>;
+  readonly #agentDown = new Map<string, string>();
+  #linkDown: string | null = 'not yet connected to the message broker';
+  readonly #maxEntities: number;
+
+  /**
+   * `agentOf`: entity id → the agent name that runs it, from the config. `maxEntities` bounds
+   * what a stranger publishing on our topics could make us hold.
+   */
+  constructor(opts: { agentOf: ReadonlyMap<string, string>; maxEntities?: number; bus?: Bus }) {
+    this.#agentOf = opts.agentOf;
+    this.#maxEntities = opts.maxEntities ?? 10_000;
+    this.bus = opts.bus ?? new LocalBus();
+  }
+
+  list(): EntityView[] {
+    return [...this.#reported.keys()].map((id) => this.get(id) as EntityView);
+  }
+
+  get(id: string): EntityView | undefined {
+    const v = this.#reported.get(id);
+    if (!v) return undefined;
+    const overlay = this.#overlay(id);
+    return overlay === null ? v : { ...v, available: false, reason: overlay };
+  }
+
+  /** The agent that runs `id`, by the config; undefined for hearth's own (buttons) and unknown ids. */
+  agentOf(id: string): string | undefined {
+    return this.#agentOf.get(id);
+  }
+
+  /**
+   * Takes a view an agent (or an api replica, for a button) published. A state change is
+   * announced only when `change` says the state was reported (a press of the same state again
+   * is still a press) and the message is live: a retained copy delivered on subscribing
+   * updates what we know silently, so a reconnect never replays presses into automations.
+   */
+  apply(view: EntityView, change?: { previous: unknown }): void {
+    const before = this.get(view.id);
+    if (!before && this.#reported.size >= this.#maxEntities) return;
+    this.#reported.set(view.id, view);
+    this.#announce(view.id, before, change);
+  }
+
+  /** An entity the config no longer has, or a button deleted: forget it. */
+  forget(id: string): void {
+    this.#reported.delete(id);
+  }
+
+  /** Something an entity announced (a calendar event starting); never retained. */
+  event(e: BusEvents['entity.event']): void {
+    if (!this.#reported.has(e.id)) return;
+    this.bus.emit('entity.event', e);
+  }
+
+  /** The broker went away (a reason) or came back (null): every entity's availability follows. */
+  setLinkDown(reason: string | null): void {
+    this.#around(() => {
+      this.#linkDown = reason;
+    });
+  }
+
+  /** No process leads agent `name` (a reason), or one does again (null). */
+  setAgentDown(name: string, reason: string | null): void {
+    this.#around(() => {
+      if (reason === null) this.#agentDown.delete(name);
+      else this.#agentDown.set(name, reason);
+    });
+  }
+
+  #overlay(id: string): string | null {
+    if (this.#linkDown !== null) return this.#linkDown;
+    const agent = this.#agentOf.get(id);
+    return agent === undefined ? null : (this.#agentDown.get(agent) ?? null);
+  }
+
+  /** Runs a change of the overlays and announces every availability it flipped. */
+  #around(change: () => void): void {
+    const before = new Map(this.list().map((v) => [v.id, v.available]));
+    change();
+    const at = Date.now();
+    for (const v of this.list()) {
+      if (before.get(v.id) === v.available) continue;
+      this.bus.emit('entity.availability', {
+        id: v.id,
+        kind: v.kind,
+        available: v.available,
+        reason: v.reason,
+        at,
+      });
+    }
+  }
+
+  #announce(id: string, before: EntityView | undefined, change: { previous: unknown } | undefined): void {
+    const after = this.get(id) as EntityView;
+    const at = after.updatedAt === null ? Date.now() : Date.parse(after.updatedAt);
+    if (before && before.available !== after.available) {
+      this.bus.emit('entity.availability', {
+        id,
+        kind: after.kind,
+        available: after.available,
+        reason: after.reason,
+        at,
+      });
+    }
+    if (!change) return;
+    this.bus.emit('entity.state', { id, kind: after.kind, state: after.state, previous: change.previous, at });
+  }
+}

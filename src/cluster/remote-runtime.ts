@@ -1,0 +1,174 @@
+import type { BusEvents } from '../core/bus.js';
+import { type Clock, clocktime } from '../core/clock.js';
+import { HearthError } from '../core/errors.js';
+import { commandNames, commandSchema, idPattern } from '../core/kinds.js';
+import type { CommandOptions, EntityView, RuntimeApi } from '../core/runtime-api.js';
+import type { StateStore } from '../store/store.js';
+import type { EntityMirror } from './mirror.js';
+
+/** How a process that runs no device reaches the ones that do. */
+export interface AgentChannel {
+  /**
+   * Asks the leading process of agent `agent` to run a command, within `timeoutMs`. Rejects
+   * with HearthError: 503 when no such agent is answering, 504 at the deadline, or the error
+   * the agent answered.
+   */
+  command(
+    agent: string,
+    request: { id: string; name: string; args: unknown },
+    timeoutMs: number,
+  ): Promise<EntityView>;
+  /** Tells every other process that a button changed (after the store committed it). */
+  publishButton(view: EntityView, previous: unknown): void;
+}
+
+export interface RemoteRuntimeOptions {
+  timezone: string;
+  clock: Clock;
+  mirror: EntityMirror;
+  channel: AgentChannel;
+  /** The shared store, where buttons live. */
+  states: StateStore;
+  /** Buttons declared in the config: id → name. */
+  buttons: ReadonlyMap<string, string>;
+  /** Each entity's own deadline (its device's `timeoutMs`), by id. */
+  timeoutOf: (id: string) => number | undefined;
+  /** Called before a new, undeclared button is created; throws to refuse it (the cap). */
+  admitButton?: (id: string) => Promise<void>;
+  /** False until the mirror has had the broker's retained state. */
+  ready: () => boolean;
+}
+
+const BUTTON_DRIVER = 'hearth';
+
+/**
+ * The runtime API of a process that runs no device (an api replica, the controller): entities
+ * are read from the mirror of what agents publish, commands travel to the agent that owns the
+ * device, and buttons are written to and read from the shared store.
+ */
+export class RemoteRuntime implements RuntimeApi {
+  readonly #o: RemoteRuntimeOptions;
+
+  constructor(opts: RemoteRuntimeOptions) {
+    this.#o = opts;
+  }
+
+  get timezone(): string {
+    return this.#o.timezone;
+  }
+
+  get ready(): boolean {
+    return this.#o.ready();
+  }
+
+  list(): EntityView[] {
+    return this.#o.mirror.list();
+  }
+
+  get(id: string): EntityView | undefined {
+    return this.#o.mirror.get(id);
+  }
+
+  async button(id: string): Promise<EntityView | undefined> {
+    if (!idPattern.test(id)) return undefined;
+    const row = await this.#o.states.get(id);
+    if (!row || row.kind !== 'button') return undefined;
+    return buttonView(id, this.#o.buttons.get(id) ?? id, row.state, row.updatedAt);
+  }
+
+  clocktime(): string {
+    return clocktime(this.#o.clock.now(), this.#o.timezone);
+  }
+
+  async command(id: string, name: string, args: unknown = {}, opts: CommandOptions = {}): Promise<EntityView> {
+    const known = this.#o.mirror.get(id);
+    const agent = this.#o.mirror.agentOf(id);
+    if (known?.driver === BUTTON_DRIVER || (!known && this.#o.buttons.has(id))) {
+      return this.#buttonCommand(id, name, args);
+    }
+    if (agent === undefined) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
+    // Checked here too, so a bad request is a 400 at once even when the agent is away.
+    if (known) {
+      const schema = commandSchema(known.kind, name);
+      if (!schema) {
+        throw new HearthError(
+          'HEARTH_ERR_UNKNOWN_COMMAND',
+          `${known.kind} "${id}" has no command "${name}"; it takes ${commandNames(known.kind).join(', ')}`,
+        );
+      }
+      const parsed = schema.safeParse(args ?? {});
+      if (!parsed.success) {
+        const detail = parsed.error.issues.map((i) => i.message).join('; ');
+        throw new HearthError('HEARTH_ERR_BAD_ARGUMENTS', `bad arguments for ${id}.${name}: ${detail}`);
+      }
+    }
+    const timeoutMs = opts.timeoutMs ?? this.#o.timeoutOf(id) ?? 2000;
+    return this.#o.channel.command(agent, { id, name, args: args ?? {} }, timeoutMs);
+  }
+
+  async setButton(id: string, state: 'on' | 'off'): Promise<EntityView> {
+    if (!idPattern.test(id)) {
+      throw new HearthError('HEARTH_ERR_BAD_ID', `bad button id ${JSON.stringify(id.slice(0, 80))}`);
+    }
+    const known = this.#o.mirror.get(id);
+    if ((known && known.driver !== BUTTON_DRIVER) || this.#o.mirror.agentOf(id) !== undefined) {
+      throw new HearthError('HEARTH_ERR_BAD_ID', `"${id}" is a ${known?.kind ?? 'device entity'}, not a button`);
+    }
+    const previous = await this.#o.states.get(id);
+    if (!previous && !this.#o.buttons.has(id)) await this.#o.admitButton?.(id);
+    const at = this.#o.clock.now();
+    // The store's error already says 503 when the database is away: never a 200 that is lost.
+    await this.#o.states.put({ id, kind: 'button', state, updatedAt: at });
+    const view = buttonView(id, this.#o.buttons.get(id) ?? id, state, at);
+    this.#o.mirror.apply(view, { previous: previous?.state ?? null });
+    this.#o.channel.publishButton(view, previous?.state ?? null);
+    return view;
+  }
+
+  subscribe(listener: (e: EntityView) => void, owner?: string): () => void {
+    const forward = (p: { id: string }) => {
+      const v = this.#o.mirror.get(p.id);
+      if (v) listener(v);
+    };
+    const offState = this.#o.mirror.bus.on('entity.state', forward, owner);
+    const offAvail = this.#o.mirror.bus.on('entity.availability', forward, owner);
+    return () => {
+      offState();
+      offAvail();
+    };
+  }
+
+  onEvent(listener: (e: BusEvents['entity.event']) => void, owner?: string): () => void {
+    return this.#o.mirror.bus.on('entity.event', listener, owner);
+  }
+
+  async #buttonCommand(id: string, name: string, args: unknown): Promise<EntityView> {
+    const schema = commandSchema('button', name);
+    if (!schema) {
+      throw new HearthError(
+        'HEARTH_ERR_UNKNOWN_COMMAND',
+        `button "${id}" has no command "${name}"; it takes ${commandNames('button').join(', ')}`,
+      );
+    }
+    if (!schema.safeParse(args ?? {}).success) {
+      throw new HearthError('HEARTH_ERR_BAD_ARGUMENTS', `bad arguments for ${id}.${name}: it takes none`);
+    }
+    return this.setButton(id, name as 'on' | 'off');
+  }
+}
+
+/** A button as every transport shows it. */
+export function buttonView(id: string, name: string, state: unknown, updatedAt: number): EntityView {
+  return {
+    id,
+    kind: 'button',
+    name,
+    driver: BUTTON_DRIVER,
+    state,
+    available: true,
+    reason: null,
+    updatedAt: new Date(updatedAt).toISOString(),
+    commands: commandNames('button'),
+    attributes: {},
+  };
+}

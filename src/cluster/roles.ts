@@ -1,0 +1,252 @@
+import { hostname } from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import { AutomationEngine } from '../automation/engine.js';
+import { MqttLink } from '../bus/mqtt/link.js';
+import { MqttRpc, RpcError } from '../bus/mqtt/rpc.js';
+import type { HearthConfig } from '../config/load.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { type ErrorCode, errorCatalogue, HearthError, reasonOf } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { EntityView } from '../core/runtime-api.js';
+import { AllowList } from '../server/allow-list.js';
+import { buildControlServer, buildHealthServer, buildPublicServer } from '../server/app.js';
+import { MediaLibrary } from '../server/media.js';
+import { Metrics } from '../server/metrics.js';
+import { openStore } from '../store/open.js';
+import type { Store } from '../store/store.js';
+import { AgentRole } from './agent.js';
+import { CONTROLLER_LEASE, ControllerRole } from './controller.js';
+import { feedMirror } from './feed.js';
+import { Leadership } from './leadership.js';
+import { EntityMirror } from './mirror.js';
+import { RemoteAutomations } from './remote-automations.js';
+import { buttonView, RemoteRuntime } from './remote-runtime.js';
+import { agentLease, type EntityEvent } from './wire.js';
+
+export type Role = 'all' | 'api' | 'controller' | 'agent';
+
+export interface RoleOptions {
+  role: Exclude<Role, 'all'>;
+  /** For `agent`: which agent name this process may run; default `main`. */
+  agent?: string;
+  log: Logger;
+  clock?: Clock;
+}
+
+/** A running role process, as the CLI and tests see it. */
+export interface RoleProcess {
+  role: Role;
+  /** Base URL of its HTTP listener (health and metrics for every role; the APIs for `api`). */
+  url: string;
+  publicUrl?: string;
+  store: Store;
+  link: MqttLink;
+  /** What this process leads now, for `hearth_leader` and `/api/v1/cluster`. */
+  leases(): Array<{ lease: string; leading: boolean }>;
+  stop(): Promise<void>;
+}
+
+/** The agent name each entity belongs to, from the config's `agent:` keys. */
+export function entityAgents(config: HearthConfig): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const d of config.devices) {
+    const agent = d.agent;
+    for (const id of d.driver.entityIds?.(d.config) ?? [d.config.id]) map.set(id, agent);
+  }
+  return map;
+}
+
+/**
+ * Starts one role of a cluster: PostgreSQL for the store, MQTT for the bus, leases for the
+ * singletons. `hearth start --role all` never comes here (src/hearth.ts runs it on SQLite
+ * with no broker), so this module and everything it imports load only in a cluster.
+ */
+export async function startRole(config: HearthConfig, opts: RoleOptions): Promise<RoleProcess> {
+  const { role, log } = opts;
+  const clock = opts.clock ?? systemClock;
+  if (!config.mqtt) {
+    throw new HearthError('HEARTH_ERR_CONFIG', `--role ${role} needs an \`mqtt:\` section (the broker the roles meet at)`);
+  }
+  if (!('postgres' in config.storage)) {
+    throw new HearthError(
+      'HEARTH_ERR_CONFIG',
+      `--role ${role} needs \`storage: { postgres: { url: ... } }\`: the roles share their state through PostgreSQL`,
+    );
+  }
+  const agentName = opts.agent ?? 'main';
+  const store = await openStore(config.storage);
+  const link = new MqttLink({ ...config.mqtt, role, log }).start();
+  const rpc = new MqttRpc(link, { log }).start();
+  const agentOf = entityAgents(config);
+  const agents = [...new Set(agentOf.values())];
+  const ttlMs = config.cluster.leaseSeconds * 1000;
+  const buttons = new Map(config.buttons.map((b) => [b.id, b.name]));
+  const media = new MediaLibrary({ dir: config.media.dir, baseUrl: config.media.baseUrl, listener: () => undefined });
+  const startedAt = Date.now();
+  const member = { id: link.clientId, role, agent: role === 'agent' ? agentName : undefined, host: hostname(), pid: process.pid, startedAt };
+  const beat = () =>
+    store.members.heartbeat(member).catch((err) => log.warn({ err: reasonOf(err) }, 'cluster: heartbeat failed'));
+  void beat();
+  const beats = setInterval(beat, Math.max(1000, ttlMs / 2));
+  beats.unref();
+
+  const stops: Array<() => Promise<void> | void> = [];
+  let leases: () => Array<{ lease: string; leading: boolean }> = () => [];
+  let ready = () => link.connected;
+  let server: FastifyInstance;
+  let publicServer: FastifyInstance | undefined;
+
+  // An api replica and the controller see devices through the mirror; an agent runs them.
+  const mirror = new EntityMirror({ agentOf });
+  const seedButtons = async () => {
+    for (const row of await store.states.list('button')) {
+      mirror.apply(buttonView(row.id, buttons.get(row.id) ?? row.id, row.state, row.updatedAt));
+    }
+  };
+  const runtime = new RemoteRuntime({
+    timezone: config.timezone,
+    clock,
+    mirror,
+    states: store.states,
+    buttons,
+    timeoutOf: (id) => config.devices.find((d) => (d.driver.entityIds?.(d.config) ?? [d.config.id]).includes(id))?.config.timeoutMs as number | undefined,
+    ready: () => link.connected,
+    channel: {
+      command: async (agent, request, timeoutMs) => {
+        const down = mirror.get(request.id);
+        if (down && !down.available && down.reason !== null && !link.connected) {
+          throw new HearthError('HEARTH_ERR_NOT_READY', down.reason);
+        }
+        try {
+          return (await rpc.request(link.topics.cmd(agent), request, { timeoutMs })) as EntityView;
+        } catch (err) {
+          throw toHearthError(err);
+        }
+      },
+      publishButton: (view, previous) => {
+        // Not remembered for re-sending: after a reconnect the store, not this replica's memory,
+        // is the truth of a button (another replica may have pressed it since).
+        link.publish(link.topics.state(view.id), view, { retain: true, remember: false });
+        const e: EntityEvent = { type: 'state', view, previous };
+        link.publish(link.topics.event(view.id), e, { qos: 1 });
+      },
+    },
+  });
+
+  if (role === 'agent') {
+    const leadership = new Leadership({ leases: store.leases, name: agentLease(agentName), holder: link.clientId, ttlMs, log });
+    const agent = new AgentRole({
+      name: agentName,
+      devices: config.devices.filter((d) => d.agent === agentName),
+      timezone: config.timezone,
+      store,
+      link,
+      rpc,
+      leadership,
+      clock,
+      log: log.child({ role: 'agent', agent: agentName }),
+      media,
+    });
+    agent.start();
+    stops.push(() => agent.stop());
+    leases = () => [{ lease: agentLease(agentName), leading: agent.leading }];
+    server = buildHealthServer({ log, ready: () => ready(), leases: () => leases() });
+  } else {
+    stops.push(feedMirror(link, mirror, agents));
+    link.on('up', () => void seedButtons().catch((err) => log.warn({ err: reasonOf(err) }, 'cluster: could not load buttons')));
+    await seedButtons();
+    if (role === 'controller') {
+      const leadership = new Leadership({ leases: store.leases, name: CONTROLLER_LEASE, holder: link.clientId, ttlMs, log });
+      const controller = new ControllerRole({
+        automations: config.automations,
+        timezone: config.timezone,
+        runtime,
+        mirror,
+        store,
+        link,
+        rpc,
+        leadership,
+        clock,
+        log: log.child({ role: 'controller' }),
+      });
+      controller.start();
+      stops.push(() => controller.stop());
+      leases = () => [{ lease: CONTROLLER_LEASE, leading: controller.leading }];
+      server = buildHealthServer({ log, ready: () => ready(), leases: () => leases() });
+    } else {
+      const views = new AutomationEngine({
+        automations: config.automations,
+        runtime,
+        bus: mirror.bus,
+        store: store.automations,
+        clock,
+        timezone: config.timezone,
+        log,
+      });
+      const automations = new RemoteAutomations(views, (automation, trigger) =>
+        rpc
+          .request(`${link.topics.base}/ctl/run`, { automation, trigger }, { timeoutMs: 5000 })
+          .catch((err) => {
+            throw toHearthError(err);
+          }) as ReturnType<AutomationEngine['trigger']>,
+      );
+      const metrics = new Metrics(runtime, mirror.bus);
+      const { http } = config;
+      server = buildControlServer({
+        runtime,
+        automations,
+        metrics,
+        log,
+        allow: new AllowList(http.allow),
+        token: http.token,
+        media,
+        cluster: { store, leases: () => leases() },
+      });
+      publicServer = http.public ? buildPublicServer({ runtime, metrics, log }) : undefined;
+    }
+  }
+  ready = () => link.connected;
+
+  const url = await listenOn(server, config.http, 'http');
+  const publicUrl = publicServer && config.http.public ? await listenOn(publicServer, config.http.public, 'http.public') : undefined;
+  let stopping: Promise<void> | undefined;
+  return {
+    role,
+    url,
+    ...(publicUrl ? { publicUrl } : {}),
+    store,
+    link,
+    leases: () => leases(),
+    stop: () => {
+      stopping ??= (async () => {
+        clearInterval(beats);
+        for (const s of stops.reverse()) await s();
+        await Promise.all([server.close(), publicServer?.close()]);
+        rpc.stop();
+        await link.stop();
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** What an MQTT request failure means to an HTTP caller: 503 nothing ran, 504 outcome unknown. */
+function toHearthError(err: unknown): HearthError {
+  if (err instanceof HearthError) return err;
+  if (err instanceof RpcError) {
+    const code = (Object.hasOwn(errorCatalogue, err.code) ? err.code : err.status === 504 ? 'HEARTH_ERR_DEVICE_TIMEOUT' : 'HEARTH_ERR_NOT_READY') as ErrorCode;
+    return new HearthError(code, err.message, { hint: err.hint, cause: err });
+  }
+  return new HearthError('HEARTH_ERR_NOT_READY', reasonOf(err), { cause: err });
+}
+
+async function listenOn(server: FastifyInstance, at: { host: string; port: number }, key: string): Promise<string> {
+  let url: string;
+  try {
+    url = await server.listen({ host: at.host, port: at.port });
+  } catch (err) {
+    throw new Error(`${key}: cannot listen on ${at.host}:${at.port}: ${reasonOf(err)}`, { cause: err });
+  }
+  return url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
+}

@@ -1,0 +1,75 @@
+import { z } from 'zod/v3';
+import { kindNames } from '../core/kinds.js';
+import type { EntityView } from '../core/runtime-api.js';
+
+/*
+ * What the roles send each other on MQTT, beside src/bus/mqtt/topics.ts (the topic names).
+ * Every payload is parsed with these schemas: anything else on our topics is garbage, counted
+ * and ignored, never thrown.
+ */
+
+const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+
+/** `<base>/state/<entity>`, retained: the entity's whole view. */
+export const viewSchema: z.ZodType<EntityView, z.ZodTypeDef, unknown> = z.object({
+  id: idSchema,
+  kind: z.enum(kindNames),
+  name: z.string().max(200),
+  driver: z.string().max(64),
+  state: z.unknown(),
+  available: z.boolean(),
+  reason: z.string().max(2000).nullable(),
+  updatedAt: z.string().max(40).nullable(),
+  commands: z.array(z.string().max(64)).max(32),
+  attributes: z.record(z.unknown()),
+}) as z.ZodType<EntityView, z.ZodTypeDef, unknown>;
+
+/**
+ * `<base>/event/<entity>`, not retained: a state the entity reported (`state`, with the state
+ * before it: a press of the same state again is still a press), or something it announced
+ * (`event`, a calendar event starting). State changes travel here as well as in the retained
+ * state, because a retained message is re-sent after every reconnect and must never look like
+ * a new press.
+ */
+export const entityEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('state'), view: viewSchema, previous: z.unknown() }),
+  z.object({
+    type: z.literal('event'),
+    id: idSchema,
+    kind: z.enum(kindNames),
+    event: z.string().min(1).max(64),
+    data: z.record(z.unknown()),
+    at: z.number().finite(),
+  }),
+]);
+export type EntityEvent = z.infer<typeof entityEventSchema>;
+
+/** `<base>/leader/<lease>`, retained: who leads a lease now (holder null: nobody, it stepped down). */
+export const leaderSchema = z.object({
+  holder: z.string().max(128).nullable(),
+  token: z.number().int().nonnegative(),
+});
+export type LeaderRecord = z.infer<typeof leaderSchema>;
+
+/** A request on `<base>/cmd/<agent>`. */
+export const commandRequestSchema = z.object({
+  id: idSchema,
+  name: z.string().min(1).max(64),
+  args: z.unknown(),
+});
+
+/** A request on `<base>/ctl/run`: run an automation now. */
+export const runRequestSchema = z.object({
+  automation: idSchema,
+  trigger: z.string().min(1).max(200),
+});
+
+/** The topic level of a lease: `controller`, or `agent-NAME` (a `:` is not topic-safe everywhere). */
+export function leaseTopicId(lease: string): string {
+  return lease.replace(':', '-');
+}
+
+/** The lease an agent name leads by. */
+export function agentLease(name: string): string {
+  return `agent:${name}`;
+}

@@ -1,0 +1,62 @@
+import type { BusEvents } from './bus.js';
+import type { Kind } from './kinds.js';
+
+/** An entity as every transport shows it. */
+export interface EntityView {
+  id: string;
+  kind: Kind;
+  name: string;
+  /** The driver that runs it, or `hearth` for state hearth keeps itself (buttons). */
+  driver: string;
+  /** The last known state; null until the device has been read. */
+  state: unknown;
+  available: boolean;
+  /** Why it is unavailable; null when available. */
+  reason: string | null;
+  /** ISO time of the last state report; null if none yet. */
+  updatedAt: string | null;
+  commands: string[];
+  /** Facts beside the state: a sensor's unit, when a brew or a valve ends. */
+  attributes: Record<string, unknown>;
+}
+
+/** Options of one command. */
+export interface CommandOptions {
+  /** The caller's deadline in ms; the entity's own `timeoutMs` when left out. */
+  timeoutMs?: number;
+}
+
+/**
+ * The runtime API with no transport, as the HTTP server, automations, metrics and the CLI see
+ * it. On one box the in-process `Runtime` implements it; in a cluster, an api or controller
+ * process implements it over the bus (entity state mirrored from MQTT, commands as MQTT
+ * requests to the agent that owns the device, buttons in the shared store). Callers never
+ * know which.
+ */
+export interface RuntimeApi {
+  /** The configured IANA time zone. */
+  readonly timezone: string;
+  /** True once this process can answer for every entity it knows. */
+  readonly ready: boolean;
+  /** Every entity this process knows, with its last known state. */
+  list(): EntityView[];
+  get(id: string): EntityView | undefined;
+  /**
+   * A button as the store has it, read through to the store where several processes share it,
+   * so a press acknowledged by one api replica reads back from every other.
+   */
+  button(id: string): Promise<EntityView | undefined>;
+  /** The current wall-clock time in the configured zone, `HHMM`. */
+  clocktime(): string;
+  /**
+   * Sends a command and resolves with the entity's view afterwards. Throws HearthError: not
+   * found, unknown command, bad arguments, device timeout or failure, no agent answering.
+   */
+  command(id: string, name: string, args?: unknown, opts?: CommandOptions): Promise<EntityView>;
+  /** Records a button's state durably (committed before it resolves), creating it on first use. */
+  setButton(id: string, state: 'on' | 'off'): Promise<EntityView>;
+  /** Calls `listener` on every state or availability change; returns the unsubscribe function. */
+  subscribe(listener: (e: EntityView) => void, owner?: string): () => void;
+  /** Calls `listener` on every event an entity fires; returns the unsubscribe function. */
+  onEvent(listener: (e: BusEvents['entity.event']) => void, owner?: string): () => void;
+}
