@@ -56,6 +56,7 @@ export async function startHearth(
     timezone: config.timezone,
     devices: config.devices,
     buttons: config.buttons,
+    buttonLimits: config.buttonLimits,
     store,
     bus,
     clock,

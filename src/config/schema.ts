@@ -147,6 +147,17 @@ export const configSchema = z
     calendars: z.array(z.unknown()).default([]),
     automations: z.array(automationSchema).default([]),
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
+    /**
+     * Any client on the LAN may press a new button id, and each one becomes an entity; this caps
+     * how many ids not under `buttons:` may exist. Past it, a press of a new id is refused (409).
+     */
+    buttonLimits: z
+      .object({
+        /** Default 100; 0 allows only the declared buttons. */
+        maxUndeclared: z.number().int().min(0).max(10_000).default(100),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -17,6 +17,8 @@ export interface StateStore {
   /** Insert or replace; committed to disk when the promise resolves. */
   put(state: StoredState): Promise<void>;
   list(kind?: string): Promise<StoredState[]>;
+  /** Removes the state of `id`, if any; committed to disk when the promise resolves. */
+  delete(id: string): Promise<void>;
 }
 
 /** One run of an automation, as recorded. */

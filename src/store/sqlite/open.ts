@@ -58,6 +58,7 @@ export async function openSqliteStore(path: string): Promise<Store> {
     `INSERT INTO entity_state (id, kind, state, updated_at) VALUES (?, ?, ?, ?)
      ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, updated_at = excluded.updated_at`,
   );
+  const remove = db.prepare<[string]>('DELETE FROM entity_state WHERE id = ?');
   const all = db.prepare<[], Row>('SELECT id, kind, state, updated_at FROM entity_state ORDER BY id');
   const byKind = db.prepare<[string], Row>(
     'SELECT id, kind, state, updated_at FROM entity_state WHERE kind = ? ORDER BY id',
@@ -117,6 +118,9 @@ export async function openSqliteStore(path: string): Promise<Store> {
       },
       async list(kind) {
         return (kind === undefined ? all.all() : byKind.all(kind)).map(toStored);
+      },
+      async delete(id) {
+        remove.run(id);
       },
     },
     async close() {
