@@ -30,14 +30,36 @@ export interface AutomationRun {
   startedAt: number;
   /** Null while running. */
   endedAt: number | null;
-  outcome: 'running' | 'ok' | 'failed' | 'skipped';
-  /** Why it failed or was skipped; null when ok. */
+  /**
+   * `queued`: waiting for the run before it (mode: queued); `cancelled`: stopped part-way (a
+   * restart, or hearth stopping); `skipped`: a condition did not hold, or the mode refused it.
+   */
+  outcome: 'queued' | 'running' | 'ok' | 'failed' | 'skipped' | 'cancelled';
+  /** Why it failed, was skipped or cancelled; null when ok. */
   error: string | null;
 }
 
 export interface AutomationStore {
-  /** Records a run as started; resolves with its id. */
-  start(automation: string, trigger: string, startedAt: number): Promise<number>;
+  /**
+   * Records a run as started (or as waiting, `queued`); resolves with its id. Runs are kept per
+   * automation up to a limit, the oldest dropped first, so no trigger rate can fill the disk.
+   */
+  start(
+    automation: string,
+    trigger: string,
+    startedAt: number,
+    outcome?: 'running' | 'queued',
+  ): Promise<number>;
+  /** A queued run starts: it becomes `running` from `startedAt`. */
+  begin(id: number, startedAt: number): Promise<void>;
+  /** Records a run that is over as soon as it is triggered (skipped), in one write. */
+  record(
+    automation: string,
+    trigger: string,
+    at: number,
+    outcome: AutomationRun['outcome'],
+    error: string | null,
+  ): Promise<AutomationRun>;
   finish(id: number, outcome: AutomationRun['outcome'], endedAt: number, error: string | null): Promise<void>;
   /** The newest runs first. */
   runs(automation: string, limit: number): Promise<AutomationRun[]>;

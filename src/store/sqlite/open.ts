@@ -5,8 +5,8 @@ import { HearthError, reasonOf } from '../../core/errors.js';
 import type { AutomationRun, Store, StoredState } from '../store.js';
 import { sqliteMigrations } from './migrations.js';
 
-/** Runs kept per automation. */
-const RUNS_KEPT = 500;
+/** Runs kept per automation: the newest; older ones are deleted as new ones are recorded. */
+export const RUNS_KEPT = 500;
 
 interface RunRow {
   id: number;
@@ -63,8 +63,11 @@ export async function openSqliteStore(path: string): Promise<Store> {
   const byKind = db.prepare<[string], Row>(
     'SELECT id, kind, state, updated_at FROM entity_state WHERE kind = ? ORDER BY id',
   );
-  const runStart = db.prepare<[string, string, number]>(
-    `INSERT INTO automation_run (automation, trigger, started_at, outcome) VALUES (?, ?, ?, 'running')`,
+  const runInsert = db.prepare<[string, string, number, number | null, string, string | null]>(
+    'INSERT INTO automation_run (automation, trigger, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const runBegin = db.prepare<[number, number]>(
+    "UPDATE automation_run SET outcome = 'running', started_at = ? WHERE id = ? AND outcome = 'queued'",
   );
   const runFinish = db.prepare<[string, number, string | null, number]>(
     'UPDATE automation_run SET outcome = ?, ended_at = ?, error = ? WHERE id = ?',
@@ -72,9 +75,26 @@ export async function openSqliteStore(path: string): Promise<Store> {
   const runList = db.prepare<[string, number], RunRow>(
     'SELECT * FROM automation_run WHERE automation = ? ORDER BY id DESC LIMIT ?',
   );
-  // Runs are kept for a while, not forever: an SD card is small.
+  // Runs are kept for a while, not forever: an SD card is small. A run under way or waiting keeps
+  // its row, so a storm of skipped triggers cannot erase the run they were skipped for.
   const runPrune = db.prepare<[string, string, number]>(
-    'DELETE FROM automation_run WHERE automation = ? AND id <= (SELECT id FROM automation_run WHERE automation = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
+    `DELETE FROM automation_run WHERE automation = ? AND outcome NOT IN ('running', 'queued')
+       AND id <= (SELECT id FROM automation_run WHERE automation = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+  );
+  // One commit for the row and the pruning: a trigger storm costs one fsync per trigger.
+  const insertRun = db.transaction(
+    (
+      automation: string,
+      trigger: string,
+      at: number,
+      endedAt: number | null,
+      outcome: string,
+      error: string | null,
+    ) => {
+      const id = Number(runInsert.run(automation, trigger, at, endedAt, outcome, error).lastInsertRowid);
+      runPrune.run(automation, automation, RUNS_KEPT);
+      return id;
+    },
   );
   const markGet = db.prepare<[string], { at: number }>('SELECT at FROM automation_mark WHERE automation = ?');
   const markSet = db.prepare<[string, number]>(
@@ -82,10 +102,15 @@ export async function openSqliteStore(path: string): Promise<Store> {
   );
   return {
     automations: {
-      async start(automation, trigger, startedAt) {
-        const id = Number(runStart.run(automation, trigger, startedAt).lastInsertRowid);
-        runPrune.run(automation, automation, RUNS_KEPT);
-        return id;
+      async start(automation, trigger, startedAt, outcome = 'running') {
+        return insertRun(automation, trigger, startedAt, null, outcome, null);
+      },
+      async begin(id, startedAt) {
+        runBegin.run(startedAt, id);
+      },
+      async record(automation, trigger, at, outcome, error) {
+        const id = insertRun(automation, trigger, at, at, outcome, error);
+        return { id, automation, trigger, startedAt: at, endedAt: at, outcome, error };
       },
       async finish(id, outcome, endedAt, error) {
         runFinish.run(outcome, endedAt, error, id);
