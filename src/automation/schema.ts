@@ -165,7 +165,7 @@ export const automationSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['max'],
-        message: `applies only to mode: queued or parallel; this automation's mode is ${a.mode} (remove max, or set the mode)`,
+        message: `applies only to mode: queued or parallel, and this automation's mode is ${a.mode}: remove max, or set the mode`,
       });
     }
   });
