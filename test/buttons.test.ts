@@ -163,7 +163,9 @@ switches:
     cleanups.push(() => store.close());
     const runtime = new Runtime({
       timezone: 'UTC',
-      devices: [{ driver: probing, config: { id: 'garage', kind: 'probing/v1', name: 'garage', simulate: false } }],
+      devices: [
+        { driver: probing, config: { id: 'garage', kind: 'probing/v1', name: 'garage', simulate: false } },
+      ],
       buttons: [],
       store,
       bus: new LocalBus(),
