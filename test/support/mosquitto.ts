@@ -31,7 +31,9 @@ export class TestMosquitto {
     this.#conf = path.join(this.#dir, 'mosquitto.conf');
     writeFileSync(
       this.#conf,
-      [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_type error', ''].join('\n'),
+      [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_type error', ''].join(
+        '\n',
+      ),
     );
   }
 
@@ -78,7 +80,9 @@ export class TestMosquitto {
       if (await accepts(this.port)) return;
       await new Promise((r) => setTimeout(r, 25));
     }
-    throw new Error(`mosquitto did not accept connections on port ${this.port} within 10 s:\n${this.#output}`);
+    throw new Error(
+      `mosquitto did not accept connections on port ${this.port} within 10 s:\n${this.#output}`,
+    );
   }
 
   async #end(signal: NodeJS.Signals): Promise<void> {
@@ -110,4 +114,13 @@ export function freePort(): Promise<number> {
       srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/** Polls `check` every 10 ms until it returns true; throws with `what` after `timeoutMs`. */
+export async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }

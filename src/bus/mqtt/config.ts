@@ -21,7 +21,10 @@ export const mqttConfigSchema = z
     /** Default `hearth-<role>-<hostname>-<pid>`: unique per process, as MQTT requires. */
     clientId: z
       .string()
-      .regex(segmentPattern, 'must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -, because it is part of topics')
+      .regex(
+        segmentPattern,
+        'must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -, because it is part of topics',
+      )
       .optional(),
     /** The first topic level(s) of everything hearth publishes; default `hearth`. */
     baseTopic: z

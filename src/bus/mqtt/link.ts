@@ -112,6 +112,13 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   /** Filters subscribed at the broker on the current connection. */
   readonly #subscribed = new Set<string>();
   /**
+   * MQTT 5 subscription identifier per filter. A broker sends one copy of a message per
+   * matching subscription (Mosquitto does), each tagged with its subscription's identifier, so
+   * each copy goes only to the handlers of that filter: overlapping filters never double up.
+   */
+  readonly #filterIds = new Map<string, number>();
+  #nextFilterId = 1;
+  /**
    * The latest retained publish of this process per topic. Sent again on every connect: a
    * broker restarted without persistence has lost them, and while down only the latest matters.
    */
@@ -154,7 +161,11 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   /** Starts connecting; returns at once. The link keeps reconnecting until {@link stop}. */
   start(): this {
     if (this.#client || this.#stopped) return this;
-    const will = this.#opts.will ?? { topic: this.topics.member(this.clientId), payload: 'offline', retain: true };
+    const will = this.#opts.will ?? {
+      topic: this.topics.member(this.clientId),
+      payload: 'offline',
+      retain: true,
+    };
     const options: IClientOptions = {
       protocolVersion: 5,
       clientId: this.clientId,
@@ -187,7 +198,11 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.off('up', onUp);
-        reject(new Error(`MQTT broker at ${this.#safeUrl()} not reached within ${timeoutMs} ms: ${this.#lastDownReason}`));
+        reject(
+          new Error(
+            `MQTT broker at ${this.#safeUrl()} not reached within ${timeoutMs} ms: ${this.#lastDownReason}`,
+          ),
+        );
       }, timeoutMs);
       const onUp = () => {
         clearTimeout(timer);
@@ -206,7 +221,10 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     const q: Queued = { topic, payload: encode(payload), options };
     if (options.retain) {
       if (!this.#retained.has(topic) && this.#retained.size >= (this.#opts.retainedMax ?? 10_000)) {
-        this.#logRateLimited('retained', `MQTT: more than ${this.#retained.size} retained topics; ${topic} is not re-sent after a reconnect`);
+        this.#logRateLimited(
+          'retained',
+          `MQTT: more than ${this.#retained.size} retained topics; ${topic} is not re-sent after a reconnect`,
+        );
       } else {
         this.#retained.delete(topic);
         this.#retained.set(topic, q);
@@ -253,9 +271,12 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     const client = this.#client;
     if (this.#connected && client && !this.#subscribed.has(filter)) {
       this.#subscribed.add(filter);
-      client.subscribeAsync(filter, { qos: 1 }).catch((err: unknown) => {
+      this.#brokerSubscribe(client, filter).catch((err: unknown) => {
         this.#subscribed.delete(filter);
-        this.#log.warn({ filter, err: reasonOf(err) }, 'MQTT subscribe failed; retried on the next reconnect');
+        this.#log.warn(
+          { filter, err: reasonOf(err) },
+          'MQTT subscribe failed; retried on the next reconnect',
+        );
       });
     }
     return () => this.#remove((r) => r === reg);
@@ -335,14 +356,11 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     this.#subscribed.clear();
     const filters = [...new Set([...this.#registrations].map((r) => r.filter))];
     try {
-      if (filters.length > 0) {
-        const granted = await client.subscribeAsync(filters, { qos: 1 });
-        for (const g of granted) {
-          if (g.qos === 128) {
-            this.#log.warn({ filter: g.topic }, 'MQTT broker refused a subscription; check its ACL for this user');
-          } else this.#subscribed.add(g.topic);
-        }
-      }
+      await Promise.all(
+        filters.map(async (f) => {
+          if (await this.#brokerSubscribe(client, f)) this.#subscribed.add(f);
+        }),
+      );
       if (!this.#opts.will) {
         await this.#send(client, {
           topic: this.topics.member(this.clientId),
@@ -408,6 +426,24 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     }, delay);
   }
 
+  /** One SUBSCRIBE per filter, as the subscription identifier belongs to the whole packet. */
+  async #brokerSubscribe(client: MqttClient, filter: string): Promise<boolean> {
+    let id = this.#filterIds.get(filter);
+    if (id === undefined) {
+      id = this.#nextFilterId++;
+      this.#filterIds.set(filter, id);
+    }
+    const granted = await client.subscribeAsync(filter, {
+      qos: 1,
+      properties: { subscriptionIdentifier: id },
+    });
+    if (granted.some((g) => g.qos === 128)) {
+      this.#log.warn({ filter }, 'MQTT broker refused a subscription; check its ACL for this user');
+      return false;
+    }
+    return true;
+  }
+
   #send(client: MqttClient, q: Queued): Promise<{ reasonCode: number }> {
     const qos = q.options.qos ?? 1;
     return client
@@ -435,11 +471,14 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
       retain: packet.retain,
       properties: packet.properties ?? {},
     };
+    const ids = packet.properties?.subscriptionIdentifier;
+    const via = ids === undefined ? undefined : new Set(Array.isArray(ids) ? ids : [ids]);
     for (const reg of this.#registrations) {
-      if (!topicMatches(reg.filter, topic)) continue;
+      if (via ? !via.has(this.#filterIds.get(reg.filter) ?? -1) : !topicMatches(reg.filter, topic)) continue;
       try {
         const r = reg.handler(message);
-        if (r && typeof r.then === 'function') r.catch((err: unknown) => this.#handlerFailed(reg, topic, err));
+        if (r && typeof r.then === 'function')
+          r.catch((err: unknown) => this.#handlerFailed(reg, topic, err));
       } catch (err) {
         this.#handlerFailed(reg, topic, err);
       }
@@ -448,15 +487,21 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
 
   #handlerFailed(reg: Registration, topic: string, err: unknown): void {
     this.stats.handlerErrors += 1;
-    this.#logRateLimited(`handler:${reg.owner}`, `MQTT handler of ${reg.owner} failed on ${topic}: ${reasonOf(err)}`);
+    this.#logRateLimited(
+      `handler:${reg.owner}`,
+      `MQTT handler of ${reg.owner} failed on ${topic}: ${reasonOf(err)}`,
+    );
   }
 
   #remove(match: (r: Registration) => boolean): void {
     const removed = [...this.#registrations].filter(match);
     for (const r of removed) this.#registrations.delete(r);
     const still = new Set([...this.#registrations].map((r) => r.filter));
-    const unused = [...new Set(removed.map((r) => r.filter))].filter((f) => !still.has(f) && this.#subscribed.has(f));
+    const unused = [...new Set(removed.map((r) => r.filter))].filter(
+      (f) => !still.has(f) && this.#subscribed.has(f),
+    );
     for (const f of unused) this.#subscribed.delete(f);
+    for (const f of removed.map((r) => r.filter)) if (!still.has(f)) this.#filterIds.delete(f);
     if (unused.length > 0 && this.#connected) this.#client?.unsubscribeAsync(unused).catch(() => {});
   }
 
@@ -488,7 +533,10 @@ export function connectLink(options: MqttLinkOptions): MqttLink {
 
 /** `hearth-<role>-<hostname>-<pid>`, cut and cleaned to a valid topic level. */
 export function defaultClientId(role: string): string {
-  const host = os.hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 32);
+  const host = os
+    .hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '-')
+    .slice(0, 32);
   const id = `hearth-${role.replace(/[^A-Za-z0-9_-]/g, '-')}-${host}-${process.pid}`;
   return id.slice(0, 64);
 }
@@ -511,7 +559,9 @@ function validateFilter(filter: string): void {
   const levels = filter.split('/');
   const bad =
     filter.length === 0 ||
-    levels.some((l, i) => (l.includes('#') && (l !== '#' || i !== levels.length - 1)) || (l.includes('+') && l !== '+'));
+    levels.some(
+      (l, i) => (l.includes('#') && (l !== '#' || i !== levels.length - 1)) || (l.includes('+') && l !== '+'),
+    );
   if (bad) {
     throw new Error(
       `MQTT topic filter ${JSON.stringify(filter)} is not valid: + must stand alone in a level and # only as the last level`,

@@ -265,7 +265,10 @@ export class MqttRpc {
     if (!responseTopic || !correlation || m.retain) {
       // A retained or plain publish on a command topic is no request: never act on it.
       this.stats.unmatched += 1;
-      this.#link.countGarbage(m.topic, 'a request needs a response topic and correlation data, and must not be retained');
+      this.#link.countGarbage(
+        m.topic,
+        'a request needs a response topic and correlation data, and must not be retained',
+      );
       return;
     }
     const request = parseJson(requestEnvelopeSchema, m.payload);
@@ -309,7 +312,11 @@ export class MqttRpc {
     const timer = setTimeout(() => controller.abort(new Error('deadline passed')), request.deadline - now);
     let reply: object;
     try {
-      const result = await handler(request.body, { deadline: request.deadline, signal: controller.signal, topic: m.topic });
+      const result = await handler(request.body, {
+        deadline: request.deadline,
+        signal: controller.signal,
+        topic: m.topic,
+      });
       reply = { result: result === undefined ? null : result };
     } catch (err) {
       reply = { error: errorReply(err) };
@@ -396,7 +403,13 @@ export class MqttRpc {
     for (const [id, p] of [...this.#pending]) {
       this.#settle(
         id,
-        new RpcError(kind, 'HEARTH_ERR_DEVICE_TIMEOUT', 504, `request to ${p.topic}: ${why}`, 'Check the state, then try again.'),
+        new RpcError(
+          kind,
+          'HEARTH_ERR_DEVICE_TIMEOUT',
+          504,
+          `request to ${p.topic}: ${why}`,
+          'Check the state, then try again.',
+        ),
       );
     }
   }
@@ -404,7 +417,8 @@ export class MqttRpc {
 
 function errorReply(err: unknown): { code: string; message: string; hint: string; status: number } {
   const e = err as { code?: unknown; status?: unknown; hint?: unknown } | undefined;
-  const code = typeof e?.code === 'string' && e.code.startsWith('HEARTH_ERR_') ? e.code : 'HEARTH_ERR_DEVICE_FAILED';
+  const code =
+    typeof e?.code === 'string' && e.code.startsWith('HEARTH_ERR_') ? e.code : 'HEARTH_ERR_DEVICE_FAILED';
   const status = typeof e?.status === 'number' && e.status >= 400 && e.status <= 599 ? e.status : 502;
   const hint = typeof e?.hint === 'string' ? e.hint : 'See the agent log for details.';
   return { code, message: reasonOf(err).slice(0, 2000), hint, status };
