@@ -119,6 +119,12 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   readonly #filterIds = new Map<string, number>();
   #nextFilterId = 1;
   /**
+   * PUBACK reason codes by message id, for {@link publishNow}: mqtt.js hands the publish
+   * callback the stored packet, not the PUBACK, so 16 (no matching subscribers) is read here.
+   * Message ids are 16-bit, so this holds at most 65535 entries.
+   */
+  readonly #pubackReasons = new Map<number, number>();
+  /**
    * The latest retained publish of this process per topic. Sent again on every connect: a
    * broker restarted without persistence has lost them, and while down only the latest matters.
    */
@@ -189,6 +195,11 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     client.on('close', () => this.#onClose('connection closed'));
     client.on('error', (err) => this.#onError(err));
     client.on('message', (topic, payload, packet) => this.#dispatch(topic, payload, packet));
+    client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'puback' && packet.messageId !== undefined && packet.reasonCode) {
+        this.#pubackReasons.set(packet.messageId, packet.reasonCode);
+      }
+    });
     return this;
   }
 
@@ -452,7 +463,13 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
         retain: q.options.retain ?? false,
         ...(q.options.properties ? { properties: q.options.properties } : {}),
       })
-      .then((packet) => ({ reasonCode: (packet as { reasonCode?: number } | undefined)?.reasonCode ?? 0 }))
+      .then((packet) => {
+        const id = packet?.messageId;
+        if (id === undefined) return { reasonCode: 0 };
+        const reasonCode = this.#pubackReasons.get(id) ?? 0;
+        this.#pubackReasons.delete(id);
+        return { reasonCode };
+      })
       .catch((err: unknown) => {
         this.stats.publishErrors += 1;
         this.#logRateLimited('publish', `MQTT publish to ${q.topic} failed: ${reasonOf(err)}`);

@@ -421,5 +421,7 @@ function errorReply(err: unknown): { code: string; message: string; hint: string
     typeof e?.code === 'string' && e.code.startsWith('HEARTH_ERR_') ? e.code : 'HEARTH_ERR_DEVICE_FAILED';
   const status = typeof e?.status === 'number' && e.status >= 400 && e.status <= 599 ? e.status : 502;
   const hint = typeof e?.hint === 'string' ? e.hint : 'See the agent log for details.';
-  return { code, message: reasonOf(err).slice(0, 2000), hint, status };
+  // A HEARTH_ERR_ code travels in `code`; other codes (ECONNREFUSED) stay in the message.
+  const message = hearth && err instanceof Error ? err.message.replace(/\s*\n\s*/g, ' ') : reasonOf(err);
+  return { code, message: message.slice(0, 2000), hint, status };
 }
