@@ -417,8 +417,8 @@ export class MqttRpc {
 
 function errorReply(err: unknown): { code: string; message: string; hint: string; status: number } {
   const e = err as { code?: unknown; status?: unknown; hint?: unknown } | undefined;
-  const code =
-    typeof e?.code === 'string' && e.code.startsWith('HEARTH_ERR_') ? e.code : 'HEARTH_ERR_DEVICE_FAILED';
+  const hearth = typeof e?.code === 'string' && e.code.startsWith('HEARTH_ERR_');
+  const code = hearth ? (e?.code as string) : 'HEARTH_ERR_DEVICE_FAILED';
   const status = typeof e?.status === 'number' && e.status >= 400 && e.status <= 599 ? e.status : 502;
   const hint = typeof e?.hint === 'string' ? e.hint : 'See the agent log for details.';
   // A HEARTH_ERR_ code travels in `code`; other codes (ECONNREFUSED) stay in the message.
