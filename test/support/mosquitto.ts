@@ -31,9 +31,14 @@ export class TestMosquitto {
     this.#conf = path.join(this.#dir, 'mosquitto.conf');
     writeFileSync(
       this.#conf,
-      [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_type error', ''].join(
-        '\n',
-      ),
+      [
+        `listener ${port} 127.0.0.1`,
+        'allow_anonymous true',
+        'persistence false',
+        'set_tcp_nodelay true',
+        'log_type error',
+        '',
+      ].join('\n'),
     );
   }
 

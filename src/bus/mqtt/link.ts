@@ -364,6 +364,8 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
 
   async #onConnect(client: MqttClient): Promise<void> {
     if (this.#stopped || client !== this.#client) return;
+    // A command is one small packet each way: Nagle's algorithm would hold it back up to 40 ms.
+    (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     this.#subscribed.clear();
     const filters = [...new Set([...this.#registrations].map((r) => r.filter))];
     try {
