@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { HearthError, reasonOf } from '../../core/errors.js';
 import type { AutomationRun, Store, StoredState } from '../store.js';
+import { sqliteCluster } from './cluster.js';
 import { sqliteMigrations } from './migrations.js';
 
 /** Runs kept per automation. */
@@ -79,7 +80,10 @@ export async function openSqliteStore(path: string): Promise<Store> {
   const markSet = db.prepare<[string, number]>(
     'INSERT INTO automation_mark (automation, at) VALUES (?, ?) ON CONFLICT (automation) DO UPDATE SET at = excluded.at',
   );
+  const del = db.prepare<[string]>('DELETE FROM entity_state WHERE id = ?');
   return {
+    kind: 'sqlite',
+    ...sqliteCluster(db),
     automations: {
       async start(automation, trigger, startedAt) {
         const id = Number(runStart.run(automation, trigger, startedAt).lastInsertRowid);
@@ -117,6 +121,9 @@ export async function openSqliteStore(path: string): Promise<Store> {
       },
       async list(kind) {
         return (kind === undefined ? all.all() : byKind.all(kind)).map(toStored);
+      },
+      async delete(id) {
+        return del.run(id).changes > 0;
       },
     },
     async close() {
