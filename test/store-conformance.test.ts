@@ -3,10 +3,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HearthError } from '../src/core/errors.js';
 import { openStore, type StorageConfig } from '../src/store/open.js';
 import type { Store } from '../src/store/store.js';
-import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import {
+  admin,
+  adminUrl,
+  createTestDatabase,
+  type TestDatabase,
+  terminateBackends,
+} from './support/postgres.js';
 
 interface Backend {
   name: 'sqlite' | 'postgres';
@@ -255,5 +263,149 @@ describe.each(backends)('store on $name', (backend) => {
       expect(members[1]?.silentMs).toBeLessThan(5000);
       expect(Math.abs((members[1]?.lastSeen ?? 0) - Date.now())).toBeLessThan(5000);
     });
+  });
+});
+
+describe('store on postgres: connection loss', () => {
+  let db: TestDatabase;
+  let store: Store;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    store = await openStore({ postgres: { url: db.url } });
+  });
+  afterAll(async () => {
+    await store?.close();
+    await db?.drop();
+  });
+
+  it('loses nothing it acknowledged when every connection is cut mid-stream', async () => {
+    const total = 500;
+    const concurrency = 8;
+    const resolved: number[] = [];
+    const rejected: { i: number; err: unknown }[] = [];
+    let cuts = 0;
+    let killed = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < total) {
+        const i = next++;
+        // Cut every connection twice: once while writes are blocked mid-statement (so the cut
+        // hits statements in flight), once at whatever moment it lands.
+        if (i === 120) {
+          cuts++;
+          killed += await cutWhileBlocked(db.name, db.url);
+        }
+        if (i === 320) {
+          cuts++;
+          killed += await terminateBackends(db.name);
+        }
+        try {
+          await store.states.put({ id: `w${i}`, kind: 'button', state: { i }, updatedAt: i });
+          resolved.push(i);
+        } catch (err) {
+          rejected.push({ i, err });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    expect(cuts).toBe(2);
+    expect(killed).toBeGreaterThan(0);
+    for (const { err } of rejected) {
+      expect(err).toBeInstanceOf(HearthError);
+      expect((err as HearthError).status).toBe(503);
+    }
+    // The retry on a fresh connection hides a cut from its callers.
+    expect(rejected.map((r) => r.i)).toEqual([]);
+    expect(resolved).toHaveLength(total);
+    const stored = new Map((await store.states.list('button')).map((s) => [s.id, s.state]));
+    const lost = resolved.filter((i) => JSON.stringify(stored.get(`w${i}`)) !== JSON.stringify({ i }));
+    expect(lost).toEqual([]);
+    // And it keeps working.
+    await store.states.put({ id: 'after', kind: 'button', state: 'on', updatedAt: 1 });
+    expect((await store.states.get('after'))?.state).toBe('on');
+  });
+
+  it('survives idle connections being cut (no crash) and opens fresh ones', async () => {
+    await Promise.all(Array.from({ length: 4 }, (_, i) => store.states.get(`idle${i}`)));
+    expect(await terminateBackends(db.name)).toBeGreaterThan(0);
+    await sleep(200);
+    await store.states.put({ id: 'idle-after', kind: 'button', state: 'off', updatedAt: 2 });
+    expect((await store.states.get('idle-after'))?.state).toBe('off');
+    expect((await store.leases.acquire('idle-lease', 'a', 5000))?.token).toBe(1);
+  });
+
+  it('rejects with 503 when the database is gone, and recovers when it is back', async () => {
+    // Stand-in for an outage: a store whose pool cannot connect (this database is renamed away).
+    const gone = await createTestDatabase();
+    const s = await openStore({ postgres: { url: gone.url, connectTimeoutMs: 1000 } });
+    try {
+      await s.states.put({ id: 'x', kind: 'button', state: 'on', updatedAt: 1 });
+      await terminateBackends(gone.name);
+      await admin(`ALTER DATABASE ${gone.name} RENAME TO ${gone.name}_away`);
+      const err = await s.states
+        .put({ id: 'y', kind: 'button', state: 'on', updatedAt: 2 })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HearthError);
+      expect(err).toMatchObject({ code: 'HEARTH_ERR_STORE_UNAVAILABLE', status: 503 });
+      await admin(`ALTER DATABASE ${gone.name}_away RENAME TO ${gone.name}`);
+      await s.states.put({ id: 'z', kind: 'button', state: 'on', updatedAt: 3 });
+      expect(await s.states.get('y')).toBeUndefined();
+      expect((await s.states.get('z'))?.state).toBe('on');
+    } finally {
+      await s.close();
+      await admin(`DROP DATABASE IF EXISTS ${gone.name}_away WITH (FORCE)`);
+      await gone.drop();
+    }
+  });
+});
+
+/**
+ * Holds a lock that blocks every write to entity_state, lets writes pile up behind it, then
+ * cuts every connection of the store: the writes die mid-statement, uncommitted.
+ */
+async function cutWhileBlocked(database: string, url: string): Promise<number> {
+  const blocker = new pg.Client({ connectionString: url });
+  await blocker.connect();
+  try {
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE entity_state IN SHARE ROW EXCLUSIVE MODE');
+    await sleep(150);
+    const waiting = await admin(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'hearth' AND wait_event_type = 'Lock'",
+      [database],
+    );
+    expect(Number(waiting[0]?.n)).toBeGreaterThan(0);
+    const killed = await terminateBackends(database);
+    await blocker.query('ROLLBACK');
+    return killed;
+  } finally {
+    await blocker.end();
+  }
+}
+
+describe('store on postgres: opening', () => {
+  it('says clearly, within a bounded time, that PostgreSQL cannot be reached', async () => {
+    const started = Date.now();
+    const err = await openStore({
+      postgres: { url: 'postgres://hearth:s3cret-pw@127.0.0.1:1/hearth' },
+    }).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(err).toBeInstanceOf(HearthError);
+    const e = err as HearthError;
+    expect(e.status).toBe(503);
+    expect(e.message).toContain('cannot reach PostgreSQL at 127.0.0.1:1/hearth');
+    expect(e.message).toContain('check that PostgreSQL is running');
+    expect(e.message).not.toContain('s3cret-pw');
+    expect(e.message).not.toContain('\n');
+    expect(JSON.stringify(e)).not.toContain('s3cret-pw');
+  });
+
+  it('names a missing database and says what to do', async () => {
+    const url = new URL(adminUrl);
+    url.pathname = '/hearth_test_does_not_exist';
+    const err = await openStore({ postgres: { url: url.toString() } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HearthError);
+    expect((err as HearthError).message).toMatch(/has no such database .*: create it/);
   });
 });

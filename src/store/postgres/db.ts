@@ -111,7 +111,8 @@ export class Db {
           await pause(RETRY_PAUSES_MS[attempt] as number);
           continue;
         }
-        throw this.failure(run, err);
+        // No connection, nothing sent: whatever the reason, the database is unavailable to us.
+        throw this.failure(run, err, true);
       }
       // A connection that breaks while checked out emits 'error' besides failing the statement.
       const onError = () => {};
@@ -136,9 +137,9 @@ export class Db {
     }
   }
 
-  failure(run: Run, err: unknown): HearthError {
+  failure(run: Run, err: unknown, unreachable = false): HearthError {
     const reason = redactText(reasonOf(err), this.url);
-    if (isConnectionError(err) || isTimeout(err)) {
+    if (unreachable || isConnectionError(err) || isTimeout(err)) {
       return new HearthError(
         'HEARTH_ERR_STORE_UNAVAILABLE',
         `cannot ${run.what}: PostgreSQL at ${this.where} is unavailable (${reason}); nothing was saved`,
