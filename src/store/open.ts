@@ -2,8 +2,9 @@ import type { Store } from './store.js';
 
 /** `storage:` of the config: exactly one backend. */
 export type StorageConfig =
-  | { sqlite: string }
+  | { sqlite: string; postgres?: undefined }
   | {
+      sqlite?: undefined;
       postgres: {
         url: string;
         poolMax?: number;
@@ -18,7 +19,7 @@ export type StorageConfig =
  * never loads the PostgreSQL client, and a cluster never opens a SQLite file.
  */
 export async function openStore(storage: StorageConfig): Promise<Store> {
-  if ('postgres' in storage) {
+  if (storage.postgres !== undefined) {
     const { openPostgresStore } = await import('./postgres/open.js');
     return openPostgresStore(storage.postgres);
   }
