@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { HearthError, reasonOf } from '../../core/errors.js';
 import { redactText, whereOf } from '../redact.js';
 
@@ -73,10 +73,11 @@ export class Db {
   private readonly url: string;
   private closed = false;
 
-  constructor(options: PostgresOptions) {
+  /** `driver`: the `pg` module, imported by the caller (see openPostgresStore). */
+  constructor(driver: typeof pg, options: PostgresOptions) {
     this.url = options.url;
     const statementTimeout = options.statementTimeoutMs ?? 4000;
-    this.pool = new pg.Pool({
+    this.pool = new driver.Pool({
       connectionString: options.url,
       max: options.poolMax ?? 4,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 2000,

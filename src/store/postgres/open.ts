@@ -47,7 +47,10 @@ const RUN_COLUMNS =
  * fails with a message that says where it looked and what to do.
  */
 export async function openPostgresStore(options: PostgresOptions): Promise<Store> {
-  const db = new Db(options);
+  // Imported here, not at the top: the bundle keeps `pg` outside (scripts/build.mjs), and a
+  // static import would be hoisted to the bundle's top and load it on every start.
+  const { default: driver } = await import('pg');
+  const db = new Db(driver, options);
   try {
     await migrate(db, options);
   } catch (err) {
