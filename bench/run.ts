@@ -34,6 +34,7 @@ import {
 } from './lib/procs.js';
 import { type Budget, budget, budgetTable, int, ms, ratio, table } from './lib/report.js';
 import { type HeaterOffResult, heaterOff, type RoundTripResult, roundTrip } from './lib/serial.js';
+import { storeWrites } from './lib/store.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(root, '.bench');
@@ -743,6 +744,9 @@ async function runAll(tmp: string): Promise<number> {
       fail('MQTT round trip', err);
     }
   }
+
+  // 9. Store writes per second on SQLite and PostgreSQL; prints its own table.
+  await storeWrites({ tmp, quick: opts.quick ?? false }).catch((err: unknown) => fail('store writes', err));
 
   // Report.
   const out: string[] = [];

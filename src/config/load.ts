@@ -32,7 +32,7 @@ export interface DeviceEntry {
 export interface HearthConfig extends Omit<RawConfig, DeviceSection | 'storage' | 'media'> {
   /** Absolute path of the config file (or a label for an in-memory one). */
   file: string;
-  storage: { sqlite: string };
+  storage: { sqlite: string; postgres?: undefined } | { postgres: { url: string }; sqlite?: undefined };
   /** `dir` is absolute; `baseUrl` has no trailing slash. */
   media: { dir: string; baseUrl: string | undefined };
   devices: DeviceEntry[];
@@ -175,7 +175,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
   return {
     ...rest,
     file,
-    storage: { sqlite: cfg.storage.sqlite === ':memory:' ? ':memory:' : absolute(dir, cfg.storage.sqlite) },
+    storage:
+      cfg.storage.postgres !== undefined
+        ? { postgres: cfg.storage.postgres }
+        : { sqlite: cfg.storage.sqlite === ':memory:' ? ':memory:' : absolute(dir, cfg.storage.sqlite) },
     secrets: cfg.secrets === undefined ? undefined : absolute(dir, cfg.secrets),
     media: { dir: absolute(dir, cfg.media.dir), baseUrl: cfg.media.baseUrl },
     devices,
@@ -370,7 +373,8 @@ function zodIssues(
 
 function isSecretField(path: readonly (string | number)[]): boolean {
   const key = path.findLast((p) => typeof p === 'string');
-  return key !== undefined && /token|password|passphrase|secret/i.test(key);
+  // `url`: a database URL holds its password.
+  return key !== undefined && /token|password|passphrase|secret|^url$/i.test(key);
 }
 
 function knownKeys(path: (string | number)[], doc: Document): string {

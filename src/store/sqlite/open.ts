@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { HearthError, reasonOf } from '../../core/errors.js';
 import type { AutomationRun, Store, StoredState } from '../store.js';
+import { sqliteCluster } from './cluster.js';
 import { sqliteMigrations } from './migrations.js';
 
 /** Runs kept per automation: the newest; older ones are deleted as new ones are recorded. */
@@ -101,6 +102,8 @@ export async function openSqliteStore(path: string): Promise<Store> {
     'INSERT INTO automation_mark (automation, at) VALUES (?, ?) ON CONFLICT (automation) DO UPDATE SET at = excluded.at',
   );
   return {
+    kind: 'sqlite',
+    ...sqliteCluster(db),
     automations: {
       async start(automation, trigger, startedAt, outcome = 'running') {
         return insertRun(automation, trigger, startedAt, null, outcome, null);
@@ -145,7 +148,7 @@ export async function openSqliteStore(path: string): Promise<Store> {
         return (kind === undefined ? all.all() : byKind.all(kind)).map(toStored);
       },
       async delete(id) {
-        remove.run(id);
+        return remove.run(id).changes > 0;
       },
     },
     async close() {
