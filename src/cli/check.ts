@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../config/errors.js';
+import { asConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { drivers } from '../drivers/index.js';
 import { configPath } from './config-path.js';
@@ -16,8 +16,8 @@ export function registerCheck(program: Command): void {
         console.log(
           `${path}: ok — ${cfg.devices.length} device(s), ${cfg.buttons.length} button(s), timezone ${cfg.timezone}`,
         );
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
+      } catch (caught) {
+        const err = asConfigError(caught, path);
         console.error(err.message);
         const located = err.issues.some((i) => i.line > 0);
         console.error(`${err.issues.length} problem(s) found.${located ? ` ${err.hint}` : ''}`);
