@@ -98,6 +98,44 @@ switches:
     }
   });
 
+  it('a token that starts with a character YAML gives a meaning (#, *) is enforced, from the environment and from !secret', {
+    timeout: 90_000,
+  }, async () => {
+    // `#...` once turned the token off silently, `*...` crashed start-up printing it.
+    const hash = `#${TOKEN}`;
+    const star = `*${TOKEN}`;
+    const fromEnv = join(dir, 'env-token.yaml');
+    writeFileSync(
+      fromEnv,
+      `http:\n  host: 127.0.0.1\n  port: 0\n  token: \${HEARTH_TOKEN}\nstorage: { sqlite: env.db }\n`,
+    );
+    const fromSecret = join(dir, 'secret-token.yaml');
+    writeFileSync(join(dir, 'token-secrets.yaml'), `hearth_token: ${JSON.stringify(star)}\n`);
+    writeFileSync(
+      fromSecret,
+      'secrets: token-secrets.yaml\nhttp:\n  host: 127.0.0.1\n  port: 0\n  token: !secret hearth_token\nstorage: { sqlite: secret.db }\n',
+    );
+    const [a, b] = await Promise.all([
+      spawnHearth(fromEnv, { HEARTH_TOKEN: hash }),
+      spawnHearth(fromSecret, { HEARTH_TOKEN: '' }),
+    ]);
+    try {
+      for (const [proc, token] of [
+        [a, hash],
+        [b, star],
+      ] as const) {
+        const press = `${proc.url}/api/v0/buttons/bedside/on/`;
+        expect((await post(press)).status).toBe(403);
+        expect((await post(press, { headers: { authorization: `Bearer ${OTHER}` } })).status).toBe(403);
+        expect((await post(press, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+      }
+    } finally {
+      for (const proc of [a, b]) proc.child.kill('SIGTERM');
+      await Promise.all([a.exited, b.exited]);
+    }
+    expect(a.output() + b.output()).not.toContain(TOKEN);
+  });
+
   it('the logger redacts tokens, passwords, cookies and Authorization headers wherever a caller puts them', () => {
     let written = '';
     const sink = new Writable({

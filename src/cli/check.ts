@@ -13,8 +13,10 @@ export function registerCheck(program: Command): void {
       const path = configPath(opts.config);
       try {
         const cfg = loadConfigFile(path, { drivers });
+        // Said out loud, so a token lost to a typo or an empty variable does not go unnoticed.
+        const token = cfg.http.token === undefined ? '' : ', control needs the token';
         console.log(
-          `${path}: ok — ${cfg.devices.length} device(s), ${cfg.buttons.length} button(s), timezone ${cfg.timezone}`,
+          `${path}: ok — ${cfg.devices.length} device(s), ${cfg.buttons.length} button(s), timezone ${cfg.timezone}${token}`,
         );
       } catch (caught) {
         const err = asConfigError(caught, path);

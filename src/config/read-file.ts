@@ -26,7 +26,7 @@ export function readSmallFile(path: string, limit = maxFileBytes): string {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new FileRefused(`it is ${typeOf(stat)}, not a regular file`);
     if (stat.size > limit) {
-      throw new FileRefused(`it is ${megabytes(stat.size)}, more than the ${megabytes(limit)} hearth reads`);
+      throw new FileRefused(`it is ${stat.size} bytes; hearth reads at most ${megabytes(limit)}`);
     }
     // Read at most one byte past the limit: a file that grows after fstat is refused too.
     const buf = Buffer.alloc(Math.min(stat.size, limit) + 1);
@@ -36,7 +36,7 @@ export function readSmallFile(path: string, limit = maxFileBytes): string {
       if (n === 0) break;
       length += n;
     }
-    if (length > limit) throw new FileRefused(`it is more than the ${megabytes(limit)} hearth reads`);
+    if (length > limit) throw new FileRefused(`it grew past ${megabytes(limit)}, the most hearth reads`);
     return buf.subarray(0, length).toString('utf8');
   } finally {
     closeSync(fd);
@@ -53,6 +53,5 @@ function typeOf(stat: Stats): string {
 }
 
 function megabytes(bytes: number): string {
-  if (bytes < 1024 * 1024) return `${Math.ceil(bytes / 1024)} kB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MB`;
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MB` : `${bytes} bytes`;
 }
