@@ -40,10 +40,10 @@ function configError(fn: () => unknown): ConfigError {
   throw new Error('expected a ConfigError, but the config loaded');
 }
 
-const envToken = 'http:\n  port: 0\n  token: ${HEARTH_TOKEN}\n';
+const envToken = `http:\n  port: 0\n  token: \${HEARTH_TOKEN}\n`;
 const secretToken = 'secrets: secrets.yaml\nhttp:\n  port: 0\n  token: !secret hearth_token\n';
 
-describe('a token from ${VAR} or !secret is the token, whatever it starts with', () => {
+describe('a token from the environment or !secret is the token, whatever it starts with', () => {
   it.each(leading)('through the environment: a token starting with %s is kept as it is', (c) => {
     const token = tokenStarting(c);
     expect(load(write({ 'hearth.yaml': envToken }), { HEARTH_TOKEN: token }).http.token).toBe(token);
@@ -135,7 +135,7 @@ switches:
   });
 
   it('a substituted value is data, never YAML: a list in a variable stays a string', () => {
-    const file = write({ 'hearth.yaml': 'http:\n  allow: ${ALLOW}\n' });
+    const file = write({ 'hearth.yaml': `http:\n  allow: \${ALLOW}\n` });
     const error = configError(() => load(file, { ALLOW: '[10.0.0.0/8]' }));
     expect(error.issues.map((i) => [i.line, i.field, i.message])).toEqual([
       [2, 'http.allow', 'expected array, received string (got "[10.0.0.0/8]")'],

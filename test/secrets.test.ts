@@ -115,10 +115,17 @@ switches:
       fromSecret,
       'secrets: token-secrets.yaml\nhttp:\n  host: 127.0.0.1\n  port: 0\n  token: !secret hearth_token\nstorage: { sqlite: secret.db }\n',
     );
-    const [a, b] = await Promise.all([
-      spawnHearth(fromEnv, { HEARTH_TOKEN: hash }),
-      spawnHearth(fromSecret, { HEARTH_TOKEN: '' }),
-    ]);
+    // One after the other: tsx compiling three processes at once on two busy cores can outlast
+    // the 15 s that spawnHearth waits for the ready line.
+    const check = await runCli(['check', '--config', fromEnv], { env: { HEARTH_TOKEN: hash } });
+    const a = await spawnHearth(fromEnv, { HEARTH_TOKEN: hash });
+    const b = await spawnHearth(fromSecret, { HEARTH_TOKEN: '' }).catch((err: unknown) => {
+      a.child.kill('SIGTERM');
+      throw err;
+    });
+    // check says a token is in force, so one lost to an empty value would show.
+    expect(check.stdout).toMatch(/: ok — .*, control needs the token\n$/);
+    expect(check.stdout + check.stderr).not.toContain(TOKEN);
     try {
       for (const [proc, token] of [
         [a, hash],
