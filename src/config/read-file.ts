@@ -28,15 +28,15 @@ export function readSmallFile(path: string, limit = maxFileBytes): string {
     if (stat.size > limit) {
       throw new FileRefused(`it is ${stat.size} bytes; hearth reads at most ${megabytes(limit)}`);
     }
-    // Read at most one byte past the limit: a file that grows after fstat is refused too.
-    const buf = Buffer.alloc(Math.min(stat.size, limit) + 1);
+    // One byte more than fstat said: a file that grew while being read is refused, not cut short.
+    const buf = Buffer.alloc(stat.size + 1);
     let length = 0;
     while (length < buf.length) {
       const n = readSync(fd, buf, length, buf.length - length, null);
       if (n === 0) break;
       length += n;
     }
-    if (length > limit) throw new FileRefused(`it grew past ${megabytes(limit)}, the most hearth reads`);
+    if (length > stat.size) throw new FileRefused('it grew while hearth read it; try again');
     return buf.subarray(0, length).toString('utf8');
   } finally {
     closeSync(fd);
