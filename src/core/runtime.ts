@@ -21,7 +21,7 @@ export interface RuntimeStore {
   states: {
     put(s: { id: string; kind: string; state: unknown; updatedAt: number }): Promise<void>;
     list(kind?: string): Promise<Array<{ id: string; kind: string; state: unknown; updatedAt: number }>>;
-    delete(id: string): Promise<void>;
+    delete(id: string): Promise<unknown>;
   };
 }
 
