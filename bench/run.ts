@@ -19,6 +19,7 @@ import {
   type Target,
   waitFor200,
 } from './lib/load.js';
+import { type MqttRoundTripResult, mqttReport, mqttRoundTrip } from './lib/mqtt.js';
 import { ensureNodeRed, nodeRedScript, writeNodeRedConfig } from './lib/node-red.js';
 import {
   freePort,
@@ -33,6 +34,7 @@ import {
 } from './lib/procs.js';
 import { type Budget, budget, budgetTable, int, ms, ratio, table } from './lib/report.js';
 import { type HeaterOffResult, heaterOff, type RoundTripResult, roundTrip } from './lib/serial.js';
+import { storeWrites } from './lib/store.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(root, '.bench');
@@ -52,6 +54,7 @@ const { values: opts } = parseArgs({
     exchanges: { type: 'string' },
     'no-automation': { type: 'boolean', default: false },
     presses: { type: 'string' },
+    'no-mqtt': { type: 'boolean', default: false },
   },
 });
 const num = (v: string | undefined, dflt: number, quick: number) =>
@@ -727,6 +730,24 @@ async function runAll(tmp: string): Promise<number> {
     await stopAll();
   }
 
+  // 8. A command over MQTT request/response against a bare mqtt.js echo; alone too.
+  let mq: MqttRoundTripResult | null = null;
+  if (!opts['no-mqtt']) {
+    console.log(`\n8. MQTT command round trip, rpc vs bare mqtt.js echo (load average ${loadavg()})`);
+    try {
+      mq = await mqttRoundTrip({
+        requests: opts.quick ? 500 : 2000,
+        rounds: opts.quick ? 2 : 8,
+        warmup: 100,
+      });
+    } catch (err) {
+      fail('MQTT round trip', err);
+    }
+  }
+
+  // 9. Store writes per second on SQLite and PostgreSQL; prints its own table.
+  await storeWrites({ tmp, quick: opts.quick ?? false }).catch((err: unknown) => fail('store writes', err));
+
   // Report.
   const out: string[] = [];
   out.push(
@@ -775,6 +796,7 @@ async function runAll(tmp: string): Promise<number> {
   out.push(table(['process', 'VmRSS', 'VmHWM'], memRows));
   if (!opts['no-serial']) out.push(serialReport(silence, rt));
   if (!opts['no-automation']) out.push(automationReport(auto));
+  if (!opts['no-mqtt']) out.push(mqttReport(mq));
 
   const h = toggle.hearth;
   const f = toggle.floor;
@@ -886,6 +908,7 @@ async function runAll(tmp: string): Promise<number> {
     heaterOff: silence,
     serialRoundTrip: rt,
     buttonToDevice: auto,
+    mqttRoundTrip: mq,
     rssMiB: { afterStart: startupRss, afterLoad: afterLoadRss },
     budgets,
     notes,

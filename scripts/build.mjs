@@ -18,6 +18,8 @@ await build({
   // bundle saves parsing 250 kB at every start.
   external: [
     'better-sqlite3',
+    // Loaded only with storage.postgres (src/store/open.ts): one box never parses it.
+    'pg',
     'serialport',
     '@serialport/*',
     '@fastify/ajv-compiler',

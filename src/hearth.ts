@@ -10,7 +10,7 @@ import { AllowList } from './server/allow-list.js';
 import { buildControlServer, buildPublicServer } from './server/app.js';
 import { MediaLibrary } from './server/media.js';
 import { Metrics } from './server/metrics.js';
-import { openSqliteStore } from './store/sqlite/open.js';
+import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 
 export interface Hearth {
@@ -43,7 +43,7 @@ export async function startHearth(
   config: HearthConfig,
   { log, clock = systemClock }: StartOptions,
 ): Promise<Hearth> {
-  const store = await openSqliteStore(config.storage.sqlite);
+  const store = await openStore(config.storage);
   // The speakers' URL for a chime needs the control listener's port, known once it listens.
   let controlPort: number | undefined;
   const media = new MediaLibrary({
@@ -56,6 +56,7 @@ export async function startHearth(
     timezone: config.timezone,
     devices: config.devices,
     buttons: config.buttons,
+    buttonLimits: config.buttonLimits,
     store,
     bus,
     clock,

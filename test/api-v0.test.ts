@@ -22,6 +22,7 @@ switches:
   - { id: fan, kind: kasa/v1, name: Fan, address: 127.0.0.1, port: ${fan.port}, pollSeconds: 0 }
 buttons:
   - { id: bedside, name: Bedside button }
+buttonLimits: { maxUndeclared: 1000 } # more than the old LRU's 128 ids are pressed below
 `);
     base = `${h.url}/api/v0`;
   });

@@ -50,6 +50,7 @@ buttons:
   - { id: bedside }
 automations:
   - id: bedside-lamp
+    mode: queued # a second press while the first toggles is another toggle
     triggers: [{ state: bedside, to: "on" }]
     actions: [{ command: lamp.toggle }]
 `,

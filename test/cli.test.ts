@@ -118,8 +118,15 @@ describe('hearth import homeslice', () => {
     });
     // port 0 means "unset" in homeslice, so the kasa default applies.
     expect(readFileSync(target, 'utf8')).toBe(`switches:
-  - { id: lamp, kind: wemo/v1, name: Lamp, address: 192.168.1.40, port: 49153 }
-  - { id: fan, kind: kasa/v1, name: Fan, address: 192.168.1.41 }
+  - id: lamp
+    kind: wemo/v1
+    name: Lamp
+    address: 192.168.1.40
+    port: 49153
+  - id: fan
+    kind: kasa/v1
+    name: Fan
+    address: 192.168.1.41
 `);
 
     const check = await runCli(['check', '--config', target]);
@@ -150,7 +157,10 @@ timezone: Europe/Berlin # where I live
 switches:
   # the lamp by the window
   - { id: lamp, kind: wemo/v1, address: 10.0.0.5 }
-  - { id: fan, kind: kasa/v1, name: Fan, address: 192.168.1.41 }
+  - id: fan
+    kind: kasa/v1
+    name: Fan
+    address: 192.168.1.41
 buttons:
   - { id: bedside } # by the bed
 `);
@@ -178,8 +188,15 @@ buttons:
       stdout: `# mine
 switches:
   - { id: desk, kind: kasa/v1, address: 10.0.0.9 }
-  - { id: lamp, kind: wemo/v1, name: Lamp, address: 192.168.1.40, port: 49153 }
-  - { id: fan, kind: kasa/v1, name: Fan, address: 192.168.1.41 }
+  - id: lamp
+    kind: wemo/v1
+    name: Lamp
+    address: 192.168.1.40
+    port: 49153
+  - id: fan
+    kind: kasa/v1
+    name: Fan
+    address: 192.168.1.41
 `,
       stderr: '',
     });
@@ -196,8 +213,15 @@ switches:
     ]);
     expect(r2.code).toBe(0);
     expect(r2.stdout).toBe(`switches:
-  - { id: lamp, kind: wemo/v1, name: Lamp, address: 192.168.1.40, port: 49153 }
-  - { id: fan, kind: kasa/v1, name: Fan, address: 192.168.1.41 }
+  - id: lamp
+    kind: wemo/v1
+    name: Lamp
+    address: 192.168.1.40
+    port: 49153
+  - id: fan
+    kind: kasa/v1
+    name: Fan
+    address: 192.168.1.41
 `);
     expect(existsSync(fresh)).toBe(false);
   });
@@ -212,7 +236,7 @@ switches:
     const r = await runCli(['import', 'homeslice', join(dir, 'switches.json'), '--config', target]);
     expect(r.code).toBe(0);
     expect(readFileSync(target, 'utf8')).toBe(
-      'switches:\n  - { id: lamp, kind: wemo/v1, name: lamp, address: 192.168.1.40 }\n',
+      'switches:\n  - id: lamp\n    kind: wemo/v1\n    name: lamp\n    address: 192.168.1.40\n',
     );
     const check = await runCli(['check', '--config', target]);
     expect(check.stderr).toBe('');

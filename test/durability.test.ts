@@ -9,7 +9,8 @@ describe('an acknowledged button press survives kill -9', () => {
   const config = join(dir, 'hearth.yaml');
   writeFileSync(
     config,
-    'http: { host: 127.0.0.1, port: 0 }\nstorage: { sqlite: data/hearth.db }\nbuttons:\n  - { id: bedside }\n',
+    // 150 pressed ids: past the default cap of undeclared buttons (100).
+    'http: { host: 127.0.0.1, port: 0 }\nstorage: { sqlite: data/hearth.db }\nbuttonLimits: { maxUndeclared: 1000 }\nbuttons:\n  - { id: bedside }\n',
   );
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -98,6 +98,51 @@ switches:
     }
   });
 
+  it('a token that starts with a character YAML gives a meaning (#, *) is enforced, from the environment and from !secret', {
+    timeout: 90_000,
+  }, async () => {
+    // `#...` once turned the token off silently, `*...` crashed start-up printing it.
+    const hash = `#${TOKEN}`;
+    const star = `*${TOKEN}`;
+    const fromEnv = join(dir, 'env-token.yaml');
+    writeFileSync(
+      fromEnv,
+      `http:\n  host: 127.0.0.1\n  port: 0\n  token: \${HEARTH_TOKEN}\nstorage: { sqlite: env.db }\n`,
+    );
+    const fromSecret = join(dir, 'secret-token.yaml');
+    writeFileSync(join(dir, 'token-secrets.yaml'), `hearth_token: ${JSON.stringify(star)}\n`);
+    writeFileSync(
+      fromSecret,
+      'secrets: token-secrets.yaml\nhttp:\n  host: 127.0.0.1\n  port: 0\n  token: !secret hearth_token\nstorage: { sqlite: secret.db }\n',
+    );
+    // One after the other: tsx compiling three processes at once on two busy cores can outlast
+    // the 15 s that spawnHearth waits for the ready line.
+    const check = await runCli(['check', '--config', fromEnv], { env: { HEARTH_TOKEN: hash } });
+    const a = await spawnHearth(fromEnv, { HEARTH_TOKEN: hash });
+    const b = await spawnHearth(fromSecret, { HEARTH_TOKEN: '' }).catch((err: unknown) => {
+      a.child.kill('SIGTERM');
+      throw err;
+    });
+    // check says a token is in force, so one lost to an empty value would show.
+    expect(check.stdout).toMatch(/: ok — .*, control needs the token\n$/);
+    expect(check.stdout + check.stderr).not.toContain(TOKEN);
+    try {
+      for (const [proc, token] of [
+        [a, hash],
+        [b, star],
+      ] as const) {
+        const press = `${proc.url}/api/v0/buttons/bedside/on/`;
+        expect((await post(press)).status).toBe(403);
+        expect((await post(press, { headers: { authorization: `Bearer ${OTHER}` } })).status).toBe(403);
+        expect((await post(press, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+      }
+    } finally {
+      for (const proc of [a, b]) proc.child.kill('SIGTERM');
+      await Promise.all([a.exited, b.exited]);
+    }
+    expect(a.output() + b.output()).not.toContain(TOKEN);
+  });
+
   it('the logger redacts tokens, passwords, cookies and Authorization headers wherever a caller puts them', () => {
     let written = '';
     const sink = new Writable({

@@ -6,7 +6,15 @@ import { HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../core/runtime.js';
 import type { AutomationRun, AutomationStore } from '../store/store.js';
-import { type Action, type AutomationConfig, type Condition, durationMs, type Trigger } from './schema.js';
+import {
+  type Action,
+  type AutomationConfig,
+  type AutomationMode,
+  type Condition,
+  defaultMaxRuns,
+  durationMs,
+  type Trigger,
+} from './schema.js';
 
 export interface EngineOptions {
   automations: readonly AutomationConfig[];
@@ -23,9 +31,39 @@ export interface AutomationView {
   id: string;
   name: string;
   triggers: string[];
+  /** What a trigger does while a run is under way. */
+  mode: AutomationMode;
+  /** The limit of runs for queued and parallel; null for single and restart. */
+  max: number | null;
+  /** Runs under way now, and runs waiting their turn (queued). */
+  running: number;
+  queued: number;
   /** ISO time of the next scheduled run, if it has a schedule. */
   nextRunAt: string | null;
   lastRun: AutomationRun | null;
+}
+
+/** What a trigger came to: the run as recorded, and whether the automation's mode refused it. */
+export interface Launched {
+  run: AutomationRun;
+  /** True when the run was skipped because the automation was already running (its mode). */
+  busy: boolean;
+}
+
+/** One run of an automation under way or waiting its turn. */
+interface Slot {
+  /** Aborted to cancel this run (mode: restart). */
+  readonly abort: AbortController;
+  /** Resolves when a queued run may start. */
+  readonly turn: Promise<void>;
+  readonly begin: () => void;
+}
+
+/** The runs of one automation: at most `max` in all, whatever the trigger rate. */
+interface Slots {
+  active: Set<Slot>;
+  /** mode: queued only. */
+  waiting: Slot[];
 }
 
 interface Schedule {
@@ -55,6 +93,7 @@ export class AutomationEngine {
   readonly #schedules = new Map<string, Schedule[]>();
   readonly #stopping = new AbortController();
   readonly #running = new Set<Promise<unknown>>();
+  readonly #slots = new Map<string, Slots>();
 
   constructor(opts: EngineOptions) {
     this.#opts = opts;
@@ -103,10 +142,15 @@ export class AutomationEngine {
       .filter((t): t is number => t !== undefined)
       .sort((x, y) => x - y)[0];
     const [lastRun] = await this.#opts.store.runs(id, 1);
+    const slots = this.#slots.get(id);
     return {
       id,
       name: a.name ?? id,
       triggers: a.triggers.map(describeTrigger),
+      mode: a.mode,
+      max: a.mode === 'queued' || a.mode === 'parallel' ? (a.max ?? defaultMaxRuns) : null,
+      running: slots?.active.size ?? 0,
+      queued: slots?.waiting.length ?? 0,
       nextRunAt: next === undefined ? null : new Date(next).toISOString(),
       lastRun: lastRun ?? null,
     };
@@ -118,63 +162,139 @@ export class AutomationEngine {
   }
 
   /**
-   * Starts a run now (a webhook, or the API's run button); resolves with the run as recorded
-   * once it has started. The run goes on by itself: an automation with delays takes minutes.
+   * Triggers a run now (a webhook, or the API's run button), under the automation's mode;
+   * resolves with the run as recorded once it has started, is waiting (queued), or was skipped.
+   * The run goes on by itself: an automation with delays takes minutes.
    */
-  async trigger(id: string, trigger = 'webhook'): Promise<AutomationRun> {
+  async trigger(id: string, trigger = 'webhook'): Promise<Launched> {
     const a = this.#byId.get(id);
     if (!a) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no automation "${id}"`);
-    const started = await this.#launch(a, trigger);
-    return started;
+    return this.#launch(a, trigger);
   }
 
-  /** Resolves once the run has been recorded as started; the run itself goes on. */
-  #launch(a: AutomationConfig, trigger: string, depth = 0): Promise<AutomationRun> {
-    let recorded!: (run: AutomationRun) => void;
-    let failed!: (err: unknown) => void;
-    const started = new Promise<AutomationRun>((resolve, reject) => {
-      recorded = resolve;
-      failed = reject;
-    });
-    const done = this.#execute(a, trigger, depth, recorded).catch((err) => {
-      this.#opts.log.error({ automation: a.id, err: reasonOf(err) }, 'automation run could not be recorded');
-      failed(err);
-    });
-    this.#running.add(done);
-    void done.finally(() => this.#running.delete(done));
-    return started;
-  }
-
-  async #execute(
-    a: AutomationConfig,
-    trigger: string,
-    depth: number,
-    recorded: (run: AutomationRun) => void = () => {},
-  ): Promise<AutomationRun['outcome']> {
+  /**
+   * Conditions are checked when the trigger comes (as in Home Assistant), then the mode decides:
+   * run now, wait, cancel the run under way, or skip. Everything up to taking a slot is
+   * synchronous, so two triggers at once cannot both take the last slot.
+   */
+  async #launch(a: AutomationConfig, trigger: string): Promise<Launched> {
     const { store, clock, log } = this.#opts;
+    const unmet = this.#unmetOf(a);
+    if (unmet) {
+      log.debug({ automation: a.id, trigger, reason: unmet }, 'automation skipped: a condition is not met');
+      return { run: await store.record(a.id, trigger, clock.now(), 'skipped', unmet), busy: false };
+    }
+    let slots = this.#slots.get(a.id);
+    if (!slots) {
+      slots = { active: new Set(), waiting: [] };
+      this.#slots.set(a.id, slots);
+    }
+    const busy = busyReason(a, slots);
+    if (busy) {
+      log.debug({ automation: a.id, trigger, reason: busy }, 'automation skipped: already running');
+      return { run: await store.record(a.id, trigger, clock.now(), 'skipped', busy), busy: true };
+    }
+    if (a.mode === 'restart') {
+      for (const other of slots.active) other.abort.abort(new Error(`restarted by ${trigger}`));
+    }
+    let begin!: () => void;
+    const turn = new Promise<void>((resolve) => {
+      begin = resolve;
+    });
+    const slot: Slot = { abort: new AbortController(), turn, begin };
+    const queued = a.mode === 'queued' && slots.active.size > 0;
+    if (queued) slots.waiting.push(slot);
+    else slots.active.add(slot);
+
     const startedAt = clock.now();
-    const id = await store.start(a.id, trigger, startedAt);
+    let id: number;
+    try {
+      id = await store.start(a.id, trigger, startedAt, queued ? 'queued' : 'running');
+    } catch (err) {
+      this.#release(a, slots, slot);
+      log.error({ automation: a.id, err: reasonOf(err) }, 'automation run could not be recorded');
+      throw err;
+    }
     const run: AutomationRun = {
       id,
       automation: a.id,
       trigger,
       startedAt,
       endedAt: null,
-      outcome: 'running',
+      outcome: queued ? 'queued' : 'running',
       error: null,
     };
-    recorded(run);
-    const unmet = a.conditions.map((c) => this.#unmet(c)).find((r) => r !== null);
-    if (unmet) {
-      await store.finish(id, 'skipped', clock.now(), unmet);
-      log.debug({ automation: a.id, trigger, reason: unmet }, 'automation skipped: a condition is not met');
-      return 'skipped';
-    }
+    const done = this.#runInSlot(a, slots, slot, run, queued)
+      .catch((err) => {
+        log.error({ automation: a.id, err: reasonOf(err) }, 'automation run could not be recorded');
+      })
+      .finally(() => this.#running.delete(done));
+    this.#running.add(done);
+    return { run: { ...run }, busy: false };
+  }
+
+  async #runInSlot(
+    a: AutomationConfig,
+    slots: Slots,
+    slot: Slot,
+    run: AutomationRun,
+    queued: boolean,
+  ): Promise<void> {
+    const signal = AbortSignal.any([this.#stopping.signal, slot.abort.signal]);
     try {
-      for (const action of a.actions) await this.#act(a, action, depth);
+      if (queued) {
+        try {
+          await untilAborted(slot.turn, signal);
+        } catch {
+          await this.#opts.store.finish(run.id, 'cancelled', this.#opts.clock.now(), reasonOf(signal.reason));
+          return;
+        }
+        await this.#opts.store.begin(run.id, this.#opts.clock.now());
+      }
+      await this.#perform(a, run.id, run.trigger, 0, signal);
+    } finally {
+      this.#release(a, slots, slot);
+    }
+  }
+
+  /** Frees a run's slot and starts the next queued run, if any. */
+  #release(a: AutomationConfig, slots: Slots, slot: Slot): void {
+    slots.active.delete(slot);
+    const waiting = slots.waiting.indexOf(slot);
+    if (waiting >= 0) slots.waiting.splice(waiting, 1);
+    if (a.mode !== 'queued' || slots.active.size > 0 || this.#stopping.signal.aborted) return;
+    const next = slots.waiting.shift();
+    if (!next) return;
+    slots.active.add(next);
+    next.begin();
+  }
+
+  /**
+   * Runs the actions of a run already recorded, and records how it ended. An abort (a restart,
+   * hearth stopping) lets the action under way finish and runs no more: `cancelled`.
+   */
+  async #perform(
+    a: AutomationConfig,
+    id: number,
+    trigger: string,
+    depth: number,
+    signal: AbortSignal,
+  ): Promise<AutomationRun['outcome']> {
+    const { store, clock, log } = this.#opts;
+    try {
+      for (const action of a.actions) {
+        signal.throwIfAborted();
+        await this.#act(a, action, depth, signal);
+      }
       await store.finish(id, 'ok', clock.now(), null);
       return 'ok';
     } catch (err) {
+      if (signal.aborted) {
+        const reason = reasonOf(signal.reason);
+        await store.finish(id, 'cancelled', clock.now(), reason);
+        log.info({ automation: a.id, trigger, reason }, 'automation run cancelled');
+        return 'cancelled';
+      }
       const reason = reasonOf(err);
       await store.finish(id, 'failed', clock.now(), reason);
       log.warn({ automation: a.id, trigger, err: reason }, 'automation failed');
@@ -182,15 +302,25 @@ export class AutomationEngine {
     }
   }
 
-  async #act(a: AutomationConfig, action: Action, depth: number): Promise<void> {
-    if ('delay' in action) return this.#sleep(durationMs(action.delay));
+  async #act(a: AutomationConfig, action: Action, depth: number, signal: AbortSignal): Promise<void> {
+    if ('delay' in action) return this.#sleep(durationMs(action.delay), signal);
     if ('automation' in action) {
       const target = this.#byId.get(action.automation);
       if (!target)
         throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no automation "${action.automation}"`);
       if (depth >= MAX_NESTING) throw new Error(`automations call each other more than ${MAX_NESTING} deep`);
-      const outcome = await this.#execute(target, `automation ${a.id}`, depth + 1);
+      // Part of this run, outside the target's mode: a queued target waiting for the run that
+      // calls it would wait forever.
+      const trigger = `automation ${a.id}`;
+      const unmet = this.#unmetOf(target);
+      if (unmet) {
+        await this.#opts.store.record(target.id, trigger, this.#opts.clock.now(), 'skipped', unmet);
+        return;
+      }
+      const id = await this.#opts.store.start(target.id, trigger, this.#opts.clock.now());
+      const outcome = await this.#perform(target, id, trigger, depth + 1, signal);
       if (outcome === 'failed') throw new Error(`automation ${target.id} failed`);
+      signal.throwIfAborted();
       return;
     }
     const retry = action.retry ?? a.retry;
@@ -204,22 +334,21 @@ export class AutomationEngine {
             action.args ?? {},
           );
         } else {
-          await httpAction(action.http, this.#stopping.signal);
+          await httpAction(action.http, signal);
         }
         return;
       } catch (err) {
-        if (attempt >= retry.attempts || this.#stopping.signal.aborted) throw err;
+        if (attempt >= retry.attempts || signal.aborted) throw err;
         this.#opts.log.info(
           { automation: a.id, attempt, of: retry.attempts, err: reasonOf(err) },
           'automation action failed; retrying',
         );
-        await this.#sleep(retry.delaySeconds * 1000);
+        await this.#sleep(retry.delaySeconds * 1000, signal);
       }
     }
   }
 
-  #sleep(ms: number): Promise<void> {
-    const signal = this.#stopping.signal;
+  #sleep(ms: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const timer = this.#opts.clock.setTimeout(() => {
@@ -232,6 +361,15 @@ export class AutomationEngine {
       };
       signal.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /** Null if every condition of `a` holds, else why not. */
+  #unmetOf(a: AutomationConfig): string | null {
+    for (const c of a.conditions) {
+      const why = this.#unmet(c);
+      if (why !== null) return why;
+    }
+    return null;
   }
 
   /** Null if the condition holds, else why not. */
@@ -322,11 +460,11 @@ export class AutomationEngine {
       { automation: a.id, missed: count, latest: at },
       `schedule missed while hearth was down; skipped (${why})`,
     );
-    const id = await store.start(a.id, `missed ${which} at ${at}`, now);
-    await store.finish(
-      id,
-      'skipped',
+    await store.record(
+      a.id,
+      `missed ${which} at ${at}`,
       now,
+      'skipped',
       `${count} run(s) missed while hearth was down, the latest at ${at}; ${why}`,
     );
   }
@@ -356,6 +494,36 @@ export class AutomationEngine {
     );
     s.timer.unref?.();
   }
+}
+
+/** Why the automation's mode refuses one more run now, or null if it takes it. */
+function busyReason(a: AutomationConfig, slots: Slots): string | null {
+  const max = a.max ?? defaultMaxRuns;
+  switch (a.mode) {
+    case 'single':
+      return slots.active.size > 0 ? 'already running (mode: single)' : null;
+    case 'restart':
+      return null;
+    case 'queued':
+      return slots.active.size + slots.waiting.length >= max
+        ? `already running or waiting ${max} times (mode: queued, max: ${max})`
+        : null;
+    case 'parallel':
+      return slots.active.size >= max ? `already running ${max} times (mode: parallel, max: ${max})` : null;
+  }
+}
+
+/** Resolves with `p`, or rejects with the signal's reason once it aborts. */
+function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }
 
 function atToCron(at: string): string {

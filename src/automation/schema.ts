@@ -135,6 +135,12 @@ const missedSchema = z.union([
     .strict(),
 ]);
 
+/** What a trigger does while the automation is running, as in Home Assistant. */
+export const automationModes = ['single', 'restart', 'queued', 'parallel'] as const;
+export type AutomationMode = (typeof automationModes)[number];
+/** Runs at a time (parallel), or running and waiting (queued), when `max` is left out. */
+export const defaultMaxRuns = 10;
+
 export const automationSchema = z
   .object({
     id: idSchema,
@@ -145,8 +151,24 @@ export const automationSchema = z
     missed: missedSchema.default('skip'),
     /** The default retry policy of this automation's command and http actions. */
     retry: retrySchema.default({}),
+    /**
+     * A trigger while a run is under way: `single` (default) records it as skipped, `restart`
+     * cancels the run and starts again, `queued` runs it after, `parallel` runs it beside.
+     */
+    mode: z.enum(automationModes).default('single'),
+    /** queued: runs running and waiting; parallel: runs at once. Default 10; past it a trigger is skipped. */
+    max: z.number().int().min(1).max(1000).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.max !== undefined && a.mode !== 'queued' && a.mode !== 'parallel') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max'],
+        message: `applies only to mode: queued or parallel, and this automation's mode is ${a.mode}: remove max, or set the mode`,
+      });
+    }
+  });
 
 export type AutomationConfig = z.output<typeof automationSchema>;
 export type Trigger = z.output<typeof triggerSchema>;

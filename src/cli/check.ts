@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../config/errors.js';
+import { asConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { drivers } from '../drivers/index.js';
 import { configPath } from './config-path.js';
@@ -13,11 +13,13 @@ export function registerCheck(program: Command): void {
       const path = configPath(opts.config);
       try {
         const cfg = loadConfigFile(path, { drivers });
+        // Said out loud, so a token lost to a typo or an empty variable does not go unnoticed.
+        const token = cfg.http.token === undefined ? '' : ', control needs the token';
         console.log(
-          `${path}: ok — ${cfg.devices.length} device(s), ${cfg.buttons.length} button(s), timezone ${cfg.timezone}`,
+          `${path}: ok — ${cfg.devices.length} device(s), ${cfg.buttons.length} button(s), timezone ${cfg.timezone}${token}`,
         );
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
+      } catch (caught) {
+        const err = asConfigError(caught, path);
         console.error(err.message);
         const located = err.issues.some((i) => i.line > 0);
         console.error(`${err.issues.length} problem(s) found.${located ? ` ${err.hint}` : ''}`);

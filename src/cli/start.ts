@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../config/errors.js';
+import { asConfigError } from '../config/errors.js';
 import { type HearthConfig, loadConfigFile } from '../config/load.js';
 import { reasonOf } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
@@ -18,8 +18,9 @@ export function registerStart(program: Command): void {
       let config: HearthConfig;
       try {
         config = loadConfigFile(path, { drivers });
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
+      } catch (caught) {
+        // Never a stack trace: it could quote a config value, and those can be secrets.
+        const err = asConfigError(caught, path);
         console.error(err.message);
         if (err.issues.some((i) => i.line > 0)) console.error(err.hint);
         process.exitCode = 1;

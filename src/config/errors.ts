@@ -51,3 +51,21 @@ export function describeIssue(issue: z.ZodIssue): string {
   }
   return issue.message.charAt(0).toLowerCase() + issue.message.slice(1);
 }
+
+/**
+ * Any error from loading a config, as a ConfigError naming the file. An unexpected one keeps only
+ * its class name: its message may quote a config value, and config values can be secrets.
+ */
+export function asConfigError(err: unknown, file: string): ConfigError {
+  if (err instanceof ConfigError) return err;
+  const kind = err instanceof Error ? err.name : typeof err;
+  return new ConfigError([
+    {
+      file,
+      line: 0,
+      col: 0,
+      field: '',
+      message: `could not be checked: hearth failed inside (${kind}); this is a bug, please report it`,
+    },
+  ]);
+}

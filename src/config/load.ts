@@ -1,16 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import {
-  type Document,
-  isMap,
-  isScalar,
-  LineCounter,
-  type Node,
-  parse,
-  parseDocument,
-  type Scalar,
-  visit,
-} from 'yaml';
+import { type Document, isMap, isScalar, type LineCounter, type Node, type Scalar, visit } from 'yaml';
 import type { z } from 'zod/v3';
 import {
   type DeviceConfig,
@@ -20,8 +9,11 @@ import {
   deviceSections,
 } from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
-import { ConfigError, type ConfigIssue, describeIssue, formatPath } from './errors.js';
+import { coercingParse } from './coerce.js';
+import { asConfigError, ConfigError, type ConfigIssue, describeIssue, formatPath } from './errors.js';
+import { readSmallFile } from './read-file.js';
 import { configSchema, type RawConfig } from './schema.js';
+import { parseYaml, quoteHint, toData } from './yaml.js';
 
 /** One configured device with the driver that runs it. */
 export interface DeviceEntry {
@@ -32,7 +24,7 @@ export interface DeviceEntry {
 export interface HearthConfig extends Omit<RawConfig, DeviceSection | 'storage' | 'media'> {
   /** Absolute path of the config file (or a label for an in-memory one). */
   file: string;
-  storage: { sqlite: string };
+  storage: { sqlite: string; postgres?: undefined } | { postgres: { url: string }; sqlite?: undefined };
   /** `dir` is absolute; `baseUrl` has no trailing slash. */
   media: { dir: string; baseUrl: string | undefined };
   devices: DeviceEntry[];
@@ -55,7 +47,7 @@ export function loadConfigFile(path: string, options: LoadOptions): HearthConfig
   const file = resolve(path);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readSmallFile(file);
   } catch (err) {
     throw new ConfigError([
       {
@@ -72,29 +64,31 @@ export function loadConfigFile(path: string, options: LoadOptions): HearthConfig
 
 /** Validates config text; `file` names it in errors and anchors relative paths. */
 export function parseConfig(text: string, file: string, options: LoadOptions): HearthConfig {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, customTags: [secretTag], prettyErrors: false });
+  try {
+    return parseConfigText(text, file, options);
+  } catch (err) {
+    // A bug in a schema or a driver must still end as one line naming the file, never a stack trace.
+    throw asConfigError(err, file);
+  }
+}
+
+function parseConfigText(text: string, file: string, options: LoadOptions): HearthConfig {
+  const parsed = parseYaml(text, file, { customTags: [secretTag] });
+  if (parsed.issues.length > 0) throw new ConfigError(parsed.issues);
+  const { doc, lineCounter } = parsed;
   const at = (node: Node | null | undefined) => position(lineCounter, node);
 
   const issues: ConfigIssue[] = [];
-  for (const e of doc.errors) {
-    const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
-    issues.push({
-      file,
-      line: pos?.line ?? 0,
-      col: pos?.col ?? 0,
-      field: '',
-      message: `${e.message.split('\n')[0]} (YAML syntax)`,
-    });
-  }
-  if (issues.length > 0) throw new ConfigError(issues);
-
   const dir = dirname(file);
-  substitute(doc, file, dir, options.env ?? process.env, at, issues);
+  const substituted = substitute(doc, file, dir, options.env ?? process.env, at, issues);
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const raw: unknown = doc.toJS() ?? {};
-  const top = configSchema.safeParse(raw);
+  const data = toData(doc, file);
+  if ('issue' in data) throw new ConfigError([data.issue]);
+  const raw = data.value;
+  const wasSubstituted = (path: readonly (string | number)[]) =>
+    substituted.has(doc.getIn(path, true) as Node);
+  const top = coercingParse(configSchema, raw, [], wasSubstituted);
   if (!top.success) issues.push(...zodIssues(top.error, [], doc, file, at));
 
   const byKind = new Map<string, Driver>();
@@ -151,7 +145,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
         });
         return;
       }
-      const parsed = driver.configSchema.safeParse(entry);
+      const parsed = coercingParse(driver.configSchema, entry, where, wasSubstituted);
       if (!parsed.success) {
         issues.push(...zodIssues(parsed.error, where, doc, file, at));
         return;
@@ -175,7 +169,10 @@ export function parseConfig(text: string, file: string, options: LoadOptions): H
   return {
     ...rest,
     file,
-    storage: { sqlite: cfg.storage.sqlite === ':memory:' ? ':memory:' : absolute(dir, cfg.storage.sqlite) },
+    storage:
+      cfg.storage.postgres !== undefined
+        ? { postgres: cfg.storage.postgres }
+        : { sqlite: cfg.storage.sqlite === ':memory:' ? ':memory:' : absolute(dir, cfg.storage.sqlite) },
     secrets: cfg.secrets === undefined ? undefined : absolute(dir, cfg.secrets),
     media: { dir: absolute(dir, cfg.media.dir), baseUrl: cfg.media.baseUrl },
     devices,
@@ -237,7 +234,9 @@ const envRef = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 /**
  * Replaces `${VAR}` (or `${VAR:-default}`) with the environment's value and `!secret name` with
  * the secrets file's value, in place on the YAML nodes so errors keep their line numbers.
- * A plain scalar that was only a reference is re-read as YAML, so `port: ${PORT}` is a number.
+ * A substituted value is data, never YAML: it stays a string (a token may start with `#` or `*`),
+ * and the schema alone decides where a string of digits or true/false becomes a number or a
+ * boolean (see coerce.ts). Returns the nodes it replaced.
  */
 function substitute(
   doc: Document,
@@ -246,11 +245,13 @@ function substitute(
   env: NodeJS.ProcessEnv,
   at: At,
   issues: ConfigIssue[],
-): void {
-  let secrets: Record<string, unknown> | undefined;
+): Set<Node> {
+  const replaced = new Set<Node>();
+  let secrets: SecretsFile | undefined;
+  let secretsFailed = false;
   const secretsPath = doc.get('secrets');
-  const loadSecrets = (node: Scalar): Record<string, unknown> | undefined => {
-    if (secrets) return secrets;
+  const loadSecrets = (node: Scalar): SecretsFile | undefined => {
+    if (secrets || secretsFailed) return secrets;
     if (typeof secretsPath !== 'string') {
       issues.push({
         ...at(node),
@@ -261,32 +262,23 @@ function substitute(
       });
       return undefined;
     }
-    const path = absolute(dir, secretsPath);
-    try {
-      const loaded: unknown = parse(readFileSync(path, 'utf8'));
-      if (loaded === null || typeof loaded !== 'object' || Array.isArray(loaded)) {
-        throw new Error('it must be a mapping of name: value');
-      }
-      secrets = loaded as Record<string, unknown>;
-      return secrets;
-    } catch (err) {
-      issues.push({
-        ...at(node),
-        file,
-        field: '',
-        message: `cannot read secrets file ${path}: ${reasonOf(err)}`,
-      });
+    const loaded = readSecrets(absolute(dir, secretsPath), { ...at(node), file });
+    if ('issues' in loaded) {
+      secretsFailed = true;
+      issues.push(...loaded.issues);
       return undefined;
     }
+    secrets = loaded;
+    return secrets;
   };
 
   visit(doc, {
     Scalar(_key, node) {
       if (node.tag === '!secret') {
         const name = String(node.value);
-        const all = loadSecrets(node);
-        if (!all) return;
-        if (!Object.hasOwn(all, name)) {
+        const store = loadSecrets(node);
+        if (!store) return;
+        if (!Object.hasOwn(store.values, name)) {
           issues.push({
             ...at(node),
             file,
@@ -295,14 +287,26 @@ function substitute(
           });
           return;
         }
-        node.value = all[name];
+        const value = store.values[name];
+        if (value === '' || value === null || value === undefined) {
+          // `name: #abc` is an empty value in YAML; using it would silently turn a token off.
+          issues.push({
+            ...store.at(name),
+            file: store.path,
+            field: name,
+            message: `is empty (used by !secret at ${file}:${at(node).line}); write its value, and ${quoteHint}`,
+          });
+          return;
+        }
+        node.value = value;
         node.tag = undefined;
+        replaced.add(node);
         return;
       }
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       const original = node.value;
       let missing: string | undefined;
-      const replaced = original.replace(envRef, (_m, name: string, fallback: string | undefined) => {
+      const value = original.replace(envRef, (_m, name: string, fallback: string | undefined) => {
         const v = env[name];
         if (v !== undefined && v !== '') return v;
         if (fallback !== undefined) return fallback;
@@ -318,10 +322,58 @@ function substitute(
         });
         return;
       }
-      const whole = /^\$\{[^}]+\}$/.test(original) && node.type === 'PLAIN';
-      node.value = whole ? parse(replaced) : replaced;
+      node.value = value;
+      replaced.add(node);
     },
   });
+  return replaced;
+}
+
+interface SecretsFile {
+  path: string;
+  /** Every scalar is a string here (the YAML failsafe schema): the config's schema gives types. */
+  values: Record<string, unknown>;
+  /** Where a name is defined, for errors about its value. */
+  at: (name: string) => { line: number; col: number };
+}
+
+/** Reads the secrets file; problems are reported at its own lines, never with its values. */
+function readSecrets(
+  path: string,
+  usedAt: { file: string; line: number; col: number },
+): SecretsFile | { issues: ConfigIssue[] } {
+  let text: string;
+  try {
+    text = readSmallFile(path);
+  } catch (err) {
+    return {
+      issues: [{ ...usedAt, field: '', message: `cannot read secrets file ${path}: ${reasonOf(err)}` }],
+    };
+  }
+  const parsed = parseYaml(text, path, { schema: 'failsafe' });
+  if (parsed.issues.length > 0) return { issues: parsed.issues };
+  const data = toData(parsed.doc, path);
+  if ('issue' in data) return { issues: [data.issue] };
+  const values = data.value;
+  if (values === null || typeof values !== 'object' || Array.isArray(values)) {
+    return {
+      issues: [
+        { file: path, line: 1, col: 1, field: '', message: 'must be a mapping of `name: value` lines' },
+      ],
+    };
+  }
+  const { doc, lineCounter } = parsed;
+  return {
+    path,
+    values: values as Record<string, unknown>,
+    at: (name) => {
+      const contents = doc.contents;
+      const pair = isMap(contents)
+        ? contents.items.find((p) => isScalar(p.key) && String(p.key.value) === name)
+        : undefined;
+      return position(lineCounter, (pair?.key as Node | undefined) ?? null);
+    },
+  };
 }
 
 function zodIssues(
@@ -370,7 +422,8 @@ function zodIssues(
 
 function isSecretField(path: readonly (string | number)[]): boolean {
   const key = path.findLast((p) => typeof p === 'string');
-  return key !== undefined && /token|password|passphrase|secret/i.test(key);
+  // `url`: a database URL holds its password.
+  return key !== undefined && /token|password|passphrase|secret|^url$/i.test(key);
 }
 
 function knownKeys(path: (string | number)[], doc: Document): string {

@@ -111,6 +111,55 @@ const mediaSchema = z
   .default({});
 
 /**
+ * `storage:`: exactly one of `sqlite` (one box; the default) or `postgres` (several boxes). The
+ * PostgreSQL URL holds the password, so it is never echoed in an error (see isSecretField).
+ */
+const storageSchema = z
+  .object({
+    /** Path of the SQLite file, relative to the config file's folder. */
+    sqlite: z.string().min(1).optional(),
+    postgres: z
+      .object({
+        /** Usually `${HEARTH_PG_URL}`: postgres://user:password@host:5432/database. */
+        url: z
+          .string()
+          .regex(
+            /^postgres(ql)?:\/\/[^/]+\/[^/?#]+/i,
+            'must be a URL like postgres://hearth:PASSWORD@db.lan:5432/hearth (host and database name required)',
+          ),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.sqlite !== undefined && s.postgres !== undefined) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['postgres'],
+        message: 'give either sqlite (one box) or postgres (several boxes), not both',
+      });
+    }
+  })
+  .transform(
+    (s): { sqlite: string; postgres?: undefined } | { postgres: { url: string }; sqlite?: undefined } =>
+      s.postgres ? { postgres: { url: s.postgres.url } } : { sqlite: s.sqlite ?? 'data/hearth.db' },
+  )
+  .default({});
+
+/** `cluster:`: how roles on several boxes share singletons. */
+const clusterSchema = z
+  .object({
+    /**
+     * Lease length: a controller or agent that dies is replaced within about this long (plus 1 s).
+     * Shorter fails over faster but renews more often (every third of it).
+     */
+    leaseSeconds: z.number().int().min(2).max(60).default(5),
+  })
+  .strict()
+  .default({});
+
+/**
  * The top level of hearth.yaml. Device lists hold entries whose `kind` names a driver; each
  * entry is validated by that driver's own schema afterwards, so errors still point at the line.
  */
@@ -122,13 +171,8 @@ export const configSchema = z
       .refine(isValidTimeZone, 'is not a known IANA time zone (e.g. America/Los_Angeles, Europe/Berlin)')
       .default(systemTimeZone),
     http: httpSchema,
-    storage: z
-      .object({
-        /** Path of the SQLite file, relative to the config file's folder. */
-        sqlite: z.string().min(1).default('data/hearth.db'),
-      })
-      .strict()
-      .default({}),
+    storage: storageSchema,
+    cluster: clusterSchema,
     /** A YAML file of `name: value` pairs for `!secret name`, relative to the config file; keep it out of git. */
     secrets: z.string().min(1).optional(),
     log: z
@@ -147,6 +191,17 @@ export const configSchema = z
     calendars: z.array(z.unknown()).default([]),
     automations: z.array(automationSchema).default([]),
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
+    /**
+     * Any client on the LAN may press a new button id, and each one becomes an entity; this caps
+     * how many ids not under `buttons:` may exist. Past it, a press of a new id is refused (409).
+     */
+    buttonLimits: z
+      .object({
+        /** Default 100; 0 allows only the declared buttons. */
+        maxUndeclared: z.number().int().min(0).max(10_000).default(100),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

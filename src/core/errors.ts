@@ -25,10 +25,26 @@ export const errorCatalogue = {
     status: 403,
     hint: "Add the client's network to http.allow in the config, or send the header Authorization: Bearer <token> when http.token is set.",
   },
+  HEARTH_ERR_TOO_MANY_BUTTONS: {
+    status: 409,
+    hint: 'Delete buttons no one uses with DELETE /api/v1/entities/<id>, or declare this one under `buttons:` in the config (declared buttons never count), or raise buttonLimits.maxUndeclared.',
+  },
+  HEARTH_ERR_ENTITY_DECLARED: {
+    status: 409,
+    hint: 'Only a button created by a press can be deleted through the API; to remove a declared button or a device, delete it from the config file and restart hearth.',
+  },
+  HEARTH_ERR_AUTOMATION_BUSY: {
+    status: 409,
+    hint: 'The automation is already running as often as its mode allows; wait for the run to end, or set `mode: restart`, `queued` or `parallel` (with `max`) on it in the config.',
+  },
   HEARTH_ERR_NOT_READY: { status: 503, hint: 'hearth is starting or stopping; try again in a moment.' },
   HEARTH_ERR_STORE: {
     status: 500,
     hint: 'Check that the data directory is writable and the disk is not full.',
+  },
+  HEARTH_ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    hint: 'The database could not be reached or did not commit in time; nothing was saved. Check that PostgreSQL is running and reachable at storage.postgres.url, then try again.',
   },
 } as const satisfies Record<string, { status: number; hint: string }>;
 

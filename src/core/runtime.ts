@@ -21,13 +21,22 @@ export interface RuntimeStore {
   states: {
     put(s: { id: string; kind: string; state: unknown; updatedAt: number }): Promise<void>;
     list(kind?: string): Promise<Array<{ id: string; kind: string; state: unknown; updatedAt: number }>>;
+    delete(id: string): Promise<unknown>;
   };
 }
+
+/** How many buttons a press may create that the config does not declare. */
+export const defaultMaxUndeclaredButtons = 100;
 
 export interface RuntimeOptions {
   timezone: string;
   devices: ReadonlyArray<{ driver: Driver; config: DeviceConfig & Record<string, unknown> }>;
   buttons: ReadonlyArray<{ id: string; name: string }>;
+  /**
+   * `maxUndeclared`: how many button ids not under `buttons:` presses may create (default 100).
+   * Any LAN client can press a new id, and each one is an entity on every page and list.
+   */
+  buttonLimits?: { maxUndeclared: number };
   store: RuntimeStore;
   bus: Bus;
   clock: Clock;
@@ -88,11 +97,23 @@ export class Runtime {
   readonly #supervisor: Supervisor;
   readonly #stopping = new AbortController();
   readonly #simulators: SimulatorHandle[] = [];
+  /** Button ids under `buttons:` in the config: never capped, never deletable. */
+  readonly #declared: ReadonlySet<string>;
+  /** Buttons that exist only because something pressed them: capped, deletable. */
+  readonly #undeclared = new Set<string>();
+  readonly #maxUndeclared: number;
+  /** Every entity id a configured device will register, with its driver, known before it starts. */
+  readonly #deviceIds = new Map<string, string>();
   #ready = false;
 
   constructor(opts: RuntimeOptions) {
     this.#opts = opts;
     this.#supervisor = new Supervisor({ log: opts.log, clock: opts.clock });
+    this.#declared = new Set(opts.buttons.map((b) => b.id));
+    this.#maxUndeclared = opts.buttonLimits?.maxUndeclared ?? defaultMaxUndeclaredButtons;
+    for (const { driver, config } of opts.devices) {
+      for (const id of driver.entityIds?.(config) ?? [config.id]) this.#deviceIds.set(id, driver.name);
+    }
   }
 
   /** True once buttons are loaded and every device has had its first start attempt. */
@@ -109,10 +130,22 @@ export class Runtime {
     const stored = await store.states.list('button');
     for (const b of buttons) this.#addButton(b.id, b.name);
     for (const s of stored) {
+      const device = this.#deviceIds.get(s.id);
+      if (device !== undefined) {
+        await this.#dropShadowedButton(s.id, device);
+        continue;
+      }
       const e = this.#entities.get(s.id) ?? this.#addButton(s.id, s.id);
       if (e.kind !== 'button') continue;
       e.state = s.state;
       e.updatedAt = s.updatedAt;
+    }
+    if (this.#undeclared.size > this.#maxUndeclared) {
+      // Kept, not dropped: each one is a press someone was told was recorded.
+      this.#opts.log.warn(
+        { undeclared: this.#undeclared.size, maxUndeclared: this.#maxUndeclared },
+        'more pressed buttons are stored than buttonLimits.maxUndeclared allows; presses of new ids are refused until some are deleted with DELETE /api/v1/entities/<id> or declared under buttons:',
+      );
     }
     await Promise.all(this.#opts.devices.map((d) => this.#startDevice(d.driver, d.config)));
     this.#ready = true;
@@ -182,8 +215,24 @@ export class Runtime {
       throw new HearthError('HEARTH_ERR_BAD_ID', `bad button id ${JSON.stringify(id.slice(0, 80))}`);
     }
     let e = this.#entities.get(id);
-    if (!e) e = this.#addButton(id, id);
-    else if (e.driver !== BUTTON_DRIVER) {
+    const created = !e;
+    if (!e) {
+      // A device that has not registered yet (still starting, or failing) still owns its ids.
+      const device = this.#deviceIds.get(id);
+      if (device !== undefined) {
+        throw new HearthError(
+          'HEARTH_ERR_BAD_ID',
+          `"${id}" is an entity of a ${device} device in the config, not a button`,
+        );
+      }
+      if (this.#undeclared.size >= this.#maxUndeclared) {
+        throw new HearthError(
+          'HEARTH_ERR_TOO_MANY_BUTTONS',
+          `button "${id}" was not created: ${this.#undeclared.size} buttons that are not under buttons: in the config exist already, the most buttonLimits.maxUndeclared allows (${this.#maxUndeclared}); delete unused ones with DELETE /api/v1/entities/<id>, or declare "${id}" under buttons:`,
+        );
+      }
+      e = this.#addButton(id, id);
+    } else if (e.driver !== BUTTON_DRIVER) {
       throw new HearthError('HEARTH_ERR_BAD_ID', `"${id}" is a ${e.kind}, not a button`);
     }
     const record = e;
@@ -192,14 +241,59 @@ export class Runtime {
       try {
         await this.#opts.store.states.put({ id, kind: 'button', state, updatedAt: at });
       } catch (err) {
+        // A button that never got a state on disk was never created: it must not hold a place.
+        if (created && record.updatedAt === null && this.#entities.get(id) === record) {
+          this.#entities.delete(id);
+          this.#undeclared.delete(id);
+        }
         throw new HearthError('HEARTH_ERR_STORE', `could not record button ${id}: ${reasonOf(err)}`, {
           cause: err,
         });
+      }
+      // A delete that ran just before this press removed the button; the press brings it back.
+      if (!this.#entities.has(id)) {
+        this.#entities.set(id, record);
+        if (!this.#declared.has(id)) this.#undeclared.add(id);
       }
       // A press of the same state again is still a press: always announce it.
       this.#applyState(record, state, at, true);
     });
     return view(record);
+  }
+
+  /**
+   * Deletes a button that a press created (its stored state and its entity). A declared button
+   * or a device's entity is the config's to remove: HEARTH_ERR_ENTITY_DECLARED.
+   */
+  async removeButton(id: string): Promise<void> {
+    const e = this.#entities.get(id);
+    if (!e) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
+    if (e.driver !== BUTTON_DRIVER) {
+      throw new HearthError(
+        'HEARTH_ERR_ENTITY_DECLARED',
+        `"${id}" is a ${e.kind} of the ${e.driver} device in the config; it cannot be deleted through the API`,
+      );
+    }
+    if (this.#declared.has(id)) {
+      throw new HearthError(
+        'HEARTH_ERR_ENTITY_DECLARED',
+        `button "${id}" is declared under buttons: in the config; it cannot be deleted through the API`,
+      );
+    }
+    // In line with the button's presses: one acknowledged before the delete is deleted with it.
+    await this.#serial(e, async () => {
+      try {
+        await this.#opts.store.states.delete(id);
+      } catch (err) {
+        throw new HearthError('HEARTH_ERR_STORE', `could not delete button ${id}: ${reasonOf(err)}`, {
+          cause: err,
+        });
+      }
+      if (this.#entities.get(id) === e) {
+        this.#entities.delete(id);
+        this.#undeclared.delete(id);
+      }
+    });
   }
 
   /** Calls `listener` on every state change; returns the unsubscribe function. */
@@ -226,7 +320,25 @@ export class Runtime {
 
   #addButton(id: string, name: string): EntityRecord {
     const e = this.#register({ id, kind: 'button', name, timeoutMs: 0, pollMs: 0 }, {}, BUTTON_DRIVER);
+    if (!this.#declared.has(id)) this.#undeclared.add(id);
     return e;
+  }
+
+  /**
+   * A button pressed before a device with its id was added to the config: the config wins, or
+   * the device could never register ("used by hearth and wemo", retried forever).
+   */
+  async #dropShadowedButton(id: string, driver: string): Promise<void> {
+    this.#opts.log.warn(
+      { entity: id, driver },
+      `a stored button has the id "${id}" of a ${driver} device in the config; the config wins: the button is deleted`,
+    );
+    try {
+      await this.#opts.store.states.delete(id);
+    } catch (err) {
+      // Not fatal: the button is not loaded either way, and the next start tries again.
+      this.#opts.log.warn({ entity: id, err: reasonOf(err) }, 'could not delete the stored button');
+    }
   }
 
   #register(spec: EntitySpec<Kind>, handlers: Record<string, Handler>, driver: string): EntityRecord {

@@ -22,10 +22,19 @@ export function registerAutomationRoutes(app: FastifyInstance, engine: Automatio
     return { runs: await engine.runs(id, limit) };
   });
 
-  // 202: the run has started and is recorded; an automation with delays goes on for minutes.
+  // 202: the run has started (or waits its turn) and is recorded; an automation with delays goes
+  // on for minutes. 200: a condition did not hold, the run is recorded as skipped. 409: the
+  // automation's mode refused the trigger; it is recorded as skipped too, and the answer says so.
   app.post('/api/v1/automations/:id/run', async (req, reply) => {
     const { id } = req.params as { id: string };
-    const run = await engine.trigger(id, 'webhook');
-    return reply.code(202).send({ run });
+    const { run, busy } = await engine.trigger(id, 'webhook');
+    if (busy) {
+      const refused = new HearthError(
+        'HEARTH_ERR_AUTOMATION_BUSY',
+        `automation "${id}" is ${run.error ?? 'already running'}; this trigger was recorded as skipped`,
+      );
+      return reply.code(refused.status).send({ error: refused.toJSON(), run });
+    }
+    return reply.code(run.outcome === 'skipped' ? 200 : 202).send({ run });
   });
 }

@@ -59,4 +59,14 @@ export function registerApiV1Control(app: FastifyInstance, runtime: Runtime): vo
     }
     return { entity: await runtime.command(id, name, body ?? {}) };
   });
+  registerEntityDelete(app, runtime);
+}
+
+/** DELETE /api/v1/entities/:id: removes a button a press created (204); what the config declares is 409. */
+function registerEntityDelete(app: FastifyInstance, runtime: Runtime): void {
+  app.delete('/api/v1/entities/:id', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    await runtime.removeButton(id);
+    return reply.code(204).send();
+  });
 }

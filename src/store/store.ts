@@ -1,6 +1,7 @@
 /**
  * The one persistence interface. SQLite sits behind it on one box; PostgreSQL in a cluster.
- * Callers never see which. Every write resolves only once it is durable.
+ * Callers never see which. Every write resolves only once it is committed; a write that cannot
+ * be committed rejects (HEARTH_ERR_STORE_UNAVAILABLE, 503 when the database is unreachable).
  */
 export interface StoredState {
   /** Entity id. */
@@ -17,6 +18,8 @@ export interface StateStore {
   /** Insert or replace; committed to disk when the promise resolves. */
   put(state: StoredState): Promise<void>;
   list(kind?: string): Promise<StoredState[]>;
+  /** Removes the state of `id`; resolves true if a row was removed, false if there was none. */
+  delete(id: string): Promise<boolean>;
 }
 
 /** One run of an automation, as recorded. */
@@ -28,14 +31,36 @@ export interface AutomationRun {
   startedAt: number;
   /** Null while running. */
   endedAt: number | null;
-  outcome: 'running' | 'ok' | 'failed' | 'skipped';
-  /** Why it failed or was skipped; null when ok. */
+  /**
+   * `queued`: waiting for the run before it (mode: queued); `cancelled`: stopped part-way (a
+   * restart, or hearth stopping); `skipped`: a condition did not hold, or the mode refused it.
+   */
+  outcome: 'queued' | 'running' | 'ok' | 'failed' | 'skipped' | 'cancelled';
+  /** Why it failed, was skipped or cancelled; null when ok. */
   error: string | null;
 }
 
 export interface AutomationStore {
-  /** Records a run as started; resolves with its id. */
-  start(automation: string, trigger: string, startedAt: number): Promise<number>;
+  /**
+   * Records a run as started (or as waiting, `queued`); resolves with its id. Runs are kept per
+   * automation up to a limit, the oldest dropped first, so no trigger rate can fill the disk.
+   */
+  start(
+    automation: string,
+    trigger: string,
+    startedAt: number,
+    outcome?: 'running' | 'queued',
+  ): Promise<number>;
+  /** A queued run starts: it becomes `running` from `startedAt`. */
+  begin(id: number, startedAt: number): Promise<void>;
+  /** Records a run that is over as soon as it is triggered (skipped), in one write. */
+  record(
+    automation: string,
+    trigger: string,
+    at: number,
+    outcome: AutomationRun['outcome'],
+    error: string | null,
+  ): Promise<AutomationRun>;
   finish(id: number, outcome: AutomationRun['outcome'], endedAt: number, error: string | null): Promise<void>;
   /** The newest runs first. */
   runs(automation: string, limit: number): Promise<AutomationRun[]>;
@@ -44,9 +69,95 @@ export interface AutomationStore {
   setMark(automation: string, at: number): Promise<void>;
 }
 
+/** A lease as acquired: its fencing token and when it runs out (epoch ms, by the database's clock). */
+export interface LeaseGrant {
+  token: number;
+  expiresAt: number;
+}
+
+export interface Lease {
+  name: string;
+  /** The holder that took it last (kept after release or expiry, so the table shows who led). */
+  holder: string;
+  token: number;
+  expiresAt: number;
+  /** Judged by the database's clock: held and not expired. */
+  held: boolean;
+}
+
+/**
+ * Singletons (the controller, each agent name) by leases. Expiry is judged by the database's
+ * clock, so boxes whose clocks disagree still agree on who holds what.
+ */
+export interface LeaseStore {
+  /**
+   * Atomically takes `name` if it is free or expired (the fencing token goes up by one: tokens are
+   * never reused, not even after a release), or renews it if `holder` holds it (the token stays).
+   * Resolves undefined when another holder has it. Safe to retry: a holder retrying after a lost
+   * reply renews and gets the same token.
+   */
+  acquire(name: string, holder: string, ttlMs: number): Promise<LeaseGrant | undefined>;
+  /** Lets the lease go at once if `holder` has it; the token is kept, so the next holder gets token + 1. */
+  release(name: string, holder: string): Promise<void>;
+  list(): Promise<Lease[]>;
+}
+
+export interface Claim {
+  automation: string;
+  /** The scheduled instant, epoch ms. */
+  instant: number;
+  /** The lease the claimer must hold, and its fencing token. */
+  lease: string;
+  token: number;
+}
+
+/** Makes a schedule fire exactly once per instant across failovers. */
+export interface ClaimStore {
+  /**
+   * Records that `instant` of `automation` fires, only if the lease `lease` is held with `token`
+   * and unexpired, in one statement: a deposed leader with a stale token cannot claim. Resolves
+   * false when the instant was already claimed by another token, or the token is stale.
+   * Claims older than 7 days are pruned.
+   */
+  claim(claim: Claim): Promise<boolean>;
+}
+
+export interface MemberBeat {
+  /** Unique per process, e.g. `controller@box1:1234`. */
+  id: string;
+  role: string;
+  agent?: string | undefined;
+  host: string;
+  pid: number;
+  /** Epoch ms the process started. */
+  startedAt: number;
+}
+
+export interface Member extends MemberBeat {
+  /** Epoch ms of the last heartbeat, by the database's clock. */
+  lastSeen: number;
+  /** Milliseconds since the last heartbeat, by the database's clock (skew-free). */
+  silentMs: number;
+}
+
+/** The processes of a cluster, for GET /api/v1/cluster. Members silent for an hour are pruned. */
+export interface MemberStore {
+  heartbeat(beat: MemberBeat): Promise<void>;
+  /** By id. */
+  list(): Promise<Member[]>;
+}
+
 export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
   /** State that hearth itself owns (buttons): device-backed state lives on the device. */
   readonly states: StateStore;
   readonly automations: AutomationStore;
+  readonly leases: LeaseStore;
+  readonly claims: ClaimStore;
+  readonly members: MemberStore;
   close(): Promise<void>;
 }
+
+/** How long claims and silent members are kept. */
+export const CLAIMS_KEPT_MS = 7 * 24 * 3600_000;
+export const MEMBERS_KEPT_MS = 3600_000;

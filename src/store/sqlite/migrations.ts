@@ -23,4 +23,30 @@ export const sqliteMigrations: readonly string[] = [
      automation TEXT PRIMARY KEY,
      at INTEGER NOT NULL
    )`,
+  // Leases, schedule claims and members: the same tables as on PostgreSQL, so one box and a
+  // cluster run the same code. Times are epoch ms by this box's clock.
+  `CREATE TABLE lease (
+     name TEXT PRIMARY KEY,
+     holder TEXT NOT NULL,
+     token INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL
+   );
+   CREATE TABLE schedule_claim (
+     automation TEXT NOT NULL,
+     instant INTEGER NOT NULL,
+     lease TEXT NOT NULL,
+     token INTEGER NOT NULL,
+     claimed_at INTEGER NOT NULL,
+     PRIMARY KEY (automation, instant)
+   );
+   CREATE INDEX schedule_claim_by_instant ON schedule_claim (instant);
+   CREATE TABLE member (
+     id TEXT PRIMARY KEY,
+     role TEXT NOT NULL,
+     agent TEXT,
+     host TEXT NOT NULL,
+     pid INTEGER NOT NULL,
+     started_at INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL
+   )`,
 ];

@@ -3,10 +3,11 @@ import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { HearthError, reasonOf } from '../../core/errors.js';
 import type { AutomationRun, Store, StoredState } from '../store.js';
+import { sqliteCluster } from './cluster.js';
 import { sqliteMigrations } from './migrations.js';
 
-/** Runs kept per automation. */
-const RUNS_KEPT = 500;
+/** Runs kept per automation: the newest; older ones are deleted as new ones are recorded. */
+export const RUNS_KEPT = 500;
 
 interface RunRow {
   id: number;
@@ -58,12 +59,16 @@ export async function openSqliteStore(path: string): Promise<Store> {
     `INSERT INTO entity_state (id, kind, state, updated_at) VALUES (?, ?, ?, ?)
      ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, updated_at = excluded.updated_at`,
   );
+  const remove = db.prepare<[string]>('DELETE FROM entity_state WHERE id = ?');
   const all = db.prepare<[], Row>('SELECT id, kind, state, updated_at FROM entity_state ORDER BY id');
   const byKind = db.prepare<[string], Row>(
     'SELECT id, kind, state, updated_at FROM entity_state WHERE kind = ? ORDER BY id',
   );
-  const runStart = db.prepare<[string, string, number]>(
-    `INSERT INTO automation_run (automation, trigger, started_at, outcome) VALUES (?, ?, ?, 'running')`,
+  const runInsert = db.prepare<[string, string, number, number | null, string, string | null]>(
+    'INSERT INTO automation_run (automation, trigger, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const runBegin = db.prepare<[number, number]>(
+    "UPDATE automation_run SET outcome = 'running', started_at = ? WHERE id = ? AND outcome = 'queued'",
   );
   const runFinish = db.prepare<[string, number, string | null, number]>(
     'UPDATE automation_run SET outcome = ?, ended_at = ?, error = ? WHERE id = ?',
@@ -71,20 +76,44 @@ export async function openSqliteStore(path: string): Promise<Store> {
   const runList = db.prepare<[string, number], RunRow>(
     'SELECT * FROM automation_run WHERE automation = ? ORDER BY id DESC LIMIT ?',
   );
-  // Runs are kept for a while, not forever: an SD card is small.
+  // Runs are kept for a while, not forever: an SD card is small. A run under way or waiting keeps
+  // its row, so a storm of skipped triggers cannot erase the run they were skipped for.
   const runPrune = db.prepare<[string, string, number]>(
-    'DELETE FROM automation_run WHERE automation = ? AND id <= (SELECT id FROM automation_run WHERE automation = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
+    `DELETE FROM automation_run WHERE automation = ? AND outcome NOT IN ('running', 'queued')
+       AND id <= (SELECT id FROM automation_run WHERE automation = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+  );
+  // One commit for the row and the pruning: a trigger storm costs one fsync per trigger.
+  const insertRun = db.transaction(
+    (
+      automation: string,
+      trigger: string,
+      at: number,
+      endedAt: number | null,
+      outcome: string,
+      error: string | null,
+    ) => {
+      const id = Number(runInsert.run(automation, trigger, at, endedAt, outcome, error).lastInsertRowid);
+      runPrune.run(automation, automation, RUNS_KEPT);
+      return id;
+    },
   );
   const markGet = db.prepare<[string], { at: number }>('SELECT at FROM automation_mark WHERE automation = ?');
   const markSet = db.prepare<[string, number]>(
     'INSERT INTO automation_mark (automation, at) VALUES (?, ?) ON CONFLICT (automation) DO UPDATE SET at = excluded.at',
   );
   return {
+    kind: 'sqlite',
+    ...sqliteCluster(db),
     automations: {
-      async start(automation, trigger, startedAt) {
-        const id = Number(runStart.run(automation, trigger, startedAt).lastInsertRowid);
-        runPrune.run(automation, automation, RUNS_KEPT);
-        return id;
+      async start(automation, trigger, startedAt, outcome = 'running') {
+        return insertRun(automation, trigger, startedAt, null, outcome, null);
+      },
+      async begin(id, startedAt) {
+        runBegin.run(startedAt, id);
+      },
+      async record(automation, trigger, at, outcome, error) {
+        const id = insertRun(automation, trigger, at, at, outcome, error);
+        return { id, automation, trigger, startedAt: at, endedAt: at, outcome, error };
       },
       async finish(id, outcome, endedAt, error) {
         runFinish.run(outcome, endedAt, error, id);
@@ -117,6 +146,9 @@ export async function openSqliteStore(path: string): Promise<Store> {
       },
       async list(kind) {
         return (kind === undefined ? all.all() : byKind.all(kind)).map(toStored);
+      },
+      async delete(id) {
+        return remove.run(id).changes > 0;
       },
     },
     async close() {

@@ -1,0 +1,54 @@
+/**
+ * PostgreSQL schema changes in order; the table hearth_schema records which have run. Never
+ * edit one that has shipped: append the next. Times that hearth supplies (state changes, runs,
+ * schedule instants) are epoch ms in bigint, as on SQLite; times the database judges (lease
+ * expiry, last seen) are timestamptz from its own clock.
+ */
+export const postgresMigrations: readonly string[] = [
+  `CREATE TABLE entity_state (
+     id text PRIMARY KEY,
+     kind text NOT NULL,
+     state jsonb NOT NULL,
+     updated_at bigint NOT NULL
+   );
+   CREATE INDEX entity_state_by_kind ON entity_state (kind, id);
+   CREATE TABLE automation_run (
+     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     automation text NOT NULL,
+     trigger text NOT NULL,
+     started_at bigint NOT NULL,
+     ended_at bigint,
+     outcome text NOT NULL,
+     error text
+   );
+   CREATE INDEX automation_run_by_automation ON automation_run (automation, id DESC);
+   CREATE TABLE automation_mark (
+     automation text PRIMARY KEY,
+     at bigint NOT NULL
+   );
+   CREATE TABLE lease (
+     name text PRIMARY KEY,
+     holder text NOT NULL,
+     token bigint NOT NULL,
+     expires_at timestamptz NOT NULL
+   );
+   CREATE TABLE schedule_claim (
+     automation text NOT NULL,
+     instant bigint NOT NULL,
+     lease text NOT NULL,
+     token bigint NOT NULL,
+     attempt text NOT NULL,
+     claimed_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (automation, instant)
+   );
+   CREATE INDEX schedule_claim_by_age ON schedule_claim (claimed_at);
+   CREATE TABLE member (
+     id text PRIMARY KEY,
+     role text NOT NULL,
+     agent text,
+     host text NOT NULL,
+     pid integer NOT NULL,
+     started_at bigint NOT NULL,
+     last_seen timestamptz NOT NULL
+   )`,
+];

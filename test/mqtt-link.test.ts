@@ -1,0 +1,217 @@
+import { spawn } from 'node:child_process';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LinkDownError, MqttLink, type MqttLinkOptions, topicMatches } from '../src/bus/mqtt/link.js';
+import { type StatePayload, statePayloadSchema, TopicIdError, Topics } from '../src/bus/mqtt/topics.js';
+import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { repoRoot } from './support/process.js';
+
+if (mosquittoMissing) console.warn(`skipping MQTT link tests: ${mosquittoMissing}`);
+
+const opened: MqttLink[] = [];
+const raws: MqttClient[] = [];
+
+function link(broker: TestMosquitto, opts: Partial<MqttLinkOptions> = {}): MqttLink {
+  const l = new MqttLink({ url: broker.url, role: 'test', reconnectMinMs: 50, reconnectMaxMs: 300, ...opts });
+  opened.push(l.start());
+  return l;
+}
+
+async function raw(broker: TestMosquitto): Promise<MqttClient> {
+  const c = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
+  raws.push(c);
+  return c;
+}
+
+function state(value: unknown, at = Date.now()): StatePayload {
+  return { state: value, available: true, reason: null, updatedAt: at, attributes: {} };
+}
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((l) => l.stop()));
+  await Promise.all(raws.splice(0).map((c) => c.endAsync(true)));
+});
+
+describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
+  let broker: TestMosquitto;
+  beforeAll(async () => {
+    broker = await TestMosquitto.start();
+  });
+  afterAll(async () => {
+    await broker?.stop();
+  });
+
+  it('delivers retained state to a client that connects later, and marks itself online', async () => {
+    const a = link(broker, { clientId: 'agent-a' });
+    await a.whenUp(5000);
+    expect(a.publish(a.topics.state('lamp'), state('on'), { retain: true })).toBe('sent');
+
+    const b = link(broker, { clientId: 'api-b' });
+    const seen: { value: StatePayload; retain: boolean }[] = [];
+    const members = new Map<string, string>();
+    b.subscribeJson(
+      b.topics.states,
+      statePayloadSchema,
+      (value, m) => void seen.push({ value, retain: m.retain }),
+      'api',
+    );
+    b.subscribe(b.topics.members, (m) => void members.set(m.topic, String(m.payload)), 'api');
+    await b.whenUp(5000);
+    await waitUntil(
+      () => seen.length > 0 && members.has('hearth/members/agent-a'),
+      3000,
+      'retained messages',
+    );
+    expect(seen[0]).toMatchObject({ value: { state: 'on', available: true }, retain: true });
+    expect(members.get('hearth/members/agent-a')).toBe('online');
+    expect(members.get('hearth/members/api-b')).toBe('online');
+  });
+
+  it('ignores garbage and isolates a throwing handler: it never throws, counts, and keeps going', async () => {
+    const l = link(broker, { baseTopic: 'garbage' });
+    const good: unknown[] = [];
+    const alsoCalled: string[] = [];
+    l.subscribeJson(l.topics.states, statePayloadSchema, (v) => void good.push(v.state), 'api');
+    l.subscribe(
+      'garbage/state/#',
+      () => {
+        throw new Error('handler bug');
+      },
+      'buggy',
+    );
+    l.subscribe('garbage/state/#', async () => Promise.reject(new Error('async handler bug')), 'buggy-async');
+    l.subscribe('garbage/state/#', (m) => void alsoCalled.push(m.topic), 'other');
+    await l.whenUp(5000);
+
+    const c = await raw(broker);
+    await c.publishAsync('garbage/state/x', 'not json', { qos: 1 });
+    await c.publishAsync('garbage/state/x', '{"state": 1}', { qos: 1 }); // wrong shape: no `available`
+    await c.publishAsync('garbage/state/x', Buffer.from([0xff, 0xfe, 0x00]), { qos: 1 });
+    // Over the link's 256 kB maximumPacketSize: the broker does not deliver it to the link at all.
+    await c.publishAsync('garbage/state/big', Buffer.alloc(300 * 1024, 0x41), { qos: 1 });
+    await c.publishAsync('garbage/state/x', JSON.stringify(state('fine')), { qos: 1 });
+
+    await waitUntil(() => good.length === 1, 3000, 'the valid message');
+    expect(good).toEqual(['fine']);
+    expect(l.stats.garbage).toBe(3);
+    expect(alsoCalled.filter((t) => t === 'garbage/state/x')).toHaveLength(4);
+    expect(alsoCalled).not.toContain('garbage/state/big');
+    await waitUntil(() => l.stats.handlerErrors === 8, 1000, 'handler errors counted');
+    expect(l.connected).toBe(true);
+  });
+
+  it('off(owner) drops every handler of that owner', async () => {
+    const l = link(broker, { baseTopic: 'owners' });
+    const got: string[] = [];
+    l.subscribe('owners/event/+', (m) => void got.push(`a:${m.topic}`), 'a');
+    l.subscribe('owners/state/+', (m) => void got.push(`a:${m.topic}`), 'a');
+    l.subscribe('owners/event/+', (m) => void got.push(`b:${m.topic}`), 'b');
+    await l.whenUp(5000);
+    l.offOwner('a');
+    const c = await raw(broker);
+    await c.publishAsync('owners/state/x', 'x', { qos: 1 });
+    await c.publishAsync('owners/event/x', 'x', { qos: 1 });
+    await waitUntil(() => got.length > 0, 3000, 'a message for b');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got).toEqual(['b:owners/event/x']);
+  });
+
+  it('the last will marks a killed member offline', async () => {
+    const observer = link(broker, { baseTopic: 'will' });
+    const status: string[] = [];
+    observer.subscribe('will/members/child-1', (m) => void status.push(String(m.payload)), 'test');
+    await observer.whenUp(5000);
+
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/support/mqtt-member.ts', broker.url, 'will', 'child-1'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('child did not connect')), 15_000);
+        child.stdout?.on('data', (d) => {
+          if (String(d).includes('up')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await waitUntil(() => status.includes('online'), 3000, 'online');
+      child.kill('SIGKILL');
+      await waitUntil(() => status.at(-1) === 'offline', 3000, 'the will (offline)');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('validates ids before they become topic levels', () => {
+    const t = new Topics('hearth');
+    expect(t.state('kitchen_lamp-2')).toBe('hearth/state/kitchen_lamp-2');
+    for (const bad of ['a/b', '+', '#', '', 'x'.repeat(65), 'lamp ']) {
+      expect(() => t.state(bad)).toThrow(TopicIdError);
+    }
+    expect(() => new Topics('home/+')).toThrow(TopicIdError);
+    expect(t.idOf('state', 'hearth/state/lamp')).toBe('lamp');
+    expect(t.idOf('state', 'hearth/state/a/b')).toBeUndefined();
+    expect(() => new MqttLink({ url: broker.url, clientId: 'has space' })).toThrow(/clientId/);
+    expect(topicMatches('a/+/c', 'a/b/c')).toBe(true);
+    expect(topicMatches('a/#', 'a')).toBe(true);
+    expect(topicMatches('a/+', 'a/b/c')).toBe(false);
+  });
+});
+
+describe.skipIf(mosquittoMissing)('MqttLink when the broker dies', () => {
+  let broker: TestMosquitto;
+  beforeAll(async () => {
+    broker = await TestMosquitto.start();
+  });
+  afterAll(async () => {
+    await broker?.stop();
+  });
+
+  it('goes down, queues within bounds, comes back by itself, resubscribes and re-sends retained state', async () => {
+    const agent = link(broker, { clientId: 'agent', offlineQueueMax: 2 });
+    const api = link(broker, { clientId: 'api' });
+    const apiStates: unknown[] = [];
+    const apiEvents: string[] = [];
+    api.subscribeJson(api.topics.states, statePayloadSchema, (v) => void apiStates.push(v.state), 'api');
+    api.subscribe(api.topics.events, (m) => void apiEvents.push(String(m.payload)), 'api');
+    await Promise.all([agent.whenUp(5000), api.whenUp(5000)]);
+    const downs: string[] = [];
+    api.on('down', (r) => downs.push(r));
+    agent.publish(agent.topics.state('lamp'), state(1), { retain: true });
+    await waitUntil(() => apiStates.includes(1), 3000, 'state 1');
+
+    await broker.kill();
+    await waitUntil(() => !api.connected && !agent.connected, 3000, 'both links down');
+    expect(downs).toHaveLength(1);
+    await expect(agent.publishNow('hearth/x', 'x')).rejects.toBeInstanceOf(LinkDownError);
+    // While down: retained state coalesces to the latest; other publishes queue up to the bound.
+    expect(agent.publish(agent.topics.state('lamp'), state(2), { retain: true })).toBe('queued');
+    expect(agent.publish(agent.topics.state('lamp'), state(3), { retain: true })).toBe('queued');
+    expect(agent.publish(agent.topics.event('lamp'), 'e1')).toBe('queued');
+    expect(agent.publish(agent.topics.event('lamp'), 'e2')).toBe('queued');
+    expect(agent.publish(agent.topics.event('lamp'), 'e3')).toBe('dropped');
+    expect(agent.stats.dropped).toBe(1);
+
+    const ups = new Promise<void>((resolve) => api.once('up', () => resolve()));
+    await broker.restart();
+    await ups;
+    await agent.whenUp(5000);
+    // The api's subscriptions came back without anyone asking: it sees the latest state only.
+    await waitUntil(() => apiStates.includes(3), 3000, 'state 3 after the restart');
+    expect(apiStates).not.toContain(2);
+    await waitUntil(() => apiEvents.length === 2, 3000, 'the queued events');
+    expect(apiEvents).toEqual(['e1', 'e2']);
+
+    // A broker without persistence lost its retained messages; the agent re-sent them.
+    const late = link(broker, { clientId: 'late' });
+    const lateStates: unknown[] = [];
+    late.subscribeJson(late.topics.states, statePayloadSchema, (v) => void lateStates.push(v.state), 'x');
+    await late.whenUp(5000);
+    await waitUntil(() => lateStates.length > 0, 3000, 'retained state on the restarted broker');
+    expect(lateStates).toEqual([3]);
+    expect(api.stats.reconnects).toBe(1);
+  });
+});

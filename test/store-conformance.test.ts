@@ -1,0 +1,411 @@
+// One suite, two backends: every case runs against SQLite (a temp file) and PostgreSQL (a fresh
+// database on 127.0.0.1:5432), so the two cannot drift apart.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HearthError } from '../src/core/errors.js';
+import { openStore, type StorageConfig } from '../src/store/open.js';
+import type { Store } from '../src/store/store.js';
+import {
+  admin,
+  adminUrl,
+  createTestDatabase,
+  type TestDatabase,
+  terminateBackends,
+} from './support/postgres.js';
+
+interface Backend {
+  name: 'sqlite' | 'postgres';
+  setup(): Promise<{ storage: StorageConfig; cleanup(): Promise<void> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'sqlite',
+    async setup() {
+      const dir = mkdtempSync(join(tmpdir(), 'hearth-store-'));
+      return {
+        storage: { sqlite: join(dir, 'hearth.db') },
+        cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    async setup() {
+      const db: TestDatabase = await createTestDatabase();
+      return { storage: { postgres: { url: db.url } }, cleanup: () => db.drop() };
+    },
+  },
+];
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(backends)('store on $name', (backend) => {
+  let storage: StorageConfig;
+  let cleanup: () => Promise<void>;
+  let store: Store;
+
+  beforeAll(async () => {
+    ({ storage, cleanup } = await backend.setup());
+    store = await openStore(storage);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await cleanup?.();
+  });
+
+  it('says which backend it is', () => {
+    expect(store.kind).toBe(backend.name);
+  });
+
+  describe('states', () => {
+    it('puts, gets, lists by kind and deletes', async () => {
+      await store.states.put({ id: 's-b', kind: 'button', state: 'on', updatedAt: 1_700_000_000_123 });
+      await store.states.put({ id: 's-a', kind: 'button', state: { on: true, n: [1, 2] }, updatedAt: 5 });
+      await store.states.put({ id: 's-c', kind: 'other', state: 3.5, updatedAt: 6 });
+      expect(await store.states.get('s-b')).toEqual({
+        id: 's-b',
+        kind: 'button',
+        state: 'on',
+        updatedAt: 1_700_000_000_123,
+      });
+      expect(await store.states.get('s-missing')).toBeUndefined();
+      expect((await store.states.list('button')).map((s) => s.id)).toEqual(['s-a', 's-b']);
+      expect((await store.states.list()).map((s) => s.id)).toEqual(
+        expect.arrayContaining(['s-a', 's-b', 's-c']),
+      );
+      await store.states.put({ id: 's-b', kind: 'button', state: 'off', updatedAt: 7 });
+      expect((await store.states.get('s-b'))?.state).toBe('off');
+      expect(await store.states.delete('s-b')).toBe(true);
+      expect(await store.states.delete('s-b')).toBe(false);
+      expect(await store.states.get('s-b')).toBeUndefined();
+    });
+
+    it('keeps what was written across a reopen', async () => {
+      await store.states.put({ id: 'durable', kind: 'button', state: 'on', updatedAt: 42 });
+      await store.automations.setMark('durable-auto', 1234);
+      const second = await openStore(storage);
+      try {
+        expect(await second.states.get('durable')).toEqual({
+          id: 'durable',
+          kind: 'button',
+          state: 'on',
+          updatedAt: 42,
+        });
+        expect(await second.automations.getMark('durable-auto')).toBe(1234);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('opens twice at once (migrations take turns)', async () => {
+      const [a, b] = await Promise.all([openStore(storage), openStore(storage)]);
+      await Promise.all([a.close(), b.close()]);
+    });
+  });
+
+  describe('automations', () => {
+    it('records runs newest first and their marks', async () => {
+      const first = await store.automations.start('brew', 'cron 0 7 * * *', 1000);
+      const second = await store.automations.start('brew', 'webhook', 2000);
+      await store.automations.finish(first, 'ok', 1500, null);
+      await store.automations.finish(second, 'failed', 2500, 'pot is empty');
+      const runs = await store.automations.runs('brew', 10);
+      expect(runs).toEqual([
+        {
+          id: second,
+          automation: 'brew',
+          trigger: 'webhook',
+          startedAt: 2000,
+          endedAt: 2500,
+          outcome: 'failed',
+          error: 'pot is empty',
+        },
+        {
+          id: first,
+          automation: 'brew',
+          trigger: 'cron 0 7 * * *',
+          startedAt: 1000,
+          endedAt: 1500,
+          outcome: 'ok',
+          error: null,
+        },
+      ]);
+      expect(await store.automations.runs('brew', 1)).toHaveLength(1);
+      expect(await store.automations.getMark('brew')).toBeUndefined();
+      await store.automations.setMark('brew', 99);
+      await store.automations.setMark('brew', 100);
+      expect(await store.automations.getMark('brew')).toBe(100);
+    });
+  });
+
+  describe('leases', () => {
+    it('acquires, renews keeping the token, refuses another holder, releases', async () => {
+      const t0 = Date.now();
+      const a = await store.leases.acquire('l1', 'alice', 5000);
+      expect(a?.token).toBe(1);
+      // The database's clock, within a generous skew of this process's.
+      expect(a?.expiresAt).toBeGreaterThan(t0 + 4000);
+      expect(a?.expiresAt).toBeLessThan(t0 + 7000);
+      const renewed = await store.leases.acquire('l1', 'alice', 5000);
+      expect(renewed?.token).toBe(1);
+      expect(await store.leases.acquire('l1', 'bob', 5000)).toBeUndefined();
+      expect((await store.leases.list()).find((l) => l.name === 'l1')).toMatchObject({
+        holder: 'alice',
+        token: 1,
+        held: true,
+      });
+      await store.leases.release('l1', 'bob'); // not bob's: nothing happens
+      expect(await store.leases.acquire('l1', 'bob', 5000)).toBeUndefined();
+      await store.leases.release('l1', 'alice');
+      expect((await store.leases.list()).find((l) => l.name === 'l1')?.held).toBe(false);
+      // Tokens are never reused, not even after a release, not even by the same holder.
+      expect((await store.leases.acquire('l1', 'bob', 5000))?.token).toBe(2);
+      await store.leases.release('l1', 'bob');
+      expect((await store.leases.acquire('l1', 'alice', 5000))?.token).toBe(3);
+    });
+
+    it('lets another holder take an expired lease with the next token', async () => {
+      expect((await store.leases.acquire('l2', 'alice', 300))?.token).toBe(1);
+      expect(await store.leases.acquire('l2', 'bob', 5000)).toBeUndefined();
+      await sleep(450);
+      expect((await store.leases.list()).find((l) => l.name === 'l2')?.held).toBe(false);
+      expect((await store.leases.acquire('l2', 'bob', 5000))?.token).toBe(2);
+      expect(await store.leases.acquire('l2', 'alice', 5000)).toBeUndefined();
+    });
+
+    it('gives a lease to exactly one of 5 holders acquiring at once', async () => {
+      for (let round = 0; round < 5; round++) {
+        const name = `race-${round}`;
+        const results = await Promise.all(
+          ['h1', 'h2', 'h3', 'h4', 'h5'].map((h) => store.leases.acquire(name, h, 5000)),
+        );
+        const winners = results.filter((r) => r !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(winners[0]?.token).toBe(1);
+      }
+    });
+  });
+
+  describe('claims', () => {
+    it('claims an instant once', async () => {
+      const lease = await store.leases.acquire('c1', 'alice', 5000);
+      const claim = {
+        automation: 'chime',
+        instant: 1_800_000_000_000,
+        lease: 'c1',
+        token: lease?.token ?? -1,
+      };
+      expect(await store.claims.claim(claim)).toBe(true);
+      expect(await store.claims.claim(claim)).toBe(false);
+      expect(await store.claims.claim({ ...claim, instant: claim.instant + 60_000 })).toBe(true);
+      expect(await store.claims.claim({ ...claim, automation: 'other' })).toBe(true);
+    });
+
+    it('refuses a stale token, an expired lease and a lease never taken', async () => {
+      const first = await store.leases.acquire('c2', 'alice', 200);
+      await sleep(350);
+      const expired = { automation: 'brew', instant: 1000, lease: 'c2', token: first?.token ?? -1 };
+      expect(await store.claims.claim(expired)).toBe(false);
+      const second = await store.leases.acquire('c2', 'bob', 5000);
+      expect(second?.token).toBe((first?.token ?? 0) + 1);
+      // alice, deposed, still has her old token: refused.
+      expect(await store.claims.claim(expired)).toBe(false);
+      expect(await store.claims.claim({ ...expired, token: second?.token ?? -1 })).toBe(true);
+      expect(await store.claims.claim({ automation: 'brew', instant: 2000, lease: 'never', token: 1 })).toBe(
+        false,
+      );
+    });
+
+    it('lets exactly one of two holders claim when both try at once', async () => {
+      const a = await store.leases.acquire('c3', 'alice', 5000);
+      for (let i = 0; i < 10; i++) {
+        const instant = 5000 + i;
+        // bob believes he leads with the next token (he would, after a failover); only one wins.
+        const results = await Promise.all([
+          store.claims.claim({ automation: 'sprinkle', instant, lease: 'c3', token: a?.token ?? -1 }),
+          store.claims.claim({ automation: 'sprinkle', instant, lease: 'c3', token: (a?.token ?? 0) + 1 }),
+          store.claims.claim({ automation: 'sprinkle', instant, lease: 'c3', token: a?.token ?? -1 }),
+        ]);
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(results[1]).toBe(false);
+      }
+    });
+  });
+
+  describe('members', () => {
+    it('records heartbeats and lists members', async () => {
+      await store.members.heartbeat({ id: 'api@box1', role: 'api', host: 'box1', pid: 10, startedAt: 1000 });
+      await store.members.heartbeat({
+        id: 'agent@box2',
+        role: 'agent',
+        agent: 'kitchen',
+        host: 'box2',
+        pid: 20,
+        startedAt: 2000,
+      });
+      await store.members.heartbeat({ id: 'api@box1', role: 'api', host: 'box1', pid: 11, startedAt: 3000 });
+      const members = await store.members.list();
+      expect(members.map((m) => m.id)).toEqual(['agent@box2', 'api@box1']);
+      expect(members[0]).toMatchObject({
+        role: 'agent',
+        agent: 'kitchen',
+        host: 'box2',
+        pid: 20,
+        startedAt: 2000,
+      });
+      expect(members[1]).toMatchObject({ role: 'api', pid: 11, startedAt: 3000 });
+      expect(members[1]?.agent).toBeUndefined();
+      expect(members[1]?.silentMs).toBeGreaterThanOrEqual(0);
+      expect(members[1]?.silentMs).toBeLessThan(5000);
+      expect(Math.abs((members[1]?.lastSeen ?? 0) - Date.now())).toBeLessThan(5000);
+    });
+  });
+});
+
+describe('store on postgres: connection loss', () => {
+  let db: TestDatabase;
+  let store: Store;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    store = await openStore({ postgres: { url: db.url } });
+  });
+  afterAll(async () => {
+    await store?.close();
+    await db?.drop();
+  });
+
+  it('loses nothing it acknowledged when every connection is cut mid-stream', async () => {
+    const total = 500;
+    const concurrency = 8;
+    const resolved: number[] = [];
+    const rejected: { i: number; err: unknown }[] = [];
+    let cuts = 0;
+    let killed = 0;
+    let next = 0;
+    const worker = async () => {
+      while (next < total) {
+        const i = next++;
+        // Cut every connection twice: once while writes are blocked mid-statement (so the cut
+        // hits statements in flight), once at whatever moment it lands.
+        if (i === 120) {
+          cuts++;
+          killed += await cutWhileBlocked(db.name, db.url);
+        }
+        if (i === 320) {
+          cuts++;
+          killed += await terminateBackends(db.name);
+        }
+        try {
+          await store.states.put({ id: `w${i}`, kind: 'button', state: { i }, updatedAt: i });
+          resolved.push(i);
+        } catch (err) {
+          rejected.push({ i, err });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    expect(cuts).toBe(2);
+    expect(killed).toBeGreaterThan(0);
+    for (const { err } of rejected) {
+      expect(err).toBeInstanceOf(HearthError);
+      expect((err as HearthError).status).toBe(503);
+    }
+    // The retry on a fresh connection hides a cut from its callers.
+    expect(rejected.map((r) => r.i)).toEqual([]);
+    expect(resolved).toHaveLength(total);
+    const stored = new Map((await store.states.list('button')).map((s) => [s.id, s.state]));
+    const lost = resolved.filter((i) => JSON.stringify(stored.get(`w${i}`)) !== JSON.stringify({ i }));
+    expect(lost).toEqual([]);
+    // And it keeps working.
+    await store.states.put({ id: 'after', kind: 'button', state: 'on', updatedAt: 1 });
+    expect((await store.states.get('after'))?.state).toBe('on');
+  });
+
+  it('survives idle connections being cut (no crash) and opens fresh ones', async () => {
+    await Promise.all(Array.from({ length: 4 }, (_, i) => store.states.get(`idle${i}`)));
+    expect(await terminateBackends(db.name)).toBeGreaterThan(0);
+    await sleep(200);
+    await store.states.put({ id: 'idle-after', kind: 'button', state: 'off', updatedAt: 2 });
+    expect((await store.states.get('idle-after'))?.state).toBe('off');
+    expect((await store.leases.acquire('idle-lease', 'a', 5000))?.token).toBe(1);
+  });
+
+  it('rejects with 503 when the database is gone, and recovers when it is back', async () => {
+    // Stand-in for an outage: a store whose pool cannot connect (this database is renamed away).
+    const gone = await createTestDatabase();
+    const s = await openStore({ postgres: { url: gone.url, connectTimeoutMs: 1000 } });
+    try {
+      await s.states.put({ id: 'x', kind: 'button', state: 'on', updatedAt: 1 });
+      await terminateBackends(gone.name);
+      await admin(`ALTER DATABASE ${gone.name} RENAME TO ${gone.name}_away`);
+      const err = await s.states
+        .put({ id: 'y', kind: 'button', state: 'on', updatedAt: 2 })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HearthError);
+      expect(err).toMatchObject({ code: 'HEARTH_ERR_STORE_UNAVAILABLE', status: 503 });
+      await admin(`ALTER DATABASE ${gone.name}_away RENAME TO ${gone.name}`);
+      await s.states.put({ id: 'z', kind: 'button', state: 'on', updatedAt: 3 });
+      expect(await s.states.get('y')).toBeUndefined();
+      expect((await s.states.get('z'))?.state).toBe('on');
+    } finally {
+      await s.close();
+      await admin(`DROP DATABASE IF EXISTS ${gone.name}_away WITH (FORCE)`);
+      await gone.drop();
+    }
+  });
+});
+
+/**
+ * Holds a lock that blocks every write to entity_state, lets writes pile up behind it, then
+ * cuts every connection of the store: the writes die mid-statement, uncommitted.
+ */
+async function cutWhileBlocked(database: string, url: string): Promise<number> {
+  const blocker = new pg.Client({ connectionString: url });
+  await blocker.connect();
+  try {
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE entity_state IN SHARE ROW EXCLUSIVE MODE');
+    await sleep(150);
+    const waiting = await admin(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'hearth' AND wait_event_type = 'Lock'",
+      [database],
+    );
+    expect(Number(waiting[0]?.n)).toBeGreaterThan(0);
+    const killed = await terminateBackends(database);
+    await blocker.query('ROLLBACK');
+    return killed;
+  } finally {
+    await blocker.end();
+  }
+}
+
+describe('store on postgres: opening', () => {
+  it('says clearly, within a bounded time, that PostgreSQL cannot be reached', async () => {
+    const started = Date.now();
+    const err = await openStore({
+      postgres: { url: 'postgres://hearth:s3cret-pw@127.0.0.1:1/hearth' },
+    }).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(err).toBeInstanceOf(HearthError);
+    const e = err as HearthError;
+    expect(e.status).toBe(503);
+    expect(e.message).toContain('cannot reach PostgreSQL at 127.0.0.1:1/hearth');
+    expect(e.message).toContain('check that PostgreSQL is running');
+    expect(e.message).not.toContain('s3cret-pw');
+    expect(e.message).not.toContain('\n');
+    expect(JSON.stringify(e)).not.toContain('s3cret-pw');
+  });
+
+  it('names a missing database and says what to do', async () => {
+    const url = new URL(adminUrl);
+    url.pathname = '/hearth_test_does_not_exist';
+    const err = await openStore({ postgres: { url: url.toString() } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HearthError);
+    expect((err as HearthError).message).toMatch(/has no such database .*: create it/);
+  });
+});
