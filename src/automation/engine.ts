@@ -4,7 +4,7 @@ import type { Clock, Timer } from '../core/clock.js';
 import { clocktime } from '../core/clock.js';
 import { HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { Runtime } from '../core/runtime.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
 import type { AutomationRun, AutomationStore } from '../store/store.js';
 import {
   type Action,
@@ -18,12 +18,19 @@ import {
 
 export interface EngineOptions {
   automations: readonly AutomationConfig[];
-  runtime: Runtime;
+  runtime: RuntimeApi;
   bus: Bus;
   store: AutomationStore;
   clock: Clock;
   timezone: string;
   log: Logger;
+  /**
+   * Claims a scheduled instant before it runs; false means another process ran it (or this
+   * one no longer leads), and it is not run here. In a cluster, a claim in the shared store
+   * with the controller lease's fencing token, so an instant fires once across failovers. Left
+   * out (one box): every instant is this process's.
+   */
+  claim?: (automation: string, instant: number) => Promise<boolean>;
 }
 
 /** An automation as the API shows it. */
@@ -98,6 +105,18 @@ export class AutomationEngine {
   constructor(opts: EngineOptions) {
     this.#opts = opts;
     this.#byId = new Map(opts.automations.map((a) => [a.id, a]));
+    // Paused croner objects only compute times; nothing runs until start(). An engine that is
+    // never started (an api replica's) still answers views with the next run.
+    for (const a of opts.automations) {
+      const schedules: Schedule[] = [];
+      for (const t of a.triggers) {
+        const expr = 'cron' in t ? t.cron : 'at' in t ? atToCron(t.at) : undefined;
+        if (!expr) continue;
+        const cron = new Cron(expr, { timezone: opts.timezone, paused: true });
+        schedules.push({ trigger: describeTrigger(t), cron, last: 0 });
+      }
+      if (schedules.length > 0) this.#schedules.set(a.id, schedules);
+    }
   }
 
   async start(): Promise<void> {
@@ -105,18 +124,32 @@ export class AutomationEngine {
     bus.on('entity.state', (e) => this.#onState(e), 'automations');
     bus.on('entity.event', (e) => this.#onEntityEvent(e), 'automations');
     for (const a of this.#opts.automations) {
-      const schedules: Schedule[] = [];
-      for (const t of a.triggers) {
-        const expr = 'cron' in t ? t.cron : 'at' in t ? atToCron(t.at) : undefined;
-        if (!expr) continue;
-        const cron = new Cron(expr, { timezone: this.#opts.timezone, paused: true });
-        schedules.push({ trigger: describeTrigger(t), cron, last: 0 });
-      }
-      if (schedules.length === 0) continue;
-      this.#schedules.set(a.id, schedules);
+      const schedules = this.#schedules.get(a.id);
+      if (!schedules) continue;
       await this.#catchUp(a, schedules);
       for (const s of schedules) this.#arm(a, s);
     }
+  }
+
+  /** Runs a scheduled instant once it is claimed (always, on one box). */
+  async #fireInstant(a: AutomationConfig, trigger: string, instant: number): Promise<void> {
+    const { claim, log } = this.#opts;
+    if (claim) {
+      let mine: boolean;
+      try {
+        mine = await claim(a.id, instant);
+      } catch (err) {
+        // Unclaimed is unrun: a double chime is worse than a missed one, which the next
+        // leader's missed-run policy accounts for.
+        log.warn({ automation: a.id, instant, err: reasonOf(err) }, 'could not claim a scheduled instant; not run');
+        return;
+      }
+      if (!mine) {
+        log.debug({ automation: a.id, instant }, 'scheduled instant already claimed; not run here');
+        return;
+      }
+    }
+    await this.#launch(a, trigger);
   }
 
   /** Stops scheduling, cuts delays short and waits for runs in progress to end. */
@@ -449,7 +482,7 @@ export class AutomationEngine {
         { automation: a.id, missed: count, latest: at },
         'schedule missed while hearth was down; running it once now',
       );
-      void this.#launch(a, `missed ${which} at ${at}`).catch(() => {});
+      void this.#fireInstant(a, `missed ${which} at ${at}`, latest).catch(() => {});
       return;
     }
     const why =
@@ -486,7 +519,7 @@ export class AutomationEngine {
           s.last = next;
           s.next = s.cron.nextRun(new Date(next))?.getTime();
           void this.#opts.store.setMark(a.id, next).catch(() => {});
-          void this.#launch(a, s.trigger).catch(() => {});
+          void this.#fireInstant(a, s.trigger, next).catch(() => {});
         }
         this.#arm(a, s);
       },

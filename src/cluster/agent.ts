@@ -60,10 +60,7 @@ export class AgentRole {
     leadership.on('lose', (reason) => this.#queue(() => this.#lose(reason)));
     // Without the broker nobody can reach the devices or see their state: make them safe and
     // let a standby that still has the broker lead.
-    link.on('down', (reason) => {
-      if (this.leading) void leadership.stepDown(`the MQTT broker is unreachable (${reason})`);
-      leadership.pause();
-    });
+    link.on('down', () => leadership.pause());
     link.on('up', () => leadership.resume());
     if (!link.connected) leadership.pause();
     leadership.start();
@@ -147,11 +144,18 @@ export class AgentRole {
     this.#runtime = undefined;
     // Stopping the runtime stops every driver, which leaves heaters off and valves closed.
     await runtime.stop();
+    // What this process published as leader must not be re-sent after a reconnect over what
+    // its successor publishes; the last word is said once, now, if the broker is there.
+    const topics = link.topics;
+    for (const v of runtime.list()) link.forgetRetained(topics.state(v.id));
+    const leaderTopic = `${topics.base}/leader/${leaseTopicId(`agent:${name}`)}`;
+    link.forgetRetained(leaderTopic);
+    link.publish(leaderTopic, { holder: null, token: 0 }, { retain: true, remember: false });
     for (const v of runtime.list()) {
       link.publish(
-        link.topics.state(v.id),
+        topics.state(v.id),
         { ...v, available: false, reason: `the hearth agent "${name}" stepped down: ${reason}` },
-        { retain: true },
+        { retain: true, remember: false },
       );
     }
   }

@@ -1,4 +1,4 @@
-import type { AutomationEngine, AutomationView } from '../automation/engine.js';
+import type { AutomationEngine, AutomationView, Launched } from '../automation/engine.js';
 import { HearthError } from '../core/errors.js';
 import type { AutomationRun } from '../store/store.js';
 
@@ -9,9 +9,9 @@ import type { AutomationRun } from '../store/store.js';
  */
 export class RemoteAutomations {
   readonly #views: AutomationEngine;
-  readonly #run: (automation: string, trigger: string) => Promise<AutomationRun>;
+  readonly #run: (automation: string, trigger: string) => Promise<Launched>;
 
-  constructor(views: AutomationEngine, run: (automation: string, trigger: string) => Promise<AutomationRun>) {
+  constructor(views: AutomationEngine, run: (automation: string, trigger: string) => Promise<Launched>) {
     this.#views = views;
     this.#run = run;
   }
@@ -28,7 +28,7 @@ export class RemoteAutomations {
     return this.#views.runs(id, limit);
   }
 
-  async trigger(id: string, trigger = 'webhook'): Promise<AutomationRun> {
+  async trigger(id: string, trigger = 'webhook'): Promise<Launched> {
     if (!(await this.#views.view(id))) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no automation "${id}"`);
     return this.#run(id, trigger);
   }

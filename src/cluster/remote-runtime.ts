@@ -20,6 +20,8 @@ export interface AgentChannel {
   ): Promise<EntityView>;
   /** Tells every other process that a button changed (after the store committed it). */
   publishButton(view: EntityView, previous: unknown): void;
+  /** Tells every other process that a button was deleted. */
+  forgetButton(id: string): void;
 }
 
 export interface RemoteRuntimeOptions {
@@ -123,6 +125,27 @@ export class RemoteRuntime implements RuntimeApi {
     this.#o.mirror.apply(view, { previous: previous?.state ?? null });
     this.#o.channel.publishButton(view, previous?.state ?? null);
     return view;
+  }
+
+  async removeButton(id: string): Promise<void> {
+    const known = this.#o.mirror.get(id);
+    if ((known && known.driver !== BUTTON_DRIVER) || this.#o.mirror.agentOf(id) !== undefined) {
+      throw new HearthError(
+        'HEARTH_ERR_ENTITY_DECLARED',
+        `"${id}" is a ${known?.kind ?? 'device entity'} of a device in the config; it cannot be deleted through the API`,
+      );
+    }
+    if (this.#o.buttons.has(id)) {
+      throw new HearthError(
+        'HEARTH_ERR_ENTITY_DECLARED',
+        `button "${id}" is declared under buttons: in the config; it cannot be deleted through the API`,
+      );
+    }
+    if (!(await this.#o.states.delete(id)) && !known) {
+      throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
+    }
+    this.#o.mirror.forget(id);
+    this.#o.channel.forgetButton(id);
   }
 
   subscribe(listener: (e: EntityView) => void, owner?: string): () => void {

@@ -130,6 +130,8 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         const e: EntityEvent = { type: 'state', view, previous };
         link.publish(link.topics.event(view.id), e, { qos: 1 });
       },
+      // An empty retained message deletes the retained state at the broker.
+      forgetButton: (id) => link.publish(link.topics.state(id), '', { retain: true, remember: false }),
     },
   });
 

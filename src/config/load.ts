@@ -19,6 +19,8 @@ import { parseYaml, quoteHint, toData } from './yaml.js';
 export interface DeviceEntry {
   driver: Driver;
   config: DeviceConfig & Record<string, unknown>;
+  /** The agent that runs it in a cluster (`agent:` of its entry; `main` when left out). */
+  agent: string;
 }
 
 export interface HearthConfig extends Omit<RawConfig, DeviceSection | 'storage' | 'media'> {
@@ -152,7 +154,7 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
       }
       const config = parsed.data as DeviceConfig & Record<string, unknown>;
       for (const id of driver.entityIds?.(config) ?? [config.id]) claim(id, where);
-      devices.push({ driver, config });
+      devices.push({ driver, config, agent: typeof config.agent === 'string' ? config.agent : 'main' });
     });
   }
   if (!top.success) throw new ConfigError(issues);

@@ -1,5 +1,6 @@
 import { z } from 'zod/v3';
 import { automationSchema } from '../automation/schema.js';
+import { mqttConfigSchema } from '../bus/mqtt/config.js';
 import { isValidTimeZone } from '../core/clock.js';
 import { hostSchema, portSchema } from '../core/device-schema.js';
 import { idSchema } from '../core/kinds.js';
@@ -173,6 +174,11 @@ export const configSchema = z
     http: httpSchema,
     storage: storageSchema,
     cluster: clusterSchema,
+    /**
+     * The MQTT broker (Mosquitto) the roles of a cluster meet at; later also Home Assistant
+     * discovery and MQTT devices. Optional on one box.
+     */
+    mqtt: mqttConfigSchema.optional(),
     /** A YAML file of `name: value` pairs for `!secret name`, relative to the config file; keep it out of git. */
     secrets: z.string().min(1).optional(),
     log: z

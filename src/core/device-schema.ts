@@ -10,6 +10,12 @@ export const deviceBaseSchema = z.object({
   kind: z.string(),
   name: z.string().min(1).optional(),
   simulate: z.boolean().default(false),
+  /**
+   * In a cluster, the agent process that runs this device (`hearth start --role agent --agent
+   * NAME`): for a serial device, the one on the machine it is plugged into. Default `main`.
+   * Ignored on one box, where one process runs every device.
+   */
+  agent: idSchema.default('main'),
   /** Deadline of every call to the device. */
   timeoutMs: z.number().int().min(50).max(60_000).default(2000),
   /** How often the device's state is read; 0 turns polling off. */

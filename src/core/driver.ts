@@ -84,6 +84,8 @@ export interface DeviceConfig {
   name: string;
   /** Start this driver's simulator in-process and point the device at it (the demo). */
   simulate: boolean;
+  /** The agent that runs it in a cluster; `main` when left out. */
+  agent?: string;
 }
 
 export interface SimulatorHandle {

@@ -55,6 +55,11 @@ export interface RuntimeApi {
   command(id: string, name: string, args?: unknown, opts?: CommandOptions): Promise<EntityView>;
   /** Records a button's state durably (committed before it resolves), creating it on first use. */
   setButton(id: string, state: 'on' | 'off'): Promise<EntityView>;
+  /**
+   * Deletes a button that a press created. Throws HearthError: not found, or
+   * HEARTH_ERR_ENTITY_DECLARED for a declared button or a device's entity.
+   */
+  removeButton(id: string): Promise<void>;
   /** Calls `listener` on every state or availability change; returns the unsubscribe function. */
   subscribe(listener: (e: EntityView) => void, owner?: string): () => void;
   /** Calls `listener` on every event an entity fires; returns the unsubscribe function. */

@@ -14,6 +14,7 @@ import type {
 import { HearthError, reasonOf } from './errors.js';
 import { commandNames, commandSchema, idPattern, type Kind } from './kinds.js';
 import type { Logger } from './log.js';
+import type { CommandOptions, EntityView, RuntimeApi } from './runtime-api.js';
 import { Supervisor } from './supervisor.js';
 
 /** What the store must offer the runtime: hearth-owned state, durable on resolve. */
@@ -43,26 +44,14 @@ export interface RuntimeOptions {
   log: Logger;
   /** The chime media folder, handed to drivers that play its files. */
   media?: MediaAccess;
+  /**
+   * False in a cluster's agent, which runs devices only: buttons live in the shared store and
+   * the api replicas answer for them. Default true (one box).
+   */
+  ownsButtons?: boolean;
 }
 
-/** An entity as every transport shows it. */
-export interface EntityView {
-  id: string;
-  kind: Kind;
-  name: string;
-  /** The driver that runs it, or `hearth` for state hearth keeps itself (buttons). */
-  driver: string;
-  /** The last known state; null until the device has been read. */
-  state: unknown;
-  available: boolean;
-  /** Why it is unavailable; null when available. */
-  reason: string | null;
-  /** ISO time of the last state report; null if none yet. */
-  updatedAt: string | null;
-  commands: string[];
-  /** Facts beside the state: a sensor's unit, when a brew or a valve ends. */
-  attributes: Record<string, unknown>;
-}
+export type { EntityView } from './runtime-api.js';
 
 type Handler = (args: unknown, call: CallContext) => Promise<unknown>;
 
@@ -91,7 +80,7 @@ const BUTTON_DRIVER = 'hearth';
  * The runtime API, with no transport: list entities, read state, send a command, subscribe to
  * changes. The HTTP server, the CLI and tests all go through it.
  */
-export class Runtime {
+export class Runtime implements RuntimeApi {
   readonly #opts: RuntimeOptions;
   readonly #entities = new Map<string, EntityRecord>();
   readonly #supervisor: Supervisor;
@@ -127,8 +116,8 @@ export class Runtime {
 
   async start(): Promise<void> {
     const { store, buttons } = this.#opts;
-    const stored = await store.states.list('button');
-    for (const b of buttons) this.#addButton(b.id, b.name);
+    const stored = this.#opts.ownsButtons === false ? [] : await store.states.list('button');
+    if (this.#opts.ownsButtons !== false) for (const b of buttons) this.#addButton(b.id, b.name);
     for (const s of stored) {
       const device = this.#deviceIds.get(s.id);
       if (device !== undefined) {
@@ -168,6 +157,11 @@ export class Runtime {
     return e ? view(e) : undefined;
   }
 
+  async button(id: string): Promise<EntityView | undefined> {
+    const e = this.#entities.get(id);
+    return e?.driver === BUTTON_DRIVER ? view(e) : undefined;
+  }
+
   /** The current wall-clock time in the configured zone, `HHMM`. */
   clocktime(): string {
     return clocktime(this.#opts.clock.now(), this.#opts.timezone);
@@ -177,7 +171,7 @@ export class Runtime {
    * Sends a command to an entity and resolves with its view afterwards. Throws HearthError:
    * not found, unknown command, bad arguments, device timeout or device failure.
    */
-  async command(id: string, name: string, args: unknown = {}): Promise<EntityView> {
+  async command(id: string, name: string, args: unknown = {}, opts: CommandOptions = {}): Promise<EntityView> {
     const e = this.#entities.get(id);
     if (!e) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
     const schema = commandSchema(e.kind, name);
@@ -200,8 +194,9 @@ export class Runtime {
         `driver ${e.driver} does not implement ${id}.${name}`,
       );
     }
-    // The deadline runs from now, so a command queued behind a slow call still answers in time.
-    const deadline = performance.now() + e.timeoutMs;
+    // The deadline runs from now, so a command queued behind a slow call still answers in time;
+    // a caller's shorter deadline (a request from another box) wins.
+    const deadline = performance.now() + Math.min(e.timeoutMs, opts.timeoutMs ?? Number.POSITIVE_INFINITY);
     await this.#serial(e, () => this.#call(e, name, (signal) => handler(parsed.data, { signal }), deadline));
     return view(e);
   }

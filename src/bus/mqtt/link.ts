@@ -37,6 +37,12 @@ export interface MqttLinkOptions {
 
 export interface PublishOptions {
   retain?: boolean;
+  /**
+   * For a retained publish: keep it to send again after a reconnect (default true). False where
+   * another process may publish the same topic later (a button any api replica can press) and
+   * this process's copy could be stale by then; such a publish made while down is dropped.
+   */
+  remember?: boolean;
   /** Default 1. */
   qos?: 0 | 1;
   properties?: IClientPublishOptions['properties'];
@@ -230,7 +236,10 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
    */
   publish(topic: string, payload: string | Buffer | object, options: PublishOptions = {}): PublishOutcome {
     const q: Queued = { topic, payload: encode(payload), options };
-    if (options.retain) {
+    if (options.retain && options.remember === false) {
+      if (!this.#connected || !this.#client) return 'dropped';
+      this.#retained.delete(topic);
+    } else if (options.retain) {
       if (!this.#retained.has(topic) && this.#retained.size >= (this.#opts.retainedMax ?? 10_000)) {
         this.#logRateLimited(
           'retained',
@@ -253,6 +262,14 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     }
     this.#offline.push(q);
     return 'queued';
+  }
+
+  /**
+   * Stops re-sending the retained messages this process published under `prefix` after a
+   * reconnect: a role that stepped down must not overwrite its successor's state with its own.
+   */
+  forgetRetained(prefix: string): void {
+    for (const topic of [...this.#retained.keys()]) if (topic.startsWith(prefix)) this.#retained.delete(topic);
   }
 
   /**
