@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HearthError } from '../core/errors.js';
 import type { EntityView, Runtime } from '../core/runtime.js';
@@ -10,8 +10,9 @@ import { publicView } from './public-view.js';
  * GET /api/v1/events: one fan-out per listener. Each change is serialised once per audience
  * (detail for trusted clients, generic reasons for the rest), however many clients listen, and
  * the fan-out holds one subscription to the runtime, not one per client: with thousands of
- * idle dashboards, a button press costs one JSON.stringify, not thousands. Changes of one
- * event-loop turn go out as one write per client.
+ * idle dashboards, a button press costs one JSON.stringify, not thousands. What cannot be
+ * shared is one socket write per client; changes that come while a fan-out rests go out
+ * together, one write per client (see #enqueue).
  */
 
 export interface EventStreamsOptions {
@@ -29,7 +30,7 @@ export interface EventStreamsOptions {
 }
 
 interface Client {
-  res: ServerResponse;
+  socket: Socket;
   detail: boolean;
   drainTimer: NodeJS.Timeout | undefined;
 }
@@ -41,14 +42,33 @@ const headers = {
   'x-accel-buffering': 'no',
 };
 
-/** A batch bigger than this is sent at once rather than at the end of the turn. */
+/*
+ * The stream is written on the socket itself, not through ServerResponse: no chunked encoding,
+ * the body ends when the connection does (an event stream is never reused for another
+ * request). So one encoded Buffer goes to every client as it is: one encoding per change, and
+ * one write per client.
+ */
+const head = Buffer.from(
+  `HTTP/1.1 200 OK\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\nretry: 2000\n\n`,
+  'latin1',
+);
+const keepAliveFrame = Buffer.from(': keep-alive\n\n');
+
+const empty = Buffer.alloc(0);
+
+/** A batch bigger than this is sent at once, not held for the pause between fan-outs. */
 const MAX_PENDING = 256;
 
 export class EventStreams {
   readonly #opts: Required<EventStreamsOptions>;
   readonly #clients = new Set<Client>();
   #pending: EntityView[] = [];
-  #flushScheduled = false;
+  #flushTimer: NodeJS.Timeout | undefined;
+  /** When the last fan-out ended and how long it took (performance.now() ms). */
+  #lastFlushEnd = 0;
+  #lastFlushMs = 0;
   #seq = 0;
   #unsubscribe: (() => void) | undefined;
   #keepAlive: NodeJS.Timeout | undefined;
@@ -79,23 +99,23 @@ export class EventStreams {
       return reply.code(err.status).header('retry-after', '30').send({ error: err.toJSON() });
     }
     reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, headers);
-    res.write('retry: 2000\n\n');
-    const client: Client = { res, detail, drainTimer: undefined };
+    const socket = req.raw.socket;
+    socket.setNoDelay(true);
+    socket.write(head);
+    const client: Client = { socket, detail, drainTimer: undefined };
     this.#add(client);
-    res.on('drain', () => {
+    socket.on('drain', () => {
       clearTimeout(client.drainTimer);
       client.drainTimer = undefined;
     });
-    req.raw.socket.on('close', () => this.#remove(client));
+    socket.on('close', () => this.#remove(client));
     return undefined;
   }
 
   /** Ends every stream and lets go of the runtime (the listener is closing). */
   close(): void {
     this.#closed = true;
-    for (const c of this.#clients) c.res.destroy();
+    for (const c of this.#clients) c.socket.destroy();
     this.#stop();
   }
 
@@ -108,7 +128,7 @@ export class EventStreams {
       `sse-${this.#opts.listener}`,
     );
     this.#keepAlive = setInterval(
-      () => this.#broadcast(': keep-alive\n\n', ': keep-alive\n\n'),
+      () => this.#broadcast(keepAliveFrame, keepAliveFrame),
       this.#opts.keepAliveMs,
     );
     this.#keepAlive.unref();
@@ -126,25 +146,30 @@ export class EventStreams {
     this.#unsubscribe = undefined;
     clearInterval(this.#keepAlive);
     this.#keepAlive = undefined;
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     this.#pending = [];
   }
 
   #enqueue(view: EntityView): void {
     this.#pending.push(view);
     if (this.#pending.length >= MAX_PENDING) this.#flush();
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => {
-        this.#flushScheduled = false;
-        this.#flush();
-      });
+    else if (!this.#flushTimer) {
+      // A fan-out to thousands of sockets takes milliseconds (one write each); the next waits
+      // as long as the last took, so streams never take more than half the event loop from
+      // button presses, and the changes of that pause go out together, one write per client.
+      const wait = Math.max(0, this.#lastFlushEnd + this.#lastFlushMs - performance.now());
+      this.#flushTimer = setTimeout(() => this.#flush(), wait);
     }
   }
 
   #flush(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     const views = this.#pending;
     if (views.length === 0) return;
     this.#pending = [];
+    const started = performance.now();
     let anyDetail = false;
     let anyPublic = false;
     for (const c of this.#clients) {
@@ -155,20 +180,23 @@ export class EventStreams {
     this.#seq += views.length;
     const frames = (project: (v: EntityView) => EntityView) =>
       views.map((v, i) => `id: ${first + i}\nevent: state\ndata: ${JSON.stringify(project(v))}\n\n`).join('');
-    const detailed = anyDetail ? frames((v) => v) : '';
-    const generic = anyPublic ? frames(publicView) : '';
+    const detailed = anyDetail ? Buffer.from(frames((v) => v)) : empty;
+    const generic = anyPublic ? Buffer.from(frames(publicView)) : empty;
     const built = (anyDetail ? views.length : 0) + (anyPublic ? views.length : 0);
     this.#opts.metrics.sseFrames.inc({ listener: this.#opts.listener }, built);
     this.#broadcast(detailed, generic);
+    this.#lastFlushEnd = performance.now();
+    // At most 250 ms, so an event is never held long, whatever the load.
+    this.#lastFlushMs = Math.min(250, this.#lastFlushEnd - started);
   }
 
-  #broadcast(detailed: string, generic: string): void {
+  #broadcast(detailed: Buffer, generic: Buffer): void {
     const { maxBufferedBytes, drainTimeoutMs } = this.#opts;
     for (const c of this.#clients) {
-      const res = c.res;
-      const full = !res.write(c.detail ? detailed : generic);
+      const socket = c.socket;
+      const full = !socket.write(c.detail ? detailed : generic);
       // A client that does not read would make hearth hold every change for it, unbounded.
-      if (res.writableLength > maxBufferedBytes) this.#drop(c, 'buffer');
+      if (socket.writableLength > maxBufferedBytes) this.#drop(c, 'buffer');
       else if (full && !c.drainTimer) {
         c.drainTimer = setTimeout(() => this.#drop(c, 'stalled'), drainTimeoutMs);
         c.drainTimer.unref();
@@ -179,6 +207,6 @@ export class EventStreams {
   #drop(client: Client, reason: 'buffer' | 'stalled'): void {
     this.#opts.metrics.sseDropped.inc({ listener: this.#opts.listener, reason });
     this.#remove(client);
-    client.res.destroy();
+    client.socket.destroy();
   }
 }
