@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 
 export interface RawAnswer {
   status: number;
@@ -60,4 +61,33 @@ export function metricSample(metrics: string, name: string, labels: Record<strin
     }
   }
   return 0;
+}
+
+/** Sends `bytes` as they are on a new connection and resolves with all that comes back. */
+export function rawExchange(url: string, bytes: string): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const socket = connect(Number(u.port), u.hostname);
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const split = text.indexOf('\r\n\r\n');
+      const head = text.slice(0, split).split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of head.slice(1)) {
+        const i = line.indexOf(':');
+        headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+      }
+      resolve({
+        status: Number(head[0]?.split(' ')[1] ?? 0),
+        type: headers['content-type'],
+        headers,
+        body: text.slice(split + 4),
+      });
+    });
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer from ${url} within 10 s`)));
+    socket.end(bytes);
+  });
 }
