@@ -49,7 +49,7 @@ const headers = {
  * one write per client.
  */
 const head = Buffer.from(
-  `HTTP/1.1 200 OK\r\n${Object.entries(headers)
+  `HTTP/1.1 200 OK\r\n${Object.entries({ ...headers, connection: 'close' })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('')}\r\nretry: 2000\n\n`,
   'latin1',
