@@ -153,6 +153,9 @@ automations:
     expect(lamp.on).toBe(true);
     const first = await rawRequest(`${base}/metrics`, { headers: { host: 'attacker.example.com' } });
     expect(JSON.parse(first.body).error.hint).toContain('http.hostNames');
+    // A rebound page reads this answer: it must not learn the box's names from it.
+    expect(first.body).not.toContain(hostname());
+    expect(first.body).not.toContain('hearth.home.arpa');
     refused++;
     // Status routes are for anyone, whatever name they used.
     expect((await rawRequest(`${base}/healthz`, { headers: { host: 'attacker.example.com' } })).status).toBe(

@@ -164,7 +164,8 @@ export function controlGuard(
         metrics,
         'control',
         'host',
-        `control requests must name this server in the Host header, by an IP address, localhost or one of ${checks.hosts.names.join(', ') || 'its names'}; ${JSON.stringify((req.headers.host ?? '').slice(0, 100))} is none of them`,
+        // The names are not listed: a page rebound to this box reads this answer.
+        `control requests must name this server in the Host header (an IP address, localhost, this machine's name or one in http.hostNames), not ${JSON.stringify((req.headers.host ?? '').slice(0, 100))}`,
         'Call hearth by its address or one of its names; to use another name (a DNS name, a proxy), add it to http.hostNames in the config.',
       );
     }

@@ -30,11 +30,6 @@ export class HostNames {
     this.#names = names;
   }
 
-  /** Every name accepted, for a refusal's message. */
-  get names(): string[] {
-    return [...this.#names];
-  }
-
   /**
    * True if the `Host` header names this box: an IP literal (IPv6 in brackets), `localhost`,
    * `*.localhost`, one of the names. No header at all (HTTP/1.0 devices) passes: only a browser
