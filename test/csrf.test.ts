@@ -154,7 +154,10 @@ automations:
     const first = await rawRequest(`${base}/metrics`, { headers: { host: 'attacker.example.com' } });
     expect(JSON.parse(first.body).error.hint).toContain('http.hostNames');
     // A rebound page reads this answer: it must not learn the box's names from it.
-    expect(first.body).not.toContain(hostname());
+    expect(JSON.parse(first.body).error.message).toBe(
+      'control requests must name this server in the Host header (an IP address, localhost, ' +
+        'this machine\'s name or one in http.hostNames), not "attacker.example.com"',
+    );
     expect(first.body).not.toContain('hearth.home.arpa');
     refused++;
     // Status routes are for anyone, whatever name they used.
