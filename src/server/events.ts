@@ -78,11 +78,6 @@ export class EventStreams {
     this.#opts = { maxBufferedBytes: 1024 * 1024, drainTimeoutMs: 30_000, keepAliveMs: 15_000, ...opts };
   }
 
-  /** Streams open now. */
-  get size(): number {
-    return this.#clients.size;
-  }
-
   /**
    * Serves one stream on `reply`; `detail` says whether this client sees failure detail. Past
    * `maxStreams`, answers 503 with Retry-After.
@@ -100,6 +95,8 @@ export class EventStreams {
     }
     reply.hijack();
     const socket = req.raw.socket;
+    // Gone already: 'close' has fired and would never remove it.
+    if (socket.destroyed) return undefined;
     socket.setNoDelay(true);
     socket.write(head);
     const client: Client = { socket, detail, drainTimer: undefined };
