@@ -2,6 +2,7 @@
 // the ratios of DESIGN.md §5. See bench/README.md for what is measured and how.
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +56,8 @@ const { values: opts } = parseArgs({
     'no-automation': { type: 'boolean', default: false },
     presses: { type: 'string' },
     'no-mqtt': { type: 'boolean', default: false },
+    'no-sse': { type: 'boolean', default: false },
+    'sse-streams': { type: 'string' },
   },
 });
 const num = (v: string | undefined, dflt: number, quick: number) =>
@@ -90,6 +93,13 @@ const P = {
     warmup: opts.quick ? 10 : 30,
     /** Pause after each press, so the automation run's own record is written before the next. */
     gapMs: 5,
+  },
+  sse: {
+    /** Idle event streams held open while buttons are pressed. */
+    streams: num(opts['sse-streams'], 2000, 2000),
+    /** Seconds of presses per measurement (with and without the streams, alternating). */
+    seconds: opts.quick ? 2 : 3,
+    rounds: opts.quick ? 1 : 3,
   },
 };
 
@@ -524,6 +534,115 @@ function automationReport(a: AutomationResult | null): string {
   return out.join('\n');
 }
 
+interface SseResult {
+  streams: number;
+  clients: number;
+  /** Presses per second at `clients` concurrent clients, per round. */
+  rpsWithout: number[];
+  rpsWith: number[];
+  /** Presses per second, one client, sequential. */
+  seqWithout: number[];
+  seqWith: number[];
+  /** State events the streams received, against presses × streams. */
+  eventsReceived: number;
+  eventsExpected: number;
+}
+
+/**
+ * 8. Button presses per second while `streams` idle clients hold /api/v1/events open (issue 7,
+ * finding 6): hearth alone (`hearth start`, built dist, `maxStreams` raised to fit), the streams
+ * as real sockets from this process, presses as `POST /api/v0/buttons/bedside/<on|off>/`.
+ * Rounds alternate without and with the streams; the streams count the events they receive.
+ */
+async function ssePresses(tmp: string): Promise<SseResult> {
+  const { streams, seconds, rounds } = P.sse;
+  const port = await freePort();
+  const file = path.join(tmp, 'hearth-sse.yaml');
+  writeFileSync(
+    file,
+    `timezone: UTC\nhttp: { host: 127.0.0.1, port: ${port}, maxStreams: ${streams + 10} }\n` +
+      `storage: { sqlite: ${JSON.stringify(path.join(tmp, 'sse.db'))} }\nbuttons:\n  - { id: bedside }\n`,
+  );
+  const h = await startHearth(root, 'hearth-sse', file, port);
+  const open: Socket[] = [];
+  let received = 0;
+  let expected = 0;
+  const subscribe = () =>
+    new Promise<void>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      open.push(socket);
+      let tail = '';
+      socket.once('error', reject);
+      socket.on('data', (chunk: Buffer) => {
+        const text = tail + chunk.toString('latin1');
+        if (text.includes('retry: ')) resolve();
+        received += text.split('event: state\n').length - 1;
+        tail = text.slice(-12); // shorter than the pattern: nothing is counted twice
+      });
+      socket.write(`GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    });
+  const pressOk = (status: number, body: string) => status === 200 && body === 'OK';
+  const spread = ['/api/v0/buttons/bedside/on/', '/api/v0/buttons/bedside/off/'];
+  const target: Target = { port, method: 'POST', path: spread[0] as string, spread, ok: pressOk };
+  const result: SseResult = {
+    streams,
+    clients: P.clients,
+    rpsWithout: [],
+    rpsWith: [],
+    seqWithout: [],
+    seqWith: [],
+    eventsReceived: 0,
+    eventsExpected: 0,
+  };
+  const measure = async (into: { rps: number[]; seq: number[] }, withStreams: boolean) => {
+    const load = await concurrent(target, P.clients, seconds * 1000, 2_000_000);
+    const seq = await concurrent(target, 1, seconds * 1000, 2_000_000);
+    into.rps.push(load.okCount / (load.elapsedMs / 1000));
+    into.seq.push(seq.okCount / (seq.elapsedMs / 1000));
+    if (withStreams) expected += (load.okCount + seq.okCount) * streams;
+  };
+  try {
+    await concurrent(target, P.clients, 1000, 1_000_000); // warm-up
+    for (let r = 0; r < rounds; r++) {
+      for (const s of open.splice(0)) s.destroy();
+      await sleep(200);
+      await measure({ rps: result.rpsWithout, seq: result.seqWithout }, false);
+      for (let i = 0; i < streams; i += 200) {
+        await Promise.all(Array.from({ length: Math.min(200, streams - i) }, subscribe));
+      }
+      await measure({ rps: result.rpsWith, seq: result.seqWith }, true);
+      // Let the last fan-out arrive before counting.
+      const until = performance.now() + 5000;
+      while (received < expected && performance.now() < until) await sleep(50);
+    }
+  } finally {
+    for (const s of open) s.destroy();
+    await stop(h.proc);
+  }
+  result.eventsReceived = received;
+  result.eventsExpected = expected;
+  return result;
+}
+
+function sseReport(r: SseResult | null): string {
+  if (!r) return '\n=== 8. button presses with idle SSE streams ===\nn/a';
+  const row = (label: string, v: number[]) => [label, int(median(v)), v.map(int).join(' ')];
+  return [
+    `\n=== 8. POST /api/v0/buttons/bedside/<on|off>/ with ${r.streams} idle SSE streams (presses/s, median of rounds) ===`,
+    table(
+      ['', 'presses/s', 'rounds'],
+      [
+        row(`@${r.clients}, no streams`, r.rpsWithout),
+        row(`@${r.clients}, ${r.streams} streams`, r.rpsWith),
+        row('1 client, no streams', r.seqWithout),
+        row(`1 client, ${r.streams} streams`, r.seqWith),
+      ],
+    ),
+    `with/without: @${r.clients} ${ratio(median(r.rpsWith) / median(r.rpsWithout))}, 1 client ${ratio(median(r.seqWith) / median(r.seqWithout))}; ` +
+      `events received by the streams ${r.eventsReceived} of ${r.eventsExpected}`,
+  ].join('\n');
+}
+
 async function main(): Promise<number> {
   installCleanup();
   mkdirSync(benchDir, { recursive: true });
@@ -748,6 +867,18 @@ async function runAll(tmp: string): Promise<number> {
   // 9. Store writes per second on SQLite and PostgreSQL; prints its own table.
   await storeWrites({ tmp, quick: opts.quick ?? false }).catch((err: unknown) => fail('store writes', err));
 
+  // 10. Presses with thousands of idle event streams.
+  let sse: SseResult | null = null;
+  if (!opts['no-sse']) {
+    console.log(`\n10. button presses with ${P.sse.streams} idle SSE streams (load average ${loadavg()})`);
+    try {
+      sse = await ssePresses(tmp);
+    } catch (err) {
+      fail('presses with SSE streams', err);
+    }
+    await stopAll();
+  }
+
   // Report.
   const out: string[] = [];
   out.push(
@@ -797,6 +928,7 @@ async function runAll(tmp: string): Promise<number> {
   if (!opts['no-serial']) out.push(serialReport(silence, rt));
   if (!opts['no-automation']) out.push(automationReport(auto));
   if (!opts['no-mqtt']) out.push(mqttReport(mq));
+  if (!opts['no-sse']) out.push(sseReport(sse));
 
   const h = toggle.hearth;
   const f = toggle.floor;
@@ -909,6 +1041,7 @@ async function runAll(tmp: string): Promise<number> {
     serialRoundTrip: rt,
     buttonToDevice: auto,
     mqttRoundTrip: mq,
+    ssePresses: sse,
     rssMiB: { afterStart: startupRss, afterLoad: afterLoadRss },
     budgets,
     notes,

@@ -81,9 +81,13 @@ export async function startHearth(
     log,
     allow: new AllowList(http.allow),
     token: http.token,
+    hostNames: http.hostNames,
+    maxStreams: http.maxStreams,
     media,
   });
-  const publicServer = http.public ? buildPublicServer({ runtime, metrics, log }) : undefined;
+  const publicServer = http.public
+    ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams })
+    : undefined;
   let url: string;
   let publicUrl: string | undefined;
   try {

@@ -3,6 +3,7 @@ import type { KasaSimulator } from '../src/drivers/kasa/simulator.js';
 import { startKasaSimulator } from '../src/drivers/kasa/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { http, post, startTestHearth, type TestHearth } from './support/hearth.js';
+import { rawExchange } from './support/raw-http.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 
@@ -148,5 +149,33 @@ buttonLimits: { maxUndeclared: 1000 } # more than the old LRU's 128 ids are pres
       expect(r.body).toBe(h.runtime.clocktime());
     }
     expect((await post(`${base}/clocktime/`)).status).toBe(405);
+  });
+
+  it('answers the errors of fastify and of the HTTP parser as one line of plain text too', async () => {
+    const host = `Host: ${new URL(h.url).host}\r\nConnection: close\r\n`;
+    const cases: Array<[string, string, number]> = [
+      ['a URL that cannot be decoded', `GET /api/v0/buttons/%zz/ HTTP/1.1\r\n${host}\r\n`, 400],
+      [
+        'an id longer than the router takes',
+        `POST /api/v0/switches/${'a'.repeat(150)}/on HTTP/1.1\r\n${host}\r\n`,
+        414,
+      ],
+      [
+        'a body over 64 KiB',
+        `POST /api/v0/buttons/bedside/on HTTP/1.1\r\n${host}Content-Type: text/plain\r\nContent-Length: 70000\r\n\r\n${'x'.repeat(70_000)}`,
+        413,
+      ],
+      [
+        'headers over 16 KiB',
+        `GET /api/v0/clocktime HTTP/1.1\r\n${host}X-Big: ${'b'.repeat(20_000)}\r\n\r\n`,
+        431,
+      ],
+      ['a URL over 16 KiB', `GET /api/v0/buttons/${'a'.repeat(20_000)} HTTP/1.1\r\n${host}\r\n`, 431],
+    ];
+    for (const [label, bytes, status] of cases) {
+      const r = await rawExchange(h.url, bytes);
+      expect([label, r.status, r.type]).toEqual([label, status, TEXT]);
+      expect([label, r.body]).toEqual([label, expect.stringMatching(/^[^\n{]{10,}\n$/)]);
+    }
   });
 });

@@ -1,7 +1,11 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorCatalogue } from '../src/core/errors.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { http, post, startTestHearth, type TestHearth } from './support/hearth.js';
+import { rawExchange } from './support/raw-http.js';
 
 const json = { 'content-type': 'application/json' };
 
@@ -165,5 +169,69 @@ buttons:
       /hearth_device_call_duration_seconds_count\{driver="wemo",entity="lamp",op="on",outcome="ok"\} \d+/,
     );
     expect(m.body).toContain('process_resident_memory_bytes');
+  });
+
+  it('answers a wrong method with 405 and Allow, before reading the body', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['DELETE', '/api/v1/entities/lamp', 'GET, HEAD'],
+      ['POST', '/api/v1/entities', 'GET, HEAD'],
+      ['PUT', '/api/v1/entities/lamp/', 'GET, HEAD'],
+      ['GET', '/api/v1/entities/lamp/commands/on', 'POST'],
+      ['PATCH', '/api/v1/events', 'GET, HEAD'],
+    ];
+    const was = lamp.on;
+    for (const [method, path, allow] of cases) {
+      // A text body, which a POST route would refuse with 415: the method is wrong first.
+      const r = await http(h.url + path, { method, ...(method === 'GET' ? {} : { body: 'x' }) });
+      expect([method, path, r.status, r.headers.get('allow')]).toEqual([method, path, 405, allow]);
+      const { error } = JSON.parse(r.body);
+      expect(error.code).toBe('HEARTH_ERR_METHOD_NOT_ALLOWED');
+      expect(error.message).toBe(`${method} is not a method of ${path}; it takes ${allow}`);
+    }
+    expect(lamp.on).toBe(was);
+    expect((await http(`${h.url}/api/v1/nothing`, { method: 'DELETE' })).status).toBe(404);
+  });
+
+  it('answers the errors of fastify and of the HTTP parser in the JSON shape, with catalogue codes', async () => {
+    const host = `Host: ${new URL(h.url).host}\r\nConnection: close\r\n`;
+    const cases: Array<[string, number, string]> = [
+      [`GET /api/v1/entities/%zz HTTP/1.1\r\n${host}\r\n`, 400, 'HEARTH_ERR_BAD_REQUEST'],
+      [`GET /api/v1/entities/${'a'.repeat(150)} HTTP/1.1\r\n${host}\r\n`, 414, 'HEARTH_ERR_URL_TOO_LONG'],
+      [
+        `POST /api/v1/entities/lamp/commands/on HTTP/1.1\r\n${host}Content-Type: application/json\r\nContent-Length: 70000\r\n\r\n{"a":"${'x'.repeat(69_990)}"}`,
+        413,
+        'HEARTH_ERR_BODY_TOO_LARGE',
+      ],
+      [
+        `GET /api/v1/entities HTTP/1.1\r\n${host}X-Big: ${'b'.repeat(20_000)}\r\n\r\n`,
+        431,
+        'HEARTH_ERR_HEADERS_TOO_LARGE',
+      ],
+      ['NONSENSE\r\n\r\n', 400, 'HEARTH_ERR_BAD_REQUEST'],
+    ];
+    for (const [bytes, status, code] of cases) {
+      const r = await rawExchange(h.url, bytes);
+      expect([code, r.status, r.type]).toEqual([code, status, 'application/json; charset=utf-8']);
+      const { error } = JSON.parse(r.body);
+      expect(error.code).toBe(code);
+      expect(error.hint).toBe(errorCatalogue[code as keyof typeof errorCatalogue].hint);
+    }
+  });
+
+  it('every HEARTH_ERR_ code in the sources is in the catalogue, with its status', () => {
+    const root = join(import.meta.dirname, '..', 'src');
+    const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    const used = new Set<string>();
+    for (const f of files) {
+      for (const m of readFileSync(join(root, f), 'utf8').matchAll(/HEARTH_ERR_[A-Z_]*[A-Z]/g))
+        used.add(m[0]);
+    }
+    expect(used.size).toBeGreaterThan(10);
+    const missing = [...used].filter((c) => !(c in errorCatalogue));
+    expect(missing).toEqual([]);
+    for (const [code, entry] of Object.entries(errorCatalogue)) {
+      expect([code, entry.status >= 400 && entry.status < 600]).toEqual([code, true]);
+      expect([code, entry.hint.length > 10]).toEqual([code, true]);
+    }
   });
 });

@@ -83,7 +83,13 @@ describe('a valid config', () => {
 
     expect(cfg.file).toBe(file);
     expect(cfg.timezone).toBe('America/Los_Angeles');
-    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000, allow: defaultAllow });
+    expect(cfg.http).toEqual({
+      host: '0.0.0.0',
+      port: 8000,
+      allow: defaultAllow,
+      hostNames: [],
+      maxStreams: 100,
+    });
     expect(cfg.storage).toEqual({ sqlite: join(dir, 'data', 'hearth.db') });
     expect(cfg.log).toEqual({ level: 'info' });
     expect(cfg.secrets).toBeUndefined();
@@ -150,7 +156,13 @@ buttons:
     const dir = folder();
     const cfg = load(writeConfig('', 'hearth.yaml', dir));
     expect(cfg.timezone).toBe(systemZone);
-    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000, allow: defaultAllow });
+    expect(cfg.http).toEqual({
+      host: '0.0.0.0',
+      port: 8000,
+      allow: defaultAllow,
+      hostNames: [],
+      maxStreams: 100,
+    });
     expect(cfg.storage).toEqual({ sqlite: join(dir, 'data', 'hearth.db') });
     expect(cfg.devices).toEqual([]);
     expect(cfg.buttons).toEqual([]);
@@ -420,7 +432,13 @@ switches:
 
   it('takes values from the env option, defaults from :-, and makes a whole-scalar number a number', () => {
     const cfg = load(writeConfig(text), { PORT: '8123', DATA_DIR: '/var/lib/hearth' });
-    expect(cfg.http).toEqual({ host: '127.0.0.1', port: 8123, allow: defaultAllow });
+    expect(cfg.http).toEqual({
+      host: '127.0.0.1',
+      port: 8123,
+      allow: defaultAllow,
+      hostNames: [],
+      maxStreams: 100,
+    });
     expect(cfg.storage.sqlite).toBe('/var/lib/hearth/hearth.db');
     expect(cfg.devices[0]?.config).toMatchObject({ address: 'lamp-1.lan', port: 49152 });
   });
@@ -433,7 +451,13 @@ switches:
       SUFFIX: 'kitchen',
       LAMP_PORT: '49154',
     });
-    expect(cfg.http).toEqual({ host: '127.0.0.1', port: 9000, allow: defaultAllow });
+    expect(cfg.http).toEqual({
+      host: '127.0.0.1',
+      port: 9000,
+      allow: defaultAllow,
+      hostNames: [],
+      maxStreams: 100,
+    });
     expect(cfg.devices[0]?.config).toMatchObject({ address: 'lamp-kitchen.lan', port: 49154 });
   });
 
@@ -542,7 +566,13 @@ describe('the examples', () => {
     const demo = join(repoRoot, 'examples', 'demo.yaml');
     const cfg = load(demo, {});
     expect(cfg.timezone).toBe('America/Los_Angeles');
-    expect(cfg.http).toEqual({ host: '127.0.0.1', port: 8000, allow: defaultAllow });
+    expect(cfg.http).toEqual({
+      host: '127.0.0.1',
+      port: 8000,
+      allow: defaultAllow,
+      hostNames: [],
+      maxStreams: 100,
+    });
     expect(cfg.storage.sqlite).toBe(join(repoRoot, 'data', 'demo.db'));
     expect(cfg.devices.map((d) => [d.driver.name, d.config.id, d.config.simulate])).toEqual([
       ['wemo', 'lamp', true],
@@ -564,7 +594,13 @@ describe('the examples', () => {
     writeFileSync(join(dir, 'secrets.yaml'), 'lamp_address: 192.168.1.40\n');
     const cfg = load(file, { FAN_ADDRESS: '192.168.1.41' });
     expect(cfg.timezone).toBe('America/Los_Angeles');
-    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000, allow: defaultAllow });
+    expect(cfg.http).toEqual({
+      host: '0.0.0.0',
+      port: 8000,
+      allow: defaultAllow,
+      hostNames: [],
+      maxStreams: 100,
+    });
     expect(cfg.storage.sqlite).toBe(join(dir, 'data', 'hearth.db'));
     expect(cfg.secrets).toBe(join(dir, 'secrets.yaml'));
     expect(devicesOf(cfg)).toEqual([

@@ -496,7 +496,13 @@ describe('listener config', () => {
 
   it('defaults: control on 0.0.0.0:8000, no public listener, loopback and private ranges, no token', () => {
     const cfg = load('defaults.yaml', 'timezone: UTC\n').load();
-    expect(cfg.http).toEqual({ host: '0.0.0.0', port: 8000, allow: [...defaultAllow] });
+    expect(cfg.http).toEqual({
+      host: '0.0.0.0',
+      port: 8000,
+      allow: [...defaultAllow],
+      hostNames: [],
+      maxStreams: 100,
+    });
     const pub = load('public.yaml', 'http:\n  public: {}\n').load();
     expect(pub.http.public).toEqual({ host: '0.0.0.0', port: 8080 });
   });
@@ -510,6 +516,8 @@ describe('listener config', () => {
   public: { host: 0.0.0.0, port: 8080 }
   allow: [192.168.1.0/24, "fd00::/8", 10.0.0.7]
   token: \${HEARTH_TOKEN}
+  hostNames: [hearth.home.arpa, Kitchen-Pi.local]
+  maxStreams: 20
 `,
       { HEARTH_TOKEN: TOKEN },
     );
@@ -519,6 +527,8 @@ describe('listener config', () => {
       public: { host: '0.0.0.0', port: 8080 },
       allow: ['192.168.1.0/24', 'fd00::/8', '10.0.0.7'],
       token: TOKEN,
+      hostNames: ['hearth.home.arpa', 'Kitchen-Pi.local'],
+      maxStreams: 20,
     });
     const optional = load('optional.yaml', `http:\n  token: \${HEARTH_TOKEN:-}\n`).load();
     expect(optional.http.token).toBeUndefined();

@@ -40,6 +40,13 @@ const tokenSchema = z
     'must be printable ASCII without spaces, because it is sent in an HTTP header',
   );
 
+const hostNameSchema = z
+  .string()
+  .regex(
+    /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/,
+    'must be a host name like hearth.home.arpa: letters, digits, hyphens and dots, no port or scheme',
+  );
+
 /** Both listeners would fight for one socket: same port on the same (or every) interface. */
 function sameSocket(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
   if (a.port === 0 || a.port !== b.port) return false;
@@ -76,6 +83,14 @@ const httpSchema = z
      * left out: no token, the allow-list alone guards control.
      */
     token: z.preprocess((v) => (v === null || v === '' ? undefined : v), tokenSchema.optional()),
+    /**
+     * Names by which clients call hearth, besides IP addresses, `localhost` and this machine's
+     * own names: e.g. `[hearth.home.arpa]`. Control requests naming any other host are refused
+     * (a defence against DNS rebinding).
+     */
+    hostNames: z.array(hostNameSchema).default([]),
+    /** Event streams (GET /api/v1/events) open at once, per listener; one more is a 503. Default 100. */
+    maxStreams: z.number().int().min(1).max(10_000).default(100),
   })
   .strict()
   .superRefine((http, ctx) => {

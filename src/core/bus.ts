@@ -33,12 +33,19 @@ export interface Bus {
 }
 
 interface Registration {
+  event: BusEvent;
   listener: (payload: unknown) => void;
   owner: string | undefined;
 }
 
+/**
+ * The in-process bus. Subscribing and unsubscribing are O(1) (a Set per event, an index per
+ * owner), because an SSE stream or an automation comes and goes at any time and thousands may
+ * be subscribed. Listeners run in the order they subscribed.
+ */
 export class LocalBus implements Bus {
-  readonly #listeners = new Map<BusEvent, Registration[]>();
+  readonly #listeners = new Map<BusEvent, Set<Registration>>();
+  readonly #byOwner = new Map<string, Set<Registration>>();
   readonly #onListenerError: (err: unknown, event: BusEvent) => void;
 
   constructor(onListenerError: (err: unknown, event: BusEvent) => void = () => {}) {
@@ -46,22 +53,30 @@ export class LocalBus implements Bus {
   }
 
   on<E extends BusEvent>(event: E, listener: Listener<E>, owner?: string): () => void {
-    const reg: Registration = { listener: listener as (payload: unknown) => void, owner };
-    const list = this.#listeners.get(event) ?? [];
-    this.#listeners.set(event, [...list, reg]);
-    return () => {
-      const current = this.#listeners.get(event) ?? [];
-      this.#listeners.set(
-        event,
-        current.filter((r) => r !== reg),
-      );
-    };
+    const reg: Registration = { event, listener: listener as (payload: unknown) => void, owner };
+    let set = this.#listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(event, set);
+    }
+    set.add(reg);
+    if (owner !== undefined) {
+      let owned = this.#byOwner.get(owner);
+      if (!owned) {
+        owned = new Set();
+        this.#byOwner.set(owner, owned);
+      }
+      owned.add(reg);
+    }
+    return () => this.#remove(reg);
   }
 
   emit<E extends BusEvent>(event: E, payload: BusEvents[E]): void {
-    const list = this.#listeners.get(event);
-    if (!list) return;
-    for (const reg of list) {
+    const set = this.#listeners.get(event);
+    if (!set || set.size === 0) return;
+    // A snapshot: a listener that subscribes during the emit is not called for this payload (a
+    // listener that re-subscribes itself would otherwise loop), as before.
+    for (const reg of Array.from(set)) {
       try {
         reg.listener(payload);
       } catch (err) {
@@ -72,11 +87,22 @@ export class LocalBus implements Bus {
   }
 
   offOwner(owner: string): void {
-    for (const [event, list] of this.#listeners) {
-      this.#listeners.set(
-        event,
-        list.filter((r) => r.owner !== owner),
-      );
-    }
+    const owned = this.#byOwner.get(owner);
+    if (!owned) return;
+    for (const reg of owned) this.#listeners.get(reg.event)?.delete(reg);
+    this.#byOwner.delete(owner);
+  }
+
+  /** How many listeners `event` has: for metrics and tests. */
+  listenerCount(event: BusEvent): number {
+    return this.#listeners.get(event)?.size ?? 0;
+  }
+
+  #remove(reg: Registration): void {
+    this.#listeners.get(reg.event)?.delete(reg);
+    if (reg.owner === undefined) return;
+    const owned = this.#byOwner.get(reg.owner);
+    owned?.delete(reg);
+    if (owned?.size === 0) this.#byOwner.delete(reg.owner);
   }
 }

@@ -9,6 +9,28 @@ export const errorCatalogue = {
   HEARTH_ERR_UNKNOWN_COMMAND: { status: 400, hint: "GET /api/v1/entities/<id> lists the entity's commands." },
   HEARTH_ERR_BAD_ARGUMENTS: { status: 400, hint: 'Send a JSON object with the arguments the command takes.' },
   HEARTH_ERR_BAD_REQUEST: { status: 400, hint: 'See the README for the request format.' },
+  HEARTH_ERR_NOT_FOUND: { status: 404, hint: 'See the README for the API.' },
+  HEARTH_ERR_REQUEST_TIMEOUT: {
+    status: 408,
+    hint: 'Send the whole request at once; hearth does not wait for a slow one.',
+  },
+  HEARTH_ERR_BODY_TOO_LARGE: {
+    status: 413,
+    hint: 'Send a smaller body: commands take a small JSON object of arguments (at most 64 KiB).',
+  },
+  HEARTH_ERR_URL_TOO_LONG: { status: 414, hint: 'Ids are at most 64 characters; check the path.' },
+  HEARTH_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    hint: 'Send the arguments as JSON with the header Content-Type: application/json, or send no body.',
+  },
+  HEARTH_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    hint: 'Send fewer or shorter headers (at most 16 KiB in all).',
+  },
+  HEARTH_ERR_TOO_MANY_STREAMS: {
+    status: 503,
+    hint: 'Close an event stream you no longer read, or raise http.maxStreams in the config.',
+  },
   HEARTH_ERR_METHOD_NOT_ALLOWED: {
     status: 405,
     hint: 'See the Allow header for the methods this path takes.',
@@ -38,6 +60,10 @@ export const errorCatalogue = {
     hint: 'The automation is already running as often as its mode allows; wait for the run to end, or set `mode: restart`, `queued` or `parallel` (with `max`) on it in the config.',
   },
   HEARTH_ERR_NOT_READY: { status: 503, hint: 'hearth is starting or stopping; try again in a moment.' },
+  HEARTH_ERR_INTERNAL: {
+    status: 500,
+    hint: 'This is a bug in hearth: the log has the detail; please report it with that line.',
+  },
   HEARTH_ERR_STORE: {
     status: 500,
     hint: 'Check that the data directory is writable and the disk is not full.',

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fa
 import { HearthError } from '../core/errors.js';
 import type { AllowList } from './allow-list.js';
 import type { Metrics } from './metrics.js';
+import { crossSite, HostNames } from './origin.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -29,7 +30,7 @@ export function isDeviceReadRequest(req: FastifyRequest): boolean {
 }
 
 export type ListenerName = 'public' | 'control';
-export type ForbiddenReason = 'read-only' | 'address' | 'token';
+export type ForbiddenReason = 'read-only' | 'address' | 'host' | 'origin' | 'token';
 
 /**
  * A status request is a GET or HEAD that matched a route registered as a status route. The
@@ -41,7 +42,8 @@ export function isStatusRequest(req: FastifyRequest): boolean {
   return (req.method === 'GET' || req.method === 'HEAD') && req.routeOptions.config?.access === 'status';
 }
 
-const isV0 = (url: string) => /^\/api\/v0(?:[/?]|$)/.test(url);
+/** True for a URL of the device API, whose clients get plain text, one line, for every error. */
+export const isV0 = (url: string) => /^\/api\/v0(?:[/?]|$)/.test(url);
 
 /**
  * Answers 403 and counts it. /api/v0 clients get one line of plain text, as they get for every
@@ -85,28 +87,65 @@ export interface ControlAccess {
   allow: AllowList;
   /** When set, control requests must carry `Authorization: Bearer <token>`. */
   token?: string | undefined;
+  /** `http.hostNames`: `Host` names accepted besides IP literals, localhost and this machine's names. */
+  hostNames?: readonly string[] | undefined;
+}
+
+/**
+ * The checks of a control request that do not depend on the route: the client's address (in
+ * `http.allow`) and the `Host` it asked for (one of this box's names). Status routes of the
+ * control listener also use them, to decide who sees the detail of an unavailable entity.
+ */
+export class ControlChecks {
+  readonly #allow: AllowList;
+  readonly hosts: HostNames;
+  // A socket's peer never changes, and matching costs microseconds (BlockList parses the address
+  // for every rule): decide once per connection, not per request of a keep-alive client.
+  readonly #verdicts = new WeakMap<Socket, boolean>();
+
+  constructor({ allow, hostNames }: ControlAccess) {
+    this.#allow = allow;
+    this.hosts = new HostNames(hostNames);
+  }
+
+  addressAllowed(req: FastifyRequest): boolean {
+    let allowed = this.#verdicts.get(req.socket);
+    if (allowed === undefined) {
+      const address = req.socket.remoteAddress;
+      allowed = this.#allow.allows(address);
+      if (address !== undefined) this.#verdicts.set(req.socket, allowed);
+    }
+    return allowed;
+  }
+
+  hostAllowed(req: FastifyRequest): boolean {
+    return this.hosts.allows(req.headers.host);
+  }
+
+  /** A client trusted with the detail of failures (device addresses, paths): a LAN client that asked for this box by one of its names. */
+  trusted(req: FastifyRequest): boolean {
+    return this.addressAllowed(req) && this.hostAllowed(req);
+  }
 }
 
 /**
  * The control listener's guard: status requests pass; other requests need a client address in
- * `http.allow` and, when a token is configured, the bearer token (device reads excepted).
+ * `http.allow`, a `Host` that names this box (not a name rebound to it), no sign of coming from
+ * another site's page (`Origin`, `Sec-Fetch-Site`) and, when a token is configured, the bearer
+ * token (device reads, which speakers make with no browser and no token, need the address only).
  */
-export function controlGuard(metrics: Metrics, { allow, token }: ControlAccess): onRequestAsyncHookHandler {
+export function controlGuard(
+  metrics: Metrics,
+  checks: ControlChecks,
+  token?: string,
+): onRequestAsyncHookHandler {
   // Only the token's digest is kept, and every check compares two digests of equal length in
   // constant time, so neither the token nor its length can be learnt from response times.
   const expected = token === undefined ? undefined : digest(token);
-  // A socket's peer never changes, and matching costs microseconds (BlockList parses the address
-  // for every rule): decide once per connection, not per request of a keep-alive client.
-  const verdicts = new WeakMap<Socket, boolean>();
   return async (req, reply) => {
     if (isStatusRequest(req)) return;
-    const address = req.socket.remoteAddress;
-    let allowed = verdicts.get(req.socket);
-    if (allowed === undefined) {
-      allowed = allow.allows(address);
-      if (address !== undefined) verdicts.set(req.socket, allowed);
-    }
-    if (!allowed) {
+    if (!checks.addressAllowed(req)) {
+      const address = req.socket.remoteAddress;
       return refuse(
         req,
         reply,
@@ -117,7 +156,32 @@ export function controlGuard(metrics: Metrics, { allow, token }: ControlAccess):
         "Add the client's network to http.allow in the config (e.g. 192.168.1.0/24) and restart hearth.",
       );
     }
-    if (expected && !isDeviceReadRequest(req) && !bearerMatches(req.headers.authorization, expected)) {
+    if (isDeviceReadRequest(req)) return;
+    if (!checks.hostAllowed(req)) {
+      return refuse(
+        req,
+        reply,
+        metrics,
+        'control',
+        'host',
+        // The names are not listed: a page rebound to this box reads this answer.
+        `control requests must name this server in the Host header (an IP address, localhost, this machine's name or one in http.hostNames), not ${JSON.stringify((req.headers.host ?? '').slice(0, 100))}`,
+        'Call hearth by its address or one of its names; to use another name (a DNS name, a proxy), add it to http.hostNames in the config.',
+      );
+    }
+    const cross = crossSite(req.headers);
+    if (cross) {
+      return refuse(
+        req,
+        reply,
+        metrics,
+        'control',
+        'origin',
+        `control requests from another site's page are refused: ${cross.why}`,
+        "Send control requests from hearth's own pages, or from a script or device (they send no Origin header).",
+      );
+    }
+    if (expected && !bearerMatches(req.headers.authorization, expected)) {
       return refuse(
         req,
         reply,

@@ -1,49 +1,39 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HearthError } from '../core/errors.js';
-import type { Runtime } from '../core/runtime.js';
+import type { EntityView, Runtime } from '../core/runtime.js';
 import { statusRoute } from './access.js';
+import type { EventStreams } from './events.js';
+import { publicView } from './public-view.js';
 
 /*
  * The JSON API: entities, commands and a stream of changes. Errors are `{ error: {code, message, hint} }`.
  * Reading is a status route (served on both listeners, to anyone); commands are control.
  */
 
-/** GET /api/v1/entities, /api/v1/entities/:id and the /api/v1/events stream. */
-export function registerApiV1Status(app: FastifyInstance, runtime: Runtime): void {
-  app.get('/api/v1/entities', statusRoute, async () => ({ entities: runtime.list() }));
+/**
+ * GET /api/v1/entities, /api/v1/entities/:id and the /api/v1/events stream. A reader that
+ * `detail` refuses sees generic failure reasons (public-view.ts).
+ */
+export function registerApiV1Status(
+  app: FastifyInstance,
+  runtime: Runtime,
+  detail: (req: FastifyRequest) => boolean,
+  events: EventStreams,
+): void {
+  const shown = (req: FastifyRequest, entity: EntityView) => (detail(req) ? entity : publicView(entity));
+
+  app.get('/api/v1/entities', statusRoute, async (req) => ({
+    entities: runtime.list().map((e) => shown(req, e)),
+  }));
 
   app.get('/api/v1/entities/:id', statusRoute, async (req) => {
     const { id } = req.params as { id: string };
     const entity = runtime.get(id);
     if (!entity) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
-    return { entity };
+    return { entity: shown(req, entity) };
   });
 
-  app.get('/api/v1/events', statusRoute, (req, reply) => {
-    const headers = {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    };
-    if (req.method === 'HEAD') return reply.code(200).headers(headers).send();
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, headers);
-    res.write('retry: 2000\n\n');
-    let seq = 0;
-    const unsubscribe = runtime.subscribe((entity) => {
-      seq++;
-      res.write(`id: ${seq}\nevent: state\ndata: ${JSON.stringify(entity)}\n\n`);
-    });
-    // A comment now and then keeps proxies and idle-timeouts from closing the stream.
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    keepAlive.unref();
-    req.raw.on('close', () => {
-      clearInterval(keepAlive);
-      unsubscribe();
-    });
-  });
+  app.get('/api/v1/events', statusRoute, (req, reply) => events.serve(req, reply, detail(req)));
 }
 
 /** POST /api/v1/entities/:id/commands/:name: a control route. */

@@ -1,14 +1,31 @@
-import Fastify, { type FastifyInstance, type onRequestAsyncHookHandler } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type onRequestAsyncHookHandler } from 'fastify';
 import type { AutomationEngine } from '../automation/engine.js';
-import { errorCatalogue, HearthError } from '../core/errors.js';
+import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Runtime } from '../core/runtime.js';
-import { type ControlAccess, controlGuard, readOnlyGuard, statusRoute } from './access.js';
+import {
+  type ControlAccess,
+  ControlChecks,
+  controlGuard,
+  type ListenerName,
+  readOnlyGuard,
+  statusRoute,
+} from './access.js';
 import { registerAutomationRoutes } from './api-automations.js';
 import { registerApiV0 } from './api-v0.js';
 import { registerApiV1Control, registerApiV1Status } from './api-v1.js';
+import { registerBodyParsers } from './body.js';
+import { EventStreams } from './events.js';
+import {
+  clientErrorHandler,
+  errorHandler,
+  frameworkErrors,
+  methodNotAllowed,
+  notFoundHandler,
+} from './http-errors.js';
 import { type MediaLibrary, registerMediaRoutes } from './media.js';
 import type { Metrics } from './metrics.js';
+import { publicView } from './public-view.js';
 import { renderStatusPage, statusPageHeaders } from './status-page.js';
 
 function noRouteSchemas(): () => never {
@@ -21,6 +38,8 @@ export interface ServerOptions {
   runtime: Runtime;
   metrics: Metrics;
   log: Logger;
+  /** Event streams open at once on this listener (`http.maxStreams`); default 100. */
+  maxStreams?: number | undefined;
 }
 
 export interface ControlServerOptions extends ServerOptions, ControlAccess {
@@ -29,36 +48,50 @@ export interface ControlServerOptions extends ServerOptions, ControlAccess {
   media?: MediaLibrary;
 }
 
+/** Whether a status request sees the detail of failures, or the generic public reason. */
+export type SeesDetail = (req: FastifyRequest) => boolean;
+
 /**
- * The control listener: every route. Status routes are open to anyone; the rest need an
- * address in `allow` and, when set, the bearer token (see access.ts).
+ * The control listener: every route. Status routes are open to anyone (failure detail only for
+ * trusted clients, see ControlChecks.trusted); the rest need an address in `allow`, a Host that
+ * names this box, no other site's Origin and, when set, the bearer token (see access.ts).
  */
 export function buildControlServer(opts: ControlServerOptions): FastifyInstance {
-  const app = baseServer(opts, controlGuard(opts.metrics, opts));
-  registerStatusRoutes(app, opts.runtime);
+  const checks = new ControlChecks(opts);
+  const { app, finish } = baseServer(opts, 'control', controlGuard(opts.metrics, checks, opts.token), (req) =>
+    checks.trusted(req),
+  );
   registerControlRoutes(app, opts);
   if (opts.media) registerMediaRoutes(app, opts.media, opts.log);
+  finish();
   return app;
 }
 
-/** The public listener: status routes only; anything else is a counted 403. */
+/** The public listener: status routes only, with generic failure reasons; anything else is a counted 403. */
 export function buildPublicServer(opts: ServerOptions): FastifyInstance {
-  const app = baseServer(opts, readOnlyGuard(opts.metrics));
-  registerStatusRoutes(app, opts.runtime);
+  const { app, finish } = baseServer(opts, 'public', readOnlyGuard(opts.metrics), () => false);
+  finish();
   return app;
 }
 
 /** The read-only routes, the same on both listeners: the status page, entities, events, health. */
-function registerStatusRoutes(app: FastifyInstance, runtime: Runtime): void {
-  app.get('/', statusRoute, async (_req, reply) =>
-    reply.headers(statusPageHeaders).send(renderStatusPage(runtime.list(), runtime.timezone)),
-  );
+function registerStatusRoutes(
+  app: FastifyInstance,
+  runtime: Runtime,
+  detail: SeesDetail,
+  events: EventStreams,
+): void {
+  app.get('/', statusRoute, async (req, reply) => {
+    // The page shows no reason today; it gets the same views as the API, so it never can.
+    const entities = detail(req) ? runtime.list() : runtime.list().map(publicView);
+    return reply.headers(statusPageHeaders).send(renderStatusPage(entities, runtime.timezone));
+  });
   app.get('/healthz', statusRoute, async () => ({ status: 'ok' }));
   app.get('/readyz', statusRoute, async (_req, reply) => {
     if (runtime.ready) return { status: 'ready' };
     return reply.code(503).send({ status: 'starting' });
   });
-  registerApiV1Status(app, runtime);
+  registerApiV1Status(app, runtime, detail, events);
 }
 
 /** Everything that changes something or tells more than status: /api/v0, commands, /metrics. */
@@ -76,14 +109,17 @@ function registerControlRoutes(
 }
 
 /**
- * What both listeners share: a thin adapter over the runtime API. Quiet: no log line per
- * request, so an SD card is not written to death; failures are counted in /metrics instead.
- * `guard` runs first on every request, before anything else looks at it.
+ * What both listeners share: a thin adapter over the runtime API, with the status routes.
+ * Quiet: no log line per request, so an SD card is not written to death; failures are counted
+ * in /metrics instead. `guard` runs first on every request, before anything else looks at it.
+ * Call `finish` after the last route: it adds what depends on every route (405 for wrong methods).
  */
 function baseServer(
-  { runtime, metrics, log }: ServerOptions,
+  { runtime, metrics, log, maxStreams = 100 }: ServerOptions,
+  listener: ListenerName,
   guard: onRequestAsyncHookHandler,
-): FastifyInstance {
+  detail: SeesDetail,
+): { app: FastifyInstance; finish: () => void } {
   const app = Fastify({
     logger: false,
     routerOptions: { ignoreTrailingSlash: true },
@@ -94,21 +130,11 @@ function baseServer(
     schemaController: {
       compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas },
     },
+    frameworkErrors,
+    clientErrorHandler,
   });
-
-  // Old devices POST with whatever content type their HTTP library picks, or none: accept any
-  // body (the v0 API reads none) rather than refuse with 415.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    const text = String(body).trim();
-    if (text === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch {
-      done(new HearthError('HEARTH_ERR_BAD_REQUEST', 'the body is not valid JSON'), undefined);
-    }
-  });
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, _body, done) => done(null, undefined));
+  const finish = methodNotAllowed(app);
+  registerBodyParsers(app);
 
   app.addHook('onRequest', guard);
 
@@ -127,32 +153,11 @@ function baseServer(
     metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
   });
 
-  app.setErrorHandler((err, req, reply) => {
-    const hearth = err instanceof HearthError ? err : undefined;
-    const status = hearth?.status ?? (err as { statusCode?: number }).statusCode ?? 500;
-    if (status >= 500 && !hearth) log.error({ err, url: req.url }, 'request failed');
-    const body = hearth
-      ? hearth.toJSON()
-      : {
-          code: status === 400 || status === 413 ? 'HEARTH_ERR_BAD_REQUEST' : 'HEARTH_ERR_INTERNAL',
-          message: err instanceof Error ? err.message : String(err),
-          hint: errorCatalogue.HEARTH_ERR_BAD_REQUEST.hint,
-        };
-    void reply.code(status).send({ error: body });
-  });
+  app.setErrorHandler(errorHandler(log));
+  app.setNotFoundHandler(notFoundHandler);
 
-  app.setNotFoundHandler((req, reply) => {
-    if (req.url.startsWith('/api/v0/')) {
-      return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
-    }
-    return reply.code(404).send({
-      error: {
-        code: 'HEARTH_ERR_NOT_FOUND',
-        message: `no route ${req.method} ${req.url.split('?')[0]}`,
-        hint: 'See the README for the API.',
-      },
-    });
-  });
-
-  return app;
+  const events = new EventStreams({ runtime, metrics, listener, maxStreams });
+  app.addHook('onClose', async () => events.close());
+  registerStatusRoutes(app, runtime, detail, events);
+  return { app, finish };
 }

@@ -8,6 +8,10 @@ export class Metrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpDuration: Histogram<'route'>;
   readonly forbidden: Counter<'listener' | 'reason'>;
+  readonly sseStreams: Gauge<'listener'>;
+  readonly sseRefused: Counter<'listener'>;
+  readonly sseDropped: Counter<'listener' | 'reason'>;
+  readonly sseFrames: Counter<'listener'>;
 
   constructor(runtime: Runtime, bus: Bus) {
     const registers = [this.registry];
@@ -29,6 +33,30 @@ export class Metrics {
       name: 'hearth_http_forbidden_total',
       help: 'Requests refused with 403',
       labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.sseStreams = new Gauge({
+      name: 'hearth_sse_streams',
+      help: 'Event streams (GET /api/v1/events) open now, by listener',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.sseRefused = new Counter({
+      name: 'hearth_sse_refused_total',
+      help: 'Event streams refused because the listener had http.maxStreams open',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.sseDropped = new Counter({
+      name: 'hearth_sse_dropped_total',
+      help: 'Event streams closed because the client did not read (buffer: too much unread; stalled: no drain in time)',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.sseFrames = new Counter({
+      name: 'hearth_sse_frames_total',
+      help: 'State events serialised for event streams: one per change and audience, whatever the number of streams',
+      labelNames: ['listener'],
       registers,
     });
     const deviceDuration = new Histogram({

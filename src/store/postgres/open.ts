@@ -78,7 +78,15 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
          )
        )
        SELECT id::float8 AS id FROM run`,
-      [automation, trigger, Math.round(at), endedAt === null ? null : Math.round(endedAt), outcome, error, RUNS_KEPT - 1],
+      [
+        automation,
+        trigger,
+        Math.round(at),
+        endedAt === null ? null : Math.round(endedAt),
+        outcome,
+        error,
+        RUNS_KEPT - 1,
+      ],
       { idempotent: false, what: `record a run of ${automation}` },
     );
     return (rows[0] as { id: number }).id;
