@@ -33,6 +33,15 @@ export interface EngineOptions {
   claim?: (automation: string, instant: number) => Promise<boolean>;
 }
 
+/** What the HTTP API needs of automations: the engine on one box, a remote view in an api replica. */
+export interface AutomationsApi {
+  list(): Promise<AutomationView[]>;
+  view(id: string): Promise<AutomationView | undefined>;
+  runs(id: string, limit?: number): Promise<AutomationRun[]>;
+  /** Runs it now (the run button, a webhook); the run goes on by itself. */
+  trigger(id: string, trigger?: string): Promise<Launched>;
+}
+
 /** An automation as the API shows it. */
 export interface AutomationView {
   id: string;
@@ -94,7 +103,7 @@ const WEEKDAY = new Map<string, Intl.DateTimeFormat>();
  * slow or failing one never holds up another. It knows entity kinds and commands through the
  * runtime API, never drivers.
  */
-export class AutomationEngine {
+export class AutomationEngine implements AutomationsApi {
   readonly #opts: EngineOptions;
   readonly #byId: Map<string, AutomationConfig>;
   readonly #schedules = new Map<string, Schedule[]>();

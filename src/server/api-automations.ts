@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import type { AutomationEngine } from '../automation/engine.js';
+import type { AutomationsApi } from '../automation/engine.js';
 import { HearthError } from '../core/errors.js';
 
 /** Automations on the control side: list them, see their runs, run one now (the webhook). */
-export function registerAutomationRoutes(app: FastifyInstance, engine: AutomationEngine): void {
+export function registerAutomationRoutes(app: FastifyInstance, engine: AutomationsApi): void {
   app.get('/api/v1/automations', async () => ({ automations: await engine.list() }));
 
   app.get('/api/v1/automations/:id', async (req) => {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, HTTPMethods } from 'fastify';
 import { HearthError, reasonOf } from '../core/errors.js';
 import { idPattern } from '../core/kinds.js';
-import type { Runtime } from '../core/runtime.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
 
 /**
  * The device API that old buttons, clocks and lamps depend on: plain text, byte for byte what
@@ -20,7 +20,7 @@ function notAllowed(reply: FastifyReply, allow: string): FastifyReply {
   return text(reply.header('allow', allow), 405, `method not allowed; use ${allow}\n`);
 }
 
-export function registerApiV0(app: FastifyInstance, runtime: Runtime): void {
+export function registerApiV0(app: FastifyInstance, runtime: RuntimeApi): void {
   app.route({
     method: ALL_METHODS,
     url: '/api/v0/switches/:id/:op',
@@ -35,8 +35,10 @@ export function registerApiV0(app: FastifyInstance, runtime: Runtime): void {
         return text(reply, 200, 'OK');
       } catch (err) {
         // The old service answered OK even when the plug did not switch; devices must know.
-        if (err instanceof HearthError && err.code === 'HEARTH_ERR_NOT_READY')
-          return text(reply, 503, `${err.message}\n`);
+        // 503: nothing ran (starting, stopping, no agent answering). A device (or its agent)
+        // that failed or did not answer in time is a 502, as this API always said.
+        if (err instanceof HearthError && err.status === 503)
+          return text(reply, err.status, `${err.message}\n`);
         return text(reply, 502, `${reasonOf(err)}\n`);
       }
     },
@@ -63,7 +65,14 @@ export function registerApiV0(app: FastifyInstance, runtime: Runtime): void {
     (withTime: boolean) => async (req: { method: string; params: unknown }, reply: FastifyReply) => {
       if (req.method !== 'GET' && req.method !== 'HEAD') return notAllowed(reply, 'GET');
       const { id } = req.params as { id: string };
-      const entity = runtime.get(id);
+      // Read through to the store where several processes share it, so a press acknowledged by
+      // one api replica reads back from every other at once.
+      let entity: Awaited<ReturnType<RuntimeApi['button']>>;
+      try {
+        entity = await runtime.button(id);
+      } catch (err) {
+        return text(reply, err instanceof HearthError ? err.status : 503, `${reasonOf(err)}\n`);
+      }
       if (entity?.kind !== 'button' || (entity.state !== 'on' && entity.state !== 'off')) {
         return text(reply, 404, `no button "${id}" has been pressed\n`);
       }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HearthError } from '../core/errors.js';
-import type { EntityView, Runtime } from '../core/runtime.js';
+import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
 import { statusRoute } from './access.js';
 import type { EventStreams } from './events.js';
 import { publicView } from './public-view.js';
@@ -16,7 +16,7 @@ import { publicView } from './public-view.js';
  */
 export function registerApiV1Status(
   app: FastifyInstance,
-  runtime: Runtime,
+  runtime: RuntimeApi,
   detail: (req: FastifyRequest) => boolean,
   events: EventStreams,
 ): void {
@@ -37,7 +37,7 @@ export function registerApiV1Status(
 }
 
 /** POST /api/v1/entities/:id/commands/:name: a control route. */
-export function registerApiV1Control(app: FastifyInstance, runtime: Runtime): void {
+export function registerApiV1Control(app: FastifyInstance, runtime: RuntimeApi): void {
   app.post('/api/v1/entities/:id/commands/:name', async (req) => {
     const { id, name } = req.params as { id: string; name: string };
     const body = req.body;
@@ -53,7 +53,7 @@ export function registerApiV1Control(app: FastifyInstance, runtime: Runtime): vo
 }
 
 /** DELETE /api/v1/entities/:id: removes a button a press created (204); what the config declares is 409. */
-function registerEntityDelete(app: FastifyInstance, runtime: Runtime): void {
+function registerEntityDelete(app: FastifyInstance, runtime: RuntimeApi): void {
   app.delete('/api/v1/entities/:id', async (req, reply) => {
     const { id } = req.params as { id: string };
     await runtime.removeButton(id);

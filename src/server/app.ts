@@ -1,8 +1,8 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type onRequestAsyncHookHandler } from 'fastify';
-import type { AutomationEngine } from '../automation/engine.js';
+import type { AutomationsApi } from '../automation/engine.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { Runtime } from '../core/runtime.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
 import {
   type ControlAccess,
   ControlChecks,
@@ -13,6 +13,7 @@ import {
 } from './access.js';
 import { registerAutomationRoutes } from './api-automations.js';
 import { registerApiV0 } from './api-v0.js';
+import { type ClusterStatus, oneBoxStatus, registerClusterRoute } from './api-cluster.js';
 import { registerApiV1Control, registerApiV1Status } from './api-v1.js';
 import { registerBodyParsers } from './body.js';
 import { EventStreams } from './events.js';
@@ -35,7 +36,7 @@ function noRouteSchemas(): () => never {
 }
 
 export interface ServerOptions {
-  runtime: Runtime;
+  runtime: RuntimeApi;
   metrics: Metrics;
   log: Logger;
   /** Event streams open at once on this listener (`http.maxStreams`); default 100. */
@@ -43,7 +44,9 @@ export interface ServerOptions {
 }
 
 export interface ControlServerOptions extends ServerOptions, ControlAccess {
-  automations?: AutomationEngine;
+  automations?: AutomationsApi;
+  /** `GET /api/v1/cluster`; one box when left out. */
+  cluster?: () => Promise<ClusterStatus>;
   /** The chime folder, served to speakers at /api/v0/chime/<file> (control listener only). */
   media?: MediaLibrary;
 }
@@ -77,7 +80,7 @@ export function buildPublicServer(opts: ServerOptions): FastifyInstance {
 /** The read-only routes, the same on both listeners: the status page, entities, events, health. */
 function registerStatusRoutes(
   app: FastifyInstance,
-  runtime: Runtime,
+  runtime: RuntimeApi,
   detail: SeesDetail,
   events: EventStreams,
 ): void {
@@ -97,7 +100,7 @@ function registerStatusRoutes(
 /** Everything that changes something or tells more than status: /api/v0, commands, /metrics. */
 function registerControlRoutes(
   app: FastifyInstance,
-  { runtime, metrics, automations }: ServerOptions & { automations?: AutomationEngine },
+  { runtime, metrics, automations, cluster }: ControlServerOptions,
 ): void {
   app.get('/metrics', async (_req, reply) => {
     const body = await metrics.registry.metrics();
@@ -106,6 +109,48 @@ function registerControlRoutes(
   registerApiV0(app, runtime);
   registerApiV1Control(app, runtime);
   if (automations) registerAutomationRoutes(app, automations);
+  registerClusterRoute(app, cluster ?? oneBoxStatus(Date.now() - performance.now()));
+}
+
+export interface HealthServerOptions extends ControlAccess {
+  log: Logger;
+  metrics: Metrics;
+  /** /readyz answers 200 while this is true. */
+  ready: () => boolean;
+  cluster: () => Promise<ClusterStatus>;
+}
+
+/**
+ * The listener of a cluster role that serves no API (controller, agent): /healthz and /readyz
+ * for anyone (probes), /metrics and /api/v1/cluster guarded like every control route.
+ */
+export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
+  const checks = new ControlChecks(opts);
+  const app = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    schemaController: {
+      compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas },
+    },
+    frameworkErrors,
+    clientErrorHandler,
+  });
+  const finish = methodNotAllowed(app);
+  app.addHook('onRequest', controlGuard(opts.metrics, checks, opts.token));
+  app.get('/healthz', statusRoute, async () => ({ status: 'ok' }));
+  // A standby is ready: healthy and waiting; a rolling update must not stall on it.
+  app.get('/readyz', statusRoute, async (_req, reply) =>
+    opts.ready() ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),
+  );
+  app.get('/metrics', async (_req, reply) => {
+    const body = await opts.metrics.registry.metrics();
+    return reply.type(opts.metrics.registry.contentType).send(body);
+  });
+  registerClusterRoute(app, opts.cluster);
+  app.setErrorHandler(errorHandler(opts.log));
+  app.setNotFoundHandler(notFoundHandler);
+  finish();
+  return app;
 }
 
 /**

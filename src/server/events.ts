@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HearthError } from '../core/errors.js';
-import type { EntityView, Runtime } from '../core/runtime.js';
+import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
 import type { ListenerName } from './access.js';
 import type { Metrics } from './metrics.js';
 import { publicView } from './public-view.js';
@@ -16,7 +16,7 @@ import { publicView } from './public-view.js';
  */
 
 export interface EventStreamsOptions {
-  runtime: Runtime;
+  runtime: RuntimeApi;
   metrics: Metrics;
   listener: ListenerName;
   /** Streams open at once on this listener (`http.maxStreams`); one more is a 503. */

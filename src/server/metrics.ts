@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Bus } from '../core/bus.js';
-import type { Runtime } from '../core/runtime.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
 
 /** Prometheus metrics, fed by the bus and by reading the runtime at scrape time. */
 export class Metrics {
@@ -13,7 +13,15 @@ export class Metrics {
   readonly sseDropped: Counter<'listener' | 'reason'>;
   readonly sseFrames: Counter<'listener'>;
 
-  constructor(runtime: Runtime, bus: Bus) {
+  /**
+   * `leases`: what this process leads (`hearth_leader{lease}`: 1 holder, 0 standby); a cluster
+   * role's. One box leads nothing and has no such series.
+   */
+  constructor(
+    runtime: Pick<RuntimeApi, 'list' | 'ready'>,
+    bus: Bus,
+    leases?: () => ReadonlyArray<{ lease: string; leading: boolean }>,
+  ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.httpRequests = new Counter({
@@ -101,5 +109,17 @@ export class Metrics {
         this.set(runtime.ready ? 1 : 0);
       },
     });
+    if (leases) {
+      new Gauge({
+        name: 'hearth_leader',
+        help: '1 while this process holds the lease (it leads), 0 while it stands by',
+        labelNames: ['lease'],
+        registers,
+        collect() {
+          this.reset();
+          for (const l of leases()) this.set({ lease: l.lease }, l.leading ? 1 : 0);
+        },
+      });
+    }
   }
 }
