@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startCli } from './support/cli-run.js';
 import { http } from './support/hearth.js';
 import { type HearthProcess, spawnHearth } from './support/process.js';
 
@@ -159,4 +160,25 @@ describe('the built CLI (dist/ bundle)', () => {
     // Today's Stand-up, not tomorrow's: no day is lost.
     expect(during.attributes.next).toEqual({ summary: 'Stand-up', start: iso(standUpAt) });
   }, 60_000);
+
+  it('writes only JSON log lines to stdout, and the welcome banner to stderr', async () => {
+    const config = join(dir, 'plain.yaml');
+    writeFileSync(config, 'http: { host: 127.0.0.1, port: 0 }\nstorage: { sqlite: plain.db }\n');
+    const cli = startCli(['start', '--config', config], { env: { HEARTH_LOG_LEVEL: 'info' } });
+    try {
+      await cli.waitFor(/"msg":"ready"/);
+      await expect
+        .poll(cli.stderr, { timeout: 5000 })
+        .toMatch(/hearth is ready on http:\/\/127\.0\.0\.1:\d+/);
+    } finally {
+      expect(await cli.stop()).toEqual({ code: 0, signal: null });
+    }
+    const lines = cli
+      .stdout()
+      .split('\n')
+      .filter((l) => l !== '');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
+    expect(cli.stdout()).not.toContain('Try:');
+  });
 });
