@@ -9,5 +9,7 @@ export default defineConfig({
     maxWorkers: 2,
     minWorkers: 1,
     reporters: ['default', './test/support/count-reporter.ts'],
+    // End-to-end tests run the built CLI (bin/hearth.js over dist/); this builds it first.
+    globalSetup: ['./test/support/build-dist.ts'],
   },
 });

@@ -7,7 +7,7 @@ import { WemoClient } from '../src/drivers/wemo/client.js';
 import { binaryStateText, CONTROL_PATH, GET_REQUEST, SERVICE_TYPE } from '../src/drivers/wemo/soap.js';
 import { type RunningCli, runCli, startCli } from './support/cli-run.js';
 
-// Every test starts `node --import tsx src/cli/main.ts`, several seconds each on two cores.
+// Every test starts the built CLI (`node bin/hearth.js`), a second or more each on two shared cores.
 const SLOW = { timeout: 90_000 };
 
 const root = mkdtempSync(join(tmpdir(), 'hearth-cli-test-'));

@@ -1,17 +1,11 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { http, post } from './support/hearth.js';
-import { repoRoot, spawnReady } from './support/process.js';
+import { spawnReady } from './support/process.js';
 
-const run = promisify(execFile);
-
-// `npm start` runs the bundle (dist/hearth.mjs), not the sources the other tests run through
-// tsx: bundling can break what works from source (a package that looks for files beside
-// itself), so the demo is started here exactly as a newcomer starts it.
+// `npm start` runs the bundle (dist/hearth.mjs, built by the vitest globalSetup): the demo is
+// started here exactly as a newcomer starts it.
 describe('npm start: the built demo', () => {
-  it('builds, starts, switches simulated plugs, brews and waters, and stops cleanly', async () => {
-    await run(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, timeout: 60_000 });
+  it('starts, switches simulated plugs, brews and waters, and stops cleanly', async () => {
     const demo = await spawnReady(['bin/hearth.js', 'start', '--demo'], {
       HEARTH_PORT: '0',
       HEARTH_LOG_LEVEL: 'warn',

@@ -85,5 +85,6 @@ function printWelcome(url: string, publicUrl: string | undefined, config: Hearth
     'Stop with Ctrl-C.',
     '',
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  // stderr: stdout carries only the JSON log lines, for journald, jq and log shippers.
+  process.stderr.write(`${lines.join('\n')}\n`);
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** The hearth checkout: the CLI is run from here, as `node --import tsx src/cli/main.ts`. */
+/** The hearth checkout: the built CLI is run from here, as `node bin/hearth.js` (see build-dist.ts). */
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface CliResult {
@@ -14,7 +14,7 @@ export interface CliResult {
 export interface CliOptions {
   /** Added to the environment; HEARTH_CONFIG and HEARTH_LOG_LEVEL of the test run are removed first. */
   env?: Record<string, string>;
-  /** The process is killed after this long; default 30 s (tsx compiles on two slow cores). */
+  /** The process is killed after this long; default 30 s (two slow cores, shared). */
   timeoutMs?: number;
 }
 
@@ -26,7 +26,7 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 function spawnCli(args: readonly string[], env: Record<string, string> | undefined): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  return spawn(process.execPath, ['bin/hearth.js', ...args], {
     cwd: repoRoot,
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -11,9 +11,12 @@ export interface HearthProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs the real CLI from source (`hearth start --config FILE`) and waits for its ready line. */
+/**
+ * Runs the built CLI (`node bin/hearth.js start --config FILE`, over the dist/ that the vitest
+ * globalSetup builds) and waits for its ready line: what users run, bundling included.
+ */
 export function spawnHearth(config: string, env: NodeJS.ProcessEnv = {}): Promise<HearthProcess> {
-  return spawnReady(['--import', 'tsx', 'src/cli/main.ts', 'start', '--config', config], env);
+  return spawnReady(['bin/hearth.js', 'start', '--config', config], env);
 }
 
 /** Runs `node <args>` in the repository and waits for hearth's ready line. */
@@ -42,7 +45,9 @@ export async function spawnReady(args: string[], env: NodeJS.ProcessEnv = {}): P
         resolve(m[1]);
       }
     };
+    // The banner is on stderr (stdout carries only JSON log lines); either stream will do.
     child.stdout?.on('data', check);
+    child.stderr?.on('data', check);
     void exited.then(({ code }) => {
       clearTimeout(timer);
       reject(new Error(`hearth exited with ${code} before it was ready:\n${out}`));
