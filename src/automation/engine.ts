@@ -150,7 +150,10 @@ export class AutomationEngine implements AutomationsApi {
       } catch (err) {
         // Unclaimed is unrun: a double chime is worse than a missed one, which the next
         // leader's missed-run policy accounts for.
-        log.warn({ automation: a.id, instant, err: reasonOf(err) }, 'could not claim a scheduled instant; not run');
+        log.warn(
+          { automation: a.id, instant, err: reasonOf(err) },
+          'could not claim a scheduled instant; not run',
+        );
         return;
       }
       if (!mine) {

@@ -1,8 +1,8 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { asConfigError } from '../config/errors.js';
 import { type HearthConfig, loadConfigFile } from '../config/load.js';
 import { reasonOf } from '../core/errors.js';
-import { createLogger } from '../core/log.js';
+import { createLogger, type Logger } from '../core/log.js';
 import { drivers } from '../drivers/index.js';
 import { startHearth } from '../hearth.js';
 import { configPath, demoConfigPath } from './config-path.js';
@@ -10,10 +10,21 @@ import { configPath, demoConfigPath } from './config-path.js';
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('run hearth: every role in this process (store, drivers, HTTP API)')
+    .description(
+      'run hearth: every role in this process (the default, one box), or one role of a cluster (--role)',
+    )
     .option('-c, --config <file>', 'config file (default: $HEARTH_CONFIG or ./hearth.yaml)')
     .option('--demo', 'run the demo config: simulated devices on loopback, no hardware needed')
-    .action(async (opts: { config?: string; demo?: boolean }) => {
+    .addOption(
+      new Option(
+        '--role <role>',
+        'all: one box; api, controller, agent: one role of a cluster (needs storage.postgres and mqtt)',
+      )
+        .choices(['all', 'api', 'controller', 'agent'])
+        .default('all'),
+    )
+    .option('--agent <name>', 'with --role agent: the agent name whose devices this process may run', 'main')
+    .action(async (opts: { config?: string; demo?: boolean; role: Role; agent: string }) => {
       const path = opts.demo ? demoConfigPath : configPath(opts.config);
       let config: HearthConfig;
       try {
@@ -27,6 +38,10 @@ export function registerStart(program: Command): void {
         return;
       }
       const log = createLogger(process.env.HEARTH_LOG_LEVEL ?? config.log.level);
+      if (opts.role !== 'all') {
+        await startClusterRole(config, opts.role, opts.agent, log);
+        return;
+      }
       let hearth: Awaited<ReturnType<typeof startHearth>>;
       try {
         hearth = await startHearth(config, { log });
@@ -46,22 +61,60 @@ export function registerStart(program: Command): void {
       );
       printWelcome(hearth.url, hearth.publicUrl, config, Boolean(opts.demo));
 
-      let signals = 0;
-      const shutdown = (signal: string) => {
-        signals++;
-        if (signals > 1) process.exit(1);
-        log.info({ signal }, 'stopping');
-        void hearth.stop().then(
-          () => process.exit(0),
-          (err) => {
-            log.error({ err: reasonOf(err) }, 'stop failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', () => shutdown('SIGINT'));
-      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      onSignals(log, () => hearth.stop());
     });
+}
+
+type Role = 'all' | 'api' | 'controller' | 'agent';
+
+/** Stops on the first SIGINT or SIGTERM; a second one exits at once. */
+function onSignals(log: Logger, stop: () => Promise<void>): void {
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    signals++;
+    if (signals > 1) process.exit(1);
+    log.info({ signal }, 'stopping');
+    void stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err: reasonOf(err) }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+/** One role of a cluster. Its code (PostgreSQL, MQTT) is loaded only here, never on one box. */
+async function startClusterRole(
+  config: HearthConfig,
+  role: Exclude<Role, 'all'>,
+  agent: string,
+  log: Logger,
+): Promise<void> {
+  const { startRole } = await import('../cluster/roles.js');
+  let proc: Awaited<ReturnType<typeof startRole>>;
+  try {
+    proc = await startRole(config, { role, agent, log });
+  } catch (err) {
+    console.error(`hearth could not start: ${reasonOf(err)}`);
+    process.exitCode = 1;
+    return;
+  }
+  log.info(
+    {
+      role,
+      agent: role === 'agent' ? agent : undefined,
+      url: proc.url,
+      startupMs: Math.round(performance.now()),
+    },
+    'ready',
+  );
+  process.stderr.write(
+    `hearth is ready on ${proc.url} (role ${role}${role === 'agent' ? ` ${agent}` : ''}; health on /healthz and /readyz, leadership in /metrics and /api/v1/cluster)\n`,
+  );
+  onSignals(log, () => proc.stop());
 }
 
 function printWelcome(url: string, publicUrl: string | undefined, config: HearthConfig, demo: boolean): void {

@@ -129,9 +129,13 @@ export class AgentRole {
         timeoutMs: ctx.deadline - Date.now(),
       });
     });
-    link.publish(`${topics.base}/leader/${leaseTopicId(`agent:${name}`)}`, { holder: link.clientId, token }, {
-      retain: true,
-    });
+    link.publish(
+      `${topics.base}/leader/${leaseTopicId(`agent:${name}`)}`,
+      { holder: link.clientId, token },
+      {
+        retain: true,
+      },
+    );
   }
 
   async #lose(reason: string): Promise<void> {

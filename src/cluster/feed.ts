@@ -1,7 +1,14 @@
 import type { MqttLink } from '../bus/mqtt/link.js';
 import { parseJson } from '../bus/mqtt/topics.js';
 import type { EntityMirror } from './mirror.js';
-import { agentLease, entityEventSchema, type LeaderRecord, leaderSchema, leaseTopicId, viewSchema } from './wire.js';
+import {
+  agentLease,
+  entityEventSchema,
+  type LeaderRecord,
+  leaderSchema,
+  leaseTopicId,
+  viewSchema,
+} from './wire.js';
 
 /**
  * Keeps a mirror in step with what agents publish: retained views, live state reports and

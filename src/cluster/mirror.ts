@@ -117,6 +117,12 @@ export class EntityMirror {
       });
     }
     if (!change) return;
-    this.bus.emit('entity.state', { id, kind: after.kind, state: after.state, previous: change.previous, at });
+    this.bus.emit('entity.state', {
+      id,
+      kind: after.kind,
+      state: after.state,
+      previous: change.previous,
+      at,
+    });
   }
 }

@@ -29,7 +29,8 @@ export class RemoteAutomations {
   }
 
   async trigger(id: string, trigger = 'webhook'): Promise<Launched> {
-    if (!(await this.#views.view(id))) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no automation "${id}"`);
+    if (!(await this.#views.view(id)))
+      throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no automation "${id}"`);
     return this.#run(id, trigger);
   }
 }

@@ -82,7 +82,12 @@ export class RemoteRuntime implements RuntimeApi {
     return clocktime(this.#o.clock.now(), this.#o.timezone);
   }
 
-  async command(id: string, name: string, args: unknown = {}, opts: CommandOptions = {}): Promise<EntityView> {
+  async command(
+    id: string,
+    name: string,
+    args: unknown = {},
+    opts: CommandOptions = {},
+  ): Promise<EntityView> {
     const known = this.#o.mirror.get(id);
     const agent = this.#o.mirror.agentOf(id);
     if (known?.driver === BUTTON_DRIVER || (!known && this.#o.buttons.has(id))) {
@@ -114,7 +119,10 @@ export class RemoteRuntime implements RuntimeApi {
     }
     const known = this.#o.mirror.get(id);
     if ((known && known.driver !== BUTTON_DRIVER) || this.#o.mirror.agentOf(id) !== undefined) {
-      throw new HearthError('HEARTH_ERR_BAD_ID', `"${id}" is a ${known?.kind ?? 'device entity'}, not a button`);
+      throw new HearthError(
+        'HEARTH_ERR_BAD_ID',
+        `"${id}" is a ${known?.kind ?? 'device entity'}, not a button`,
+      );
     }
     const previous = await this.#o.states.get(id);
     if (!previous && !this.#o.buttons.has(id)) await this.#o.admitButton?.(id);

@@ -4,11 +4,13 @@ import { AutomationEngine } from '../automation/engine.js';
 import { MqttLink } from '../bus/mqtt/link.js';
 import { MqttRpc, RpcError } from '../bus/mqtt/rpc.js';
 import type { HearthConfig } from '../config/load.js';
+import { LocalBus } from '../core/bus.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type ErrorCode, errorCatalogue, HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { EntityView } from '../core/runtime-api.js';
 import { AllowList } from '../server/allow-list.js';
+import { storeStatus } from '../server/api-cluster.js';
 import { buildControlServer, buildHealthServer, buildPublicServer } from '../server/app.js';
 import { MediaLibrary } from '../server/media.js';
 import { Metrics } from '../server/metrics.js';
@@ -65,7 +67,10 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   const { role, log } = opts;
   const clock = opts.clock ?? systemClock;
   if (!config.mqtt) {
-    throw new HearthError('HEARTH_ERR_CONFIG', `--role ${role} needs an \`mqtt:\` section (the broker the roles meet at)`);
+    throw new HearthError(
+      'HEARTH_ERR_CONFIG',
+      `--role ${role} needs an \`mqtt:\` section (the broker the roles meet at)`,
+    );
   }
   if (!('postgres' in config.storage)) {
     throw new HearthError(
@@ -81,16 +86,35 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   const agents = [...new Set(agentOf.values())];
   const ttlMs = config.cluster.leaseSeconds * 1000;
   const buttons = new Map(config.buttons.map((b) => [b.id, b.name]));
-  const media = new MediaLibrary({ dir: config.media.dir, baseUrl: config.media.baseUrl, listener: () => undefined });
+  const media = new MediaLibrary({
+    dir: config.media.dir,
+    baseUrl: config.media.baseUrl,
+    listener: () => undefined,
+  });
   const startedAt = Date.now();
-  const member = { id: link.clientId, role, agent: role === 'agent' ? agentName : undefined, host: hostname(), pid: process.pid, startedAt };
+  const member = {
+    id: link.clientId,
+    role,
+    agent: role === 'agent' ? agentName : undefined,
+    host: hostname(),
+    pid: process.pid,
+    startedAt,
+  };
   const beat = () =>
-    store.members.heartbeat(member).catch((err) => log.warn({ err: reasonOf(err) }, 'cluster: heartbeat failed'));
+    store.members
+      .heartbeat(member)
+      .catch((err) => log.warn({ err: reasonOf(err) }, 'cluster: heartbeat failed'));
   void beat();
   const beats = setInterval(beat, Math.max(1000, ttlMs / 2));
   beats.unref();
 
   const stops: Array<() => Promise<void> | void> = [];
+  const access = {
+    allow: new AllowList(config.http.allow),
+    token: config.http.token,
+    hostNames: config.http.hostNames,
+  };
+  const status = storeStatus(store);
   let leases: () => Array<{ lease: string; leading: boolean }> = () => [];
   let ready = () => link.connected;
   let server: FastifyInstance;
@@ -109,7 +133,9 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
     mirror,
     states: store.states,
     buttons,
-    timeoutOf: (id) => config.devices.find((d) => (d.driver.entityIds?.(d.config) ?? [d.config.id]).includes(id))?.config.timeoutMs as number | undefined,
+    timeoutOf: (id) =>
+      config.devices.find((d) => (d.driver.entityIds?.(d.config) ?? [d.config.id]).includes(id))?.config
+        .timeoutMs as number | undefined,
     ready: () => link.connected,
     channel: {
       command: async (agent, request, timeoutMs) => {
@@ -136,7 +162,13 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   });
 
   if (role === 'agent') {
-    const leadership = new Leadership({ leases: store.leases, name: agentLease(agentName), holder: link.clientId, ttlMs, log });
+    const leadership = new Leadership({
+      leases: store.leases,
+      name: agentLease(agentName),
+      holder: link.clientId,
+      ttlMs,
+      log,
+    });
     const agent = new AgentRole({
       name: agentName,
       devices: config.devices.filter((d) => d.agent === agentName),
@@ -152,13 +184,30 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
     agent.start();
     stops.push(() => agent.stop());
     leases = () => [{ lease: agentLease(agentName), leading: agent.leading }];
-    server = buildHealthServer({ log, ready: () => ready(), leases: () => leases() });
+    const metrics = new Metrics(
+      { list: () => agent.runtime?.list() ?? [], ready: true },
+      new LocalBus(),
+      () => leases(),
+    );
+    server = buildHealthServer({ ...access, log, metrics, ready: () => ready(), cluster: status });
   } else {
     stops.push(feedMirror(link, mirror, agents));
-    link.on('up', () => void seedButtons().catch((err) => log.warn({ err: reasonOf(err) }, 'cluster: could not load buttons')));
+    link.on(
+      'up',
+      () =>
+        void seedButtons().catch((err) =>
+          log.warn({ err: reasonOf(err) }, 'cluster: could not load buttons'),
+        ),
+    );
     await seedButtons();
     if (role === 'controller') {
-      const leadership = new Leadership({ leases: store.leases, name: CONTROLLER_LEASE, holder: link.clientId, ttlMs, log });
+      const leadership = new Leadership({
+        leases: store.leases,
+        name: CONTROLLER_LEASE,
+        holder: link.clientId,
+        ttlMs,
+        log,
+      });
       const controller = new ControllerRole({
         automations: config.automations,
         timezone: config.timezone,
@@ -174,7 +223,8 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
       controller.start();
       stops.push(() => controller.stop());
       leases = () => [{ lease: CONTROLLER_LEASE, leading: controller.leading }];
-      server = buildHealthServer({ log, ready: () => ready(), leases: () => leases() });
+      const metrics = new Metrics(runtime, mirror.bus, () => leases());
+      server = buildHealthServer({ ...access, log, metrics, ready: () => ready(), cluster: status });
     } else {
       const views = new AutomationEngine({
         automations: config.automations,
@@ -185,32 +235,39 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         timezone: config.timezone,
         log,
       });
-      const automations = new RemoteAutomations(views, (automation, trigger) =>
-        rpc
-          .request(`${link.topics.base}/ctl/run`, { automation, trigger }, { timeoutMs: 5000 })
-          .catch((err) => {
-            throw toHearthError(err);
-          }) as ReturnType<AutomationEngine['trigger']>,
+      const automations = new RemoteAutomations(
+        views,
+        (automation, trigger) =>
+          rpc
+            .request(`${link.topics.base}/ctl/run`, { automation, trigger }, { timeoutMs: 5000 })
+            .catch((err) => {
+              throw toHearthError(err);
+            }) as ReturnType<AutomationEngine['trigger']>,
       );
-      const metrics = new Metrics(runtime, mirror.bus);
+      const metrics = new Metrics(runtime, mirror.bus, () => leases());
       const { http } = config;
       server = buildControlServer({
+        ...access,
         runtime,
         automations,
         metrics,
         log,
-        allow: new AllowList(http.allow),
-        token: http.token,
         media,
-        cluster: { store, leases: () => leases() },
+        cluster: status,
+        maxStreams: http.maxStreams,
       });
-      publicServer = http.public ? buildPublicServer({ runtime, metrics, log }) : undefined;
+      publicServer = http.public
+        ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams })
+        : undefined;
     }
   }
   ready = () => link.connected;
 
   const url = await listenOn(server, config.http, 'http');
-  const publicUrl = publicServer && config.http.public ? await listenOn(publicServer, config.http.public, 'http.public') : undefined;
+  const publicUrl =
+    publicServer && config.http.public
+      ? await listenOn(publicServer, config.http.public, 'http.public')
+      : undefined;
   let stopping: Promise<void> | undefined;
   return {
     role,
@@ -237,13 +294,23 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
 function toHearthError(err: unknown): HearthError {
   if (err instanceof HearthError) return err;
   if (err instanceof RpcError) {
-    const code = (Object.hasOwn(errorCatalogue, err.code) ? err.code : err.status === 504 ? 'HEARTH_ERR_DEVICE_TIMEOUT' : 'HEARTH_ERR_NOT_READY') as ErrorCode;
+    const code = (
+      Object.hasOwn(errorCatalogue, err.code)
+        ? err.code
+        : err.status === 504
+          ? 'HEARTH_ERR_DEVICE_TIMEOUT'
+          : 'HEARTH_ERR_NOT_READY'
+    ) as ErrorCode;
     return new HearthError(code, err.message, { hint: err.hint, cause: err });
   }
   return new HearthError('HEARTH_ERR_NOT_READY', reasonOf(err), { cause: err });
 }
 
-async function listenOn(server: FastifyInstance, at: { host: string; port: number }, key: string): Promise<string> {
+async function listenOn(
+  server: FastifyInstance,
+  at: { host: string; port: number },
+  key: string,
+): Promise<string> {
   let url: string;
   try {
     url = await server.listen({ host: at.host, port: at.port });

@@ -171,7 +171,12 @@ export class Runtime implements RuntimeApi {
    * Sends a command to an entity and resolves with its view afterwards. Throws HearthError:
    * not found, unknown command, bad arguments, device timeout or device failure.
    */
-  async command(id: string, name: string, args: unknown = {}, opts: CommandOptions = {}): Promise<EntityView> {
+  async command(
+    id: string,
+    name: string,
+    args: unknown = {},
+    opts: CommandOptions = {},
+  ): Promise<EntityView> {
     const e = this.#entities.get(id);
     if (!e) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
     const schema = commandSchema(e.kind, name);

@@ -12,8 +12,8 @@ import {
   statusRoute,
 } from './access.js';
 import { registerAutomationRoutes } from './api-automations.js';
-import { registerApiV0 } from './api-v0.js';
 import { type ClusterStatus, oneBoxStatus, registerClusterRoute } from './api-cluster.js';
+import { registerApiV0 } from './api-v0.js';
 import { registerApiV1Control, registerApiV1Status } from './api-v1.js';
 import { registerBodyParsers } from './body.js';
 import { EventStreams } from './events.js';

@@ -269,7 +269,8 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
    * reconnect: a role that stepped down must not overwrite its successor's state with its own.
    */
   forgetRetained(prefix: string): void {
-    for (const topic of [...this.#retained.keys()]) if (topic.startsWith(prefix)) this.#retained.delete(topic);
+    for (const topic of [...this.#retained.keys()])
+      if (topic.startsWith(prefix)) this.#retained.delete(topic);
   }
 
   /**

@@ -1,0 +1,178 @@
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
+import {
+  call,
+  leaderGauge,
+  type RoleProcess,
+  startRecorder,
+  startRole,
+  until,
+  writeClusterConfig,
+} from './support/cluster.js';
+import { tempDir } from './support/hearth.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+
+/*
+ * Several boxes, played by real processes of the built CLI on loopback: two of each role, one
+ * PostgreSQL database of this file's own, a Mosquitto this file starts, a Wemo simulator.
+ */
+const LEASE_S = 2;
+
+describe.skipIf(mosquittoMissing)('hearth on several boxes', () => {
+  let db: TestDatabase;
+  let broker: TestMosquitto;
+  let plug: WemoSimulator;
+  let recorder: Awaited<ReturnType<typeof startRecorder>>;
+  let dir: string;
+  let config: string;
+  const procs: RoleProcess[] = [];
+  let apis: RoleProcess[];
+  let controllers: RoleProcess[];
+  let agents: RoleProcess[];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    broker = await TestMosquitto.start();
+    plug = await startWemoSimulator();
+    recorder = await startRecorder();
+    dir = tempDir();
+    config = writeClusterConfig(dir, {
+      pgUrl: db.url,
+      mqttUrl: broker.url,
+      leaseSeconds: LEASE_S,
+      body: `
+switches:
+  - { id: lamp, kind: wemo/v1, address: 127.0.0.1, port: ${plug.port}, timeoutMs: 1000, pollSeconds: 0 }
+buttons:
+  - { id: bedside }
+automations:
+  - id: bedside-lamp
+    mode: queued
+    triggers: [{ state: bedside, to: "on" }]
+    actions: [{ command: lamp.toggle }]
+  - id: tick
+    triggers: [{ cron: "*/2 * * * * *" }]
+    actions: [{ http: { url: "${recorder.url}", method: POST } }]
+`,
+    });
+    const start = (role: 'api' | 'controller' | 'agent') =>
+      startRole(config, role).then((p) => {
+        procs.push(p);
+        return p;
+      });
+    agents = await Promise.all([start('agent'), start('agent')]);
+    controllers = await Promise.all([start('controller'), start('controller')]);
+    apis = await Promise.all([start('api'), start('api')]);
+    // Ready once an agent leads and its state has reached both api replicas.
+    for (const api of apis) {
+      await until(
+        async () =>
+          JSON.parse((await call(`${api.url}/api/v1/entities/lamp`)).body).entity?.available === true,
+        15_000,
+        'the lamp to be available through an api replica',
+      );
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await recorder?.close();
+    await plug?.close();
+    await broker?.stop();
+    await db?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  const leaders = async (group: RoleProcess[], lease: string) =>
+    Promise.all(group.map((p) => leaderGauge(p.url, lease).catch(() => undefined)));
+
+  it('has exactly one controller and one agent leading, and every standby ready', async () => {
+    expect((await leaders(controllers, 'controller')).sort()).toEqual([0, 1]);
+    expect((await leaders(agents, 'agent:main')).sort()).toEqual([0, 1]);
+    for (const p of procs) expect((await call(`${p.url}/readyz`)).status).toBe(200);
+    const cluster = JSON.parse((await call(`${apis[0]?.url}/api/v1/cluster`)).body);
+    expect(cluster.mode).toBe('cluster');
+    expect(cluster.members).toHaveLength(6);
+    expect(cluster.leases.map((l: { name: string }) => l.name).sort()).toEqual(['agent:main', 'controller']);
+  });
+
+  it('toggles the plug through either api, and a press through one reads back through the other', async () => {
+    const [a, b] = apis as [RoleProcess, RoleProcess];
+    plug.on = false;
+    expect(await call(`${a.url}/api/v0/switches/lamp/on/`, { method: 'POST' })).toEqual({
+      status: 200,
+      body: 'OK',
+    });
+    expect(plug.on).toBe(true);
+    expect(await call(`${b.url}/api/v0/switches/lamp/off/`, { method: 'POST' })).toEqual({
+      status: 200,
+      body: 'OK',
+    });
+    expect(plug.on).toBe(false);
+
+    const sets = () => plug.calls.filter((c) => c.action === 'SetBinaryState').length;
+    const before = sets();
+    expect(await call(`${a.url}/api/v0/buttons/bedside/on/`, { method: 'POST' })).toEqual({
+      status: 200,
+      body: 'OK',
+    });
+    expect(await call(`${b.url}/api/v0/buttons/bedside/`)).toEqual({ status: 200, body: 'ON\n' });
+    // The state trigger runs once in the cluster, not once per controller.
+    await until(() => sets() > before, 5000, 'the automation to toggle the lamp');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(sets() - before).toBe(1);
+    expect(plug.on).toBe(true);
+  });
+
+  it('fires a schedule once per instant', async () => {
+    const from = Date.now();
+    await new Promise((r) => setTimeout(r, 7000));
+    const hits = recorder.hits.filter((t) => t >= from);
+    const instants = hits.map((t) => Math.floor(t / 2000));
+    expect(hits.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(instants).size).toBe(instants.length);
+  });
+
+  it('fails over the controller within leaseSeconds + 1 s after kill -9, firing no instant twice', async () => {
+    const gauges = await leaders(controllers, 'controller');
+    const leader = controllers[gauges.indexOf(1)] as RoleProcess;
+    const standby = controllers[gauges.indexOf(0)] as RoleProcess;
+    const from = Date.now();
+    await leader.kill9();
+    const took = await until(
+      async () => (await leaderGauge(standby.url, 'controller')) === 1,
+      10_000,
+      'the standby controller to lead',
+    );
+    expect(took).toBeLessThanOrEqual(LEASE_S * 1000 + 1000 + 300);
+    await new Promise((r) => setTimeout(r, 5000));
+    const instants = recorder.hits.filter((t) => t >= from - 2000).map((t) => Math.floor(t / 2000));
+    expect(new Set(instants).size).toBe(instants.length);
+  });
+
+  it('fails over the agent: commands fail fast meanwhile, then work within leaseSeconds + 1 s', async () => {
+    const gauges = await leaders(agents, 'agent:main');
+    const leader = agents[gauges.indexOf(1)] as RoleProcess;
+    const api = apis[0] as RoleProcess;
+    await leader.kill9();
+    const killedAt = Date.now();
+    let worked = 0;
+    for (;;) {
+      const t0 = Date.now();
+      const r = await call(`${api.url}/api/v1/entities/lamp/commands/toggle`, { method: 'POST' });
+      const ms = Date.now() - t0;
+      if (r.status === 200) {
+        worked = Date.now() - killedAt;
+        break;
+      }
+      expect([503, 504]).toContain(r.status);
+      // Within the command's deadline (the lamp's timeoutMs), never a hang.
+      expect(ms).toBeLessThan(1000 + 300);
+      expect(Date.now() - killedAt).toBeLessThan(15_000);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(worked).toBeLessThanOrEqual(LEASE_S * 1000 + 1000 + 1500);
+  });
+});
