@@ -120,6 +120,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   let server: FastifyInstance;
   let publicServer: FastifyInstance | undefined;
 
+  let synced = false;
   // An api replica and the controller see devices through the mirror; an agent runs them.
   const mirror = new EntityMirror({ agentOf });
   const seedButtons = async () => {
@@ -136,7 +137,9 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
     timeoutOf: (id) =>
       config.devices.find((d) => (d.driver.entityIds?.(d.config) ?? [d.config.id]).includes(id))?.config
         .timeoutMs as number | undefined,
-    ready: () => link.connected,
+    // Ready once it has known the broker's state: a broker that goes away later makes entities
+    // unavailable (and commands fail fast), while buttons, which need only the store, go on.
+    ready: () => synced,
     channel: {
       command: async (agent, request, timeoutMs) => {
         const down = mirror.get(request.id);
@@ -261,7 +264,11 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         : undefined;
     }
   }
-  ready = () => link.connected;
+  link.once('up', () => {
+    synced = true;
+  });
+  if (link.connected) synced = true;
+  ready = () => synced;
 
   const url = await listenOn(server, config.http, 'http');
   const publicUrl =

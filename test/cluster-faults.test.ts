@@ -1,0 +1,190 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcoffeebot/simulator.js';
+import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
+import { call, type RoleProcess, startRole, until, writeClusterConfig } from './support/cluster.js';
+import { tempDir } from './support/hearth.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { createTestDatabase, type TestDatabase, terminateBackends } from './support/postgres.js';
+
+/*
+ * What a cluster does when a part of it dies: an api replica, the broker, the database's
+ * connections, a serial agent's lease. Real processes of the built CLI, a PostgreSQL database
+ * and a Mosquitto of this file's own, a Wemo plug and a coffee pot (over a pty) simulated here.
+ */
+const LEASE_S = 2;
+
+describe.skipIf(mosquittoMissing)('a cluster when parts of it fail', () => {
+  let db: TestDatabase;
+  let broker: TestMosquitto;
+  let plug: WemoSimulator;
+  let pot: CoffeeSimulator;
+  let dir: string;
+  const procs: RoleProcess[] = [];
+  let apis: [RoleProcess, RoleProcess];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    broker = await TestMosquitto.start();
+    plug = await startWemoSimulator();
+    dir = tempDir();
+    pot = await startCoffeeSimulator({ path: join(dir, 'ttyCOFFEE') });
+    const config = writeClusterConfig(dir, {
+      pgUrl: db.url,
+      mqttUrl: broker.url,
+      leaseSeconds: LEASE_S,
+      body: `
+switches:
+  - { id: lamp, kind: wemo/v1, address: 127.0.0.1, port: ${plug.port}, timeoutMs: 1000, pollSeconds: 0 }
+coffee:
+  - { id: coffee, kind: mrcoffeebot/v1, path: ${pot.path}, settleMs: 100, agent: kitchen }
+buttonLimits: { maxUndeclared: 10000 }
+`,
+    });
+    const start = (role: 'api' | 'controller' | 'agent', extra: string[] = []) =>
+      startRole(config, role, extra).then((p) => {
+        procs.push(p);
+        return p;
+      });
+    await Promise.all([start('agent'), start('agent', ['--agent', 'kitchen']), start('controller')]);
+    apis = (await Promise.all([start('api'), start('api')])) as [RoleProcess, RoleProcess];
+    for (const id of ['lamp', 'coffee']) {
+      await until(
+        async () =>
+          JSON.parse((await call(`${apis[1].url}/api/v1/entities/${id}`)).body).entity?.available === true,
+        15_000,
+        `${id} to be available`,
+      );
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await pot?.close();
+    await plug?.close();
+    await broker?.stop();
+    await db?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  /** Presses new button ids on `url` until `stop` resolves; answers the ids acknowledged. */
+  async function pressStream(url: string, prefix: string, stop: Promise<unknown>): Promise<string[]> {
+    const acked: string[] = [];
+    let done = false;
+    void stop.then(() => {
+      done = true;
+    });
+    let n = 0;
+    const worker = async () => {
+      while (!done) {
+        const id = `${prefix}${n++}`;
+        try {
+          const r = await call(`${url}/api/v0/buttons/${id}/on/`, { method: 'POST' });
+          if (r.status === 200 && r.body === 'OK') acked.push(id);
+        } catch {
+          // The process died under the request: not acknowledged.
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    return acked;
+  }
+
+  it('kill -9 of an api while presses stream in: every acknowledged press reads back from the other', async () => {
+    const [a, b] = apis;
+    const killed = new Promise((r) => setTimeout(r, 800)).then(() => a.kill9());
+    const acked = await pressStream(a.url, 'k', killed);
+    expect(acked.length).toBeGreaterThan(10);
+    for (const id of acked)
+      expect(await call(`${b.url}/api/v0/buttons/${id}/`)).toEqual({ status: 200, body: 'ON\n' });
+  });
+
+  it('PostgreSQL connections cut mid-stream: nothing acknowledged is lost', async () => {
+    const b = apis[1];
+    const cuts = (async () => {
+      for (let i = 0; i < 3; i++) {
+        await new Promise((r) => setTimeout(r, 300));
+        await terminateBackends(db.name);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    })();
+    const acked = await pressStream(b.url, 't', cuts);
+    expect(acked.length).toBeGreaterThan(10);
+    for (const id of acked)
+      expect(await call(`${b.url}/api/v0/buttons/${id}/`)).toEqual({ status: 200, body: 'ON\n' });
+    // Still working afterwards.
+    expect((await call(`${b.url}/api/v0/buttons/after-cut/on/`, { method: 'POST' })).status).toBe(200);
+  });
+
+  it('the broker killed and restarted: entities unavailable meanwhile, commands fail fast, then all comes back; nothing runs twice', async () => {
+    const b = apis[1];
+    const sets = () => plug.calls.filter((c) => c.action === 'SetBinaryState').length;
+    expect((await call(`${b.url}/api/v1/entities/lamp/commands/toggle`, { method: 'POST' })).status).toBe(
+      200,
+    );
+    const before = sets();
+    await broker.kill();
+    await until(
+      async () => JSON.parse((await call(`${b.url}/api/v1/entities/lamp`)).body).entity.available === false,
+      5000,
+      'the lamp to be unavailable while the broker is down',
+    );
+    const t0 = Date.now();
+    const r = await call(`${b.url}/api/v1/entities/lamp/commands/toggle`, { method: 'POST' });
+    expect(r.status).toBe(503);
+    expect(Date.now() - t0).toBeLessThan(500);
+    await broker.restart();
+    await until(
+      async () => JSON.parse((await call(`${b.url}/api/v1/entities/lamp`)).body).entity.available === true,
+      20_000,
+      'the lamp to be available again',
+    );
+    let acked = 0;
+    await until(
+      async () => {
+        const t = await call(`${b.url}/api/v1/entities/lamp/commands/toggle`, { method: 'POST' });
+        if (t.status === 200) acked++;
+        return t.status === 200;
+      },
+      15_000,
+      'a command to work again',
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sets() - before).toBe(acked);
+  });
+
+  it('a serial agent that loses its lease mid-brew turns the heater off at once', async () => {
+    const b = apis[1];
+    let last = { status: 0, body: '' };
+    await until(
+      async () => {
+        last = await call(`${b.url}/api/v1/entities/coffee/commands/brew`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ minutes: 1 }),
+        });
+        return last.status === 200;
+      },
+      10_000,
+      'a brew to start',
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last answer ${last.status} ${last.body}`);
+    });
+    await pot.waitForHeater(true, 3000);
+    // Another holder takes the lease (as a standby would after a partition): the agent must
+    // notice at its next renewal and stop the device itself, before the firmware's dead-man.
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const stolenAt = performance.now();
+    await client.query(
+      "UPDATE lease SET holder = 'thief', token = token + 1, expires_at = now() + interval '1 hour' WHERE name = 'agent:kitchen'",
+    );
+    await client.end();
+    const off = await pot.waitForHeater(false, 5000);
+    expect(off.cause).toBe('B+0');
+    // The next renewal comes within a third of the lease.
+    expect(off.t - stolenAt).toBeLessThan((LEASE_S * 1000) / 3 + 500);
+  });
+});
