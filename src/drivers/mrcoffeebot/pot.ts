@@ -11,7 +11,7 @@ import type { CallContext, DriverContext, EntityHandle } from '../../core/driver
 import { reasonOf } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { LinePort } from '../../transport/line-port.js';
-import type { CoffeeConfig } from './index.js';
+import { type CoffeeConfig, coffeeEntityIds } from './index.js';
 import {
   type Command,
   HEATER_DEADMAN_MS,
@@ -37,16 +37,6 @@ interface Brew {
   lastSent?: number;
   /** Brew commands waiting for that answer. */
   waiters: Waiter[];
-}
-
-/** The ids of a pot's entities. */
-export function coffeeEntityIds(id: string) {
-  return {
-    heater: id,
-    water: `${id}-water`,
-    temperature: `${id}-temperature`,
-    lastStatus: `${id}-last-status`,
-  } as const;
 }
 
 /**
