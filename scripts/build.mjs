@@ -5,14 +5,19 @@
 // first time it is needed. Packages with native addons (better-sqlite3, serialport) stay
 // outside: they find their compiled parts relative to their own files.
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 
+// --outdir: somewhere else than dist/ (a test inspects a build without touching the real one).
+const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
+const outdir = values.outdir;
 // Chunk names carry a content hash: without this, old chunks would pile up build after build.
-rmSync('dist/chunks', { recursive: true, force: true });
+rmSync(join(outdir, 'chunks'), { recursive: true, force: true });
 
 await build({
   entryPoints: { hearth: 'src/cli/main.ts' },
-  outdir: 'dist',
+  outdir,
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',
   outExtension: { '.js': '.mjs' },

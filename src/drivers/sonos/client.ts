@@ -4,6 +4,7 @@
  * and the SOAP texts beside it only.
  */
 import { type IncomingMessage, request } from 'node:http';
+import { SONOS_PORT } from './port.js';
 import {
   AV_TRANSPORT,
   elementText,
@@ -16,8 +17,7 @@ import {
   upnpErrors,
 } from './soap.js';
 
-/** The port every zone player listens on. */
-export const SONOS_PORT = 1400;
+export { SONOS_PORT };
 
 /** Answers are a few kB (metadata is the largest part); anything far larger is not a speaker. */
 export const MAX_REPLY_BYTES = 256 * 1024;

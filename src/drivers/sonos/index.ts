@@ -6,7 +6,7 @@
 import { z } from 'zod/v3';
 import { deviceBaseSchema, hostSchema, portSchema, withName } from '../../core/device-schema.js';
 import { type Driver, lazySimulator } from '../../core/driver.js';
-import { SONOS_PORT } from './client.js';
+import { SONOS_PORT } from './port.js';
 
 /** A `kind: sonos/v1` entry of `speakers:`. Unknown keys are errors, so typos do not pass silently. */
 export const sonosConfigSchema = deviceBaseSchema
