@@ -6,6 +6,7 @@ import type { Clock, Timer } from '../../core/clock.js';
 import type { DriverContext, EntityHandle } from '../../core/driver.js';
 import { reasonOf } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { SerialQueue } from '../../core/serial-queue.js';
 import { LinePort } from '../../transport/line-port.js';
 import { type RelayBoardConfig, type ZoneConfig, zoneEntityId } from './config.js';
 import { confirms, formatCommand, LINE_END, parseAnswer } from './protocol.js';
@@ -50,9 +51,9 @@ export class RelayBoard {
   readonly #port: LinePort;
   readonly #zones: Zone[];
   /** Decisions (open, close, end of duration, the off sweep) run one at a time. */
-  #lock: Promise<unknown> = Promise.resolve();
+  readonly #decisions: SerialQueue;
   /** Exchanges with the board run one at a time, in the order they were asked for. */
-  #wire: Promise<unknown> = Promise.resolve();
+  readonly #wire: SerialQueue;
   #stopping = false;
   #seq = 0;
   #portReason = 'not opened yet';
@@ -63,6 +64,9 @@ export class RelayBoard {
 
   constructor(ctx: DriverContext, config: RelayBoardConfig) {
     this.#config = config;
+    // Far above what the runtime's per-entity queues can send, so a timer's close always gets in.
+    this.#decisions = new SerialQueue(`decisions for relay board ${config.id}`, 10_000);
+    this.#wire = new SerialQueue(`exchanges with relay board ${config.id}`);
     this.#log = ctx.log;
     this.#clock = ctx.clock;
     // The runtime's deadline for a command covers waiting behind the other zones' refreshes,
@@ -165,7 +169,7 @@ export class RelayBoard {
       if (zone.endTimer) this.#clock.clearTimeout(zone.endTimer);
       const session = zone.session;
       zone.endTimer = this.#clock.setTimeout(() => {
-        void this.#locked(() => this.#endOfDuration(zone, session));
+        this.#later(() => this.#endOfDuration(zone, session));
       }, ms);
       zone.handle.setAttributes({
         until: new Date(until).toISOString(),
@@ -266,7 +270,7 @@ export class RelayBoard {
     const started = performance.now();
     if (started >= zone.realEnd) {
       // The end-of-duration timer should have fired by now: do not keep the water running.
-      void this.#locked(() => this.#endOfDuration(zone, session));
+      this.#later(() => this.#endOfDuration(zone, session));
       return;
     }
     try {
@@ -363,7 +367,7 @@ export class RelayBoard {
     this.#recheckMs = Math.min(RECHECK_MAX_MS, delay * 2);
     this.#recheckTimer = setTimeout(() => {
       this.#recheckTimer = undefined;
-      void this.#locked(() => this.#sweep(false));
+      this.#later(() => this.#sweep(false));
     }, delay);
   }
 
@@ -394,7 +398,7 @@ export class RelayBoard {
   #onPortOpen(): void {
     this.#log.info({ path: this.#config.path }, 'relay board connected; turning every relay off');
     this.#recheckMs = RECHECK_MIN_MS;
-    void this.#locked(() => this.#sweep(true));
+    this.#later(() => this.#sweep(true));
   }
 
   /** [rule 7] */
@@ -439,9 +443,14 @@ export class RelayBoard {
   }
 
   #locked<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#lock.then(fn, fn);
-    this.#lock = run.catch(() => undefined);
-    return run;
+    return this.#decisions.run(fn);
+  }
+
+  /** A decision a timer asked for: nobody awaits it, so a failure is logged here. */
+  #later(fn: () => Promise<unknown>): void {
+    this.#locked(fn).catch((err: unknown) =>
+      this.#log.error({ err: reasonOf(err) }, 'relay board decision failed'),
+    );
   }
 
   /**
@@ -471,9 +480,7 @@ export class RelayBoard {
         throw new Error(`the relay board answered "${command}" with garbage: ${clip(line)}`);
       }
     };
-    const result = this.#wire.then(run, run);
-    this.#wire = result.catch(() => undefined);
-    return result;
+    return this.#wire.run(run);
   }
 
   /** [rule 8] */

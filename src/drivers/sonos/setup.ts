@@ -1,5 +1,6 @@
 import type { DriverContext, Running } from '../../core/driver.js';
 import { HearthError } from '../../core/errors.js';
+import { SerialQueue } from '../../core/serial-queue.js';
 import { playChime } from './chime.js';
 import { SonosClient, SonosError } from './client.js';
 import { chimeDeadlineMs, type SonosConfig } from './index.js';
@@ -33,7 +34,7 @@ export async function setupSonos(ctx: DriverContext, config: SonosConfig): Promi
   const media = ctx.media;
   // Chimes on one speaker run one at a time. The runtime queues commands too, but a chime it
   // gave up on (its deadline passed) may still be restoring the music: the next one waits.
-  let queue: Promise<unknown> = Promise.resolve();
+  const chimes = new SerialQueue(`chimes on ${config.id}`);
   let playing = 0;
 
   const handle = ctx.entities.add(
@@ -67,7 +68,7 @@ export async function setupSonos(ctx: DriverContext, config: SonosConfig): Promi
         const url = await media.url(args.media, device);
         const volume = args.volume ?? config.volume;
         const metadata = chimeMetadata(args.media, url, media.contentType(args.media));
-        const run = queue.then(async () => {
+        return chimes.run(async () => {
           playing++;
           handle.setState('playing');
           try {
@@ -92,15 +93,13 @@ export async function setupSonos(ctx: DriverContext, config: SonosConfig): Promi
             if (playing === 0) handle.setState('idle');
           }
         });
-        queue = run.catch(() => undefined);
-        return run;
       },
     },
   );
   return {
     // The signal has cut any chime short; wait for its music to be restored.
     stop: async () => {
-      await queue;
+      await chimes.idle();
     },
   };
 }
