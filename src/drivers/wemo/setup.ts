@@ -1,8 +1,7 @@
 import type { DriverContext, Running } from '../../core/driver.js';
+import { addPlugSwitch } from '../plug.js';
 import { WemoClient } from './client.js';
 import type { WemoConfig } from './index.js';
-
-const toState = (on: boolean): 'on' | 'off' => (on ? 'on' : 'off');
 
 // Nothing here touches the network: a plug that is away at start still gets its entity,
 // which the runtime marks unavailable on the first failed read.
@@ -20,26 +19,10 @@ export async function setupWemo(ctx: DriverContext, config: WemoConfig): Promise
     }
     return result;
   };
-  const set = (on: boolean, signal: AbortSignal) =>
-    client.setBinaryState(on, signal).then((state) => toState(notePort(state)));
-  const get = (signal: AbortSignal) => client.getBinaryState(signal).then(notePort);
-
-  ctx.entities.add(
-    {
-      id: config.id,
-      kind: 'switch',
-      name: config.name,
-      timeoutMs: config.timeoutMs,
-      pollMs: config.pollSeconds * 1000,
-      read: ({ signal }) => get(signal).then(toState),
-    },
-    {
-      on: (_args, { signal }) => set(true, signal),
-      off: (_args, { signal }) => set(false, signal),
-      // Read first: the plug may have been switched by hand since hearth last saw it.
-      toggle: async (_args, { signal }) => set(!(await get(signal)), signal),
-    },
-  );
+  addPlugSwitch(ctx, config, {
+    get: (signal) => client.getBinaryState(signal).then(notePort),
+    set: (on, signal) => client.setBinaryState(on, signal).then(notePort),
+  });
   // One connection per call, closed after it: nothing stays open to close.
   return { stop: async () => {} };
 }
