@@ -32,7 +32,8 @@ function staticClosure(entry: string): Map<string, string> {
 /** Strings that only the lazily loaded parts contain. */
 const markers = {
   'the serial stack': /from\s*"serialport"/,
-  'node-ical': /BEGIN:VCALENDAR/,
+  // Bundled, its text is in a chunk; kept external, its import is.
+  'node-ical': /BEGIN:VCALENDAR|from\s*"node-ical"/,
   'prom-client': /process_resident_memory_bytes/,
   "the Wemo client's SOAP": /SetBinaryState/,
   "the Kasa client's XOR cipher": /get_sysinfo/,
