@@ -9,7 +9,7 @@ import {
   loadFeedText,
   type Occurrence,
   parseFeed,
-} from '../src/drivers/ical/index.js';
+} from '../src/drivers/ical/feed.js';
 import { FakeClock } from './support/fake-clock.js';
 import { startTestHearth, type TestHearth } from './support/hearth.js';
 

@@ -105,6 +105,14 @@ export interface Simulator {
   start(options: { host: string; port: number; path: string; log: Logger }): Promise<SimulatorHandle>;
 }
 
+/**
+ * A simulator whose code loads the first time it is started, so `hearth start` with real
+ * devices never parses it. `facts` are what `hearth sim` needs before starting one.
+ */
+export function lazySimulator(facts: Omit<Simulator, 'start'>, load: () => Promise<Simulator>): Simulator {
+  return { ...facts, start: async (options) => (await load()).start(options) };
+}
+
 /** The lists of devices in the config, and what one entry of each is called in messages. */
 export const deviceSections = {
   switches: 'switch',
@@ -130,6 +138,11 @@ export interface Driver<C extends DeviceConfig = DeviceConfig> {
   entityIds?(config: C): string[];
   /** Validates one config entry; issues point at the YAML. */
   configSchema: z.ZodType<C, z.ZodTypeDef, unknown>;
+  /**
+   * Starts one device. The registry is loaded at every start, so a driver's folder keeps its
+   * protocol client and entity code behind a dynamic import() here: only devices in the config
+   * cost start-up time and memory.
+   */
   setup(ctx: DriverContext, config: C): Promise<Running>;
   /** A real network peer speaking the device's protocol, for tests, benchmarks and the demo. */
   simulator?: Simulator;

@@ -15,6 +15,7 @@ import { HearthError, reasonOf } from './errors.js';
 import { commandNames, commandSchema, idPattern, type Kind } from './kinds.js';
 import type { Logger } from './log.js';
 import type { CommandOptions, EntityView, RuntimeApi } from './runtime-api.js';
+import { QueueFullError, SerialQueue } from './serial-queue.js';
 import { Supervisor } from './supervisor.js';
 
 /** What the store must offer the runtime: hearth-owned state, durable on resolve. */
@@ -70,11 +71,13 @@ interface EntityRecord {
   handlers: Record<string, Handler>;
   attributes: Record<string, unknown>;
   /** Commands and reads of one entity run one at a time, so a toggle's get-then-set is not interleaved. */
-  tail: Promise<unknown>;
+  queue: SerialQueue;
   pollTimer: Timer | undefined;
 }
 
 const BUTTON_DRIVER = 'hearth';
+/** Commands and reads that may wait for one entity; each also has its own deadline. */
+const ENTITY_QUEUE_LIMIT = 100;
 
 /**
  * The runtime API, with no transport: list entities, read state, send a command, subscribe to
@@ -363,7 +366,7 @@ export class Runtime implements RuntimeApi {
       read: undefined,
       handlers: {},
       attributes: {},
-      tail: Promise.resolve(),
+      queue: new SerialQueue(`commands for ${spec.id}`, ENTITY_QUEUE_LIMIT),
       pollTimer: undefined,
     };
     // A restarted driver registers again: keep the state, take the new handlers.
@@ -467,9 +470,13 @@ export class Runtime implements RuntimeApi {
   }
 
   #serial<T>(e: EntityRecord, fn: () => Promise<T>): Promise<T> {
-    const run = e.tail.then(fn, fn);
-    e.tail = run.catch(() => undefined);
-    return run;
+    return e.queue.run(fn).catch((err: unknown) => {
+      if (!(err instanceof QueueFullError)) throw err;
+      throw new HearthError('HEARTH_ERR_DEVICE_FAILED', err.message, {
+        cause: err,
+        hint: `The device behind ${e.id} is not keeping up; send fewer commands at once, or check the device.`,
+      });
+    });
   }
 
   async #call(

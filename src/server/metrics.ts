@@ -1,17 +1,72 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Bus } from '../core/bus.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 
-/** Prometheus metrics, fed by the bus and by reading the runtime at scrape time. */
+/**
+ * Prometheus metrics, fed by the bus and by reading the runtime at scrape time.
+ *
+ * hearth's own series are plain counters and histograms in memory, written in the text
+ * exposition format here. prom-client (with its OpenTelemetry dependency) is loaded at the
+ * first scrape, for the process and Node.js series (`process_resident_memory_bytes`, GC,
+ * event-loop lag ...): a box nobody scrapes never parses it. Those series count from the first
+ * scrape on, except the process ones (CPU, memory, start time), which the OS keeps anyway.
+ */
 export class Metrics {
-  readonly registry = new Registry();
-  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
-  readonly httpDuration: Histogram<'route'>;
-  readonly forbidden: Counter<'listener' | 'reason'>;
-  readonly sseStreams: Gauge<'listener'>;
-  readonly sseRefused: Counter<'listener'>;
-  readonly sseDropped: Counter<'listener' | 'reason'>;
-  readonly sseFrames: Counter<'listener'>;
+  readonly httpRequests = new CounterFamily(
+    'hearth_http_requests_total',
+    'HTTP requests answered, by route pattern and status',
+    ['method', 'route', 'status'],
+  );
+  readonly httpDuration = new HistogramFamily(
+    'hearth_http_request_duration_seconds',
+    'Time to answer an HTTP request, by route pattern',
+    ['route'],
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
+  readonly forbidden = new CounterFamily('hearth_http_forbidden_total', 'Requests refused with 403', [
+    'listener',
+    'reason',
+  ]);
+  readonly sseStreams = new GaugeFamily(
+    'hearth_sse_streams',
+    'Event streams (GET /api/v1/events) open now, by listener',
+    ['listener'],
+  );
+  readonly sseRefused = new CounterFamily(
+    'hearth_sse_refused_total',
+    'Event streams refused because the listener had http.maxStreams open',
+    ['listener'],
+  );
+  readonly sseDropped = new CounterFamily(
+    'hearth_sse_dropped_total',
+    'Event streams closed because the client did not read (buffer: too much unread; stalled: no drain in time)',
+    ['listener', 'reason'],
+  );
+  readonly sseFrames = new CounterFamily(
+    'hearth_sse_frames_total',
+    'State events serialised for event streams: one per change and audience, whatever the number of streams',
+    ['listener'],
+  );
+  readonly #deviceDuration = new HistogramFamily(
+    'hearth_device_call_duration_seconds',
+    'Time of calls to devices, by driver, entity, operation and outcome',
+    ['driver', 'entity', 'op', 'outcome'],
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+  readonly #deviceErrors = new CounterFamily(
+    'hearth_device_call_errors_total',
+    'Failed calls to devices (timeouts and errors), by driver and entity',
+    ['driver', 'entity', 'op', 'outcome'],
+  );
+  readonly #runtime: Pick<RuntimeApi, 'list' | 'ready'>;
+  readonly #leases: (() => ReadonlyArray<{ lease: string; leading: boolean }>) | undefined;
+  #process: Promise<Registry> | undefined;
+
+  /** What app.ts serves at /metrics: the same shape as a prom-client Registry. */
+  readonly registry = {
+    contentType: 'text/plain; version=0.0.4; charset=utf-8',
+    metrics: () => this.#text(),
+  };
 
   /**
    * `leases`: what this process leads (`hearth_leader{lease}`: 1 holder, 0 standby); a cluster
@@ -22,104 +77,188 @@ export class Metrics {
     bus: Bus,
     leases?: () => ReadonlyArray<{ lease: string; leading: boolean }>,
   ) {
-    const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
-    this.httpRequests = new Counter({
-      name: 'hearth_http_requests_total',
-      help: 'HTTP requests answered, by route pattern and status',
-      labelNames: ['method', 'route', 'status'],
-      registers,
-    });
-    this.httpDuration = new Histogram({
-      name: 'hearth_http_request_duration_seconds',
-      help: 'Time to answer an HTTP request, by route pattern',
-      labelNames: ['route'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    });
-    this.forbidden = new Counter({
-      name: 'hearth_http_forbidden_total',
-      help: 'Requests refused with 403',
-      labelNames: ['listener', 'reason'],
-      registers,
-    });
-    this.sseStreams = new Gauge({
-      name: 'hearth_sse_streams',
-      help: 'Event streams (GET /api/v1/events) open now, by listener',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.sseRefused = new Counter({
-      name: 'hearth_sse_refused_total',
-      help: 'Event streams refused because the listener had http.maxStreams open',
-      labelNames: ['listener'],
-      registers,
-    });
-    this.sseDropped = new Counter({
-      name: 'hearth_sse_dropped_total',
-      help: 'Event streams closed because the client did not read (buffer: too much unread; stalled: no drain in time)',
-      labelNames: ['listener', 'reason'],
-      registers,
-    });
-    this.sseFrames = new Counter({
-      name: 'hearth_sse_frames_total',
-      help: 'State events serialised for event streams: one per change and audience, whatever the number of streams',
-      labelNames: ['listener'],
-      registers,
-    });
-    const deviceDuration = new Histogram({
-      name: 'hearth_device_call_duration_seconds',
-      help: 'Time of calls to devices, by driver, entity, operation and outcome',
-      labelNames: ['driver', 'entity', 'op', 'outcome'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers,
-    });
-    const deviceErrors = new Counter({
-      name: 'hearth_device_call_errors_total',
-      help: 'Failed calls to devices (timeouts and errors), by driver and entity',
-      labelNames: ['driver', 'entity', 'op', 'outcome'],
-      registers,
-    });
+    this.#runtime = runtime;
+    this.#leases = leases;
     bus.on(
       'device.call',
       (c) => {
         const labels = { driver: c.driver, entity: c.entity, op: c.op, outcome: c.outcome };
-        deviceDuration.observe(labels, c.durationMs / 1000);
-        if (c.outcome !== 'ok') deviceErrors.inc(labels);
+        this.#deviceDuration.observe(labels, c.durationMs / 1000);
+        if (c.outcome !== 'ok') this.#deviceErrors.inc(labels);
       },
       'metrics',
     );
-    new Gauge({
-      name: 'hearth_entity_available',
-      help: '1 if the entity is available, 0 if not',
-      labelNames: ['entity', 'kind', 'driver'],
-      registers,
-      collect() {
-        this.reset();
-        for (const e of runtime.list()) {
-          this.set({ entity: e.id, kind: e.kind, driver: e.driver }, e.available ? 1 : 0);
-        }
-      },
-    });
-    new Gauge({
-      name: 'hearth_ready',
-      help: '1 once the store is open and every driver has started',
-      registers,
-      collect() {
-        this.set(runtime.ready ? 1 : 0);
-      },
-    });
-    if (leases) {
-      new Gauge({
-        name: 'hearth_leader',
-        help: '1 while this process holds the lease (it leads), 0 while it stands by',
-        labelNames: ['lease'],
-        registers,
-        collect() {
-          this.reset();
-          for (const l of leases()) this.set({ lease: l.lease }, l.leading ? 1 : 0);
-        },
-      });
-    }
   }
+
+  async #text(): Promise<string> {
+    this.#process ??= import('prom-client').then(({ Registry, collectDefaultMetrics }) => {
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry });
+      return registry;
+    });
+    const available = new GaugeFamily('hearth_entity_available', '1 if the entity is available, 0 if not', [
+      'entity',
+      'kind',
+      'driver',
+    ]);
+    for (const e of this.#runtime.list()) {
+      available.set({ entity: e.id, kind: e.kind, driver: e.driver }, e.available ? 1 : 0);
+    }
+    const ready = new GaugeFamily(
+      'hearth_ready',
+      '1 once the store is open and every driver has started',
+      [],
+    );
+    ready.set({}, this.#runtime.ready ? 1 : 0);
+    const leader = new GaugeFamily(
+      'hearth_leader',
+      '1 while this process holds the lease (it leads), 0 while it stands by',
+      ['lease'],
+    );
+    for (const l of this.#leases?.() ?? []) leader.set({ lease: l.lease }, l.leading ? 1 : 0);
+    const own = [
+      this.httpRequests,
+      this.httpDuration,
+      this.forbidden,
+      this.sseStreams,
+      this.sseRefused,
+      this.sseDropped,
+      this.sseFrames,
+      this.#deviceDuration,
+      this.#deviceErrors,
+      available,
+      ready,
+      ...(this.#leases ? [leader] : []),
+    ].map((f) => f.text());
+    return `${own.join('\n\n')}\n\n${await (await this.#process).metrics()}`;
+  }
+}
+
+type Labels<L extends string> = Partial<Record<L, string | number>>;
+
+/** Label sets are keyed by their values in declared order; entity ids bound how many there are. */
+abstract class Family<L extends string, V> {
+  protected readonly series = new Map<string, { labels: string; value: V }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly labelNames: readonly L[],
+  ) {}
+
+  protected entry(labels: Labels<L>, init: () => V): V {
+    const key = this.labelNames.map((n) => String(labels[n] ?? '')).join('\u0000');
+    let s = this.series.get(key);
+    if (!s) {
+      const text = this.labelNames
+        .filter((n) => labels[n] !== undefined)
+        .map((n) => `${n}="${escapeLabel(String(labels[n]))}"`)
+        .join(',');
+      s = { labels: text, value: init() };
+      this.series.set(key, s);
+    }
+    return s.value;
+  }
+
+  protected abstract type: string;
+  protected abstract lines(): string[];
+
+  text(): string {
+    return [
+      `# HELP ${this.name} ${escapeHelp(this.help)}`,
+      `# TYPE ${this.name} ${this.type}`,
+      ...this.lines(),
+    ].join('\n');
+  }
+}
+
+class CounterFamily<L extends string> extends Family<L, { n: number }> {
+  protected type = 'counter';
+
+  inc(labels: Labels<L>, by = 1): void {
+    this.entry(labels, () => ({ n: 0 })).n += by;
+  }
+
+  protected lines(): string[] {
+    return [...this.series.values()].map((s) => `${this.name}${braces(s.labels)} ${formatValue(s.value.n)}`);
+  }
+}
+
+class GaugeFamily<L extends string> extends Family<L, { n: number }> {
+  protected type = 'gauge';
+
+  set(labels: Labels<L>, value: number): void {
+    this.entry(labels, () => ({ n: 0 })).n = value;
+  }
+
+  protected lines(): string[] {
+    return [...this.series.values()].map((s) => `${this.name}${braces(s.labels)} ${formatValue(s.value.n)}`);
+  }
+}
+
+interface HistogramSeries {
+  /** Count per bucket (not cumulative); the last is +Inf. */
+  buckets: number[];
+  sum: number;
+  count: number;
+}
+
+class HistogramFamily<L extends string> extends Family<L, HistogramSeries> {
+  protected type = 'histogram';
+
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    private readonly bounds: readonly number[],
+  ) {
+    super(name, help, labelNames);
+  }
+
+  observe(labels: Labels<L>, value: number): void {
+    const s = this.entry(labels, () => ({
+      buckets: new Array(this.bounds.length + 1).fill(0),
+      sum: 0,
+      count: 0,
+    }));
+    const found = this.bounds.findIndex((b) => value <= b);
+    const i = found === -1 ? this.bounds.length : found;
+    s.buckets[i] = (s.buckets[i] ?? 0) + 1;
+    s.sum += value;
+    s.count++;
+  }
+
+  protected lines(): string[] {
+    const out: string[] = [];
+    for (const { labels, value } of this.series.values()) {
+      const sep = labels === '' ? '' : ',';
+      let cumulative = 0;
+      this.bounds.forEach((b, i) => {
+        cumulative += value.buckets[i] ?? 0;
+        out.push(`${this.name}_bucket{${labels}${sep}le="${formatValue(b)}"} ${cumulative}`);
+      });
+      out.push(`${this.name}_bucket{${labels}${sep}le="+Inf"} ${value.count}`);
+      out.push(`${this.name}_sum${braces(labels)} ${formatValue(value.sum)}`);
+      out.push(`${this.name}_count${braces(labels)} ${value.count}`);
+    }
+    return out;
+  }
+}
+
+const braces = (labels: string) => (labels === '' ? '' : `{${labels}}`);
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Number.POSITIVE_INFINITY) return '+Inf';
+  if (v === Number.NEGATIVE_INFINITY) return '-Inf';
+  return String(v);
+}
+
+/** The exposition format's escapes: backslash, double quote and newline in label values. */
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }

@@ -1,6 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { SerialPort } from 'serialport';
+import { SerialQueue } from '../core/serial-queue.js';
+
+/** Requests that may wait for the line; every one has its own deadline too. */
+const EXCHANGE_QUEUE_LIMIT = 100;
 
 /** The few logger methods the transport uses; hearth's pino logger fits. */
 export interface PortLog {
@@ -69,7 +73,7 @@ export class LinePort extends EventEmitter<Events> {
   #presence: NodeJS.Timeout | undefined;
   #buffer = '';
   #pending: Pending | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue: SerialQueue;
 
   constructor(opts: LinePortOptions) {
     super();
@@ -81,6 +85,7 @@ export class LinePort extends EventEmitter<Events> {
       log: undefined,
       ...opts,
     };
+    this.#queue = new SerialQueue(`exchanges on ${opts.path}`, EXCHANGE_QUEUE_LIMIT);
   }
 
   /** True when the port is open and settled. */
@@ -140,9 +145,7 @@ export class LinePort extends EventEmitter<Events> {
         this.#pending = undefined;
       }
     };
-    const result = this.#queue.then(run, run);
-    this.#queue = result.catch(() => undefined);
-    return result;
+    return this.#queue.run(run);
   }
 
   /** Stops reopening and closes the port. */

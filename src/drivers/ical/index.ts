@@ -2,14 +2,12 @@
  * The iCal driver: one feed (a `calendars:` entry; `kind: ical/v1` is the default there) becomes
  * one `calendar` entity, `on` while one of its events is in progress, firing `start` and `end`
  * at each occurrence's instants for calendar triggers of automations. Reading and expanding the
- * feed is feed.ts; polling and timing is calendar.ts.
+ * feed is feed.ts; polling and timing is calendar.ts; setup.ts starts one.
  */
-import { resolve } from 'node:path';
 import { z } from 'zod/v3';
 import { withName } from '../../core/device-schema.js';
 import type { Driver } from '../../core/driver.js';
 import { idSchema } from '../../core/kinds.js';
-import { CalendarEntity } from './calendar.js';
 
 /**
  * A `calendars:` entry. Unknown keys are errors. The URL is never echoed in an error or a log
@@ -67,19 +65,7 @@ export const icalDriver: Driver<IcalConfig> = {
   section: 'calendars',
   configSchema: icalConfigSchema,
 
-  async setup(ctx, config) {
-    const calendar = new CalendarEntity(ctx, {
-      id: config.id,
-      name: config.name,
-      source: config.url !== undefined ? { url: config.url } : { file: resolve(config.file ?? '') },
-      pollMs: config.pollSeconds * 1000,
-      lookaheadMs: config.lookaheadDays * 86_400_000,
-      timeoutMs: config.timeoutMs,
-      timeZone: ctx.timezone ?? 'UTC',
-    });
-    calendar.start();
-    return { stop: () => calendar.stop() };
-  },
+  // calendar.ts and feed.ts bring node-ical and its Temporal polyfills (≈ 350 kB): only a
+  // config with a calendar loads them.
+  setup: async (ctx, config) => (await import('./setup.js')).setupIcal(ctx, config),
 };
-
-export { expandOccurrences, type Feed, FeedError, loadFeedText, type Occurrence, parseFeed } from './feed.js';

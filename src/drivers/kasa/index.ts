@@ -1,12 +1,11 @@
 import { z } from 'zod/v3';
 import { deviceBaseSchema, hostSchema, portSchema, withName } from '../../core/device-schema.js';
-import type { CallContext, Driver, DriverContext, Running } from '../../core/driver.js';
-import { KasaClient } from './client.js';
-import { simulator } from './simulator.js';
+import { type Driver, lazySimulator } from '../../core/driver.js';
 
 /**
  * A TP-Link Kasa plug (HS103, HS105, KP115 ...) or bulb (KL110 ...) as one `switch` entity.
- * The protocol lives in client.ts; this file maps it to hearth.
+ * The protocol lives in client.ts, the mapping to hearth in setup.ts; this file is what every
+ * start loads.
  */
 export const kasaConfigSchema = deviceBaseSchema
   .extend({
@@ -21,48 +20,14 @@ export const kasaConfigSchema = deviceBaseSchema
 /** One `kind: kasa/v1` entry of the config, after defaults. */
 export type KasaConfig = z.output<typeof kasaConfigSchema>;
 
-type OnOff = 'on' | 'off';
-
 export const kasaDriver: Driver<KasaConfig> = {
   name: 'kasa',
   configKinds: ['kasa/v1'],
   section: 'switches',
   configSchema: kasaConfigSchema,
-  simulator,
-
-  async setup(ctx: DriverContext, config: KasaConfig): Promise<Running> {
-    // No device contact here: an unplugged lamp must still get its entity, which the
-    // runtime marks unavailable until a read succeeds.
-    const client = new KasaClient({ host: config.address, port: config.port });
-
-    // Deadlines and shutdown reach each call through its signal: the runtime aborts it.
-    const toState = (on: boolean): OnOff => (on ? 'on' : 'off');
-    const set = (on: boolean, { signal }: CallContext): Promise<OnOff> =>
-      client.setState(on, signal).then(toState);
-
-    ctx.entities.add(
-      {
-        id: config.id,
-        kind: 'switch',
-        name: config.name,
-        timeoutMs: config.timeoutMs,
-        pollMs: config.pollSeconds * 1000,
-        read: ({ signal }) => client.getState(signal).then(toState),
-      },
-      {
-        on: (_args, c) => set(true, c),
-        off: (_args, c) => set(false, c),
-        // Read, then set the opposite: homeslice's toggle always sent "on".
-        toggle: async (_args, { signal }) =>
-          toState(await client.setState(!(await client.getState(signal)), signal)),
-      },
-    );
-    ctx.log.debug({ id: config.id, address: config.address, port: config.port }, 'kasa device added');
-
-    // Nothing is held open between calls, so there is nothing to close.
-    return { stop: async () => {} };
-  },
+  simulator: lazySimulator(
+    { transport: 'network', defaultPort: 9999 },
+    async () => (await import('./simulator.js')).simulator,
+  ),
+  setup: async (ctx, config) => (await import('./setup.js')).setupKasa(ctx, config),
 };
-
-export { KasaClient } from './client.js';
-export { startKasaSimulator } from './simulator.js';

@@ -1,7 +1,8 @@
 /**
  * The MrCoffeeBot driver: a coffee pot's controller board on USB serial (`kind:
  * mrcoffeebot/v1` in `coffee:`). The protocol is in protocol.ts, the serial loop in pot.ts,
- * the board itself in simulator.ts.
+ * the board itself in simulator.ts. This file is what every start loads; pot.ts is loaded by
+ * the first setup.
  *
  * Entities, for a pot with id `coffee`:
  * - `coffee`              heater: on/off; `brew {minutes?}`, `stop`; attributes `until` (ISO,
@@ -49,10 +50,8 @@
  */
 import { z } from 'zod/v3';
 import { deviceBaseSchema, withName } from '../../core/device-schema.js';
-import type { Driver } from '../../core/driver.js';
-import { CoffeePot, coffeeEntityIds } from './pot.js';
+import { type Driver, lazySimulator } from '../../core/driver.js';
 import { BAUD_RATE, HEATER_DEADMAN_MS, REBOOT_AFTER_MS } from './protocol.js';
-import { simulator } from './simulator.js';
 
 /** A `kind: mrcoffeebot/v1` entry of `coffee:`. Unknown keys are errors, so typos do not pass silently. */
 export const coffeeConfigSchema = deviceBaseSchema
@@ -99,21 +98,31 @@ export const coffeeConfigSchema = deviceBaseSchema
 /** One `kind: mrcoffeebot/v1` entry of the config, after defaults. */
 export type CoffeeConfig = z.output<typeof coffeeConfigSchema>;
 
+/** The ids of a pot's entities. */
+export function coffeeEntityIds(id: string) {
+  return {
+    heater: id,
+    water: `${id}-water`,
+    temperature: `${id}-temperature`,
+    lastStatus: `${id}-last-status`,
+  } as const;
+}
+
 /** MrCoffeeBot v2.0 coffee pots (`kind: mrcoffeebot/v1`): a heater and three sensors each. */
 export const coffeeDriver: Driver<CoffeeConfig> = {
   name: 'mrcoffeebot',
   configKinds: ['mrcoffeebot/v1'],
   section: 'coffee',
   configSchema: coffeeConfigSchema,
-  simulator,
+  simulator: lazySimulator({ transport: 'serial' }, async () => (await import('./simulator.js')).simulator),
   entityIds: (config) => Object.values(coffeeEntityIds(config.id)),
 
+  // pot.ts brings the serial stack: only a config with a coffee pot loads it.
   async setup(ctx, config) {
+    const { CoffeePot } = await import('./pot.js');
     // [rule 9] Nothing here waits for the device.
     const pot = new CoffeePot(ctx, config);
     pot.start();
     return { stop: () => pot.shutdown() };
   },
 };
-
-export { type CoffeeSimulator, simulator as coffeeSimulator, startCoffeeSimulator } from './simulator.js';

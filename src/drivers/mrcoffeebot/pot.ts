@@ -11,7 +11,7 @@ import type { CallContext, DriverContext, EntityHandle } from '../../core/driver
 import { reasonOf } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { LinePort } from '../../transport/line-port.js';
-import type { CoffeeConfig } from './index.js';
+import { type CoffeeConfig, coffeeEntityIds } from './index.js';
 import {
   type Command,
   HEATER_DEADMAN_MS,
@@ -39,16 +39,6 @@ interface Brew {
   waiters: Waiter[];
 }
 
-/** The ids of a pot's entities. */
-export function coffeeEntityIds(id: string) {
-  return {
-    heater: id,
-    water: `${id}-water`,
-    temperature: `${id}-temperature`,
-    lastStatus: `${id}-last-status`,
-  } as const;
-}
-
 /**
  * How long a command may take: one exchange already on the wire, then its own. Doubled, so
  * a `stop` queued behind a `brew` (which settles within two exchanges, one way or the other)
@@ -57,6 +47,43 @@ export function coffeeEntityIds(id: string) {
 export function commandTimeoutMs(config: Pick<CoffeeConfig, 'timeoutMs'>): number {
   return 4 * config.timeoutMs + 250;
 }
+
+/**
+ * Where the pot is, as one value: every flag that used to say it is a field of one phase, and
+ * every change of phase goes through CoffeePot.#to, which checks it against NEXT.
+ *
+ * - connecting: the port is not open (or was lost); `reason` says why. No command is sent.
+ * - securing:   the port is open; B+0 goes out until the pot answers it with B+0 [rule 1, 8].
+ * - idle:       the pot confirmed B+0; `S+?` every pollMs [rule 5].
+ * - turning-off: hearth wants the heater off and the pot has not confirmed B+0 yet [rule 6].
+ * - brewing:    B+1 every heartbeatMs until the brew ends [rule 2, 4, 7, 10].
+ * - stopped:    Running.stop was called: nothing but the final B+0 is sent [rule 3].
+ */
+type Phase =
+  | { name: 'connecting'; reason: string }
+  | { name: 'securing'; reason: string }
+  | { name: 'idle' }
+  | { name: 'turning-off' }
+  | { name: 'brewing'; brew: Brew }
+  | { name: 'stopped' };
+
+export type PhaseName = Phase['name'];
+
+/**
+ * The transitions there are. Only idle and turning-off lead to brewing, so a brew starts only
+ * after the pot has confirmed B+0 since the port opened [rule 1]; nothing leaves stopped.
+ */
+export const NEXT: Readonly<Record<PhaseName, readonly PhaseName[]>> = {
+  connecting: ['connecting', 'securing', 'stopped'],
+  securing: ['securing', 'connecting', 'idle', 'stopped'],
+  idle: ['turning-off', 'brewing', 'securing', 'connecting', 'stopped'],
+  'turning-off': ['idle', 'brewing', 'securing', 'connecting', 'stopped'],
+  brewing: ['turning-off', 'securing', 'connecting', 'stopped'],
+  stopped: [],
+};
+
+/** Entering these needs a command at once: B+1 for a brew, B+0 otherwise. */
+const URGENT: ReadonlySet<PhaseName> = new Set(['securing', 'turning-off', 'brewing']);
 
 const clip = (line: string) => JSON.stringify(line.length > 60 ? `${line.slice(0, 60)}...` : line);
 
@@ -68,28 +95,21 @@ export class CoffeePot {
   readonly #water: EntityHandle<'sensor'>;
   readonly #temperature: EntityHandle<'sensor'>;
   readonly #lastStatus: EntityHandle<'sensor'>;
-  /** Running.stop was called: nothing but the final B+0 is sent. */
-  #stopped = false;
+  #phase: Phase;
   #stopping: Promise<void> | undefined;
-  /** The port is open and the pot has confirmed B+0 since it opened: brews may start. */
-  #ready = false;
-  /** Why the pot is not ready, for the message of a refused command. */
-  #notReady: string;
-  #brew: Brew | undefined;
-  /** The last B+0 was answered B+0 and nothing since says the heater is on. */
-  #offConfirmed = false;
   /** Stop commands waiting for a B+0 answered B+0. */
   #offWaiters: Waiter[] = [];
+  /** The loop: its next run, whether an exchange is on the wire, and whether to run again at once after it. */
   #timer: NodeJS.Timeout | undefined;
-  /** An exchange of the loop is on the wire. */
   #busy = false;
-  /** Something changed during that exchange: run the loop again at once after it. */
   #again = false;
-  /** Why hearth does not trust the pot now; logged when it starts and when it ends. */
+  /**
+   * Doubts, beside the phase: why hearth does not trust the pot now (logged when it starts and
+   * ends); what was wrong with the sensors in the last status; why the last exchange failed.
+   * While either of the last two is set, no brew starts [rule 6].
+   */
   #trouble: string | undefined;
-  /** What was wrong with the sensors in the last status; no brew starts while there is something. */
   #sensorFault: string | undefined;
-  /** Why the last exchange failed; no brew starts until the pot answers well again. */
   #notAnswering: string | undefined;
 
   constructor(ctx: DriverContext, config: CoffeeConfig) {
@@ -128,8 +148,8 @@ export class CoffeePot {
       { ...spec, id: ids.lastStatus, kind: 'sensor', name: `${config.name} last status` },
       {},
     );
-    this.#notReady = `connecting to ${config.path}`;
-    this.#setUnavailable(this.#notReady);
+    this.#phase = { name: 'connecting', reason: `connecting to ${config.path}` };
+    this.#setUnavailable(this.#phase.reason);
 
     this.#port = new LinePort({
       path: config.path,
@@ -158,24 +178,24 @@ export class CoffeePot {
     if (this.#notAnswering) throw new Error(`the coffee pot cannot brew: ${this.#notAnswering}`);
     const max = this.#config.maxBrewMinutes;
     const until = Date.now() + Math.min(minutes ?? max, max) * 60_000;
-    let brew = this.#brew;
-    if (brew) {
+    let brew: Brew;
+    if (this.#phase.name === 'brewing') {
       // A second brew sets a new end; the heater is already being kept on.
+      brew = this.#phase.brew;
       clearTimeout(brew.timer);
       brew.until = until;
       brew.timer = this.#brewTimer(brew);
     } else {
       brew = { until, confirmed: false, waiters: [], timer: undefined as unknown as NodeJS.Timeout };
       brew.timer = this.#brewTimer(brew);
-      this.#brew = brew;
-      this.#kick();
+      this.#to({ name: 'brewing', brew });
     }
     this.#heater.setAttributes({ until: new Date(until).toISOString() });
     if (brew.confirmed) return 'on';
     const b = brew;
     await this.#wait(b.waiters, signal, () => {
       // [rule 7] The caller has been told it failed: the brew must not start late.
-      if (this.#brew === b && !b.confirmed) this.#endBrew('the pot did not confirm B+1 in time', 'warn');
+      if (this.#brewOf() === b && !b.confirmed) this.#endBrew('the pot did not confirm B+1 in time', 'warn');
     });
     return 'on';
   }
@@ -183,8 +203,8 @@ export class CoffeePot {
   /** The `stop` command: ends any brew, sends B+0 and resolves once the pot answers B+0. */
   async stop({ signal }: CallContext): Promise<'off'> {
     this.#refuseUnlessConnected();
-    this.#endBrew('stop command', 'info');
-    this.#offConfirmed = false;
+    if (this.#phase.name === 'brewing') this.#endBrew('stop command', 'info');
+    else if (this.#phase.name === 'idle') this.#to({ name: 'turning-off' });
     const waiting = this.#wait(this.#offWaiters, signal);
     this.#kick();
     await waiting;
@@ -194,9 +214,8 @@ export class CoffeePot {
   /** [rule 3] Running.stop: no more B+1; B+0 and its answer (bounded); then the port closes. */
   shutdown(): Promise<void> {
     this.#stopping ??= (async () => {
-      this.#stopped = true;
       clearTimeout(this.#timer);
-      this.#endBrew('hearth is stopping', 'info');
+      this.#to({ name: 'stopped' }, { reason: 'hearth is stopping', level: 'info' });
       this.#rejectAll(this.#offWaiters, 'hearth is stopping');
       if (this.#port.ready) {
         let confirmed = false;
@@ -229,12 +248,17 @@ export class CoffeePot {
 
   /** Wakes the loop now (or right after the exchange on the wire). */
   #kick(): void {
-    if (this.#stopped || !this.#port.ready) return;
+    if (!this.#live()) return;
     if (this.#busy) {
       this.#again = true;
       return;
     }
     this.#schedule(0);
+  }
+
+  /** The loop may talk to the pot: not stopped, and the port open. */
+  #live(): boolean {
+    return this.#phase.name !== 'stopped' && this.#port.ready;
   }
 
   #schedule(delayMs: number): void {
@@ -254,13 +278,15 @@ export class CoffeePot {
   }
 
   async #tick(): Promise<void> {
-    if (this.#stopped || !this.#port.ready || this.#busy) return;
+    if (!this.#live() || this.#busy) return;
     // [rule 4] The brew ends at its time even if its timer is late.
-    if (this.#brew && Date.now() >= this.#brew.until) this.#endBrew('the brew time is up', 'info');
+    const due = this.#brewOf();
+    if (due && Date.now() >= due.until) this.#endBrew('the brew time is up', 'info');
     // [rule 10] A gap of a whole heater window since the last B+1 means hearth was stalled
     // (paused, swapped out, a frozen event loop): the firmware has turned the heater off, and
     // nobody asked for it to come back on after a pause. The brew ends; it is never resumed.
-    const gap = this.#brew?.lastSent === undefined ? 0 : performance.now() - this.#brew.lastSent;
+    const lastSent = this.#brewOf()?.lastSent;
+    const gap = lastSent === undefined ? 0 : performance.now() - lastSent;
     if (gap >= HEATER_DEADMAN_MS) {
       this.#endBrew(
         `hearth was stalled for ${Math.round(gap)} ms while brewing; a brew is never resumed after a gap`,
@@ -268,13 +294,11 @@ export class CoffeePot {
       );
     }
     // [rule 1, 2, 5] B+1 only while brewing; B+0 until the pot confirms it; else a status poll.
-    const command: Command = this.#brew
-      ? 'B+1'
-      : !this.#offConfirmed || this.#offWaiters.length > 0
-        ? 'B+0'
-        : 'S+?';
+    const phase = this.#phase.name;
+    const brew = this.#brewOf();
+    const command: Command = brew ? 'B+1' : phase !== 'idle' || this.#offWaiters.length > 0 ? 'B+0' : 'S+?';
     const started = performance.now();
-    if (command === 'B+1' && this.#brew) this.#brew.lastSent = started;
+    if (brew) brew.lastSent = started;
     this.#busy = true;
     this.#again = false;
     try {
@@ -282,14 +306,14 @@ export class CoffeePot {
     } finally {
       this.#busy = false;
     }
-    if (this.#stopped || !this.#port.ready) return;
+    if (!this.#live()) return;
     const { heartbeatMs, pollMs } = this.#config;
     let delay: number;
     if (this.#again) delay = 0;
     // [rule 2] The next B+1 goes heartbeatMs after the last one was sent, not after its answer.
-    else if (this.#brew) delay = started + heartbeatMs - performance.now();
+    else if (this.#phase.name === 'brewing') delay = started + heartbeatMs - performance.now();
     // B+0 not confirmed yet: try again soon, but not in a tight loop.
-    else if (!this.#offConfirmed) delay = heartbeatMs;
+    else if (this.#phase.name !== 'idle') delay = heartbeatMs;
     // [rule 5] Idle: a poll every pollMs keeps the firmware from rebooting.
     else delay = started + pollMs - performance.now();
     this.#schedule(delay);
@@ -338,23 +362,20 @@ export class CoffeePot {
     if (command === 'B+1' && !s.heater) problems.push('asked for B+1, the pot answered B+0');
     if (command === 'B+0' && s.heater) problems.push('asked for B+0, the pot answered B+1');
     // [rule 5] A heater on that hearth did not ask for.
-    if (command === 'S+?' && s.heater && !this.#brew)
+    if (command === 'S+?' && s.heater && this.#phase.name !== 'brewing')
       problems.push('the heater is on while hearth is not brewing');
     const problem = problems.length > 0 ? problems.join('; ') : undefined;
 
     if (s.heater) {
-      const brew = this.#brew;
+      const brew = this.#brewOf();
       if (brew && !problem && !brew.confirmed) {
         brew.confirmed = true;
         this.#log.info({ id: this.#config.id, until: new Date(brew.until).toISOString() }, 'brew started');
         this.#resolveAll(brew.waiters);
       }
     } else if (command === 'B+0') {
-      this.#offConfirmed = true;
-      if (!this.#ready) {
-        this.#ready = true;
-        this.#log.info({ id: this.#config.id, path: this.#config.path }, 'coffee pot ready, heater off');
-      }
+      // A brew asked for while this B+0 was on the wire stays: its B+1 goes next.
+      if (this.#phase.name === 'securing' || this.#phase.name === 'turning-off') this.#to({ name: 'idle' });
       this.#resolveAll(this.#offWaiters);
     }
 
@@ -395,28 +416,46 @@ export class CoffeePot {
     this.#endBrew(reason, 'warn');
     // B+0 at once if hearth thought the heater was off; if it was already waiting for a B+0
     // answer, the loop's retry pace stands, so a pot that answers garbage is not flooded.
-    if (!heaterOff && this.#offConfirmed) {
-      this.#offConfirmed = false;
-      this.#kick();
-    }
+    if (!heaterOff && this.#phase.name === 'idle') this.#to({ name: 'turning-off' });
   }
 
+  /** Ends a brew, if one runs: heater off wanted, B+0 at once. */
   #endBrew(reason: string, level: 'info' | 'warn'): void {
-    const brew = this.#brew;
-    if (!brew) return;
-    this.#brew = undefined;
-    clearTimeout(brew.timer);
-    this.#offConfirmed = false;
-    this.#heater.setAttributes({ until: null });
-    if (brew.confirmed) this.#log[level]({ id: this.#config.id, reason }, 'brew ended');
-    this.#rejectAll(brew.waiters, reason);
-    this.#kick();
+    if (this.#phase.name === 'brewing') this.#to({ name: 'turning-off' }, { reason, level });
+  }
+
+  #brewOf(): Brew | undefined {
+    return this.#phase.name === 'brewing' ? this.#phase.brew : undefined;
+  }
+
+  /**
+   * Every change of phase, and what leaving or entering one does. `ending` says why a brew
+   * that is running ends, for the log and for the commands waiting on it.
+   */
+  #to(next: Phase, ending?: { reason: string; level: 'info' | 'warn' }): void {
+    const from = this.#phase;
+    if (!NEXT[from.name].includes(next.name)) {
+      throw new Error(`coffee pot ${this.#config.id}: no transition from ${from.name} to ${next.name}`);
+    }
+    this.#phase = next;
+    if (from.name === 'brewing') {
+      const { brew } = from;
+      const reason = ending?.reason ?? 'the brew ended';
+      clearTimeout(brew.timer);
+      this.#heater.setAttributes({ until: null });
+      if (brew.confirmed) this.#log[ending?.level ?? 'info']({ id: this.#config.id, reason }, 'brew ended');
+      this.#rejectAll(brew.waiters, reason);
+    }
+    if (from.name === 'securing' && next.name === 'idle') {
+      this.#log.info({ id: this.#config.id, path: this.#config.path }, 'coffee pot ready, heater off');
+    }
+    if (URGENT.has(next.name)) this.#kick();
   }
 
   #brewTimer(brew: Brew): NodeJS.Timeout {
     // [rule 4] The brew's own end; setTimeout caps at 2^31-1 ms, far above maxBrewMinutes.
     return setTimeout(
-      () => this.#guard(() => this.#brew === brew && this.#endBrew('the brew time is up', 'info')),
+      () => this.#guard(() => this.#brewOf() === brew && this.#endBrew('the brew time is up', 'info')),
       Math.max(0, brew.until - Date.now()),
     );
   }
@@ -425,22 +464,21 @@ export class CoffeePot {
 
   #onOpen(): void {
     // [rule 1, 8] Whatever the pot was doing, the first word after the port settles is B+0.
-    this.#offConfirmed = false;
-    this.#ready = false;
-    this.#notReady = `waiting for the pot at ${this.#config.path} to confirm B+0`;
-    this.#kick();
+    if (this.#phase.name === 'stopped') return;
+    this.#to(
+      { name: 'securing', reason: `waiting for the pot at ${this.#config.path} to confirm B+0` },
+      { reason: 'the serial port reopened', level: 'warn' },
+    );
   }
 
   #onClose(reason: string): void {
     // [rule 8] Never resumed: after a reconnect the pot starts with B+0 and waits for a command.
     const why = `serial port ${this.#config.path}: ${reason}`;
-    this.#ready = false;
     this.#sensorFault = undefined;
     this.#notAnswering = undefined;
-    this.#notReady = why;
     clearTimeout(this.#timer);
-    this.#endBrew(why, 'warn');
-    this.#offConfirmed = false;
+    if (this.#phase.name !== 'stopped')
+      this.#to({ name: 'connecting', reason: why }, { reason: why, level: 'warn' });
     this.#rejectAll(this.#offWaiters, why);
     this.#setUnavailable(why);
   }
@@ -448,7 +486,8 @@ export class CoffeePot {
   /** A line nobody asked for, or input that is not a line. */
   #onStray(line: string | undefined, what?: string): void {
     // Before the first B+0 is confirmed, noise is the board booting (opening the port resets it).
-    if (!this.#ready || this.#stopped) return;
+    const { name } = this.#phase;
+    if (name === 'connecting' || name === 'securing' || name === 'stopped') return;
     if (line !== undefined && isBanner(line)) {
       // [rule 6] It rebooted by itself (its 5 s watchdog, a brown-out).
       this.#loseConfidence('the pot rebooted: it sent its boot banner unasked');
@@ -462,17 +501,27 @@ export class CoffeePot {
   // ---- helpers -------------------------------------------------------------------------------
 
   #refuseUnlessConnected(): void {
-    if (this.#stopped) throw new Error('the coffee pot driver is stopping');
+    if (this.#phase.name === 'stopped') throw new Error('the coffee pot driver is stopping');
     if (!this.#port.ready) {
       throw new Error(
-        `the coffee pot is not connected (${this.#notReady}); hearth sends it no B+1, so its firmware keeps the heater off`,
+        `the coffee pot is not connected (${this.#notReady()}); hearth sends it no B+1, so its firmware keeps the heater off`,
       );
     }
   }
 
   #refuseUnlessReady(): void {
     this.#refuseUnlessConnected();
-    if (!this.#ready) throw new Error(`the coffee pot is not ready (${this.#notReady})`);
+    const { name } = this.#phase;
+    if (name === 'connecting' || name === 'securing') {
+      throw new Error(`the coffee pot is not ready (${this.#notReady()})`);
+    }
+  }
+
+  /** Why commands are refused now, for the message. */
+  #notReady(): string {
+    const p = this.#phase;
+    // Otherwise the port is going away and its close event, with the reason, is on its way.
+    return p.name === 'connecting' || p.name === 'securing' ? p.reason : 'the serial port is closing';
   }
 
   /** Waits until a waiter in `list` is settled; on abort, leaves the list and runs `onAbort`. */

@@ -1,9 +1,10 @@
 /**
  * A protocol client for Sonos zone players: the few UPnP SOAP actions of AVTransport and
- * RenderingControl (port 1400) that a chime needs. Imports nothing from hearth: node built-ins
- * and the SOAP texts beside it only.
+ * RenderingControl (port 1400) that a chime needs. Imports nothing from hearth's core: node
+ * built-ins, the shared SOAP transport and the SOAP texts beside it only.
  */
-import { type IncomingMessage, request } from 'node:http';
+import { SoapPostError, soapHeaders, soapPost } from '../../transport/soap.js';
+import { SONOS_PORT } from './port.js';
 import {
   AV_TRANSPORT,
   elementText,
@@ -16,8 +17,7 @@ import {
   upnpErrors,
 } from './soap.js';
 
-/** The port every zone player listens on. */
-export const SONOS_PORT = 1400;
+export { SONOS_PORT };
 
 /** Answers are a few kB (metadata is the largest part); anything far larger is not a speaker. */
 export const MAX_REPLY_BYTES = 256 * 1024;
@@ -240,101 +240,57 @@ interface Exchange {
  * One POST on its own connection; resolves with the body of a 200 answer, rejects with a
  * one-line SonosError otherwise, or with `signal.reason` when the signal aborts.
  */
-function post(x: Exchange): Promise<string> {
-  const { signal, action, address } = x;
-  return new Promise<string>((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    let settled = false;
-    const fail = (message: string, code?: string, cause?: unknown): SonosError =>
-      new SonosError(`sonos ${address} ${message}`, action, { code, cause });
-    const settle = (err: unknown, body?: string): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      if (err === undefined) resolve(body as string);
-      else reject(err);
-    };
-    const onAbort = (): void => {
-      settle(signal?.reason);
-      req.destroy();
-    };
-    const timer = setTimeout(() => {
-      settle(
-        fail(
-          `did not answer ${action} within ${x.timeoutMs} ms; is the speaker on and on the network?`,
-          'ETIMEDOUT',
-        ),
-      );
-      req.destroy();
-    }, x.timeoutMs);
-
-    const req = request({
+async function post(x: Exchange): Promise<string> {
+  const { action, address } = x;
+  const fail = (message: string, code?: string, cause?: unknown): SonosError =>
+    new SonosError(`sonos ${address} ${message}`, action, { code, cause });
+  let reply: { status: number; body: string };
+  try {
+    reply = await soapPost({
       host: x.host,
       port: x.port,
-      method: 'POST',
       path: x.service.path,
-      headers: {
-        'Content-Type': 'text/xml; charset="utf-8"',
-        SOAPACTION: soapAction(x.service, action),
-        'Content-Length': Buffer.byteLength(x.body),
-        Connection: 'close',
-      },
-      agent: false,
+      headers: soapHeaders(soapAction(x.service, action), x.body),
+      body: x.body,
+      maxReplyBytes: MAX_REPLY_BYTES,
+      encoding: 'utf8',
+      timeoutMs: x.timeoutMs,
+      signal: x.signal,
     });
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      const reason =
-        err.code === 'ECONNREFUSED'
-          ? 'refused the connection; is it a Sonos speaker, at this address?'
-          : err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH'
-            ? 'is not reachable on the network; is it on?'
-            : err.code === 'ECONNRESET'
-              ? `closed the connection before answering ${action}`
-              : `could not be reached: ${err.message}`;
-      settle(fail(reason, err.code, err));
+  } catch (err) {
+    if (!(err instanceof SoapPostError)) throw err;
+    switch (err.failure) {
+      case 'timeout':
+        throw fail(
+          `did not answer ${action} within ${x.timeoutMs} ms; is the speaker on and on the network?`,
+          'ETIMEDOUT',
+        );
+      case 'connect': {
+        const reason =
+          err.code === 'ECONNREFUSED'
+            ? 'refused the connection; is it a Sonos speaker, at this address?'
+            : err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH'
+              ? 'is not reachable on the network; is it on?'
+              : err.code === 'ECONNRESET'
+                ? `closed the connection before answering ${action}`
+                : `could not be reached: ${err.message}`;
+        throw fail(reason, err.code, err.cause);
+      }
+      case 'too-large':
+        throw fail(`sent a ${action} answer larger than ${MAX_REPLY_BYTES} bytes`);
+      case 'cut':
+        throw fail(`closed the connection in the middle of its ${action} answer`);
+      default:
+        throw fail(`failed while answering ${action}: ${err.message}`, undefined, err.cause);
+    }
+  }
+  if (reply.status === 200) return reply.body;
+  const code = Number(elementText(reply.body, 'errorCode'));
+  if (Number.isInteger(code) && code > 0) {
+    const what = upnpErrors[code] ?? elementText(reply.body, 'errorDescription') ?? 'unknown error';
+    throw new SonosError(`sonos ${address} ${action} failed: UPnP error ${code} (${what})`, action, {
+      upnpError: code,
     });
-
-    req.on('response', (res: IncomingMessage) => {
-      res.setEncoding('utf8');
-      let body = '';
-      res.on('data', (chunk: string) => {
-        body += chunk;
-        if (body.length > MAX_REPLY_BYTES) {
-          settle(fail(`sent a ${action} answer larger than ${MAX_REPLY_BYTES} bytes`));
-          req.destroy();
-        }
-      });
-      res.on('end', () => {
-        if (res.statusCode === 200) {
-          settle(undefined, body);
-          return;
-        }
-        const code = Number(elementText(body, 'errorCode'));
-        if (Number.isInteger(code) && code > 0) {
-          const what = upnpErrors[code] ?? elementText(body, 'errorDescription') ?? 'unknown error';
-          settle(
-            new SonosError(`sonos ${address} ${action} failed: UPnP error ${code} (${what})`, action, {
-              upnpError: code,
-            }),
-          );
-          return;
-        }
-        settle(fail(`answered ${action} with HTTP ${res.statusCode}`));
-      });
-      // A speaker that drops the connection mid-answer ends here without 'end'.
-      res.on('close', () => {
-        if (!res.complete) settle(fail(`closed the connection in the middle of its ${action} answer`));
-      });
-      res.on('error', (err) =>
-        settle(fail(`failed while answering ${action}: ${err.message}`, undefined, err)),
-      );
-    });
-
-    req.end(x.body);
-  });
+  }
+  throw fail(`answered ${action} with HTTP ${reply.status}`);
 }

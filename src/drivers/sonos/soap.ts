@@ -1,7 +1,11 @@
 /**
  * The UPnP SOAP texts of a Sonos zone player's AVTransport and RenderingControl services, shared
- * by the client and the simulator so the two cannot drift apart. Imports nothing from hearth.
+ * by the client and the simulator so the two cannot drift apart. Imports nothing from hearth's
+ * core; the generic SOAP parts are in src/transport/soap.ts.
  */
+import { escapeXml, soapEnvelope, faultEnvelope as soapFault, unescapeXml } from '../../transport/soap.js';
+
+export { elementText, escapeXml, unescapeXml } from '../../transport/soap.js';
 
 export const AV_TRANSPORT = {
   name: 'AVTransport',
@@ -33,50 +37,11 @@ export type SonosAction = (typeof AV_TRANSPORT_ACTIONS)[number] | (typeof RENDER
 /** Arguments in the order the service description lists them (players are picky about order). */
 export type SoapArgs = ReadonlyArray<readonly [name: string, value: string | number]>;
 
-const ENVELOPE_OPEN =
-  '<?xml version="1.0" encoding="utf-8"?>' +
-  '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"' +
-  ' s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>';
-const ENVELOPE_CLOSE = '</s:Body></s:Envelope>';
-
-/** `<`, `>`, `&`, `"` and `'` as entities: URIs carry `&` and metadata is a whole DIDL-Lite document. */
-export function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (c) => XML_ESCAPES[c] ?? c);
-}
-const XML_ESCAPES: Record<string, string> = {
-  '<': '&lt;',
-  '>': '&gt;',
-  '&': '&amp;',
-  '"': '&quot;',
-  "'": '&apos;',
-};
-
-/** Undoes one level of XML escaping: the five named entities and numeric references. */
-export function unescapeXml(text: string): string {
-  if (!text.includes('&')) return text;
-  return text.replace(/&(lt|gt|amp|quot|apos|#x[0-9a-fA-F]{1,6}|#[0-9]{1,7});/g, (whole, name: string) => {
-    switch (name) {
-      case 'lt':
-        return '<';
-      case 'gt':
-        return '>';
-      case 'amp':
-        return '&';
-      case 'quot':
-        return '"';
-      case 'apos':
-        return "'";
-    }
-    const code = name[1] === 'x' ? Number.parseInt(name.slice(2), 16) : Number.parseInt(name.slice(1), 10);
-    return code <= 0x10ffff ? String.fromCodePoint(code) : whole;
-  });
-}
-
 /** The request body of one action; every value is escaped. */
 export function requestEnvelope(service: SonosService, action: string, args: SoapArgs): string {
-  let body = `${ENVELOPE_OPEN}<u:${action} xmlns:u="${service.type}">`;
+  let body = `<u:${action} xmlns:u="${service.type}">`;
   for (const [name, value] of args) body += `<${name}>${escapeXml(String(value))}</${name}>`;
-  return `${body}</u:${action}>${ENVELOPE_CLOSE}`;
+  return soapEnvelope(`${body}</u:${action}>`);
 }
 
 /** The response body of one action, as a zone player sends it. */
@@ -91,12 +56,7 @@ export function soapAction(service: SonosService, action: string): string {
 
 /** A UPnP fault, as a zone player sends it with HTTP 500. */
 export function faultEnvelope(code: number, description = upnpErrors[code] ?? ''): string {
-  return (
-    `${ENVELOPE_OPEN}<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring>` +
-    '<detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0">' +
-    `<errorCode>${code}</errorCode><errorDescription>${escapeXml(description)}</errorDescription>` +
-    `</UPnPError></detail></s:Fault>${ENVELOPE_CLOSE}`
-  );
+  return soapFault(code, description);
 }
 
 /**
@@ -119,20 +79,6 @@ export const upnpErrors: Readonly<Record<number, string>> = {
   718: 'invalid instance id',
   800: 'the speaker is not the coordinator of its group',
 };
-
-/**
- * The unescaped text of the first `<name>` element, or undefined when there is none. Answers
- * hold flat elements of escaped text, so a scan for the tag is enough; no XML parser needed.
- */
-export function elementText(xml: string, name: string): string | undefined {
-  const open = new RegExp(`<(?:[A-Za-z0-9_-]+:)?${name}(?:\\s[^>]*)?(/?)>`).exec(xml);
-  if (!open) return undefined;
-  if (open[1] === '/') return '';
-  const start = open.index + open[0].length;
-  const end = xml.indexOf('<', start);
-  if (end < 0) return undefined;
-  return unescapeXml(xml.slice(start, end));
-}
 
 /** All arguments of a request or response body, by element name, unescaped (for the simulator). */
 export function actionArgs(xml: string, element: string): Map<string, string> | undefined {

@@ -1,8 +1,8 @@
 /**
- * A protocol client for Belkin Wemo plugs (UPnP SOAP over HTTP). Imports nothing from hearth:
- * node built-ins and the SOAP texts beside it only.
+ * A protocol client for Belkin Wemo plugs (UPnP SOAP over HTTP). Imports nothing from hearth's
+ * core: node built-ins, the shared SOAP transport and the SOAP texts beside it only.
  */
-import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
+import { SoapPostError, soapHeaders, soapPost } from '../../transport/soap.js';
 import {
   binaryStateText,
   CONTROL_PATH,
@@ -19,15 +19,7 @@ export const WEMO_PORTS: readonly number[] = [49152, 49153, 49154, 49155];
 /** Replies are a few hundred bytes; anything far larger is not a plug talking. */
 export const MAX_REPLY_BYTES = 64 * 1024;
 
-function headersFor(action: string, body: string): OutgoingHttpHeaders {
-  return {
-    'Content-Type': 'text/xml; charset="utf-8"',
-    SOAPACTION: `"${SERVICE_TYPE}#${action}"`,
-    // Real plugs give EOFs on a reused connection.
-    Connection: 'close',
-    'Content-Length': Buffer.byteLength(body),
-  };
-}
+const headersFor = (action: string, body: string) => soapHeaders(`"${SERVICE_TYPE}#${action}"`, body);
 
 // Built once: set and get are on the wall-button-to-lamp path.
 const GET = { body: GET_REQUEST, headers: headersFor('GetBinaryState', GET_REQUEST) };
@@ -55,72 +47,43 @@ function deviceError(addr: string, message: string, cause?: unknown): Error {
  * One POST on its own connection; resolves with the body of a 200 reply. Rejects with
  * `signal.reason` when the signal aborts, after destroying the socket.
  */
-function post(host: string, port: number, exchange: Exchange, signal: AbortSignal): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const addr = `${host}:${port}`;
-    let settled = false;
-    const settle = (err: unknown, body?: string): void => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      if (err === undefined) resolve(body as string);
-      else reject(err);
-    };
-    const onAbort = (): void => {
-      settle(signal.reason);
-      req.destroy();
-    };
-
-    const req = request({
+async function post(host: string, port: number, exchange: Exchange, signal: AbortSignal): Promise<string> {
+  const addr = `${host}:${port}`;
+  let reply: { status: number; body: string };
+  try {
+    reply = await soapPost({
       host,
       port,
-      method: 'POST',
       path: CONTROL_PATH,
       headers: exchange.headers,
-      // One connection per call, closed after it; no pool to hold sockets to a plug that hung.
-      agent: false,
+      body: exchange.body,
+      maxReplyBytes: MAX_REPLY_BYTES,
+      encoding: 'latin1',
+      signal,
     });
-    signal.addEventListener('abort', onAbort, { once: true });
+  } catch (err) {
+    if (!(err instanceof SoapPostError)) throw err;
+    throw deviceError(addr, failureText(err), err.failure === 'connect' ? err.cause : err);
+  }
+  if (reply.status !== 200) throw deviceError(addr, `answered HTTP ${reply.status}`);
+  return reply.body;
+}
 
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      const reason =
-        err.code === 'ECONNREFUSED'
-          ? 'refused the connection'
-          : err.code === 'ECONNRESET'
-            ? 'closed the connection before replying'
-            : `could not be reached: ${err.message}`;
-      settle(deviceError(addr, reason, err));
-    });
-
-    req.on('response', (res: IncomingMessage) => {
-      if (res.statusCode !== 200) {
-        settle(deviceError(addr, `answered HTTP ${res.statusCode}`));
-        req.destroy();
-        return;
-      }
-      res.setEncoding('latin1');
-      let body = '';
-      res.on('data', (chunk: string) => {
-        body += chunk;
-        if (body.length > MAX_REPLY_BYTES) {
-          settle(deviceError(addr, `sent a reply larger than ${MAX_REPLY_BYTES} bytes`));
-          req.destroy();
-        }
-      });
-      res.on('end', () => settle(undefined, body));
-      // A plug that drops the connection mid-reply ends here without 'end'.
-      res.on('close', () => {
-        if (!res.complete) settle(deviceError(addr, 'closed the connection in the middle of its reply'));
-      });
-      res.on('error', (err) => settle(deviceError(addr, `failed while replying: ${err.message}`, err)));
-    });
-
-    req.end(exchange.body);
-  });
+function failureText(err: SoapPostError): string {
+  switch (err.failure) {
+    case 'connect':
+      return err.code === 'ECONNREFUSED'
+        ? 'refused the connection'
+        : err.code === 'ECONNRESET'
+          ? 'closed the connection before replying'
+          : `could not be reached: ${err.message}`;
+    case 'too-large':
+      return `sent a reply larger than ${MAX_REPLY_BYTES} bytes`;
+    case 'cut':
+      return 'closed the connection in the middle of its reply';
+    default:
+      return `failed while replying: ${err.message}`;
+  }
 }
 
 /**

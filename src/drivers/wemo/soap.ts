@@ -1,7 +1,11 @@
 /**
  * The SOAP texts of the Wemo `basicevent1` service, shared by the client and the simulator so
- * the two cannot drift apart. Imports nothing from hearth.
+ * the two cannot drift apart. Imports nothing from hearth's core; the generic SOAP parts are in
+ * src/transport/soap.ts.
  */
+import { soapEnvelope } from '../../transport/soap.js';
+
+export { faultEnvelope } from '../../transport/soap.js';
 
 /** Where every basicevent action is posted. */
 export const CONTROL_PATH = '/upnp/control/basicevent1';
@@ -11,17 +15,10 @@ export const SERVICE_TYPE = 'urn:Belkin:service:basicevent:1';
 
 export type WemoAction = 'GetBinaryState' | 'SetBinaryState';
 
-const ENVELOPE_OPEN =
-  '<?xml version="1.0" encoding="utf-8"?>' +
-  '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"' +
-  ' s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>';
-const ENVELOPE_CLOSE = '</s:Body></s:Envelope>';
-
 /** A request or response envelope for one action, with the one argument every action here takes. */
 export function envelope(element: string, binaryState: string): string {
-  return (
-    `${ENVELOPE_OPEN}<u:${element} xmlns:u="${SERVICE_TYPE}">` +
-    `<BinaryState>${binaryState}</BinaryState></u:${element}>${ENVELOPE_CLOSE}`
+  return soapEnvelope(
+    `<u:${element} xmlns:u="${SERVICE_TYPE}"><BinaryState>${binaryState}</BinaryState></u:${element}>`,
   );
 }
 
@@ -29,16 +26,6 @@ export function envelope(element: string, binaryState: string): string {
 export const GET_REQUEST = envelope('GetBinaryState', '');
 export const SET_ON_REQUEST = envelope('SetBinaryState', '1');
 export const SET_OFF_REQUEST = envelope('SetBinaryState', '0');
-
-/** A UPnP fault, as a plug sends it with HTTP 500 for an action or argument it does not take. */
-export function faultEnvelope(code: number, description: string): string {
-  return (
-    `${ENVELOPE_OPEN}<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring>` +
-    '<detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0">' +
-    `<errorCode>${code}</errorCode><errorDescription>${description}</errorDescription>` +
-    `</UPnPError></detail></s:Fault>${ENVELOPE_CLOSE}`
-  );
-}
 
 const OPEN_TAG = '<BinaryState>';
 
