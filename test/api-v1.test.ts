@@ -173,9 +173,9 @@ buttons:
 
   it('answers a wrong method with 405 and Allow, before reading the body', async () => {
     const cases: Array<[string, string, string]> = [
-      ['DELETE', '/api/v1/entities/lamp', 'GET, HEAD'],
+      ['PATCH', '/api/v1/entities/lamp', 'GET, HEAD, DELETE'],
       ['POST', '/api/v1/entities', 'GET, HEAD'],
-      ['PUT', '/api/v1/entities/lamp/', 'GET, HEAD'],
+      ['PUT', '/api/v1/entities/lamp/', 'GET, HEAD, DELETE'],
       ['GET', '/api/v1/entities/lamp/commands/on', 'POST'],
       ['PATCH', '/api/v1/events', 'GET, HEAD'],
     ];

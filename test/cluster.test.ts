@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
+import { runCli } from './support/cli-run.js';
 import {
   call,
   leaderGauge,
@@ -96,6 +97,12 @@ automations:
     expect(cluster.mode).toBe('cluster');
     expect(cluster.members).toHaveLength(6);
     expect(cluster.leases.map((l: { name: string }) => l.name).sort()).toEqual(['agent:main', 'controller']);
+    // `hearth status` prints the same from the store.
+    const status = await runCli(['status', '--config', config]);
+    expect(status.code).toBe(0);
+    expect(status.stdout.match(/^hearth-(api|controller|agent)-/gm)).toHaveLength(6);
+    expect(status.stdout).toMatch(/^agent:main +hearth-agent-\S+ +\d+ +yes/m);
+    expect(status.stdout).toMatch(/^controller +hearth-controller-\S+ +\d+ +yes/m);
   });
 
   it('toggles the plug through either api, and a press through one reads back through the other', async () => {

@@ -5,6 +5,7 @@ import { registerImport } from './import.js';
 import { registerMedia } from './media.js';
 import { registerSim } from './sim.js';
 import { registerStart } from './start.js';
+import { registerStatus } from './status.js';
 
 const program = new Command()
   .name('hearth')
@@ -14,6 +15,7 @@ const program = new Command()
 
 registerStart(program);
 registerCheck(program);
+registerStatus(program);
 registerSim(program);
 registerImport(program);
 registerMedia(program);

@@ -15,7 +15,7 @@ export const deviceBaseSchema = z.object({
    * NAME`): for a serial device, the one on the machine it is plugged into. Default `main`.
    * Ignored on one box, where one process runs every device.
    */
-  agent: idSchema.default('main'),
+  agent: idSchema.optional(),
   /** Deadline of every call to the device. */
   timeoutMs: z.number().int().min(50).max(60_000).default(2000),
   /** How often the device's state is read; 0 turns polling off. */

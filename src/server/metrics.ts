@@ -91,7 +91,10 @@ export class Metrics {
   }
 
   async #text(): Promise<string> {
-    this.#process ??= import('prom-client').then(({ Registry, collectDefaultMetrics }) => {
+    this.#process ??= import('prom-client').then((mod) => {
+      // prom-client is CommonJS: in the bundle its exports arrive on `default`, from source as
+      // named exports too. test/secrets.test.ts scrapes the built CLI.
+      const { Registry, collectDefaultMetrics } = (mod as { default?: typeof mod }).default ?? mod;
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
       return registry;
