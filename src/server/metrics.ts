@@ -94,7 +94,7 @@ export class Metrics {
     this.#process ??= import('prom-client').then((mod) => {
       // prom-client is CommonJS: in the bundle its exports arrive on `default`, from source as
       // named exports too. test/secrets.test.ts scrapes the built CLI.
-      const { Registry, collectDefaultMetrics } = (mod as { default?: typeof mod }).default ?? mod;
+      const { Registry, collectDefaultMetrics } = (mod as unknown as { default?: typeof mod }).default ?? mod;
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
       return registry;
