@@ -39,6 +39,10 @@ const markers = {
   "the Kasa client's XOR cipher": /get_sysinfo/,
   "the Sonos client's SOAP": /SetAVTransportURI/,
   "the coffee pot's loop": /lost confidence, heater off/,
+  // One box (--role all) never loads the cluster: neither the MQTT client nor the roles.
+  'the MQTT client (mqtt.js)': /MQTT_PROTOCOL|mqtt\.js|protocolVersion/,
+  "the cluster roles": /agent no longer leads/,
+  'the PostgreSQL client': /import\("pg"\)|from\s*"pg"/,
 };
 
 describe('the built CLI loads what a config does not use lazily', () => {
