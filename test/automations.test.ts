@@ -405,5 +405,25 @@ automations:
       '5 automations[0].actions[0].command: no entity "lamp"; known entities: bedside',
       '5 automations[0].actions[1].automation: no automation "nowhere"',
     ]);
+    // A command the entity's kind does not take is an error too, known from the config alone.
+    writeFileSync(
+      file,
+      `switches: [{ id: lamp, kind: wemo/v1, address: 127.0.0.1 }]
+coffee: [{ id: pot, kind: mrcoffeebot/v1, path: /dev/null }]
+automations:
+  - id: wrong
+    triggers: [{ webhook: true }]
+    actions: [{ command: lamp.brew }, { command: pot-water.on }, { command: pot.brew, args: { minutes: 5 } }]
+`,
+    );
+    try {
+      loadConfigFile(file, { drivers });
+    } catch (err) {
+      error = err as ConfigError;
+    }
+    expect(error?.issues.map((i) => `${i.line} ${i.field}: ${i.message}`)).toEqual([
+      '6 automations[0].actions[0].command: switch "lamp" has no command "brew"; it takes on, off, toggle',
+      '6 automations[0].actions[1].command: sensor "pot-water" has no command "on"; it takes none',
+    ]);
   });
 });

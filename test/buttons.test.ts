@@ -155,6 +155,7 @@ switches:
       configKinds: ['probing/v1'],
       section: 'switches',
       configSchema: z.object({ id: z.string(), kind: z.string() }) as unknown as Driver['configSchema'],
+      entities: (c) => [{ id: c.id, kind: 'switch', name: c.id, timeoutMs: 1000 }],
       async setup() {
         throw new Error('no answer from the device');
       },

@@ -170,6 +170,7 @@ describe('a failure inside hearth while checking a config', () => {
       name: 'broken',
       configKinds: ['broken/v1'],
       section: 'switches',
+      entities: () => [],
       configSchema: z.unknown().transform(() => {
         throw new TypeError('value s3cr3t-value was bad');
       }) as unknown as Driver['configSchema'],

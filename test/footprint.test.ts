@@ -41,7 +41,7 @@ const markers = {
   "the coffee pot's loop": /lost confidence, heater off/,
   // One box (--role all) never loads the cluster: neither the MQTT client nor the roles.
   'the MQTT client (mqtt.js)': /MQTT_PROTOCOL|mqtt\.js|protocolVersion/,
-  "the cluster roles": /agent no longer leads/,
+  'the cluster roles': /agent no longer leads/,
   'the PostgreSQL client': /import\("pg"\)|from\s*"pg"/,
 };
 

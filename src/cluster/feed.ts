@@ -43,8 +43,9 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
       // An empty retained payload is how a state is deleted (an entity gone from the config).
       if (m.payload.length === 0) return mirror.forget(id);
       const view = parseJson(viewSchema, m.payload);
-      if (!view || view.id !== id) return link.countGarbage(m.topic, 'not an entity view');
-      mirror.apply(view);
+      if (!view || view.id !== id || !mirror.apply(view)) {
+        return link.countGarbage(m.topic, 'not a view of an entity of the config');
+      }
     },
     owner,
   );
@@ -56,8 +57,10 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
       if (!e || id === undefined || (e.type === 'state' ? e.view.id : e.id) !== id) {
         return link.countGarbage(m.topic, 'not an entity event');
       }
-      if (e.type === 'state') mirror.apply(e.view, { previous: e.previous });
-      else mirror.event({ id: e.id, kind: e.kind, event: e.event, data: e.data, at: e.at });
+      if (e.type === 'state') {
+        if (!mirror.apply(e.view, { previous: e.previous }))
+          link.countGarbage(m.topic, 'not an entity of the config');
+      } else mirror.event({ id: e.id, kind: e.kind, event: e.event, data: e.data, at: e.at });
     },
     owner,
   );

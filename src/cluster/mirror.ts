@@ -1,5 +1,14 @@
 import { type Bus, type BusEvents, LocalBus } from '../core/bus.js';
+import type { EntityDecl } from '../core/driver.js';
+import { commandNames } from '../core/kinds.js';
 import type { EntityView } from '../core/runtime-api.js';
+
+/** A device entity of the config: what it is, which agent runs it, which driver. */
+export interface DeclaredEntity {
+  decl: EntityDecl;
+  agent: string;
+  driver: string;
+}
 
 /**
  * What this process knows of entities that other processes run: the last view each agent
@@ -11,19 +20,35 @@ import type { EntityView } from '../core/runtime-api.js';
 export class EntityMirror {
   readonly bus: Bus;
   readonly #reported = new Map<string, EntityView>();
-  readonly #agentOf: ReadonlyMap<string, string>;
+  readonly #declared: ReadonlyMap<string, DeclaredEntity>;
   readonly #agentDown = new Map<string, string>();
   #linkDown: string | null = 'not yet connected to the message broker';
   readonly #maxEntities: number;
 
   /**
-   * `agentOf`: entity id → the agent name that runs it, from the config. `maxEntities` bounds
-   * what a stranger publishing on our topics could make us hold.
+   * `declared`: every device entity of the config. They are known from the start (unavailable
+   * until their agent publishes them), and only they are taken from the broker besides
+   * buttons: a stranger publishing on our topics cannot add devices. `maxEntities` bounds the
+   * buttons such a stranger could make us hold.
    */
-  constructor(opts: { agentOf: ReadonlyMap<string, string>; maxEntities?: number; bus?: Bus }) {
-    this.#agentOf = opts.agentOf;
+  constructor(opts: { declared: ReadonlyMap<string, DeclaredEntity>; maxEntities?: number; bus?: Bus }) {
+    this.#declared = opts.declared;
     this.#maxEntities = opts.maxEntities ?? 10_000;
     this.bus = opts.bus ?? new LocalBus();
+    for (const [id, { decl, driver, agent }] of opts.declared) {
+      this.#reported.set(id, {
+        id,
+        kind: decl.kind,
+        name: decl.name,
+        driver,
+        state: null,
+        available: false,
+        reason: `no state from the hearth agent "${agent}" yet`,
+        updatedAt: null,
+        commands: commandNames(decl.kind),
+        attributes: decl.attributes ?? {},
+      });
+    }
   }
 
   list(): EntityView[] {
@@ -39,7 +64,7 @@ export class EntityMirror {
 
   /** The agent that runs `id`, by the config; undefined for hearth's own (buttons) and unknown ids. */
   agentOf(id: string): string | undefined {
-    return this.#agentOf.get(id);
+    return this.#declared.get(id)?.agent;
   }
 
   /**
@@ -48,16 +73,22 @@ export class EntityMirror {
    * is still a press) and the message is live: a retained copy delivered on subscribing
    * updates what we know silently, so a reconnect never replays presses into automations.
    */
-  apply(view: EntityView, change?: { previous: unknown }): void {
+  apply(view: EntityView, change?: { previous: unknown }): boolean {
+    const declared = this.#declared.get(view.id);
+    const fits = declared
+      ? declared.decl.kind === view.kind
+      : view.kind === 'button' && view.driver === 'hearth';
+    if (!fits) return false;
     const before = this.get(view.id);
-    if (!before && this.#reported.size >= this.#maxEntities) return;
+    if (!before && this.#reported.size >= this.#maxEntities) return false;
     this.#reported.set(view.id, view);
     this.#announce(view.id, before, change);
+    return true;
   }
 
   /** An entity the config no longer has, or a button deleted: forget it. */
   forget(id: string): void {
-    this.#reported.delete(id);
+    if (!this.#declared.has(id)) this.#reported.delete(id);
   }
 
   /** Something an entity announced (a calendar event starting); never retained. */
@@ -83,7 +114,7 @@ export class EntityMirror {
 
   #overlay(id: string): string | null {
     if (this.#linkDown !== null) return this.#linkDown;
-    const agent = this.#agentOf.get(id);
+    const agent = this.#declared.get(id)?.agent;
     return agent === undefined ? null : (this.#agentDown.get(agent) ?? null);
   }
 

@@ -20,7 +20,7 @@ import { AgentRole } from './agent.js';
 import { CONTROLLER_LEASE, ControllerRole } from './controller.js';
 import { feedMirror } from './feed.js';
 import { Leadership } from './leadership.js';
-import { EntityMirror } from './mirror.js';
+import { type DeclaredEntity, EntityMirror } from './mirror.js';
 import { RemoteAutomations } from './remote-automations.js';
 import { buttonView, RemoteRuntime } from './remote-runtime.js';
 import { agentLease, type EntityEvent } from './wire.js';
@@ -48,12 +48,12 @@ export interface RoleProcess {
   stop(): Promise<void>;
 }
 
-/** The agent name each entity belongs to, from the config's `agent:` keys. */
-export function entityAgents(config: HearthConfig): Map<string, string> {
-  const map = new Map<string, string>();
+/** Every device entity of the config, with the agent that runs it and its driver's name. */
+export function declaredEntities(config: HearthConfig): Map<string, DeclaredEntity> {
+  const map = new Map<string, DeclaredEntity>();
   for (const d of config.devices) {
-    const agent = d.agent;
-    for (const id of d.driver.entityIds?.(d.config) ?? [d.config.id]) map.set(id, agent);
+    for (const decl of d.driver.entities(d.config))
+      map.set(decl.id, { decl, agent: d.agent, driver: d.driver.name });
   }
   return map;
 }
@@ -82,8 +82,8 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   const store = await openStore(config.storage);
   const link = new MqttLink({ ...config.mqtt, role, log }).start();
   const rpc = new MqttRpc(link, { log }).start();
-  const agentOf = entityAgents(config);
-  const agents = [...new Set(agentOf.values())];
+  const declared = declaredEntities(config);
+  const agents = [...new Set([...declared.values()].map((d) => d.agent))];
   const ttlMs = config.cluster.leaseSeconds * 1000;
   const buttons = new Map(config.buttons.map((b) => [b.id, b.name]));
   const media = new MediaLibrary({
@@ -122,7 +122,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
 
   let synced = false;
   // An api replica and the controller see devices through the mirror; an agent runs them.
-  const mirror = new EntityMirror({ agentOf });
+  const mirror = new EntityMirror({ declared });
   const seedButtons = async () => {
     for (const row of await store.states.list('button')) {
       mirror.apply(buttonView(row.id, buttons.get(row.id) ?? row.id, row.state, row.updatedAt));
@@ -134,9 +134,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
     mirror,
     states: store.states,
     buttons,
-    timeoutOf: (id) =>
-      config.devices.find((d) => (d.driver.entityIds?.(d.config) ?? [d.config.id]).includes(id))?.config
-        .timeoutMs as number | undefined,
+    timeoutOf: (id) => declared.get(id)?.decl.timeoutMs,
     // Ready once it has known the broker's state: a broker that goes away later makes entities
     // unavailable (and commands fail fast), while buttons, which need only the store, go on.
     ready: () => synced,

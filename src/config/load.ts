@@ -9,6 +9,7 @@ import {
   deviceSections,
 } from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
+import { commandNames, commandSchema, type Kind } from '../core/kinds.js';
 import { coercingParse } from './coerce.js';
 import { asConfigError, ConfigError, type ConfigIssue, describeIssue, formatPath } from './errors.js';
 import { readSmallFile } from './read-file.js';
@@ -98,6 +99,7 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
 
   const devices: DeviceEntry[] = [];
   const seen = new Map<string, string>();
+  const kindOf = new Map<string, Kind>();
   const claim = (id: string, where: (string | number)[]) => {
     const prior = seen.get(id);
     if (prior) {
@@ -153,7 +155,10 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
         return;
       }
       const config = parsed.data as DeviceConfig & Record<string, unknown>;
-      for (const id of driver.entityIds?.(config) ?? [config.id]) claim(id, where);
+      for (const e of driver.entities(config)) {
+        claim(e.id, where);
+        kindOf.set(e.id, e.kind);
+      }
       devices.push({ driver, config, agent: typeof config.agent === 'string' ? config.agent : 'main' });
     });
   }
@@ -161,8 +166,9 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
   const cfg = top.data;
   cfg.buttons.forEach((b, i) => {
     claim(b.id, ['buttons', i]);
+    kindOf.set(b.id, 'button');
   });
-  checkAutomationRefs(cfg.automations, new Set(seen.keys()), (path, message) => {
+  checkAutomationRefs(cfg.automations, kindOf, (path, message) => {
     issues.push({ ...at(doc.getIn(path, true) as Node), file, field: formatPath(path), message });
   });
   if (issues.length > 0) throw new ConfigError(issues);
@@ -185,13 +191,13 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
 /** Every entity and automation an automation names must exist: a typo is an error at its line, not a silent no-op. */
 function checkAutomationRefs(
   automations: RawConfig['automations'],
-  entities: Set<string>,
+  entities: ReadonlyMap<string, Kind>,
   report: (path: (string | number)[], message: string) => void,
 ): void {
   const ids = new Set(automations.map((a) => a.id));
   const known = (id: string) => entities.has(id);
   const hint = () =>
-    `known entities: ${[...entities].slice(0, 12).join(', ')}${entities.size > 12 ? ', ...' : ''}`;
+    `known entities: ${[...entities.keys()].slice(0, 12).join(', ')}${entities.size > 12 ? ', ...' : ''}`;
   automations.forEach((a, i) => {
     const base = ['automations', i];
     if (automations.findIndex((b) => b.id === a.id) !== i)
@@ -208,8 +214,17 @@ function checkAutomationRefs(
     });
     a.actions.forEach((act, j) => {
       if ('command' in act) {
-        const id = act.command.slice(0, act.command.lastIndexOf('.'));
-        if (!known(id)) report([...base, 'actions', j, 'command'], `no entity "${id}"; ${hint()}`);
+        const dot = act.command.lastIndexOf('.');
+        const id = act.command.slice(0, dot);
+        const name = act.command.slice(dot + 1);
+        const kind = entities.get(id);
+        if (kind === undefined) report([...base, 'actions', j, 'command'], `no entity "${id}"; ${hint()}`);
+        else if (commandSchema(kind, name) === undefined) {
+          report(
+            [...base, 'actions', j, 'command'],
+            `${kind} "${id}" has no command "${name}"; it takes ${commandNames(kind).join(', ') || 'none'}`,
+          );
+        }
       }
       if ('automation' in act && !ids.has(act.automation)) {
         report([...base, 'actions', j, 'automation'], `no automation "${act.automation}"`);

@@ -126,6 +126,17 @@ export const deviceSections = {
 export const defaultKinds: Partial<Record<DeviceSection, string>> = { calendars: 'ical/v1' };
 export type DeviceSection = keyof typeof deviceSections;
 
+/** An entity as a device entry declares it (see Driver.entities). */
+export interface EntityDecl {
+  id: string;
+  kind: Kind;
+  name: string;
+  /** The deadline of a command to it, in ms: what a caller on another box waits at most. */
+  timeoutMs: number;
+  /** Fixed facts shown with the entity before its device has been reached (a sensor's unit). */
+  attributes?: Record<string, unknown>;
+}
+
 /** What a driver folder exports. Adding a device type touches its folder and one registry line. */
 export interface Driver<C extends DeviceConfig = DeviceConfig> {
   /** 'wemo' */
@@ -134,8 +145,12 @@ export interface Driver<C extends DeviceConfig = DeviceConfig> {
   configKinds: readonly string[];
   /** Which list of the config holds its devices. */
   section: DeviceSection;
-  /** The ids of the entities a device entry creates, when not just its `id` (checked for clashes). */
-  entityIds?(config: C): string[];
+  /**
+   * The entities a device entry creates, from its config alone, without touching the device:
+   * every process (an api replica, `hearth check`) knows every entity, its kind and its deadline
+   * before any driver runs. `setup` must add exactly these.
+   */
+  entities(config: C): EntityDecl[];
   /** Validates one config entry; issues point at the YAML. */
   configSchema: z.ZodType<C, z.ZodTypeDef, unknown>;
   /**

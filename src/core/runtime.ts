@@ -104,7 +104,7 @@ export class Runtime implements RuntimeApi {
     this.#declared = new Set(opts.buttons.map((b) => b.id));
     this.#maxUndeclared = opts.buttonLimits?.maxUndeclared ?? defaultMaxUndeclaredButtons;
     for (const { driver, config } of opts.devices) {
-      for (const id of driver.entityIds?.(config) ?? [config.id]) this.#deviceIds.set(id, driver.name);
+      for (const e of driver.entities(config)) this.#deviceIds.set(e.id, driver.name);
     }
   }
 

@@ -64,6 +64,7 @@ export const icalDriver: Driver<IcalConfig> = {
   configKinds: ['ical/v1'],
   section: 'calendars',
   configSchema: icalConfigSchema,
+  entities: (c) => [{ id: c.id, kind: 'calendar', name: c.name, timeoutMs: c.timeoutMs }],
 
   // calendar.ts and feed.ts bring node-ical and its Temporal polyfills (≈ 350 kB): only a
   // config with a calendar loads them.

@@ -25,6 +25,7 @@ export const kasaDriver: Driver<KasaConfig> = {
   configKinds: ['kasa/v1'],
   section: 'switches',
   configSchema: kasaConfigSchema,
+  entities: (c) => [{ id: c.id, kind: 'switch', name: c.name, timeoutMs: c.timeoutMs }],
   simulator: lazySimulator(
     { transport: 'network', defaultPort: 9999 },
     async () => (await import('./simulator.js')).simulator,

@@ -207,11 +207,11 @@ describe('config', () => {
       pollMs: 2000,
       timeoutMs: 250,
     });
-    expect(coffeeDriver.entityIds?.(config)).toEqual([
-      'coffee',
-      'coffee-water',
-      'coffee-temperature',
-      'coffee-last-status',
+    expect(coffeeDriver.entities(config).map((e) => [e.id, e.kind])).toEqual([
+      ['coffee', 'heater'],
+      ['coffee-water', 'sensor'],
+      ['coffee-temperature', 'sensor'],
+      ['coffee-last-status', 'sensor'],
     ]);
     expect(coffeeConfigSchema.parse({ ...base, maxBrewMinutes: 0.02 }).maxBrewMinutes).toBe(0.02);
   });

@@ -98,6 +98,15 @@ export const coffeeConfigSchema = deviceBaseSchema
 /** One `kind: mrcoffeebot/v1` entry of the config, after defaults. */
 export type CoffeeConfig = z.output<typeof coffeeConfigSchema>;
 
+/**
+ * How long a command may take: one exchange already on the wire, then its own. Doubled, so
+ * a `stop` queued behind a `brew` (which settles within two exchanges, one way or the other)
+ * still runs instead of expiring in the queue.
+ */
+export function commandTimeoutMs(config: Pick<CoffeeConfig, 'timeoutMs'>): number {
+  return 4 * config.timeoutMs + 250;
+}
+
 /** The ids of a pot's entities. */
 export function coffeeEntityIds(id: string) {
   return {
@@ -115,7 +124,28 @@ export const coffeeDriver: Driver<CoffeeConfig> = {
   section: 'coffee',
   configSchema: coffeeConfigSchema,
   simulator: lazySimulator({ transport: 'serial' }, async () => (await import('./simulator.js')).simulator),
-  entityIds: (config) => Object.values(coffeeEntityIds(config.id)),
+  entities(c) {
+    const ids = coffeeEntityIds(c.id);
+    const timeoutMs = commandTimeoutMs(c);
+    return [
+      {
+        id: ids.heater,
+        kind: 'heater',
+        name: c.name,
+        timeoutMs,
+        attributes: { maxBrewMinutes: c.maxBrewMinutes },
+      },
+      { id: ids.water, kind: 'sensor', name: `${c.name} water`, timeoutMs, attributes: { unit: 'in' } },
+      {
+        id: ids.temperature,
+        kind: 'sensor',
+        name: `${c.name} temperature`,
+        timeoutMs,
+        attributes: { unit: '°C' },
+      },
+      { id: ids.lastStatus, kind: 'sensor', name: `${c.name} last status`, timeoutMs },
+    ];
+  },
 
   // pot.ts brings the serial stack: only a config with a coffee pot loads it.
   async setup(ctx, config) {

@@ -11,7 +11,7 @@ import type { CallContext, DriverContext, EntityHandle } from '../../core/driver
 import { reasonOf } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { LinePort } from '../../transport/line-port.js';
-import { type CoffeeConfig, coffeeEntityIds } from './index.js';
+import { type CoffeeConfig, coffeeEntityIds, commandTimeoutMs } from './index.js';
 import {
   type Command,
   HEATER_DEADMAN_MS,
@@ -37,15 +37,6 @@ interface Brew {
   lastSent?: number;
   /** Brew commands waiting for that answer. */
   waiters: Waiter[];
-}
-
-/**
- * How long a command may take: one exchange already on the wire, then its own. Doubled, so
- * a `stop` queued behind a `brew` (which settles within two exchanges, one way or the other)
- * still runs instead of expiring in the queue.
- */
-export function commandTimeoutMs(config: Pick<CoffeeConfig, 'timeoutMs'>): number {
-  return 4 * config.timeoutMs + 250;
 }
 
 /**

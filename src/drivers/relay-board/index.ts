@@ -45,7 +45,16 @@ export const relayBoardDriver: Driver<RelayBoardConfig> = {
   configKinds: ['relay-board/v1'],
   section: 'sprinklers',
   configSchema: relayBoardConfigSchema,
-  entityIds: (config) => config.zones.map((z) => zoneEntityId(config.id, z.name)),
+  // A command's deadline covers waiting behind the other zones' refreshes, closing the zones
+  // open longest, and the open itself (board.ts gives its entities the same).
+  entities: (c) =>
+    c.zones.map((z) => ({
+      id: zoneEntityId(c.id, z.name),
+      kind: 'valve',
+      name: `${c.name} ${z.name}`,
+      timeoutMs: c.timeoutMs * (c.zones.length + 3),
+      attributes: { relay: z.relay, maxOpenMinutes: c.maxOpenMinutes },
+    })),
   simulator: lazySimulator({ transport: 'serial' }, async () => (await import('./simulator.js')).simulator),
 
   // board.ts brings the serial stack: only a config with a relay board loads it.

@@ -300,7 +300,11 @@ describe('relay-board config', () => {
       settleMs: 2000,
       timeoutMs: 500,
     });
-    expect(relayBoardDriver.entityIds?.(c)).toEqual(['garden-front', 'garden-back', 'garden-beds']);
+    expect(relayBoardDriver.entities(c).map((e) => [e.id, e.kind])).toEqual([
+      ['garden-front', 'valve'],
+      ['garden-back', 'valve'],
+      ['garden-beds', 'valve'],
+    ]);
   });
 
   it('refuses bad zones, unknown keys and missing required keys, naming each', () => {

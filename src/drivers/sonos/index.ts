@@ -46,6 +46,15 @@ export const sonosDriver: Driver<SonosConfig> = {
   configKinds: ['sonos/v1'],
   section: 'speakers',
   configSchema: sonosConfigSchema,
+  entities: (c) => [
+    {
+      id: c.id,
+      kind: 'chime',
+      name: c.name,
+      timeoutMs: chimeDeadlineMs(c),
+      attributes: { volume: c.volume },
+    },
+  ],
   simulator: lazySimulator(
     { transport: 'network', defaultPort: SONOS_PORT },
     async () => (await import('./simulator.js')).simulator,

@@ -26,6 +26,7 @@ export const wemoDriver: Driver<WemoConfig> = {
   configKinds: ['wemo/v1'],
   section: 'switches',
   configSchema: wemoConfigSchema,
+  entities: (c) => [{ id: c.id, kind: 'switch', name: c.name, timeoutMs: c.timeoutMs }],
   simulator: lazySimulator(
     { transport: 'network', defaultPort: 49153 },
     async () => (await import('./simulator.js')).simulator,
