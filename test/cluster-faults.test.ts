@@ -1,8 +1,9 @@
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcoffeebot/simulator.js';
+import { type SonosSimulator, startSonosSimulator } from '../src/drivers/sonos/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { call, type RoleProcess, startRole, until, writeClusterConfig } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
@@ -21,6 +22,7 @@ describe.skipIf(mosquittoMissing)('a cluster when parts of it fail', () => {
   let broker: TestMosquitto;
   let plug: WemoSimulator;
   let pot: CoffeeSimulator;
+  let speaker: SonosSimulator;
   let dir: string;
   const procs: RoleProcess[] = [];
   let apis: [RoleProcess, RoleProcess];
@@ -31,6 +33,12 @@ describe.skipIf(mosquittoMissing)('a cluster when parts of it fail', () => {
     plug = await startWemoSimulator();
     dir = tempDir();
     pot = await startCoffeeSimulator({ path: join(dir, 'ttyCOFFEE') });
+    speaker = await startSonosSimulator({ clipMs: 200 });
+    mkdirSync(join(dir, 'media'));
+    writeFileSync(
+      join(dir, 'media', 'ding.mp3'),
+      Buffer.concat([Buffer.from('ID3'), Buffer.alloc(4000, 0xff)]),
+    );
     const config = writeClusterConfig(dir, {
       pgUrl: db.url,
       mqttUrl: broker.url,
@@ -40,6 +48,9 @@ switches:
   - { id: lamp, kind: wemo/v1, address: 127.0.0.1, port: ${plug.port}, timeoutMs: 1000, pollSeconds: 0 }
 coffee:
   - { id: coffee, kind: mrcoffeebot/v1, path: ${pot.path}, settleMs: 100, agent: kitchen }
+speakers:
+  - { id: hall, kind: sonos/v1, address: 127.0.0.1, port: ${speaker.port}, pollSeconds: 0 }
+media: { dir: media }
 buttonLimits: { maxUndeclared: 10000 }
 `,
     });
@@ -63,6 +74,7 @@ buttonLimits: { maxUndeclared: 10000 }
   afterAll(async () => {
     await Promise.all(procs.map((p) => p.stop()));
     await pot?.close();
+    await speaker?.close();
     await plug?.close();
     await broker?.stop();
     await db?.drop();
@@ -91,6 +103,16 @@ buttonLimits: { maxUndeclared: 10000 }
     await Promise.all([worker(), worker(), worker(), worker()]);
     return acked;
   }
+
+  it('a chime asked of an api replica plays on the speaker, fetched from the agent that runs it', async () => {
+    const r = await call(`${apis[1].url}/api/v1/entities/hall/commands/play`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ media: 'ding.mp3' }),
+    });
+    expect(r.status).toBe(200);
+    expect([200, 206]).toContain(speaker.chimes.at(-1)?.fetched?.status);
+  });
 
   it('kill -9 of an api while presses stream in: every acknowledged press reads back from the other', async () => {
     const [a, b] = apis;

@@ -86,10 +86,13 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   const agents = [...new Set([...declared.values()].map((d) => d.agent))];
   const ttlMs = config.cluster.leaseSeconds * 1000;
   const buttons = new Map(config.buttons.map((b) => [b.id, b.name]));
+  // Speakers fetch a chime from the process that tells them to play it (an agent serves the
+  // media folder of its own box), unless media.baseUrl names another place.
+  let listening: { host: string; port: number } | undefined;
   const media = new MediaLibrary({
     dir: config.media.dir,
     baseUrl: config.media.baseUrl,
-    listener: () => undefined,
+    listener: () => listening,
   });
   const startedAt = Date.now();
   const member = {
@@ -190,7 +193,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
       new LocalBus(),
       () => leases(),
     );
-    server = buildHealthServer({ ...access, log, metrics, ready: () => ready(), cluster: status });
+    server = buildHealthServer({ ...access, log, metrics, ready: () => ready(), cluster: status, media });
   } else {
     stops.push(feedMirror(link, mirror, agents));
     link.on(
@@ -269,6 +272,8 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   ready = () => synced;
 
   const url = await listenOn(server, config.http, 'http');
+  const port = (server.server.address() as { port: number } | null)?.port;
+  if (port !== undefined) listening = { host: config.http.host, port };
   const publicUrl =
     publicServer && config.http.public
       ? await listenOn(publicServer, config.http.public, 'http.public')

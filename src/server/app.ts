@@ -118,6 +118,8 @@ export interface HealthServerOptions extends ControlAccess {
   /** /readyz answers 200 while this is true. */
   ready: () => boolean;
   cluster: () => Promise<ClusterStatus>;
+  /** An agent's: the chime files its speakers fetch (device reads, as on the control listener). */
+  media?: MediaLibrary;
 }
 
 /**
@@ -147,6 +149,7 @@ export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
     return reply.type(opts.metrics.registry.contentType).send(body);
   });
   registerClusterRoute(app, opts.cluster);
+  if (opts.media) registerMediaRoutes(app, opts.media, opts.log);
   app.setErrorHandler(errorHandler(opts.log));
   app.setNotFoundHandler(notFoundHandler);
   finish();
