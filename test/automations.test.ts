@@ -276,7 +276,7 @@ automations:
     await post(`${h.url}/api/v1/automations/broken/run`);
     await expect
       .poll(async () => (await runsOf(h, 'broken'))[0]?.error)
-      .toBe('HTTP GET to http://127.0.0.1:' + port + ' answered 500');
+      .toBe(`HTTP GET to http://127.0.0.1:${port} answered 500`);
 
     const list = JSON.parse((await http(`${h.url}/api/v1/automations`)).body).automations;
     expect(list.map((a: { id: string }) => a.id)).toEqual(['notify', 'chain', 'broken']);

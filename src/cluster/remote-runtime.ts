@@ -74,7 +74,7 @@ export class RemoteRuntime implements RuntimeApi {
   async button(id: string): Promise<EntityView | undefined> {
     if (!idPattern.test(id)) return undefined;
     const row = await this.#o.states.get(id);
-    if (!row || row.kind !== 'button') return undefined;
+    if (row?.kind !== 'button') return undefined;
     return buttonView(id, this.#o.buttons.get(id) ?? id, row.state, row.updatedAt);
   }
 
