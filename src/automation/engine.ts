@@ -448,9 +448,21 @@ export class AutomationEngine implements AutomationsApi {
         if (!('state' in t) || t.state !== e.id) continue;
         if (t.to !== undefined && !same(e.state, t.to)) continue;
         if (t.from !== undefined && !same(e.previous, t.from)) continue;
-        void this.#launch(a, describeTrigger(t)).catch(() => {});
+        this.#soon(a, describeTrigger(t));
       }
     }
+  }
+
+  /**
+   * Launches after the emitter's work is done: a trigger's run record is a store write, and a
+   * button's `200` (or an agent's reply) must not wait for the records of what it triggers.
+   */
+  #soon(a: AutomationConfig, trigger: string): void {
+    setImmediate(() => {
+      // A trigger that came in just before stop() is dropped: this process no longer runs automations.
+      if (this.#stopping.signal.aborted) return;
+      void this.#launch(a, trigger).catch(() => {});
+    });
   }
 
   #onEntityEvent(e: BusEvents['entity.event']): void {
@@ -459,7 +471,7 @@ export class AutomationEngine implements AutomationsApi {
         if (!('calendar' in t) || t.calendar !== e.id || t.on !== e.event) continue;
         const summary = typeof e.data.summary === 'string' ? e.data.summary : '';
         if (t.summary !== undefined && !summaryMatches(t.summary, summary)) continue;
-        void this.#launch(a, `${describeTrigger(t)}: ${summary}`).catch(() => {});
+        this.#soon(a, `${describeTrigger(t)}: ${summary}`);
       }
     }
   }
