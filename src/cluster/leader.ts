@@ -2,6 +2,9 @@ import { performance } from 'node:perf_hooks';
 import { reasonOf } from '../core/errors.js';
 import type { LeaseGrant, LeaseStore } from '../store/store.js';
 
+/** How often a standby asks for the lease at most, in ms. */
+export const STANDBY_RETRY_MS = 500;
+
 export interface LeaderOptions {
   leases: LeaseStore;
   /** The singleton: `controller`, `agent:kitchen`. */
@@ -107,8 +110,11 @@ export class LeaderElector {
       .finally(() => {
         this.inFlight = undefined;
         if (!this.running) return;
-        // Jitter keeps standbys from hitting the database in step.
-        const next = this.period * (0.8 + Math.random() * 0.2) - (performance.now() - sent);
+        // A leader renews every third of the lease. A standby asks more often, at most every
+        // STANDBY_RETRY_MS, so it takes a dead leader's lease within that much of its expiry
+        // (failover ≤ leaseSeconds + about half a second). Jitter keeps standbys out of step.
+        const every = this.leading ? this.period : Math.min(this.period, STANDBY_RETRY_MS);
+        const next = every * (0.8 + Math.random() * 0.2) - (performance.now() - sent);
         this.tickTimer = setTimeout(() => this.tick(), Math.max(0, next));
       });
     this.inFlight = attempt;
