@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { type AutomationResult, BUTTON_PATH, buttonToDevice, DIRECT_PATH } from './lib/automation.js';
+import { type ClusterResult, clusterBench, clusterBudgets, clusterReport } from './lib/cluster.js';
 import { hearthBuilt, type Sim, simState, startHearth, startSim, writeConfig } from './lib/hearth.js';
 import {
   concurrent,
@@ -58,6 +59,8 @@ const { values: opts } = parseArgs({
     'no-mqtt': { type: 'boolean', default: false },
     'no-sse': { type: 'boolean', default: false },
     'sse-streams': { type: 'string' },
+    'no-cluster': { type: 'boolean', default: false },
+    kills: { type: 'string' },
   },
 });
 const num = (v: string | undefined, dflt: number, quick: number) =>
@@ -879,6 +882,25 @@ async function runAll(tmp: string): Promise<number> {
     await stopAll();
   }
 
+  // 11-13. Several boxes: toggle through the cluster, failover, presses on PostgreSQL; each prints its table.
+  let cluster: ClusterResult | null = null;
+  if (!opts['no-cluster']) {
+    try {
+      cluster = await clusterBench({
+        root,
+        tmp,
+        quick: opts.quick ?? false,
+        clients: P.clients,
+        ...(opts.kills ? { kills: Number(opts.kills) } : {}),
+      });
+      for (const e of cluster.errors) fail('several boxes', new Error(e));
+      for (const e of cluster.failover?.errors ?? []) fail('failover', new Error(e));
+    } catch (err) {
+      fail('several boxes', err);
+    }
+    await stopAll();
+  }
+
   // Report.
   const out: string[] = [];
   out.push(
@@ -929,6 +951,7 @@ async function runAll(tmp: string): Promise<number> {
   if (!opts['no-automation']) out.push(automationReport(auto));
   if (!opts['no-mqtt']) out.push(mqttReport(mq));
   if (!opts['no-sse']) out.push(sseReport(sse));
+  if (!opts['no-cluster']) out.push(clusterReport(cluster));
 
   const h = toggle.hearth;
   const f = toggle.floor;
@@ -996,6 +1019,7 @@ async function runAll(tmp: string): Promise<number> {
             2,
           ),
         ]),
+    ...(opts['no-cluster'] ? [] : clusterBudgets(cluster)),
   ];
   out.push('\n=== budgets ===');
   out.push(budgetTable(budgets));
@@ -1042,6 +1066,7 @@ async function runAll(tmp: string): Promise<number> {
     buttonToDevice: auto,
     mqttRoundTrip: mq,
     ssePresses: sse,
+    cluster,
     rssMiB: { afterStart: startupRss, afterLoad: afterLoadRss },
     budgets,
     notes,
