@@ -414,8 +414,10 @@ describe('the driver in hearth', () => {
     expect(until - asked).toBeLessThan(1300);
     const off = await offAfter(s, t0, 3000);
     expect(off.cause).toBe('B+0');
-    const on = s.events.find((e) => e.heater && e.t >= t0);
-    expect((off.t - (on?.t ?? 0)) / 1000).toBeCloseTo(1.2, 1);
+    // Off at the brew's end, measured from when it was asked (the heater may come on a little
+    // later on a busy box; the end does not move with it): never early, and promptly.
+    expect(off.at).toBeGreaterThanOrEqual(until - 5);
+    expect(off.at - until).toBeLessThan(250);
     await heaterOff(pot);
     expect(await pot.entity()).toMatchObject({ available: true, attributes: { maxBrewMinutes: 0.02 } });
     expect((await pot.entity()).attributes.until).toBeUndefined();
