@@ -342,7 +342,9 @@ export class MqttRpc {
     const left = Math.max(1, deadline - Date.now());
     this.#link
       .publishNow(topic, reply, {
-        qos: 1,
+        // QoS 0: a reply is lost only with the connection, and then the caller has already
+        // failed (link lost, 504); an acknowledgement would only add a round trip to every command.
+        qos: 0,
         properties: {
           correlationData: correlation,
           messageExpiryInterval: Math.ceil(left / 1000),
