@@ -3,6 +3,7 @@ import { AutomationEngine } from './automation/engine.js';
 import type { HearthConfig } from './config/load.js';
 import { LocalBus } from './core/bus.js';
 import { type Clock, systemClock } from './core/clock.js';
+import type { MqttAccess } from './core/driver.js';
 import { reasonOf } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { Runtime } from './core/runtime.js';
@@ -52,6 +53,9 @@ export async function startHearth(
     listener: () => (controlPort === undefined ? undefined : { host: config.http.host, port: controlPort }),
   });
   const bus = new LocalBus((err, event) => log.error({ err: reasonOf(err), event }, 'bus listener failed'));
+  // On one box MQTT is optional: only a config with `mqtt:` loads the client (MQTT devices, Home
+  // Assistant). It connects in the background; drivers see it come and go.
+  const link = config.mqtt ? await openMqtt(config.mqtt, log) : undefined;
   const runtime = new Runtime({
     timezone: config.timezone,
     devices: config.devices,
@@ -62,6 +66,7 @@ export async function startHearth(
     clock,
     log,
     media,
+    ...(link ? { mqtt: link.access } : {}),
   });
   const metrics = new Metrics(runtime, bus);
   const automations = new AutomationEngine({
@@ -97,6 +102,7 @@ export async function startHearth(
   } catch (err) {
     await server.close();
     await publicServer?.close();
+    await link?.stop();
     await store.close();
     throw err;
   }
@@ -110,6 +116,7 @@ export async function startHearth(
         srv?.close().catch((err) => log.warn({ err: reasonOf(err) }, 'closing an HTTP listener failed')),
       );
       await Promise.all([automations.stop().then(() => runtime.stop()), ...closing]);
+      await link?.stop();
       await store.close();
     })();
     return stopping;
@@ -137,4 +144,17 @@ async function listen(
     throw new Error(`${key}: cannot listen on ${at.host}:${at.port}: ${reasonOf(err)}`, { cause: err });
   }
   return url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
+}
+
+/** The one MQTT connection of a one-box process, loaded only when the config has `mqtt:`. */
+async function openMqtt(
+  config: NonNullable<HearthConfig['mqtt']>,
+  log: Logger,
+): Promise<{ access: MqttAccess; stop(): Promise<void> }> {
+  const [{ MqttLink }, { mqttAccess }] = await Promise.all([
+    import('./bus/mqtt/link.js'),
+    import('./bus/mqtt/access.js'),
+  ]);
+  const link = new MqttLink({ ...config, role: 'all', log }).start();
+  return { access: mqttAccess(link), stop: () => link.stop() };
 }

@@ -1,3 +1,4 @@
+import { mqttAccess } from '../bus/mqtt/access.js';
 import type { MqttLink } from '../bus/mqtt/link.js';
 import type { MqttRpc } from '../bus/mqtt/rpc.js';
 import type { DeviceEntry } from '../config/load.js';
@@ -95,6 +96,8 @@ export class AgentRole {
       clock: this.#o.clock,
       log,
       media: this.#o.media,
+      // Drivers that speak MQTT (zigbee2mqtt, mqtt_things) share this process's connection.
+      mqtt: mqttAccess(link),
     });
     this.#runtime = runtime;
     const topics = link.topics;

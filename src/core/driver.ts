@@ -70,6 +70,36 @@ export interface DriverContext {
   signal: AbortSignal;
   /** The chime media folder (`media:` in the config); absent where no runtime set one (driver unit tests). */
   media?: MediaAccess;
+  /** The process's MQTT connection (`mqtt:` in the config); absent without one. */
+  mqtt?: MqttAccess;
+}
+
+/** One message from the broker. */
+export interface MqttMessage {
+  topic: string;
+  payload: Buffer;
+  /** A retained copy delivered on subscribing, not a live message. */
+  retain: boolean;
+}
+
+/**
+ * The process's one MQTT connection, for drivers that speak MQTT (zigbee2mqtt, mqtt_things) and
+ * for Home Assistant discovery. One connection per process, shared with the cluster's bus.
+ */
+export interface MqttAccess {
+  /**
+   * Calls `handler` for each message on topics matching `filter` (MQTT wildcards `+` and `#`),
+   * again after every reconnect; a handler that throws is logged and counted, never fatal.
+   * Returns the function that stops it; `owner` names the caller in logs.
+   */
+  subscribe(filter: string, handler: (message: MqttMessage) => void, owner: string): () => void;
+  /** Publishes, or keeps it for the reconnect (bounded); never throws. Retained ones are re-sent after a reconnect. */
+  publish(topic: string, payload: string | Buffer, options?: { retain?: boolean; qos?: 0 | 1 }): void;
+  /** Counts and logs (rate-limited) a payload that was not what the topic should carry. */
+  garbage(topic: string, why: string): void;
+  readonly connected: boolean;
+  /** Calls `listener` with true on every (re)connect and false on every loss; returns the unsubscribe. */
+  onConnection(listener: (up: boolean) => void): () => void;
 }
 
 export interface Running {

@@ -9,6 +9,7 @@ import type {
   DriverContext,
   EntitySpec,
   MediaAccess,
+  MqttAccess,
   SimulatorHandle,
 } from './driver.js';
 import { HearthError, reasonOf } from './errors.js';
@@ -50,6 +51,8 @@ export interface RuntimeOptions {
    * the api replicas answer for them. Default true (one box).
    */
   ownsButtons?: boolean;
+  /** The process's MQTT connection, handed to drivers that speak MQTT. */
+  mqtt?: MqttAccess;
 }
 
 export type { EntityView } from './runtime-api.js';
@@ -441,6 +444,7 @@ export class Runtime implements RuntimeApi {
           timezone: this.#opts.timezone,
           signal,
           media: this.#opts.media,
+          ...(this.#opts.mqtt ? { mqtt: this.#opts.mqtt } : {}),
         };
         const running = await driver.setup(ctx, effective);
         return () => running.stop();
