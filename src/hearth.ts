@@ -9,6 +9,7 @@ import type { Logger } from './core/log.js';
 import { Runtime } from './core/runtime.js';
 import { AllowList } from './server/allow-list.js';
 import { buildControlServer, buildPublicServer } from './server/app.js';
+import { listen } from './server/listen.js';
 import { MediaLibrary } from './server/media.js';
 import { Metrics } from './server/metrics.js';
 import { openStore } from './store/open.js';
@@ -129,21 +130,6 @@ export async function startHearth(
     throw err;
   }
   return { runtime, automations, server, publicServer, store, url, publicUrl, stop };
-}
-
-/** Listens and answers the URL to reach it from this box (0.0.0.0 and :: are not addresses to call). */
-async function listen(
-  server: FastifyInstance,
-  at: { host: string; port: number },
-  key: string,
-): Promise<string> {
-  let url: string;
-  try {
-    url = await server.listen({ host: at.host, port: at.port });
-  } catch (err) {
-    throw new Error(`${key}: cannot listen on ${at.host}:${at.port}: ${reasonOf(err)}`, { cause: err });
-  }
-  return url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
 }
 
 /** The one MQTT connection of a one-box process, loaded only when the config has `mqtt:`. */

@@ -9,6 +9,7 @@ import { HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { Runtime } from '../core/runtime.js';
 import type { EntityView } from '../core/runtime-api.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { Store } from '../store/store.js';
 import type { Leadership } from './leadership.js';
 import { commandRequestSchema, type EntityEvent, leaseTopicId } from './wire.js';
@@ -37,8 +38,8 @@ export class AgentRole {
   readonly #o: AgentOptions;
   #runtime: Runtime | undefined;
   #stopServing: (() => void) | undefined;
-  /** Serialises lead/lose, so a quick lose-lead-lose never runs two sets of devices at once. */
-  #transition: Promise<void> = Promise.resolve();
+  /** Lead and lose in turn, so a quick lose-lead-lose never runs two sets of work at once. */
+  readonly #transitions = new SerialQueue('agent leadership', 1000);
   #stopped = false;
 
   constructor(opts: AgentOptions) {
@@ -74,11 +75,9 @@ export class AgentRole {
   }
 
   #queue(step: () => Promise<void>): Promise<void> {
-    const next = this.#transition.then(step, step);
-    this.#transition = next.catch((err) =>
-      this.#o.log.error({ err: reasonOf(err) }, 'agent: a leadership change failed'),
-    );
-    return this.#transition;
+    return this.#transitions.run(step).catch((err: unknown) => {
+      this.#o.log.error({ err: reasonOf(err) }, 'agent: a leadership change failed');
+    });
   }
 
   async #lead(token: number): Promise<void> {

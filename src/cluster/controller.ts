@@ -6,6 +6,7 @@ import type { Clock } from '../core/clock.js';
 import { HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { Store } from '../store/store.js';
 import type { Leadership } from './leadership.js';
 import type { EntityMirror } from './mirror.js';
@@ -37,7 +38,8 @@ export class ControllerRole {
   readonly #o: ControllerOptions;
   #engine: AutomationEngine | undefined;
   #stopServing: (() => void) | undefined;
-  #transition: Promise<void> = Promise.resolve();
+  /** Lead and lose in turn, so a quick lose-lead-lose never runs two sets of work at once. */
+  readonly #transitions = new SerialQueue('controller leadership', 1000);
   #stopped = false;
 
   constructor(opts: ControllerOptions) {
@@ -62,11 +64,9 @@ export class ControllerRole {
   }
 
   #queue(step: () => Promise<void>): Promise<void> {
-    const next = this.#transition.then(step, step);
-    this.#transition = next.catch((err) =>
-      this.#o.log.error({ err: reasonOf(err) }, 'controller: a leadership change failed'),
-    );
-    return this.#transition;
+    return this.#transitions.run(step).catch((err: unknown) => {
+      this.#o.log.error({ err: reasonOf(err) }, 'controller: a leadership change failed');
+    });
   }
 
   async #lead(token: number): Promise<void> {

@@ -1,7 +1,8 @@
 import type { BusEvents } from '../core/bus.js';
 import { type Clock, clocktime } from '../core/clock.js';
+import { parseCommand } from '../core/command-args.js';
 import { HearthError } from '../core/errors.js';
-import { commandNames, commandSchema, idPattern } from '../core/kinds.js';
+import { commandNames, idPattern } from '../core/kinds.js';
 import type { CommandOptions, EntityView, RuntimeApi } from '../core/runtime-api.js';
 import type { StateStore } from '../store/store.js';
 import type { EntityMirror } from './mirror.js';
@@ -95,20 +96,7 @@ export class RemoteRuntime implements RuntimeApi {
     }
     if (agent === undefined) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
     // Checked here too, so a bad request is a 400 at once even when the agent is away.
-    if (known) {
-      const schema = commandSchema(known.kind, name);
-      if (!schema) {
-        throw new HearthError(
-          'HEARTH_ERR_UNKNOWN_COMMAND',
-          `${known.kind} "${id}" has no command "${name}"; it takes ${commandNames(known.kind).join(', ')}`,
-        );
-      }
-      const parsed = schema.safeParse(args ?? {});
-      if (!parsed.success) {
-        const detail = parsed.error.issues.map((i) => i.message).join('; ');
-        throw new HearthError('HEARTH_ERR_BAD_ARGUMENTS', `bad arguments for ${id}.${name}: ${detail}`);
-      }
-    }
+    if (known) parseCommand(known.kind, id, name, args);
     const timeoutMs = opts.timeoutMs ?? this.#o.timeoutOf(id) ?? 2000;
     return this.#o.channel.command(agent, { id, name, args: args ?? {} }, timeoutMs);
   }
@@ -174,16 +162,7 @@ export class RemoteRuntime implements RuntimeApi {
   }
 
   async #buttonCommand(id: string, name: string, args: unknown): Promise<EntityView> {
-    const schema = commandSchema('button', name);
-    if (!schema) {
-      throw new HearthError(
-        'HEARTH_ERR_UNKNOWN_COMMAND',
-        `button "${id}" has no command "${name}"; it takes ${commandNames('button').join(', ')}`,
-      );
-    }
-    if (!schema.safeParse(args ?? {}).success) {
-      throw new HearthError('HEARTH_ERR_BAD_ARGUMENTS', `bad arguments for ${id}.${name}: it takes none`);
-    }
+    parseCommand('button', id, name, args);
     return this.setButton(id, name as 'on' | 'off');
   }
 }

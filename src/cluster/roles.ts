@@ -12,6 +12,7 @@ import type { EntityView } from '../core/runtime-api.js';
 import { AllowList } from '../server/allow-list.js';
 import { storeStatus } from '../server/api-cluster.js';
 import { buildControlServer, buildHealthServer, buildPublicServer } from '../server/app.js';
+import { listen } from '../server/listen.js';
 import { MediaLibrary } from '../server/media.js';
 import { Metrics } from '../server/metrics.js';
 import { openStore } from '../store/open.js';
@@ -271,12 +272,12 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   if (link.connected) synced = true;
   ready = () => synced;
 
-  const url = await listenOn(server, config.http, 'http');
+  const url = await listen(server, config.http, 'http');
   const port = (server.server.address() as { port: number } | null)?.port;
   if (port !== undefined) listening = { host: config.http.host, port };
   const publicUrl =
     publicServer && config.http.public
-      ? await listenOn(publicServer, config.http.public, 'http.public')
+      ? await listen(publicServer, config.http.public, 'http.public')
       : undefined;
   let stopping: Promise<void> | undefined;
   return {
@@ -314,18 +315,4 @@ function toHearthError(err: unknown): HearthError {
     return new HearthError(code, err.message, { hint: err.hint, cause: err });
   }
   return new HearthError('HEARTH_ERR_NOT_READY', reasonOf(err), { cause: err });
-}
-
-async function listenOn(
-  server: FastifyInstance,
-  at: { host: string; port: number },
-  key: string,
-): Promise<string> {
-  let url: string;
-  try {
-    url = await server.listen({ host: at.host, port: at.port });
-  } catch (err) {
-    throw new Error(`${key}: cannot listen on ${at.host}:${at.port}: ${reasonOf(err)}`, { cause: err });
-  }
-  return url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
 }

@@ -1,6 +1,7 @@
 import type { Bus, BusEvents } from './bus.js';
 import type { Clock, Timer } from './clock.js';
 import { clocktime } from './clock.js';
+import { parseCommand } from './command-args.js';
 import { withDeadline } from './deadline.js';
 import type {
   CallContext,
@@ -13,7 +14,7 @@ import type {
   SimulatorHandle,
 } from './driver.js';
 import { HearthError, reasonOf } from './errors.js';
-import { commandNames, commandSchema, idPattern, type Kind } from './kinds.js';
+import { commandNames, idPattern, type Kind } from './kinds.js';
 import type { Logger } from './log.js';
 import type { CommandOptions, EntityView, RuntimeApi } from './runtime-api.js';
 import { QueueFullError, SerialQueue } from './serial-queue.js';
@@ -185,18 +186,7 @@ export class Runtime implements RuntimeApi {
   ): Promise<EntityView> {
     const e = this.#entities.get(id);
     if (!e) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
-    const schema = commandSchema(e.kind, name);
-    if (!schema) {
-      throw new HearthError(
-        'HEARTH_ERR_UNKNOWN_COMMAND',
-        `${e.kind} "${id}" has no command "${name}"; it takes ${commandNames(e.kind).join(', ')}`,
-      );
-    }
-    const parsed = schema.safeParse(args ?? {});
-    if (!parsed.success) {
-      const detail = parsed.error.issues.map((i) => i.message).join('; ');
-      throw new HearthError('HEARTH_ERR_BAD_ARGUMENTS', `bad arguments for ${id}.${name}: ${detail}`);
-    }
+    const parsed = parseCommand(e.kind, id, name, args);
     if (e.driver === BUTTON_DRIVER) return this.setButton(id, name as 'on' | 'off');
     const handler = e.handlers[name];
     if (!handler) {
@@ -208,7 +198,7 @@ export class Runtime implements RuntimeApi {
     // The deadline runs from now, so a command queued behind a slow call still answers in time;
     // a caller's shorter deadline (a request from another box) wins.
     const deadline = performance.now() + Math.min(e.timeoutMs, opts.timeoutMs ?? Number.POSITIVE_INFINITY);
-    await this.#serial(e, () => this.#call(e, name, (signal) => handler(parsed.data, { signal }), deadline));
+    await this.#serial(e, () => this.#call(e, name, (signal) => handler(parsed, { signal }), deadline));
     return view(e);
   }
 
