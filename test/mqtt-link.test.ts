@@ -58,13 +58,13 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
     b.subscribe(b.topics.members, (m) => void members.set(m.topic, String(m.payload)), 'api');
     await b.whenUp(5000);
     await waitUntil(
-      () => seen.length > 0 && members.has('hearth/members/agent-a'),
+      () => seen.length > 0 && members.has('hearth/cluster/members/agent-a'),
       3000,
       'retained messages',
     );
     expect(seen[0]).toMatchObject({ value: { state: 'on', available: true }, retain: true });
-    expect(members.get('hearth/members/agent-a')).toBe('online');
-    expect(members.get('hearth/members/api-b')).toBe('online');
+    expect(members.get('hearth/cluster/members/agent-a')).toBe('online');
+    expect(members.get('hearth/cluster/members/api-b')).toBe('online');
   });
 
   it('ignores garbage and isolates a throwing handler: it never throws, counts, and keeps going', async () => {
@@ -73,29 +73,29 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
     const alsoCalled: string[] = [];
     l.subscribeJson(l.topics.states, statePayloadSchema, (v) => void good.push(v.state), 'api');
     l.subscribe(
-      'garbage/state/#',
+      'garbage/cluster/state/#',
       () => {
         throw new Error('handler bug');
       },
       'buggy',
     );
-    l.subscribe('garbage/state/#', async () => Promise.reject(new Error('async handler bug')), 'buggy-async');
-    l.subscribe('garbage/state/#', (m) => void alsoCalled.push(m.topic), 'other');
+    l.subscribe('garbage/cluster/state/#', async () => Promise.reject(new Error('async handler bug')), 'buggy-async');
+    l.subscribe('garbage/cluster/state/#', (m) => void alsoCalled.push(m.topic), 'other');
     await l.whenUp(5000);
 
     const c = await raw(broker);
-    await c.publishAsync('garbage/state/x', 'not json', { qos: 1 });
-    await c.publishAsync('garbage/state/x', '{"state": 1}', { qos: 1 }); // wrong shape: no `available`
-    await c.publishAsync('garbage/state/x', Buffer.from([0xff, 0xfe, 0x00]), { qos: 1 });
+    await c.publishAsync('garbage/cluster/state/x', 'not json', { qos: 1 });
+    await c.publishAsync('garbage/cluster/state/x', '{"state": 1}', { qos: 1 }); // wrong shape: no `available`
+    await c.publishAsync('garbage/cluster/state/x', Buffer.from([0xff, 0xfe, 0x00]), { qos: 1 });
     // Over the link's 256 kB maximumPacketSize: the broker does not deliver it to the link at all.
-    await c.publishAsync('garbage/state/big', Buffer.alloc(300 * 1024, 0x41), { qos: 1 });
-    await c.publishAsync('garbage/state/x', JSON.stringify(state('fine')), { qos: 1 });
+    await c.publishAsync('garbage/cluster/state/big', Buffer.alloc(300 * 1024, 0x41), { qos: 1 });
+    await c.publishAsync('garbage/cluster/state/x', JSON.stringify(state('fine')), { qos: 1 });
 
     await waitUntil(() => good.length === 1, 3000, 'the valid message');
     expect(good).toEqual(['fine']);
     expect(l.stats.garbage).toBe(3);
-    expect(alsoCalled.filter((t) => t === 'garbage/state/x')).toHaveLength(4);
-    expect(alsoCalled).not.toContain('garbage/state/big');
+    expect(alsoCalled.filter((t) => t === 'garbage/cluster/state/x')).toHaveLength(4);
+    expect(alsoCalled).not.toContain('garbage/cluster/state/big');
     await waitUntil(() => l.stats.handlerErrors === 8, 1000, 'handler errors counted');
     expect(l.connected).toBe(true);
   });
@@ -119,7 +119,7 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
   it('the last will marks a killed member offline', async () => {
     const observer = link(broker, { baseTopic: 'will' });
     const status: string[] = [];
-    observer.subscribe('will/members/child-1', (m) => void status.push(String(m.payload)), 'test');
+    observer.subscribe('will/cluster/members/child-1', (m) => void status.push(String(m.payload)), 'test');
     await observer.whenUp(5000);
 
     const child = spawn(
@@ -147,13 +147,13 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
 
   it('validates ids before they become topic levels', () => {
     const t = new Topics('hearth');
-    expect(t.state('kitchen_lamp-2')).toBe('hearth/state/kitchen_lamp-2');
+    expect(t.state('kitchen_lamp-2')).toBe('hearth/cluster/state/kitchen_lamp-2');
     for (const bad of ['a/b', '+', '#', '', 'x'.repeat(65), 'lamp ']) {
       expect(() => t.state(bad)).toThrow(TopicIdError);
     }
     expect(() => new Topics('home/+')).toThrow(TopicIdError);
-    expect(t.idOf('state', 'hearth/state/lamp')).toBe('lamp');
-    expect(t.idOf('state', 'hearth/state/a/b')).toBeUndefined();
+    expect(t.idOf('state', 'hearth/cluster/state/lamp')).toBe('lamp');
+    expect(t.idOf('state', 'hearth/cluster/state/a/b')).toBeUndefined();
     expect(() => new MqttLink({ url: broker.url, clientId: 'has space' })).toThrow(/clientId/);
     expect(topicMatches('a/+/c', 'a/b/c')).toBe(true);
     expect(topicMatches('a/#', 'a')).toBe(true);

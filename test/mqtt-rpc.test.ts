@@ -133,14 +133,14 @@ describe.skipIf(mosquittoMissing)('request/response over a real Mosquitto', () =
     const c = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
     raws.push(c);
     const props = (deadline: number) => ({
-      properties: { responseTopic: 'hearth/reply/raw-late', correlationData: randomBytes(16) },
+      properties: { responseTopic: 'hearth/cluster/reply/raw-late', correlationData: randomBytes(16) },
       qos: 1 as const,
       payload: JSON.stringify({ deadline, body: { at: deadline } }),
     });
     const late = props(Date.now() - 1);
-    await c.publishAsync('hearth/cmd/late', late.payload, { qos: 1, properties: late.properties });
+    await c.publishAsync('hearth/cluster/cmd/late', late.payload, { qos: 1, properties: late.properties });
     const fresh = props(Date.now() + 5000);
-    await c.publishAsync('hearth/cmd/late', fresh.payload, { qos: 1, properties: fresh.properties });
+    await c.publishAsync('hearth/cluster/cmd/late', fresh.payload, { qos: 1, properties: fresh.properties });
     await waitUntil(() => ran.length > 0, 2000, 'the fresh request');
     await sleep(50);
     expect(ran).toHaveLength(1);
@@ -158,13 +158,13 @@ describe.skipIf(mosquittoMissing)('request/response over a real Mosquitto', () =
     raws.push(c);
     const replies: string[] = [];
     c.on('message', (_t, payload) => replies.push(String(payload)));
-    await c.subscribeAsync('hearth/reply/raw-dup', { qos: 1 });
+    await c.subscribeAsync('hearth/cluster/reply/raw-dup', { qos: 1 });
     const correlationData = randomBytes(16);
     const payload = JSON.stringify({ deadline: Date.now() + 5000, body: { command: 'toggle' } });
-    const properties = { responseTopic: 'hearth/reply/raw-dup', correlationData };
-    await c.publishAsync('hearth/cmd/dup', payload, { qos: 1, properties });
+    const properties = { responseTopic: 'hearth/cluster/reply/raw-dup', correlationData };
+    await c.publishAsync('hearth/cluster/cmd/dup', payload, { qos: 1, properties });
     await waitUntil(() => replies.length === 1, 2000, 'the first reply');
-    await c.publishAsync('hearth/cmd/dup', payload, { qos: 1, properties });
+    await c.publishAsync('hearth/cluster/cmd/dup', payload, { qos: 1, properties });
     await waitUntil(() => replies.length === 2, 2000, 'the reply to the duplicate');
     expect(runs).toBe(1);
     expect(replies).toEqual(['{"result":{"runs":1}}', '{"result":{"runs":1}}']);
@@ -183,14 +183,14 @@ describe.skipIf(mosquittoMissing)('request/response over a real Mosquitto', () =
     raws.push(c);
     const replies: string[] = [];
     c.on('message', (_t, payload) => replies.push(String(payload)));
-    await c.subscribeAsync('hearth/reply/raw-junk', { qos: 1 });
-    await c.publishAsync('hearth/cmd/junk', 'toggle please', { qos: 1 }); // no response topic
-    await c.publishAsync('hearth/cmd/junk', '{"body":1}', {
+    await c.subscribeAsync('hearth/cluster/reply/raw-junk', { qos: 1 });
+    await c.publishAsync('hearth/cluster/cmd/junk', 'toggle please', { qos: 1 }); // no response topic
+    await c.publishAsync('hearth/cluster/cmd/junk', '{"body":1}', {
       qos: 1,
-      properties: { responseTopic: 'hearth/reply/raw-junk', correlationData: randomBytes(4) },
+      properties: { responseTopic: 'hearth/cluster/reply/raw-junk', correlationData: randomBytes(4) },
     });
     // A reply that matches nothing and one that is not JSON, straight at the api's reply topic.
-    await c.publishAsync('hearth/reply/api-junk', 'garbage', { qos: 1 });
+    await c.publishAsync('hearth/cluster/reply/api-junk', 'garbage', { qos: 1 });
     await waitUntil(() => replies.length === 1, 2000, 'the error reply to the bad request');
     expect(JSON.parse(replies[0] ?? '')).toMatchObject({
       error: { code: 'HEARTH_ERR_BAD_REQUEST', status: 400 },
@@ -205,9 +205,11 @@ describe.skipIf(mosquittoMissing)('request/response over a real Mosquitto', () =
     const agent = await member(broker, 'agent-busy');
     const api = await member(broker, 'api-busy', 3);
     agent.rpc.serve(agent.link.topics.cmd('busy'), () => new Promise(() => {}));
-    const waiting = [1, 2, 3].map(() => timed(api.rpc.request('hearth/cmd/busy', {}, { timeoutMs: 400 })));
+    const waiting = [1, 2, 3].map(() =>
+      timed(api.rpc.request('hearth/cluster/cmd/busy', {}, { timeoutMs: 400 })),
+    );
     expect(api.rpc.inFlight).toBe(3);
-    const over = await timed(api.rpc.request('hearth/cmd/busy', {}, { timeoutMs: 400 }));
+    const over = await timed(api.rpc.request('hearth/cluster/cmd/busy', {}, { timeoutMs: 400 }));
     expect(over.error).toMatchObject({ kind: 'overloaded', status: 503 });
     expect(over.ms).toBeLessThan(50);
     for (const w of await Promise.all(waiting)) expect(w.error).toMatchObject({ kind: 'timeout' });
@@ -233,10 +235,10 @@ describe.skipIf(mosquittoMissing)('request/response when the broker dies', () =>
       runs += 1;
       return runs;
     });
-    expect(await api.rpc.request('hearth/cmd/k', {}, { timeoutMs: 2000 })).toBe(1);
+    expect(await api.rpc.request('hearth/cluster/cmd/k', {}, { timeoutMs: 2000 })).toBe(1);
 
     // A request waiting when the broker dies fails as soon as the link notices, not at its deadline.
-    const waiting = timed(api.rpc.request('hearth/cmd/k', { hang: true }, { timeoutMs: 5000 }));
+    const waiting = timed(api.rpc.request('hearth/cluster/cmd/k', { hang: true }, { timeoutMs: 5000 }));
     await sleep(50);
     await broker.kill();
     const lost = await waiting;
@@ -244,13 +246,13 @@ describe.skipIf(mosquittoMissing)('request/response when the broker dies', () =>
     expect(lost.ms).toBeLessThan(1500);
 
     await waitUntil(() => !api.link.connected, 3000, 'the api link down');
-    const down = await timed(api.rpc.request('hearth/cmd/k', {}, { timeoutMs: 2000 }));
+    const down = await timed(api.rpc.request('hearth/cluster/cmd/k', {}, { timeoutMs: 2000 }));
     expect(down.error).toMatchObject({ kind: 'link-down', status: 503 });
     expect(down.ms).toBeLessThan(20);
 
     await broker.restart();
     await Promise.all([api.link.whenUp(5000), agent.link.whenUp(5000)]);
-    expect(await api.rpc.request('hearth/cmd/k', {}, { timeoutMs: 2000 })).toBe(2);
+    expect(await api.rpc.request('hearth/cluster/cmd/k', {}, { timeoutMs: 2000 })).toBe(2);
     expect(runs).toBe(2); // nothing ran twice or late across the restart
   });
 });

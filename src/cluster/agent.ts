@@ -132,7 +132,7 @@ export class AgentRole {
       });
     });
     link.publish(
-      `${topics.base}/leader/${leaseTopicId(`agent:${name}`)}`,
+      topics.leader(leaseTopicId(`agent:${name}`)),
       { holder: link.clientId, token },
       {
         retain: true,
@@ -154,7 +154,7 @@ export class AgentRole {
     // its successor publishes; the last word is said once, now, if the broker is there.
     const topics = link.topics;
     for (const v of runtime.list()) link.forgetRetained(topics.state(v.id));
-    const leaderTopic = `${topics.base}/leader/${leaseTopicId(`agent:${name}`)}`;
+    const leaderTopic = topics.leader(leaseTopicId(`agent:${name}`));
     link.forgetRetained(leaderTopic);
     link.publish(leaderTopic, { holder: null, token: 0 }, { retain: true, remember: false });
     for (const v of runtime.list()) {

@@ -32,7 +32,7 @@ export interface ControllerOptions {
  * and schedules. Each scheduled instant is claimed in the store with the lease's fencing token
  * before it runs, so an instant fires once across failovers, and a deposed leader (an older
  * token) can never claim one. Requests to run an automation now (an api replica's run button
- * or webhook) arrive on `<base>/ctl/run`.
+ * or webhook) arrive on `<base>/cluster/ctl/run`.
  */
 export class ControllerRole {
   readonly #o: ControllerOptions;
@@ -86,14 +86,14 @@ export class ControllerRole {
     });
     this.#engine = engine;
     await engine.start();
-    this.#stopServing = rpc.serve(`${link.topics.base}/ctl/run`, async (body) => {
+    this.#stopServing = rpc.serve(link.topics.ctl('run'), async (body) => {
       const req = runRequestSchema.safeParse(body);
       if (!req.success) throw new HearthError('HEARTH_ERR_BAD_REQUEST', 'not a run request');
       if (!this.#engine) throw new HearthError('HEARTH_ERR_NOT_READY', 'the controller is stepping down');
       return this.#engine.trigger(req.data.automation, req.data.trigger);
     });
     link.publish(
-      `${link.topics.base}/leader/${leaseTopicId(CONTROLLER_LEASE)}`,
+      link.topics.leader(leaseTopicId(CONTROLLER_LEASE)),
       { holder: link.clientId, token },
       { retain: true },
     );

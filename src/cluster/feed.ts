@@ -17,7 +17,6 @@ import {
  */
 export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonly string[]): () => void {
   const owner = 'mirror';
-  const base = link.topics.base;
   const leaders = new Map<string, LeaderRecord>();
   const offline = new Set<string>();
 
@@ -36,7 +35,7 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
   judgeAgents();
 
   link.subscribe(
-    `${base}/state/+`,
+    link.topics.states,
     (m) => {
       const id = link.topics.idOf('state', m.topic);
       if (id === undefined) return link.countGarbage(m.topic, 'not an entity id');
@@ -50,7 +49,7 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
     owner,
   );
   link.subscribe(
-    `${base}/event/+`,
+    link.topics.events,
     (m) => {
       const e = parseJson(entityEventSchema, m.payload);
       const id = link.topics.idOf('event', m.topic);
@@ -65,9 +64,10 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
     owner,
   );
   link.subscribe(
-    `${base}/leader/+`,
+    link.topics.leaders,
     (m) => {
-      const lease = m.topic.slice(`${base}/leader/`.length);
+      const lease = link.topics.idOf('leader', m.topic);
+      if (lease === undefined) return link.countGarbage(m.topic, 'not a lease');
       const record = m.payload.length === 0 ? undefined : parseJson(leaderSchema, m.payload);
       if (m.payload.length > 0 && !record) return link.countGarbage(m.topic, 'not a leader record');
       if (record) leaders.set(lease, record);
@@ -77,7 +77,7 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
     owner,
   );
   link.subscribe(
-    `${base}/members/+`,
+    link.topics.members,
     (m) => {
       const id = link.topics.idOf('members', m.topic);
       if (id === undefined) return;

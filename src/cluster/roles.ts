@@ -243,11 +243,9 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
       const automations = new RemoteAutomations(
         views,
         (automation, trigger) =>
-          rpc
-            .request(`${link.topics.base}/ctl/run`, { automation, trigger }, { timeoutMs: 5000 })
-            .catch((err) => {
-              throw toHearthError(err);
-            }) as ReturnType<AutomationEngine['trigger']>,
+          rpc.request(link.topics.ctl('run'), { automation, trigger }, { timeoutMs: 5000 }).catch((err) => {
+            throw toHearthError(err);
+          }) as ReturnType<AutomationEngine['trigger']>,
       );
       const metrics = new Metrics(runtime, mirror.bus, () => leases());
       const { http } = config;

@@ -10,7 +10,7 @@ import type { EntityView } from '../core/runtime-api.js';
 
 const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 
-/** `<base>/state/<entity>`, retained: the entity's whole view. */
+/** `<base>/cluster/state/<entity>`, retained: the entity's whole view. */
 export const viewSchema: z.ZodType<EntityView, z.ZodTypeDef, unknown> = z.object({
   id: idSchema,
   kind: z.enum(kindNames),
@@ -25,7 +25,7 @@ export const viewSchema: z.ZodType<EntityView, z.ZodTypeDef, unknown> = z.object
 }) as z.ZodType<EntityView, z.ZodTypeDef, unknown>;
 
 /**
- * `<base>/event/<entity>`, not retained: a state the entity reported (`state`, with the state
+ * `<base>/cluster/event/<entity>`, not retained: a state the entity reported (`state`, with the state
  * before it: a press of the same state again is still a press), or something it announced
  * (`event`, a calendar event starting). State changes travel here as well as in the retained
  * state, because a retained message is re-sent after every reconnect and must never look like
@@ -44,21 +44,21 @@ export const entityEventSchema = z.discriminatedUnion('type', [
 ]);
 export type EntityEvent = z.infer<typeof entityEventSchema>;
 
-/** `<base>/leader/<lease>`, retained: who leads a lease now (holder null: nobody, it stepped down). */
+/** `<base>/cluster/leader/<lease>`, retained: who leads a lease now (holder null: nobody, it stepped down). */
 export const leaderSchema = z.object({
   holder: z.string().max(128).nullable(),
   token: z.number().int().nonnegative(),
 });
 export type LeaderRecord = z.infer<typeof leaderSchema>;
 
-/** A request on `<base>/cmd/<agent>`. */
+/** A request on `<base>/cluster/cmd/<agent>`. */
 export const commandRequestSchema = z.object({
   id: idSchema,
   name: z.string().min(1).max(64),
   args: z.unknown(),
 });
 
-/** A request on `<base>/ctl/run`: run an automation now. */
+/** A request on `<base>/cluster/ctl/run`: run an automation now. */
 export const runRequestSchema = z.object({
   automation: idSchema,
   trigger: z.string().min(1).max(200),

@@ -17,7 +17,7 @@ export interface MqttLinkOptions {
   role?: string;
   /** Default `hearth`. */
   baseTopic?: string;
-  /** Replaces the default last will (`<base>/members/<clientId>` → `offline`, retained). */
+  /** Replaces the default last will (`<base>/cluster/members/<clientId>` → `offline`, retained). */
   will?: { topic: string; payload: string; retain?: boolean };
   log?: Logger;
   /** Reconnect backoff: first wait, doubled per failed attempt up to the cap. Default 250 ms / 10 s. */
@@ -103,7 +103,7 @@ export class LinkDownError extends Error {
  * - Every retained publish is remembered per topic (latest wins) and sent again on each connect,
  *   so a broker restarted without persistence learns every state again. Other publishes made
  *   while down wait in a bounded queue (past it they are dropped and counted).
- * - `<base>/members/<clientId>` is `online` while connected; the last will sets it `offline`.
+ * - `<base>/cluster/members/<clientId>` is `online` while connected; the last will sets it `offline`.
  *
  * Events: `up` (connected and subscribed), `down` (reason).
  */

@@ -1,13 +1,15 @@
 import { z } from 'zod/v3';
 
 /**
- * What travels on which topic (docs/mqtt.md is the reader's version of this file):
+ * What travels on which topic (docs/mqtt.md is the reader's version of this file), under
+ * `<base>/cluster/`:
  *
- * - `<base>/members/<clientId>`: `online` / `offline`, retained; `offline` is the last will.
- * - `<base>/state/<entity>`: the entity's state as retained JSON ({@link StatePayload}).
- * - `<base>/event/<entity>`: what an entity announced (a button press), not retained.
- * - `<base>/cmd/<agent>`: command requests to one agent (MQTT 5 request/response).
- * - `<base>/reply/<clientId>`: replies to the requests that process made.
+ * - `members/<clientId>`: `online` / `offline`, retained; `offline` is the last will.
+ * - `state/<entity>`: the entity's view as retained JSON.
+ * - `event/<entity>`: a reported state or an announcement, not retained.
+ * - `leader/<lease>`: who leads, retained.
+ * - `cmd/<agent>`, `ctl/<request>`: requests to one agent, to the controller (MQTT 5 request/response).
+ * - `reply/<clientId>`: replies to the requests that process made.
  */
 
 /** One topic level made from an id: entity ids, agent names and client ids are all of this form. */
@@ -33,42 +35,64 @@ export function topicId(id: string, what = 'id'): string {
 export class Topics {
   readonly base: string;
 
+  /**
+   * Where the processes of hearth talk among themselves: `<base>/cluster/...`, four levels
+   * deep, so it never meets the three-level topics hearth offers other tools
+   * (`<base>/<entity>/state`), whatever an entity is called.
+   */
+  readonly root: string;
+
   constructor(base: string) {
     for (const level of base.split('/')) topicId(level, 'baseTopic level');
     this.base = base;
+    this.root = `${base}/cluster`;
   }
 
   member(clientId: string): string {
-    return `${this.base}/members/${topicId(clientId, 'client id')}`;
+    return `${this.root}/members/${topicId(clientId, 'client id')}`;
   }
   get members(): string {
-    return `${this.base}/members/+`;
+    return `${this.root}/members/+`;
   }
   state(entity: string): string {
-    return `${this.base}/state/${topicId(entity, 'entity id')}`;
+    return `${this.root}/state/${topicId(entity, 'entity id')}`;
   }
   get states(): string {
-    return `${this.base}/state/+`;
+    return `${this.root}/state/+`;
   }
   event(entity: string): string {
-    return `${this.base}/event/${topicId(entity, 'entity id')}`;
+    return `${this.root}/event/${topicId(entity, 'entity id')}`;
   }
   get events(): string {
-    return `${this.base}/event/+`;
+    return `${this.root}/event/+`;
   }
   cmd(agent: string): string {
-    return `${this.base}/cmd/${topicId(agent, 'agent name')}`;
+    return `${this.root}/cmd/${topicId(agent, 'agent name')}`;
+  }
+  /** Who leads a lease: `controller`, `agent-<name>`. */
+  leader(leaseId: string): string {
+    return `${this.root}/leader/${topicId(leaseId, 'lease')}`;
+  }
+  get leaders(): string {
+    return `${this.root}/leader/+`;
+  }
+  /** Requests to the leading controller, e.g. `run`. */
+  ctl(name: string): string {
+    return `${this.root}/ctl/${topicId(name, 'request')}`;
   }
   reply(clientId: string): string {
-    return `${this.base}/reply/${topicId(clientId, 'client id')}`;
+    return `${this.root}/reply/${topicId(clientId, 'client id')}`;
   }
 
   /**
    * The id in the last level of a topic under `<base>/<section>/`, or undefined when the topic
    * is not one of those (or its id is not a valid one: someone else published there).
    */
-  idOf(section: 'members' | 'state' | 'event' | 'cmd' | 'reply', topic: string): string | undefined {
-    const prefix = `${this.base}/${section}/`;
+  idOf(
+    section: 'members' | 'state' | 'event' | 'cmd' | 'reply' | 'leader',
+    topic: string,
+  ): string | undefined {
+    const prefix = `${this.root}/${section}/`;
     if (!topic.startsWith(prefix)) return undefined;
     const id = topic.slice(prefix.length);
     return segmentPattern.test(id) ? id : undefined;
