@@ -79,7 +79,11 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
       },
       'buggy',
     );
-    l.subscribe('garbage/cluster/state/#', async () => Promise.reject(new Error('async handler bug')), 'buggy-async');
+    l.subscribe(
+      'garbage/cluster/state/#',
+      async () => Promise.reject(new Error('async handler bug')),
+      'buggy-async',
+    );
     l.subscribe('garbage/cluster/state/#', (m) => void alsoCalled.push(m.topic), 'other');
     await l.whenUp(5000);
 
