@@ -164,6 +164,16 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
   }
   if (!top.success) throw new ConfigError(issues);
   const cfg = top.data;
+  if (cfg.mqtt === undefined) {
+    cfg.things.forEach((_entry, i) => {
+      issues.push({
+        ...at(doc.getIn(['things', i], true) as Node),
+        file,
+        field: formatPath(['things', i]),
+        message: 'needs the MQTT broker: add `mqtt: { url: mqtt://HOST:1883 }` at the top level',
+      });
+    });
+  }
   cfg.buttons.forEach((b, i) => {
     claim(b.id, ['buttons', i]);
     kindOf.set(b.id, 'button');
@@ -173,7 +183,7 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
   });
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const { switches: _s, coffee: _c, sprinklers: _p, speakers: _k, calendars: _l, ...rest } = cfg;
+  const { switches: _s, coffee: _c, sprinklers: _p, speakers: _k, calendars: _l, things: _t, ...rest } = cfg;
   return {
     ...rest,
     file,

@@ -210,6 +210,8 @@ export const configSchema = z
     sprinklers: z.array(z.unknown()).default([]),
     speakers: z.array(z.unknown()).default([]),
     calendars: z.array(z.unknown()).default([]),
+    /** Devices spoken to over the `mqtt:` broker by topic (mqtt_things firmware); they need `mqtt:`. */
+    things: z.array(z.unknown()).default([]),
     automations: z.array(automationSchema).default([]),
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
     /**

@@ -150,6 +150,7 @@ export const deviceSections = {
   sprinklers: 'sprinkler board',
   speakers: 'speaker',
   calendars: 'calendar',
+  things: 'MQTT thing',
 } as const;
 
 /** The `kind` an entry of a section gets when it names none (a calendar is a calendar). */

@@ -72,6 +72,31 @@ export const kinds = {
     state: onOff,
     commands: {},
   },
+  /**
+   * An air conditioner or heat pump: whether it runs, its mode and its target temperature
+   * (°C, 18–30). `set` changes any of the three; `on`/`off` switch its power.
+   */
+  climate: {
+    description: 'An air conditioner or heat pump',
+    state: z
+      .object({
+        power: onOff,
+        mode: z.enum(['off', 'cool', 'heat', 'fan_only']),
+        target: z.number().min(18).max(30),
+      })
+      .strict(),
+    commands: {
+      set: z
+        .object({
+          power: onOff.optional(),
+          mode: z.enum(['off', 'cool', 'heat', 'fan_only']).optional(),
+          temperature: z.number().int().min(18).max(30).optional(),
+        })
+        .strict(),
+      on: noArgs,
+      off: noArgs,
+    },
+  },
   /** A reading: a number with a unit in `attributes.unit`, or a time as an ISO string. */
   sensor: {
     description: 'A measurement',

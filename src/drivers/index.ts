@@ -1,6 +1,7 @@
 import type { Driver } from '../core/driver.js';
 import { icalDriver } from './ical/index.js';
 import { kasaDriver } from './kasa/index.js';
+import { mqttThingsDriver } from './mqtt-things/index.js';
 import { coffeeDriver } from './mrcoffeebot/index.js';
 import { relayBoardDriver } from './relay-board/index.js';
 import { sonosDriver } from './sonos/index.js';
@@ -14,4 +15,5 @@ export const drivers: readonly Driver[] = [
   relayBoardDriver as unknown as Driver,
   sonosDriver as unknown as Driver,
   icalDriver as unknown as Driver,
+  mqttThingsDriver as unknown as Driver,
 ];
