@@ -1,3 +1,5 @@
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandNames, type Kind, kindNames } from '../src/core/kinds.js';
@@ -5,8 +7,9 @@ import type { EntityView } from '../src/core/runtime-api.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { componentOf, discoveryConfig } from '../src/homeassistant/discovery.js';
 import { parseCommand } from '../src/homeassistant/gateway.js';
-import { startTestHearth, type TestHearth } from './support/hearth.js';
+import { startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { spawnHearth } from './support/process.js';
 
 /**
  * The keys Home Assistant documents for each MQTT component (integrations/<component>.mqtt),
@@ -227,10 +230,11 @@ things:
     await ha.publishAsync('hearth/lamp/set', '{"command": 5}');
     await ha.publishAsync('hearth/nosuch/set', 'on');
     await ha.publishAsync('hearth/bridge/set', 'on');
+    await ha.publishAsync('homeassistant/status', 'onlin');
     // Over the connection's packet limit: the broker drops it for hearth, which never sees it.
     await ha.publishAsync('hearth/lamp/set', Buffer.alloc(1024 * 1024, 'x'));
     await waitUntil(() => parts.gateway.stats.garbage - before === 4, 5000, 'four counted');
-    expect(parts.mqtt.garbage - linkBefore).toBe(4);
+    await waitUntil(() => parts.mqtt.garbage - linkBefore === 5, 5000, 'the bad status counted too');
     expect(lamp.on).toBe(false);
     const errorsBefore = parts.gateway.stats.commandErrors;
     await ha.publishAsync('hearth/lamp/set', 'explode');
@@ -277,4 +281,27 @@ things:
     await ha.publishAsync('hearth/bedside/set', '', { retain: true });
     expect(payloadOf('homeassistant/switch/hearth/bedside/config').unique_id).toBe('hearth_hearth_bedside');
   });
+
+  it('the last will says offline when the hearth process dies', async () => {
+    const dir = tempDir();
+    try {
+      const file = join(dir, 'hearth.yaml');
+      writeFileSync(
+        file,
+        `http: { host: 127.0.0.1, port: 0 }\nstorage: { sqlite: hearth.db }\nmqtt: { url: "${broker.url}", baseTopic: crash }\nbuttons: [{ id: hall }]\n`,
+      );
+      await ha.subscribeAsync('crash/bridge/state');
+      const hearth = await spawnHearth(file);
+      await waitUntil(() => seen.get('crash/bridge/state')?.text === 'online', 10_000, 'bridge online');
+      hearth.child.kill('SIGKILL');
+      await hearth.exited;
+      await waitUntil(
+        () => seen.get('crash/bridge/state')?.text === 'offline',
+        5000,
+        'bridge offline by the will',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
 });
