@@ -170,6 +170,20 @@ things:
     );
     await ha.subscribeAsync(['homeassistant/#', 'hearth/+/state']);
     await ha.publishAsync('home/outside/temperature', '21.5', { retain: true });
+    // The aircon's firmware: it reports what it is told, retained, as mqtt_things devices do.
+    ha.on('message', (topic, payload) => {
+      if (topic.startsWith('home/aircon/') && topic.endsWith('/set')) {
+        void ha.publishAsync(`${topic.slice(0, -4)}/get`, payload, { retain: true });
+      }
+    });
+    await ha.subscribeAsync('home/aircon/+/set');
+    for (const [what, value] of [
+      ['power', 'ON'],
+      ['mode', 'cool'],
+      ['temperature', '22'],
+    ]) {
+      await ha.publishAsync(`home/aircon/${what}/get`, value as string, { retain: true });
+    }
     h = await startTestHearth(config(true));
   });
   afterAll(async () => {
@@ -219,6 +233,20 @@ things:
     await waitUntil(() => payloadOf('hearth/lamp/state')?.state === 'on', 5000, 'state on published');
     await ha.publishAsync('hearth/lamp/set', JSON.stringify({ command: 'off', args: {} }));
     await waitUntil(() => !lamp.on, 5000, 'the plug off');
+  });
+
+  it("the climate's mode and temperature commands, rendered as Home Assistant does, reach the aircon", async () => {
+    const cfg = payloadOf('homeassistant/climate/hearth/aircon/config');
+    await waitUntil(() => payloadOf('hearth/aircon/state')?.available === true, 5000, 'aircon available');
+    await ha.publishAsync(cfg.mode_command_topic, cfg.mode_command_template.replace('{{ value }}', 'heat'));
+    await waitUntil(() => payloadOf('hearth/aircon/state')?.state?.mode === 'heat', 5000, 'mode heat');
+    await ha.publishAsync(
+      cfg.temperature_command_topic,
+      cfg.temperature_command_template.replace('{{ value | int }}', '24'),
+    );
+    await waitUntil(() => payloadOf('hearth/aircon/state')?.state?.target === 24, 5000, 'target 24');
+    await ha.publishAsync(cfg.power_command_topic, cfg.payload_off);
+    await waitUntil(() => payloadOf('hearth/aircon/state')?.state?.power === 'off', 5000, 'power off');
   });
 
   it('bad input is ignored and counted, and the entity still works', async () => {

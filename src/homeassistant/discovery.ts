@@ -116,7 +116,6 @@ export function discoveryConfig(
         command_topic: command,
         payload_open: JSON.stringify({ command: 'open', args: { seconds: valveOpenSeconds } }),
         payload_close: 'close',
-        payload_stop: null,
         state_open: 'open',
         state_closed: 'closed',
         reports_position: false,
@@ -143,7 +142,9 @@ export function discoveryConfig(
       Object.assign(p, {
         modes: ['off', 'cool', 'heat', 'fan_only'],
         mode_state_topic: state,
-        mode_state_template: '{{ value_json.state.mode }}',
+        // Powered off reads as mode off in Home Assistant, whatever mode the unit keeps.
+        mode_state_template:
+          "{{ value_json.state.mode if value_json.state and value_json.state.power == 'on' else 'off' }}",
         mode_command_topic: command,
         mode_command_template: '{"command": "set", "args": {"mode": "{{ value }}"}}',
         temperature_state_topic: state,
