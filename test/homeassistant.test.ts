@@ -249,6 +249,13 @@ things:
     await waitUntil(() => payloadOf('hearth/aircon/state')?.state?.power === 'off', 5000, 'power off');
   });
 
+  it('a button a press creates is announced too', async () => {
+    const res = await fetch(`${h?.url}/api/v0/buttons/porch/on/`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    await waitUntil(() => seen.has('homeassistant/switch/hearth/porch/config'), 5000, 'porch announced');
+    expect(payloadOf('homeassistant/switch/hearth/porch/config').device.name).toBe('hearth buttons');
+  });
+
   it('bad input is ignored and counted, and the entity still works', async () => {
     const parts = h?.homeassistant;
     if (!parts) throw new Error('no Home Assistant parts');
@@ -304,7 +311,11 @@ things:
       5000,
       'lamp config emptied',
     );
-    expect(h.homeassistant?.discovery?.removed).toEqual(['homeassistant/switch/hearth/lamp/config']);
+    // The new hearth has a new store, so the pressed button is gone with the lamp.
+    expect([...(h.homeassistant?.discovery?.removed ?? [])].sort()).toEqual([
+      'homeassistant/switch/hearth/lamp/config',
+      'homeassistant/switch/hearth/porch/config',
+    ]);
     expect(h.homeassistant?.gateway.stats).toMatchObject({ commands: 0, garbage: 1 });
     await ha.publishAsync('hearth/bedside/set', '', { retain: true });
     expect(payloadOf('homeassistant/switch/hearth/bedside/config').unique_id).toBe('hearth_hearth_bedside');

@@ -36,6 +36,8 @@ export const componentOf: Record<Kind, string> = {
 export const settleMs = 1000;
 /** Seconds a valve opened from Home Assistant stays open (the zone's own maximum caps it). */
 export const valveOpenSeconds = 600;
+/** Retained configs remembered while sweeping; anyone may publish under our node id, so it is capped. */
+export const maxHeld = 10_000;
 
 export interface DiscoveryOptions {
   runtime: RuntimeApi;
@@ -225,7 +227,7 @@ export function startDiscovery(o: DiscoveryOptions): Discovery {
   let offHeld: (() => void) | undefined = mqtt.subscribe(
     configs,
     (m) => {
-      if (m.retain && m.payload.length > 0) held.add(m.topic);
+      if (m.retain && m.payload.length > 0 && held.size < maxHeld) held.add(m.topic);
     },
     'homeassistant',
   );
