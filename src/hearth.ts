@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { AutomationEngine } from './automation/engine.js';
+import type { LinkStats } from './bus/mqtt/link.js';
 import type { HearthConfig } from './config/load.js';
 import { LocalBus } from './core/bus.js';
 import { type Clock, systemClock } from './core/clock.js';
@@ -7,6 +8,8 @@ import type { MqttAccess } from './core/driver.js';
 import { reasonOf } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { Runtime } from './core/runtime.js';
+import type { Discovery } from './homeassistant/discovery.js';
+import type { Gateway } from './homeassistant/gateway.js';
 import { AllowList } from './server/allow-list.js';
 import { buildControlServer, buildPublicServer } from './server/app.js';
 import { listen } from './server/listen.js';
@@ -14,6 +17,14 @@ import { MediaLibrary } from './server/media.js';
 import { Metrics } from './server/metrics.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
+
+export interface HomeAssistantParts {
+  gateway: Gateway;
+  /** Absent with `homeassistant: { discovery: false }`. */
+  discovery?: Discovery;
+  /** The MQTT connection's counters (garbage among them). */
+  mqtt: Readonly<LinkStats>;
+}
 
 export interface Hearth {
   runtime: Runtime;
@@ -27,9 +38,14 @@ export interface Hearth {
   url: string;
   /** Base URL of the public status listener, e.g. http://127.0.0.1:8080; only when configured. */
   publicUrl?: string;
+  /** hearth's MQTT topics and Home Assistant discovery, when `mqtt:` is configured. */
+  homeassistant?: HomeAssistantParts;
   /** Stops serving, leaves every device safe, closes the store. Safe to call twice. */
   stop(): Promise<void>;
 }
+
+/** Told to Home Assistant as the `origin` of its discovered entities; the CLI's --version too. */
+export const hearthVersion = '0.1.0';
 
 export interface StartOptions {
   log: Logger;
@@ -108,6 +124,7 @@ export async function startHearth(
     throw err;
   }
 
+  let homeassistant: HomeAssistantParts | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
@@ -117,6 +134,8 @@ export async function startHearth(
         srv?.close().catch((err) => log.warn({ err: reasonOf(err) }, 'closing an HTTP listener failed')),
       );
       await Promise.all([automations.stop().then(() => runtime.stop()), ...closing]);
+      homeassistant?.discovery?.stop();
+      homeassistant?.gateway.stop();
       await link?.stop();
       await store.close();
     })();
@@ -125,22 +144,81 @@ export async function startHearth(
   try {
     await runtime.start();
     await automations.start();
+    if (link && config.mqtt) homeassistant = await startHomeAssistant(config, runtime, link, log);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { runtime, automations, server, publicServer, store, url, publicUrl, stop };
+  return { runtime, automations, server, publicServer, store, url, publicUrl, homeassistant, stop };
 }
 
 /** The one MQTT connection of a one-box process, loaded only when the config has `mqtt:`. */
-async function openMqtt(
-  config: NonNullable<HearthConfig['mqtt']>,
-  log: Logger,
-): Promise<{ access: MqttAccess; stop(): Promise<void> }> {
+interface OneBoxLink {
+  access: MqttAccess;
+  stats: Readonly<LinkStats>;
+  stop(): Promise<void>;
+}
+
+async function openMqtt(config: NonNullable<HearthConfig['mqtt']>, log: Logger): Promise<OneBoxLink> {
   const [{ MqttLink }, { mqttAccess }] = await Promise.all([
     import('./bus/mqtt/link.js'),
     import('./bus/mqtt/access.js'),
   ]);
-  const link = new MqttLink({ ...config, role: 'all', log }).start();
-  return { access: mqttAccess(link), stop: () => link.stop() };
+  // One box is its own bridge: tools (and Home Assistant's availability) watch
+  // `<base>/bridge/state`, which the will turns `offline` if the process dies.
+  const bridge = `${config.baseTopic}/bridge/state`;
+  const link = new MqttLink({
+    ...config,
+    role: 'all',
+    log,
+    will: { topic: bridge, payload: 'offline', retain: true },
+  }).start();
+  return {
+    access: mqttAccess(link),
+    stats: link.stats,
+    stop: async () => {
+      // A clean stop says offline itself: the broker sends no will after a DISCONNECT.
+      if (link.connected) {
+        await Promise.race([
+          link.publishNow(bridge, 'offline', { retain: true }).catch(() => {}),
+          new Promise((r) => setTimeout(r, 1000)),
+        ]);
+      }
+      await link.stop();
+    },
+  };
+}
+
+/** hearth's own topics, and discovery unless turned off; loaded only with `mqtt:`. */
+async function startHomeAssistant(
+  config: HearthConfig,
+  runtime: Runtime,
+  link: OneBoxLink,
+  log: Logger,
+): Promise<HomeAssistantParts> {
+  const [{ startGateway }, { startDiscovery }] = await Promise.all([
+    import('./homeassistant/gateway.js'),
+    import('./homeassistant/discovery.js'),
+  ]);
+  const baseTopic = config.mqtt?.baseTopic ?? 'hearth';
+  const ha = config.homeassistant;
+  const gateway = startGateway({
+    runtime,
+    mqtt: link.access,
+    baseTopic,
+    log: log.child({ part: 'mqtt-gateway' }),
+  });
+  const discovery = ha.discovery
+    ? startDiscovery({
+        runtime,
+        mqtt: link.access,
+        devices: config.devices,
+        baseTopic,
+        prefix: ha.prefix,
+        nodeId: ha.nodeId,
+        version: hearthVersion,
+        log: log.child({ part: 'homeassistant' }),
+      })
+    : undefined;
+  return { gateway, mqtt: link.stats, ...(discovery ? { discovery } : {}) };
 }

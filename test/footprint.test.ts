@@ -42,6 +42,7 @@ const markers = {
   // One box (--role all) never loads the cluster: neither the MQTT client nor the roles.
   'the MQTT client (mqtt.js)': /MQTT_PROTOCOL|mqtt\.js|protocolVersion/,
   'the cluster roles': /agent no longer leads/,
+  'Home Assistant discovery': /json_attributes_template/,
   'the PostgreSQL client': /import\("pg"\)|from\s*"pg"/,
 };
 

@@ -21,16 +21,12 @@ describe.skipIf(mosquittoMissing)('one box with an MQTT broker', () => {
     const seen = new Map<string, string>();
     const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
     client.on('message', (topic, payload) => seen.set(topic, String(payload)));
-    await client.subscribeAsync('hearth/cluster/members/+');
-    await waitUntil(() => seen.get('hearth/cluster/members/hearth-box') === 'online', 5000, 'hearth online');
+    await client.subscribeAsync('hearth/bridge/state');
+    await waitUntil(() => seen.get('hearth/bridge/state') === 'online', 5000, 'hearth online');
     // A clean stop says offline too.
     await h.close();
-    await waitUntil(
-      () => seen.get('hearth/cluster/members/hearth-box') === 'offline',
-      5000,
-      'hearth offline',
-    );
+    await waitUntil(() => seen.get('hearth/bridge/state') === 'offline', 5000, 'hearth offline');
     await client.endAsync();
-    expect(seen.get('hearth/cluster/members/hearth-box')).toBe('offline');
+    expect(seen.get('hearth/bridge/state')).toBe('offline');
   });
 });

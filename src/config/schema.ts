@@ -1,6 +1,7 @@
 import { z } from 'zod/v3';
 import { automationSchema } from '../automation/schema.js';
 import { mqttConfigSchema } from '../bus/mqtt/config.js';
+import { segmentPattern } from '../bus/mqtt/topics.js';
 import { isValidTimeZone } from '../core/clock.js';
 import { hostSchema, portSchema } from '../core/device-schema.js';
 import { idSchema } from '../core/kinds.js';
@@ -194,6 +195,23 @@ export const configSchema = z
      * discovery and MQTT devices. Optional on one box.
      */
     mqtt: mqttConfigSchema.optional(),
+    /** Home Assistant MQTT discovery over the `mqtt:` broker; on by default when `mqtt:` is set. */
+    homeassistant: z
+      .object({
+        discovery: z.boolean().default(true),
+        /** Home Assistant's `discovery_prefix`. */
+        prefix: z
+          .string()
+          .refine(
+            (b) => b.split('/').length <= 4 && b.split('/').every((s) => segmentPattern.test(s)),
+            'must be 1 to 4 levels of A-Z, a-z, 0-9, _ and - separated by /, like homeassistant (no wildcards, no leading or trailing /)',
+          )
+          .default('homeassistant'),
+        /** The `<node_id>` level of discovery topics and part of every `unique_id`: one per hearth on a broker. */
+        nodeId: idSchema.default('hearth'),
+      })
+      .strict()
+      .default({}),
     /** A YAML file of `name: value` pairs for `!secret name`, relative to the config file; keep it out of git. */
     secrets: z.string().min(1).optional(),
     log: z
