@@ -13,6 +13,10 @@ import type { Gateway } from './homeassistant/gateway.js';
 import { AllowList } from './server/allow-list.js';
 import { buildControlServer, buildPublicServer } from './server/app.js';
 import { listen } from './server/listen.js';
+import { hearthVersion } from './version.js';
+
+export { hearthVersion };
+
 import { MediaLibrary } from './server/media.js';
 import { Metrics } from './server/metrics.js';
 import { openStore } from './store/open.js';
@@ -43,9 +47,6 @@ export interface Hearth {
   /** Stops serving, leaves every device safe, closes the store. Safe to call twice. */
   stop(): Promise<void>;
 }
-
-/** Told to Home Assistant as the `origin` of its discovered entities; the CLI's --version too. */
-export const hearthVersion = '0.1.0';
 
 export interface StartOptions {
   log: Logger;
@@ -86,6 +87,15 @@ export async function startHearth(
     ...(link ? { mqtt: link.access } : {}),
   });
   const metrics = new Metrics(runtime, bus);
+  if (link) {
+    const { access, stats } = link;
+    metrics.watchMqtt(() => ({
+      connected: access.connected,
+      garbage: stats.garbage,
+      dropped: stats.dropped,
+      reconnects: stats.reconnects,
+    }));
+  }
   const automations = new AutomationEngine({
     automations: config.automations,
     runtime,

@@ -7,7 +7,7 @@ import type { EntityView } from '../src/core/runtime-api.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { componentOf, discoveryConfig } from '../src/homeassistant/discovery.js';
 import { parseCommand } from '../src/homeassistant/gateway.js';
-import { startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
+import { http, startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
 import { spawnHearth } from './support/process.js';
 
@@ -270,6 +270,11 @@ things:
     await ha.publishAsync('hearth/lamp/set', Buffer.alloc(1024 * 1024, 'x'));
     await waitUntil(() => parts.gateway.stats.garbage - before === 4, 5000, 'four counted');
     await waitUntil(() => parts.mqtt.garbage - linkBefore === 5, 5000, 'the bad status counted too');
+    // And in /metrics, for whoever watches the box.
+    const metrics = (await http(`${h?.url}/metrics`)).body;
+    const garbage = /^hearth_mqtt_garbage_total (\d+)$/m.exec(metrics)?.[1];
+    expect(Number(garbage)).toBe(parts.mqtt.garbage);
+    expect(metrics).toMatch(/^hearth_mqtt_connected 1$/m);
     expect(lamp.on).toBe(false);
     const errorsBefore = parts.gateway.stats.commandErrors;
     await ha.publishAsync('hearth/lamp/set', 'explode');

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { hearthVersion } from '../version.js';
 import { registerCheck } from './check.js';
 import { registerImport } from './import.js';
 import { registerMedia } from './media.js';
@@ -10,7 +11,7 @@ import { registerStatus } from './status.js';
 const program = new Command()
   .name('hearth')
   .description('Home automation for people who run their own small computers.')
-  .version('0.1.0')
+  .version(hearthVersion)
   .showHelpAfterError();
 
 registerStart(program);

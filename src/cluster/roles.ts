@@ -189,10 +189,9 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
     agent.start();
     stops.push(() => agent.stop());
     leases = () => [{ lease: agentLease(agentName), leading: agent.leading }];
-    const metrics = new Metrics(
-      { list: () => agent.runtime?.list() ?? [], ready: true },
-      new LocalBus(),
-      () => leases(),
+    const metrics = watchLink(
+      new Metrics({ list: () => agent.runtime?.list() ?? [], ready: true }, new LocalBus(), () => leases()),
+      link,
     );
     server = buildHealthServer({ ...access, log, metrics, ready: () => ready(), cluster: status, media });
   } else {
@@ -228,7 +227,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
       controller.start();
       stops.push(() => controller.stop());
       leases = () => [{ lease: CONTROLLER_LEASE, leading: controller.leading }];
-      const metrics = new Metrics(runtime, mirror.bus, () => leases());
+      const metrics = watchLink(new Metrics(runtime, mirror.bus, () => leases()), link);
       server = buildHealthServer({ ...access, log, metrics, ready: () => ready(), cluster: status });
     } else {
       const views = new AutomationEngine({
@@ -247,7 +246,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
             throw toHearthError(err);
           }) as ReturnType<AutomationEngine['trigger']>,
       );
-      const metrics = new Metrics(runtime, mirror.bus, () => leases());
+      const metrics = watchLink(new Metrics(runtime, mirror.bus, () => leases()), link);
       const { http } = config;
       server = buildControlServer({
         ...access,
@@ -313,4 +312,15 @@ function toHearthError(err: unknown): HearthError {
     return new HearthError(code, err.message, { hint: err.hint, cause: err });
   }
   return new HearthError('HEARTH_ERR_NOT_READY', reasonOf(err), { cause: err });
+}
+
+/** `hearth_mqtt_*` of this process's connection. */
+function watchLink(metrics: Metrics, link: MqttLink): Metrics {
+  metrics.watchMqtt(() => ({
+    connected: link.connected,
+    garbage: link.stats.garbage,
+    dropped: link.stats.dropped,
+    reconnects: link.stats.reconnects,
+  }));
+  return metrics;
 }

@@ -60,6 +60,7 @@ export class Metrics {
   );
   readonly #runtime: Pick<RuntimeApi, 'list' | 'ready'>;
   readonly #leases: (() => ReadonlyArray<{ lease: string; leading: boolean }>) | undefined;
+  #mqtt: (() => MqttHealth) | undefined;
   #process: Promise<Registry> | undefined;
 
   /** What app.ts serves at /metrics: the same shape as a prom-client Registry. */
@@ -88,6 +89,11 @@ export class Metrics {
       },
       'metrics',
     );
+  }
+
+  /** Reports this process's MQTT connection (`hearth_mqtt_*`); set where there is one. */
+  watchMqtt(read: () => MqttHealth): void {
+    this.#mqtt = read;
   }
 
   async #text(): Promise<string> {
@@ -119,6 +125,8 @@ export class Metrics {
       ['lease'],
     );
     for (const l of this.#leases?.() ?? []) leader.set({ lease: l.lease }, l.leading ? 1 : 0);
+    const mqtt = this.#mqtt?.();
+    const mqttFamilies = mqtt ? mqttSeries(mqtt) : [];
     const own = [
       this.httpRequests,
       this.httpDuration,
@@ -132,6 +140,7 @@ export class Metrics {
       available,
       ready,
       ...(this.#leases ? [leader] : []),
+      ...mqttFamilies,
     ].map((f) => f.text());
     return `${own.join('\n\n')}\n\n${await (await this.#process).metrics()}`;
   }
@@ -264,4 +273,38 @@ function escapeLabel(v: string): string {
 
 function escapeHelp(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+/** What `hearth_mqtt_*` reports of a connection (MqttLink's state and stats). */
+export interface MqttHealth {
+  connected: boolean;
+  /** Payloads ignored because they were not what their topic carries (bad JSON, wrong shape, too big). */
+  garbage: number;
+  /** Publishes dropped because the offline queue was full. */
+  dropped: number;
+  reconnects: number;
+}
+
+function mqttSeries(m: MqttHealth): Array<{ text(): string }> {
+  const connected = new GaugeFamily('hearth_mqtt_connected', '1 while connected to the MQTT broker', []);
+  connected.set({}, m.connected ? 1 : 0);
+  const garbage = new CounterFamily(
+    'hearth_mqtt_garbage_total',
+    'MQTT payloads ignored because they were not what their topic carries (bad JSON, wrong shape, unknown entity, too big)',
+    [],
+  );
+  garbage.inc({}, m.garbage);
+  const dropped = new CounterFamily(
+    'hearth_mqtt_dropped_total',
+    'MQTT publishes dropped while the broker was away, past the bounded queue',
+    [],
+  );
+  dropped.inc({}, m.dropped);
+  const reconnects = new CounterFamily(
+    'hearth_mqtt_reconnects_total',
+    'Connections to the MQTT broker after the first',
+    [],
+  );
+  reconnects.inc({}, m.reconnects);
+  return [connected, garbage, dropped, reconnects];
 }
