@@ -13,14 +13,13 @@ import type { Gateway } from './homeassistant/gateway.js';
 import { AllowList } from './server/allow-list.js';
 import { buildControlServer, buildPublicServer } from './server/app.js';
 import { listen } from './server/listen.js';
-import { hearthVersion } from './version.js';
-
-export { hearthVersion };
-
 import { MediaLibrary } from './server/media.js';
 import { Metrics } from './server/metrics.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
+import { hearthVersion } from './version.js';
+
+export { hearthVersion };
 
 export interface HomeAssistantParts {
   gateway: Gateway;
