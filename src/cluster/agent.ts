@@ -9,7 +9,6 @@ import { HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { Runtime } from '../core/runtime.js';
 import type { EntityView } from '../core/runtime-api.js';
-import { SerialQueue } from '../core/serial-queue.js';
 import type { Store } from '../store/store.js';
 import type { Leadership } from './leadership.js';
 import { commandRequestSchema, type EntityEvent, leaseTopicId } from './wire.js';
@@ -38,8 +37,6 @@ export class AgentRole {
   readonly #o: AgentOptions;
   #runtime: Runtime | undefined;
   #stopServing: (() => void) | undefined;
-  /** Lead and lose in turn, so a quick lose-lead-lose never runs two sets of work at once. */
-  readonly #transitions = new SerialQueue('agent leadership', 1000);
   #stopped = false;
 
   constructor(opts: AgentOptions) {
@@ -58,26 +55,17 @@ export class AgentRole {
 
   start(): void {
     const { leadership, link } = this.#o;
-    leadership.on('lead', (token) => this.#queue(() => this.#lead(token)));
-    leadership.on('lose', (reason) => this.#queue(() => this.#lose(reason)));
     // Without the broker nobody can reach the devices or see their state: make them safe and
     // let a standby that still has the broker lead.
     link.on('down', () => leadership.pause());
     link.on('up', () => leadership.resume());
     if (!link.connected) leadership.pause();
-    leadership.start();
+    leadership.start({ lead: (token) => this.#lead(token), lose: (reason) => this.#lose(reason) });
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#o.leadership.stop();
-    await this.#queue(() => this.#lose('hearth is stopping'));
-  }
-
-  #queue(step: () => Promise<void>): Promise<void> {
-    return this.#transitions.run(step).catch((err: unknown) => {
-      this.#o.log.error({ err: reasonOf(err) }, 'agent: a leadership change failed');
-    });
   }
 
   async #lead(token: number): Promise<void> {

@@ -3,10 +3,9 @@ import type { AutomationConfig } from '../automation/schema.js';
 import type { MqttLink } from '../bus/mqtt/link.js';
 import type { MqttRpc } from '../bus/mqtt/rpc.js';
 import type { Clock } from '../core/clock.js';
-import { HearthError, reasonOf } from '../core/errors.js';
+import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
-import { SerialQueue } from '../core/serial-queue.js';
 import type { Store } from '../store/store.js';
 import type { Leadership } from './leadership.js';
 import type { EntityMirror } from './mirror.js';
@@ -38,8 +37,6 @@ export class ControllerRole {
   readonly #o: ControllerOptions;
   #engine: AutomationEngine | undefined;
   #stopServing: (() => void) | undefined;
-  /** Lead and lose in turn, so a quick lose-lead-lose never runs two sets of work at once. */
-  readonly #transitions = new SerialQueue('controller leadership', 1000);
   #stopped = false;
 
   constructor(opts: ControllerOptions) {
@@ -52,21 +49,12 @@ export class ControllerRole {
 
   start(): void {
     const { leadership } = this.#o;
-    leadership.on('lead', (token) => this.#queue(() => this.#lead(token)));
-    leadership.on('lose', (reason) => this.#queue(() => this.#lose(reason)));
-    leadership.start();
+    leadership.start({ lead: (token) => this.#lead(token), lose: (reason) => this.#lose(reason) });
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#o.leadership.stop();
-    await this.#queue(() => this.#lose('hearth is stopping'));
-  }
-
-  #queue(step: () => Promise<void>): Promise<void> {
-    return this.#transitions.run(step).catch((err: unknown) => {
-      this.#o.log.error({ err: reasonOf(err) }, 'controller: a leadership change failed');
-    });
   }
 
   async #lead(token: number): Promise<void> {

@@ -1,7 +1,7 @@
 import { type Bus, type BusEvents, LocalBus } from '../core/bus.js';
 import type { EntityDecl } from '../core/driver.js';
 import { commandNames } from '../core/kinds.js';
-import type { EntityView } from '../core/runtime-api.js';
+import { BUTTON_DRIVER, type EntityView } from '../core/runtime-api.js';
 
 /** A device entity of the config: what it is, which agent runs it, which driver. */
 export interface DeclaredEntity {
@@ -77,7 +77,7 @@ export class EntityMirror {
     const declared = this.#declared.get(view.id);
     const fits = declared
       ? declared.decl.kind === view.kind
-      : view.kind === 'button' && view.driver === 'hearth';
+      : view.kind === 'button' && view.driver === BUTTON_DRIVER;
     if (!fits) return false;
     const before = this.get(view.id);
     if (!before && this.#reported.size >= this.#maxEntities) return false;

@@ -3,7 +3,7 @@ import { type Clock, clocktime } from '../core/clock.js';
 import { parseCommand } from '../core/command-args.js';
 import { HearthError } from '../core/errors.js';
 import { commandNames, idPattern } from '../core/kinds.js';
-import type { CommandOptions, EntityView, RuntimeApi } from '../core/runtime-api.js';
+import { BUTTON_DRIVER, type CommandOptions, type EntityView, type RuntimeApi } from '../core/runtime-api.js';
 import type { StateStore } from '../store/store.js';
 import type { EntityMirror } from './mirror.js';
 
@@ -41,8 +41,6 @@ export interface RemoteRuntimeOptions {
   /** False until the mirror has had the broker's retained state. */
   ready: () => boolean;
 }
-
-const BUTTON_DRIVER = 'hearth';
 
 /**
  * The runtime API of a process that runs no device (an api replica, the controller): entities

@@ -1,6 +1,9 @@
 import type { BusEvents } from './bus.js';
 import type { Kind } from './kinds.js';
 
+/** The `driver` of a button: hearth keeps its state itself. */
+export const BUTTON_DRIVER = 'hearth';
+
 /** An entity as every transport shows it. */
 export interface EntityView {
   id: string;

@@ -16,7 +16,7 @@ import type {
 import { HearthError, reasonOf } from './errors.js';
 import { commandNames, idPattern, type Kind } from './kinds.js';
 import type { Logger } from './log.js';
-import type { CommandOptions, EntityView, RuntimeApi } from './runtime-api.js';
+import { BUTTON_DRIVER, type CommandOptions, type EntityView, type RuntimeApi } from './runtime-api.js';
 import { QueueFullError, SerialQueue } from './serial-queue.js';
 import { Supervisor } from './supervisor.js';
 
@@ -79,7 +79,6 @@ interface EntityRecord {
   pollTimer: Timer | undefined;
 }
 
-const BUTTON_DRIVER = 'hearth';
 /** Commands and reads that may wait for one entity; each also has its own deadline. */
 const ENTITY_QUEUE_LIMIT = 100;
 
