@@ -38,8 +38,11 @@ export function registerStart(program: Command): void {
         return;
       }
       const log = createLogger(process.env.HEARTH_LOG_LEVEL ?? config.log.level);
+      // Before anything starts: a SIGTERM that arrives while devices come up (or just after
+      // "ready" is printed) must still stop them cleanly, never kill the process mid-way.
+      const stopWith = onSignals(log);
       if (opts.role !== 'all') {
-        await startClusterRole(config, opts.role, opts.agent, log);
+        await startClusterRole(config, opts.role, opts.agent, log, stopWith);
         return;
       }
       let hearth: Awaited<ReturnType<typeof startHearth>>;
@@ -59,22 +62,24 @@ export function registerStart(program: Command): void {
         },
         'ready',
       );
+      stopWith(() => hearth.stop());
       printWelcome(hearth.url, hearth.publicUrl, config, Boolean(opts.demo));
-
-      onSignals(log, () => hearth.stop());
     });
 }
 
 type Role = 'all' | 'api' | 'controller' | 'agent';
 
-/** Stops on the first SIGINT or SIGTERM; a second one exits at once. */
-function onSignals(log: Logger, stop: () => Promise<void>): void {
+/**
+ * Listens for SIGINT and SIGTERM from now on, and returns the function that says how to stop
+ * once there is something running. The first signal stops it (at once, or as soon as start-up
+ * has finished); a second one exits at once.
+ */
+function onSignals(log: Logger): (stop: () => Promise<void>) => void {
   let signals = 0;
-  const shutdown = (signal: string) => {
-    signals++;
-    if (signals > 1) process.exit(1);
-    log.info({ signal }, 'stopping');
-    void stop().then(
+  let stop: (() => Promise<void>) | undefined;
+  let pending = false;
+  const run = (fn: () => Promise<void>) => {
+    void fn().then(
       () => process.exit(0),
       (err) => {
         log.error({ err: reasonOf(err) }, 'stop failed');
@@ -82,8 +87,19 @@ function onSignals(log: Logger, stop: () => Promise<void>): void {
       },
     );
   };
+  const shutdown = (signal: string) => {
+    signals++;
+    if (signals > 1) process.exit(1);
+    log.info({ signal }, 'stopping');
+    if (stop) run(stop);
+    else pending = true;
+  };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  return (fn) => {
+    stop = fn;
+    if (pending) run(fn);
+  };
 }
 
 /** One role of a cluster. Its code (PostgreSQL, MQTT) is loaded only here, never on one box. */
@@ -92,6 +108,7 @@ async function startClusterRole(
   role: Exclude<Role, 'all'>,
   agent: string,
   log: Logger,
+  stopWith: (stop: () => Promise<void>) => void,
 ): Promise<void> {
   const { startRole } = await import('../cluster/roles.js');
   let proc: Awaited<ReturnType<typeof startRole>>;
@@ -111,10 +128,10 @@ async function startClusterRole(
     },
     'ready',
   );
+  stopWith(() => proc.stop());
   process.stderr.write(
     `hearth is ready on ${proc.url} (role ${role}${role === 'agent' ? ` ${agent}` : ''}; health on /healthz and /readyz, leadership in /metrics and /api/v1/cluster)\n`,
   );
-  onSignals(log, () => proc.stop());
 }
 
 function printWelcome(url: string, publicUrl: string | undefined, config: HearthConfig, demo: boolean): void {
