@@ -44,15 +44,16 @@ export function registerSim(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      if (driver.simulator.transport === 'serial') {
-        console.log(`${device} simulator on serial device ${sim.path} (point the config's path at it)`);
-      } else {
-        console.log(`${device} simulator listening on ${sim.host}:${sim.port}`);
-      }
+      // Listening before saying where: a test (or a script) stops it as soon as it has read that.
       const stop = () => {
         void sim.close().then(() => process.exit(0));
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      if (driver.simulator.transport === 'serial') {
+        console.log(`${device} simulator on serial device ${sim.path} (point the config's path at it)`);
+      } else {
+        console.log(`${device} simulator listening on ${sim.host}:${sim.port}`);
+      }
     });
 }
