@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { asConfigError } from '../config/errors.js';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigFile, undeclaredRefs } from '../config/load.js';
 import { drivers } from '../drivers/index.js';
 import { configPath } from './config-path.js';
 
@@ -18,6 +18,12 @@ export function registerCheck(program: Command): void {
         console.log(
           `${path}: ok — ${cfg.devices.length} device(s), ${cfg.buttons.length} button(s), timezone ${cfg.timezone}${token}`,
         );
+        const expected = undeclaredRefs(cfg);
+        if (expected.length > 0) {
+          console.log(
+            `automations name entities expected from zigbee2mqtt (check their spelling; \`curl <hearth>/api/v1/entities\` lists those it found): ${expected.join(', ')}`,
+          );
+        }
       } catch (caught) {
         const err = asConfigError(caught, path);
         console.error(err.message);

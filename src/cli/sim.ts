@@ -13,7 +13,9 @@ function findSimulated(name: string): Driver | undefined {
 
 export function registerSim(program: Command): void {
   const simulated = drivers.filter((d) => d.simulator);
-  const names = simulated.map((d) => (d.section === 'switches' ? d.name : `${d.section} (${d.name})`));
+  const names = simulated.map((d) =>
+    d.section === 'switches' || d.section === d.name ? d.name : `${d.section} (${d.name})`,
+  );
   program
     .command('sim')
     .description(`run a simulated device that speaks the real protocol: ${names.join(', ')}`)
@@ -23,37 +25,57 @@ export function registerSim(program: Command): void {
       Number.parseInt(v, 10),
     )
     .option('--path <file>', 'serial devices: where to put the device end of the pseudo-terminal')
-    .action(async (device: string, opts: { host: string; port?: number; path?: string }) => {
-      const driver = findSimulated(device);
-      if (!driver?.simulator) {
-        console.error(`hearth sim: no simulator named "${device}"; choose one of: ${names.join(', ')}`);
-        process.exitCode = 2;
-        return;
-      }
-      const log = createLogger(process.env.HEARTH_LOG_LEVEL ?? 'warn');
-      let sim: Awaited<ReturnType<typeof driver.simulator.start>>;
-      try {
-        sim = await driver.simulator.start({
-          host: opts.host,
-          port: opts.port ?? driver.simulator.defaultPort ?? 0,
-          path: opts.path ?? `/tmp/hearth-sim-${driver.name}`,
-          log,
-        });
-      } catch (err) {
-        console.error(`hearth sim: ${reasonOf(err)}`);
-        process.exitCode = 1;
-        return;
-      }
-      // Listening before saying where: a test (or a script) stops it as soon as it has read that.
-      const stop = () => {
-        void sim.close().then(() => process.exit(0));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      if (driver.simulator.transport === 'serial') {
-        console.log(`${device} simulator on serial device ${sim.path} (point the config's path at it)`);
-      } else {
-        console.log(`${device} simulator listening on ${sim.host}:${sim.port}`);
-      }
-    });
+    .option(
+      '--mqtt <url>',
+      'MQTT devices (zigbee2mqtt): the broker to publish on, e.g. mqtt://127.0.0.1:1883',
+    )
+    .option(
+      '--base-topic <topic>',
+      "zigbee2mqtt: its base topic (zigbee2mqtt's mqtt.base_topic)",
+      'zigbee2mqtt',
+    )
+    .action(
+      async (
+        device: string,
+        opts: { host: string; port?: number; path?: string; mqtt?: string; baseTopic: string },
+      ) => {
+        const driver = findSimulated(device);
+        if (!driver?.simulator) {
+          console.error(`hearth sim: no simulator named "${device}"; choose one of: ${names.join(', ')}`);
+          process.exitCode = 2;
+          return;
+        }
+        const log = createLogger(process.env.HEARTH_LOG_LEVEL ?? 'warn');
+        let sim: Awaited<ReturnType<typeof driver.simulator.start>>;
+        try {
+          sim = await driver.simulator.start({
+            host: opts.host,
+            port: opts.port ?? driver.simulator.defaultPort ?? 0,
+            path: opts.path ?? `/tmp/hearth-sim-${driver.name}`,
+            log,
+            ...(opts.mqtt ? { mqttUrl: opts.mqtt } : {}),
+            baseTopic: opts.baseTopic,
+          });
+        } catch (err) {
+          console.error(`hearth sim: ${reasonOf(err)}`);
+          process.exitCode = 1;
+          return;
+        }
+        // Listening before saying where: a test (or a script) stops it as soon as it has read that.
+        const stop = () => {
+          void sim.close().then(() => process.exit(0));
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        if (driver.simulator.transport === 'serial') {
+          console.log(`${device} simulator on serial device ${sim.path} (point the config's path at it)`);
+        } else if (driver.simulator.transport === 'mqtt') {
+          console.log(
+            `${device} simulator publishing on ${opts.mqtt} under ${opts.baseTopic}/ (a remote, a plug, sensors, a door, a lamp)`,
+          );
+        } else {
+          console.log(`${device} simulator listening on ${sim.host}:${sim.port}`);
+        }
+      },
+    );
 }

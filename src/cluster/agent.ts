@@ -100,14 +100,15 @@ export class AgentRole {
       },
       'agent',
     );
-    bus.on(
-      'entity.availability',
-      (e) => {
-        const v = runtime.get(e.id);
-        if (v) publishView(v);
-      },
-      'agent',
-    );
+    const publishCurrent = (e: { id: string }) => {
+      const v = runtime.get(e.id);
+      if (v) publishView(v);
+    };
+    bus.on('entity.availability', publishCurrent, 'agent');
+    // Devices found at run time (zigbee2mqtt): a new one is published; one gone is deleted, with
+    // an empty retained state that every api replica and controller takes as "forget it".
+    bus.on('entity.added', publishCurrent, 'agent');
+    bus.on('entity.removed', (e) => link.publish(topics.state(e.id), '', { retain: true }), 'agent');
     bus.on('entity.event', (e) => publishEvent(e.id, { type: 'event', ...e }), 'agent');
     await runtime.start();
     for (const v of runtime.list()) publishView(v);

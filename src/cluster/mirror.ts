@@ -11,6 +11,17 @@ export interface DeclaredEntity {
 }
 
 /**
+ * A device of the config whose entities are found at run time (a zigbee2mqtt bridge): entities
+ * published with its driver's name are taken, as they come and go.
+ */
+export interface DynamicSource {
+  driver: string;
+  agent: string;
+  /** The deadline of a command to one of its entities, in ms. */
+  timeoutMs: number;
+}
+
+/**
  * What this process knows of entities that other processes run: the last view each agent
  * published (retained on MQTT), overlaid with what this process knows of the path to them (the
  * broker is unreachable, or no agent of that name is leading). Reads are in memory, so an api
@@ -21,6 +32,9 @@ export class EntityMirror {
   readonly bus: Bus;
   readonly #reported = new Map<string, EntityView>();
   readonly #declared: ReadonlyMap<string, DeclaredEntity>;
+  readonly #sources: ReadonlyMap<string, DynamicSource>;
+  /** Entities of a dynamic source seen so far, with that source. */
+  readonly #found = new Map<string, DynamicSource>();
   readonly #agentDown = new Map<string, string>();
   #linkDown: string | null = 'not yet connected to the message broker';
   readonly #maxEntities: number;
@@ -31,8 +45,15 @@ export class EntityMirror {
    * buttons: a stranger publishing on our topics cannot add devices. `maxEntities` bounds the
    * buttons such a stranger could make us hold.
    */
-  constructor(opts: { declared: ReadonlyMap<string, DeclaredEntity>; maxEntities?: number; bus?: Bus }) {
+  constructor(opts: {
+    declared: ReadonlyMap<string, DeclaredEntity>;
+    /** Devices whose entities are found at run time, by driver name. */
+    sources?: readonly DynamicSource[];
+    maxEntities?: number;
+    bus?: Bus;
+  }) {
     this.#declared = opts.declared;
+    this.#sources = new Map((opts.sources ?? []).map((s) => [s.driver, s]));
     this.#maxEntities = opts.maxEntities ?? 10_000;
     this.bus = opts.bus ?? new LocalBus();
     for (const [id, { decl, driver, agent }] of opts.declared) {
@@ -64,7 +85,12 @@ export class EntityMirror {
 
   /** The agent that runs `id`, by the config; undefined for hearth's own (buttons) and unknown ids. */
   agentOf(id: string): string | undefined {
-    return this.#declared.get(id)?.agent;
+    return this.#declared.get(id)?.agent ?? this.#found.get(id)?.agent;
+  }
+
+  /** The command deadline of an entity found at run time; undefined for the rest. */
+  timeoutOf(id: string): number | undefined {
+    return this.#found.get(id)?.timeoutMs;
   }
 
   /**
@@ -75,20 +101,32 @@ export class EntityMirror {
    */
   apply(view: EntityView, change?: { previous: unknown }): boolean {
     const declared = this.#declared.get(view.id);
+    const source = declared ? undefined : this.#sources.get(view.driver);
     const fits = declared
       ? declared.decl.kind === view.kind
-      : view.kind === 'button' && view.driver === BUTTON_DRIVER;
+      : source !== undefined || (view.kind === 'button' && view.driver === BUTTON_DRIVER);
     if (!fits) return false;
     const before = this.get(view.id);
     if (!before && this.#reported.size >= this.#maxEntities) return false;
+    // An id that changes hands (a pressed button, then a zigbee device) is a new entity.
+    if (before && (before.driver !== view.driver || before.kind !== view.kind)) this.forget(view.id);
+    const known = this.#reported.has(view.id);
     this.#reported.set(view.id, view);
-    this.#announce(view.id, before, change);
+    if (source) this.#found.set(view.id, source);
+    else this.#found.delete(view.id);
+    if (!known) this.bus.emit('entity.added', { id: view.id, kind: view.kind, at: Date.now() });
+    this.#announce(view.id, known ? before : undefined, change);
     return true;
   }
 
-  /** An entity the config no longer has, or a button deleted: forget it. */
+  /** An entity the config no longer has, a device gone from zigbee2mqtt, or a button deleted: forget it. */
   forget(id: string): void {
-    if (!this.#declared.has(id)) this.#reported.delete(id);
+    if (this.#declared.has(id)) return;
+    const v = this.#reported.get(id);
+    if (!v) return;
+    this.#reported.delete(id);
+    this.#found.delete(id);
+    this.bus.emit('entity.removed', { id, kind: v.kind, at: Date.now() });
   }
 
   /** Something an entity announced (a calendar event starting); never retained. */
@@ -114,7 +152,7 @@ export class EntityMirror {
 
   #overlay(id: string): string | null {
     if (this.#linkDown !== null) return this.#linkDown;
-    const agent = this.#declared.get(id)?.agent;
+    const agent = this.agentOf(id);
     return agent === undefined ? null : (this.#agentDown.get(agent) ?? null);
   }
 

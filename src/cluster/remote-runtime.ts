@@ -95,7 +95,7 @@ export class RemoteRuntime implements RuntimeApi {
     if (agent === undefined) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
     // Checked here too, so a bad request is a 400 at once even when the agent is away.
     if (known) parseCommand(known.kind, id, name, args);
-    const timeoutMs = opts.timeoutMs ?? this.#o.timeoutOf(id) ?? 2000;
+    const timeoutMs = opts.timeoutMs ?? this.#o.timeoutOf(id) ?? this.#o.mirror.timeoutOf(id) ?? 2000;
     return this.#o.channel.command(agent, { id, name, args: args ?? {} }, timeoutMs);
   }
 
@@ -147,12 +147,18 @@ export class RemoteRuntime implements RuntimeApi {
       const v = this.#o.mirror.get(p.id);
       if (v) listener(v);
     };
-    const offState = this.#o.mirror.bus.on('entity.state', forward, owner);
-    const offAvail = this.#o.mirror.bus.on('entity.availability', forward, owner);
+    const offs = [
+      this.#o.mirror.bus.on('entity.added', forward, owner),
+      this.#o.mirror.bus.on('entity.state', forward, owner),
+      this.#o.mirror.bus.on('entity.availability', forward, owner),
+    ];
     return () => {
-      offState();
-      offAvail();
+      for (const off of offs) off();
     };
+  }
+
+  onRemoved(listener: (e: BusEvents['entity.removed']) => void, owner?: string): () => void {
+    return this.#o.mirror.bus.on('entity.removed', listener, owner);
   }
 
   onEvent(listener: (e: BusEvents['entity.event']) => void, owner?: string): () => void {

@@ -21,7 +21,7 @@ import { AgentRole } from './agent.js';
 import { CONTROLLER_LEASE, ControllerRole } from './controller.js';
 import { feedMirror } from './feed.js';
 import { Leadership } from './leadership.js';
-import { type DeclaredEntity, EntityMirror } from './mirror.js';
+import { type DeclaredEntity, type DynamicSource, EntityMirror } from './mirror.js';
 import { RemoteAutomations } from './remote-automations.js';
 import { buttonView, RemoteRuntime } from './remote-runtime.js';
 import { agentLease, type EntityEvent } from './wire.js';
@@ -84,7 +84,17 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   const link = new MqttLink({ ...config.mqtt, role, log }).start();
   const rpc = new MqttRpc(link, { log }).start();
   const declared = declaredEntities(config);
-  const agents = [...new Set([...declared.values()].map((d) => d.agent))];
+  // Bridges whose entities are found at run time (zigbee2mqtt): taken as their agent publishes them.
+  const sources: DynamicSource[] = config.devices
+    .filter((d) => d.driver.dynamic === true)
+    .map((d) => ({
+      driver: d.driver.name,
+      agent: d.agent,
+      timeoutMs: typeof d.config.timeoutMs === 'number' ? d.config.timeoutMs : 5000,
+    }));
+  const agents = [
+    ...new Set([...[...declared.values()].map((d) => d.agent), ...sources.map((s) => s.agent)]),
+  ];
   const ttlMs = config.cluster.leaseSeconds * 1000;
   const buttons = new Map(config.buttons.map((b) => [b.id, b.name]));
   // Speakers fetch a chime from the process that tells them to play it (an agent serves the
@@ -126,7 +136,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
 
   let synced = false;
   // An api replica and the controller see devices through the mirror; an agent runs them.
-  const mirror = new EntityMirror({ declared });
+  const mirror = new EntityMirror({ declared, sources });
   const seedButtons = async () => {
     for (const row of await store.states.list('button')) {
       mirror.apply(buttonView(row.id, buttons.get(row.id) ?? row.id, row.state, row.updatedAt));

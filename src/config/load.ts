@@ -7,6 +7,7 @@ import {
   type Driver,
   defaultKinds,
   deviceSections,
+  singleSections,
 } from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
 import { commandNames, commandSchema, type Kind } from '../core/kinds.js';
@@ -114,16 +115,27 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
 
   // Device entries are checked even when the top level has problems, so one run shows them all.
   for (const [section, singular] of Object.entries(deviceSections) as [DeviceSection, string][]) {
-    const entries = (raw as Record<string, unknown>)[section];
-    (Array.isArray(entries) ? entries : []).forEach((entry: unknown, i) => {
-      const where = [section, i];
+    const value = (raw as Record<string, unknown>)[section];
+    // `zigbee2mqtt: { ... }` is one mapping; the other sections are lists.
+    const single = singleSections.has(section);
+    const entries = single
+      ? value === undefined || value === null
+        ? []
+        : [value]
+      : Array.isArray(value)
+        ? value
+        : [];
+    entries.forEach((entry: unknown, i) => {
+      const where: (string | number)[] = single ? [section] : [section, i];
       const node = doc.getIn(where, true) as Node;
       if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
         issues.push({
           ...at(node),
           file,
           field: formatPath(where),
-          message: 'must be a mapping with id and kind',
+          message: single
+            ? 'must be a mapping, like { baseTopic: zigbee2mqtt }'
+            : 'must be a mapping with id and kind',
         });
         return;
       }
@@ -165,25 +177,39 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
   if (!top.success) throw new ConfigError(issues);
   const cfg = top.data;
   if (cfg.mqtt === undefined) {
-    cfg.things.forEach((_entry, i) => {
+    const needsBroker = (path: (string | number)[]) => {
       issues.push({
-        ...at(doc.getIn(['things', i], true) as Node),
+        ...at(doc.getIn(path, true) as Node),
         file,
-        field: formatPath(['things', i]),
+        field: formatPath(path),
         message: 'needs the MQTT broker: add `mqtt: { url: mqtt://HOST:1883 }` at the top level',
       });
-    });
+    };
+    for (let i = 0; i < cfg.things.length; i++) needsBroker(['things', i]);
+    if (cfg.zigbee2mqtt !== undefined) needsBroker(['zigbee2mqtt']);
   }
   cfg.buttons.forEach((b, i) => {
     claim(b.id, ['buttons', i]);
     kindOf.set(b.id, 'button');
   });
-  checkAutomationRefs(cfg.automations, kindOf, (path, message) => {
+  // Entities of a zigbee2mqtt bridge are known only once it runs: automations may name ids the
+  // config does not have (hall-remote), and `hearth check` lists them.
+  const dynamic = devices.some((d) => d.driver.dynamic === true);
+  checkAutomationRefs(cfg.automations, kindOf, dynamic, (path, message) => {
     issues.push({ ...at(doc.getIn(path, true) as Node), file, field: formatPath(path), message });
   });
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const { switches: _s, coffee: _c, sprinklers: _p, speakers: _k, calendars: _l, things: _t, ...rest } = cfg;
+  const {
+    switches: _s,
+    coffee: _c,
+    sprinklers: _p,
+    speakers: _k,
+    calendars: _l,
+    things: _t,
+    zigbee2mqtt: _z,
+    ...rest
+  } = cfg;
   return {
     ...rest,
     file,
@@ -202,10 +228,11 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
 function checkAutomationRefs(
   automations: RawConfig['automations'],
   entities: ReadonlyMap<string, Kind>,
+  dynamic: boolean,
   report: (path: (string | number)[], message: string) => void,
 ): void {
   const ids = new Set(automations.map((a) => a.id));
-  const known = (id: string) => entities.has(id);
+  const known = (id: string) => dynamic || entities.has(id);
   const hint = () =>
     `known entities: ${[...entities.keys()].slice(0, 12).join(', ')}${entities.size > 12 ? ', ...' : ''}`;
   automations.forEach((a, i) => {
@@ -228,8 +255,9 @@ function checkAutomationRefs(
         const id = act.command.slice(0, dot);
         const name = act.command.slice(dot + 1);
         const kind = entities.get(id);
-        if (kind === undefined) report([...base, 'actions', j, 'command'], `no entity "${id}"; ${hint()}`);
-        else if (commandSchema(kind, name) === undefined) {
+        if (kind === undefined && !dynamic)
+          report([...base, 'actions', j, 'command'], `no entity "${id}"; ${hint()}`);
+        else if (kind !== undefined && commandSchema(kind, name) === undefined) {
           report(
             [...base, 'actions', j, 'command'],
             `${kind} "${id}" has no command "${name}"; it takes ${commandNames(kind).join(', ') || 'none'}`,
@@ -241,6 +269,26 @@ function checkAutomationRefs(
       }
     });
   });
+}
+
+/**
+ * Entity ids that automations name and the config does not declare: with a zigbee2mqtt bridge
+ * these are expected to come from it (`hearth check` lists them, so a typo is seen).
+ */
+export function undeclaredRefs(config: HearthConfig): string[] {
+  const declared = new Set(config.buttons.map((b) => b.id));
+  for (const d of config.devices) for (const e of d.driver.entities(d.config)) declared.add(e.id);
+  const refs = new Set<string>();
+  for (const a of config.automations) {
+    for (const t of a.triggers) {
+      if ('state' in t) refs.add(t.state);
+      if ('calendar' in t) refs.add(t.calendar);
+    }
+    for (const c of a.conditions) if ('state' in c) refs.add(c.state);
+    for (const act of a.actions)
+      if ('command' in act) refs.add(act.command.slice(0, act.command.lastIndexOf('.')));
+  }
+  return [...refs].filter((id) => !declared.has(id));
 }
 
 function absolute(dir: string, p: string): string {

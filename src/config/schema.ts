@@ -230,6 +230,8 @@ export const configSchema = z
     calendars: z.array(z.unknown()).default([]),
     /** Devices spoken to over the `mqtt:` broker by topic (mqtt_things firmware); they need `mqtt:`. */
     things: z.array(z.unknown()).default([]),
+    /** A zigbee2mqtt bridge on the `mqtt:` broker; its devices become entities (needs `mqtt:`). */
+    zigbee2mqtt: z.unknown().optional(),
     automations: z.array(automationSchema).default([]),
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
     /**

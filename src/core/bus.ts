@@ -6,6 +6,10 @@ export interface BusEvents {
   'entity.state': { id: string; kind: Kind; state: unknown; previous: unknown; at: number };
   /** An entity became available or unavailable. */
   'entity.availability': { id: string; kind: Kind; available: boolean; reason: string | null; at: number };
+  /** A new entity: a device found at run time (a zigbee2mqtt device joining), a button first pressed. */
+  'entity.added': { id: string; kind: Kind; at: number };
+  /** An entity went away: a device removed from zigbee2mqtt, a pressed button deleted. */
+  'entity.removed': { id: string; kind: Kind; at: number };
   /** Something an entity announced beside its state (EntityHandle.fire). */
   'entity.event': { id: string; kind: Kind; event: string; data: Record<string, unknown>; at: number };
   /** One call to a device finished: the source of device latency and error metrics. */

@@ -29,8 +29,11 @@ export interface EntitySpec<K extends Kind> {
 
 export interface EntityHandle<K extends Kind> {
   readonly id: string;
-  /** Reports a state the device pushed or the driver learnt some other way. */
-  setState(state: StateOf<K>): void;
+  /**
+   * Reports a state the device pushed or the driver learnt some other way. A state equal to the
+   * last one is announced only with `always` (a remote's second "single" press is a press).
+   */
+  setState(state: StateOf<K>, options?: { always?: boolean }): void;
   /** Merges facts that change with the state, e.g. `{ until: '2026-11-22T07:15:00Z' }`; null removes one. */
   setAttributes(attributes: Record<string, unknown>): void;
   setUnavailable(reason: string): void;
@@ -60,7 +63,18 @@ export interface MediaAccess {
 /** One object, so the contract can grow without breaking drivers. */
 export interface DriverContext {
   entities: {
+    /**
+     * Adds an entity, or takes it back after a restart of the driver (its state is kept). Throws
+     * HEARTH_ERR_CONFIG when another driver (or a pressed button) has the id.
+     */
     add<K extends Kind>(spec: EntitySpec<K>, handlers: CommandHandlers<K>): EntityHandle<K>;
+    /**
+     * Removes an entity this device added; for devices found at run time (a zigbee device
+     * removed or renamed in zigbee2mqtt). Entities of other devices are never touched.
+     */
+    remove(id: string): void;
+    /** The ids this device has added and not removed, across restarts of the driver. */
+    ids(): string[];
   };
   log: Logger;
   clock: Clock;
@@ -128,11 +142,23 @@ export interface SimulatorHandle {
 }
 
 export interface Simulator {
-  /** `network`: listens on host:port. `serial`: makes a pseudo-terminal whose device end is `path`. */
-  transport: 'network' | 'serial';
+  /**
+   * `network`: listens on host:port. `serial`: makes a pseudo-terminal whose device end is
+   * `path`. `mqtt`: publishes as the device would on the broker at `mqttUrl`.
+   */
+  transport: 'network' | 'serial' | 'mqtt';
   /** The port the real device listens on; `hearth sim` uses it when no --port is given. */
   defaultPort?: number;
-  start(options: { host: string; port: number; path: string; log: Logger }): Promise<SimulatorHandle>;
+  start(options: {
+    host: string;
+    port: number;
+    path: string;
+    log: Logger;
+    /** The broker of an `mqtt` simulator, e.g. mqtt://127.0.0.1:1883. */
+    mqttUrl?: string;
+    /** Its topic prefix (zigbee2mqtt's base topic). */
+    baseTopic?: string;
+  }): Promise<SimulatorHandle>;
 }
 
 /**
@@ -151,10 +177,17 @@ export const deviceSections = {
   speakers: 'speaker',
   calendars: 'calendar',
   things: 'MQTT thing',
+  zigbee2mqtt: 'zigbee2mqtt bridge',
 } as const;
 
+/** Sections that hold one mapping, not a list (`zigbee2mqtt: { baseTopic: zigbee2mqtt }`). */
+export const singleSections: ReadonlySet<DeviceSection> = new Set(['zigbee2mqtt']);
+
 /** The `kind` an entry of a section gets when it names none (a calendar is a calendar). */
-export const defaultKinds: Partial<Record<DeviceSection, string>> = { calendars: 'ical/v1' };
+export const defaultKinds: Partial<Record<DeviceSection, string>> = {
+  calendars: 'ical/v1',
+  zigbee2mqtt: 'zigbee2mqtt/v1',
+};
 export type DeviceSection = keyof typeof deviceSections;
 
 /** An entity as a device entry declares it (see Driver.entities). */
@@ -182,6 +215,11 @@ export interface Driver<C extends DeviceConfig = DeviceConfig> {
    * before any driver runs. `setup` must add exactly these.
    */
   entities(config: C): EntityDecl[];
+  /**
+   * True for a bridge whose entities are found at run time (zigbee2mqtt): `entities` is empty,
+   * `setup` adds and removes them as the bridge reports its devices.
+   */
+  dynamic?: boolean;
   /** Validates one config entry; issues point at the YAML. */
   configSchema: z.ZodType<C, z.ZodTypeDef, unknown>;
   /**

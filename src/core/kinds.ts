@@ -97,6 +97,15 @@ export const kinds = {
       off: noArgs,
     },
   },
+  /**
+   * Something detected or not: motion, a door open, water. `on` means detected (the door is
+   * open); `attributes.deviceClass` says what it senses (occupancy, door, moisture ...).
+   */
+  binary_sensor: {
+    description: 'A detector: on when it detects (motion, an open door, water)',
+    state: onOff,
+    commands: {},
+  },
   /** A reading: a number with a unit in `attributes.unit`, or a time as an ISO string. */
   sensor: {
     description: 'A measurement',

@@ -63,8 +63,13 @@ export interface RuntimeApi {
    * HEARTH_ERR_ENTITY_DECLARED for a declared button or a device's entity.
    */
   removeButton(id: string): Promise<void>;
-  /** Calls `listener` on every state or availability change; returns the unsubscribe function. */
+  /**
+   * Calls `listener` with the entity's view on every state or availability change, and when an
+   * entity is added; returns the unsubscribe function.
+   */
   subscribe(listener: (e: EntityView) => void, owner?: string): () => void;
+  /** Calls `listener` when an entity goes away (a zigbee device removed, a button deleted). */
+  onRemoved(listener: (e: BusEvents['entity.removed']) => void, owner?: string): () => void;
   /** Calls `listener` on every event an entity fires; returns the unsubscribe function. */
   onEvent(listener: (e: BusEvents['entity.event']) => void, owner?: string): () => void;
 }

@@ -237,10 +237,7 @@ export class Runtime implements RuntimeApi {
         await this.#opts.store.states.put({ id, kind: 'button', state, updatedAt: at });
       } catch (err) {
         // A button that never got a state on disk was never created: it must not hold a place.
-        if (created && record.updatedAt === null && this.#entities.get(id) === record) {
-          this.#entities.delete(id);
-          this.#undeclared.delete(id);
-        }
+        if (created && record.updatedAt === null) this.#remove(record);
         throw new HearthError('HEARTH_ERR_STORE', `could not record button ${id}: ${reasonOf(err)}`, {
           cause: err,
         });
@@ -249,6 +246,7 @@ export class Runtime implements RuntimeApi {
       if (!this.#entities.has(id)) {
         this.#entities.set(id, record);
         if (!this.#declared.has(id)) this.#undeclared.add(id);
+        this.#opts.bus.emit('entity.added', { id, kind: record.kind, at });
       }
       // A press of the same state again is still a press: always announce it.
       this.#applyState(record, state, at, true);
@@ -284,10 +282,7 @@ export class Runtime implements RuntimeApi {
           cause: err,
         });
       }
-      if (this.#entities.get(id) === e) {
-        this.#entities.delete(id);
-        this.#undeclared.delete(id);
-      }
+      this.#remove(e);
     });
   }
 
@@ -297,12 +292,19 @@ export class Runtime implements RuntimeApi {
       const e = this.#entities.get(p.id);
       if (e) listener(view(e));
     };
-    const offState = this.#opts.bus.on('entity.state', forward, owner);
-    const offAvail = this.#opts.bus.on('entity.availability', forward, owner);
+    const offs = [
+      this.#opts.bus.on('entity.added', forward, owner),
+      this.#opts.bus.on('entity.state', forward, owner),
+      this.#opts.bus.on('entity.availability', forward, owner),
+    ];
     return () => {
-      offState();
-      offAvail();
+      for (const off of offs) off();
     };
+  }
+
+  /** Calls `listener` when an entity goes away; returns the unsubscribe function. */
+  onRemoved(listener: (e: BusEvents['entity.removed']) => void, owner?: string): () => void {
+    return this.#opts.bus.on('entity.removed', listener, owner);
   }
 
   /**
@@ -369,7 +371,20 @@ export class Runtime implements RuntimeApi {
     e.handlers = handlers;
     e.attributes = { ...e.attributes, ...spec.attributes };
     this.#entities.set(e.id, e);
+    if (!existing)
+      this.#opts.bus.emit('entity.added', { id: e.id, kind: e.kind, at: this.#opts.clock.now() });
     return e;
+  }
+
+  /** Forgets an entity: its poll stops, a command waiting for it still ends by its deadline. */
+  #remove(e: EntityRecord): void {
+    if (this.#entities.get(e.id) !== e) return;
+    if (e.pollTimer) this.#opts.clock.clearTimeout(e.pollTimer);
+    e.pollTimer = undefined;
+    e.read = undefined;
+    this.#entities.delete(e.id);
+    this.#undeclared.delete(e.id);
+    this.#opts.bus.emit('entity.removed', { id: e.id, kind: e.kind, at: this.#opts.clock.now() });
   }
 
   async #startDevice(driver: Driver, config: DeviceConfig & Record<string, unknown>): Promise<void> {
@@ -413,7 +428,7 @@ export class Runtime implements RuntimeApi {
               this.#schedulePoll(e, 0);
               return {
                 id: e.id,
-                setState: (s) => this.#applyState(e, s, this.#opts.clock.now()),
+                setState: (s, o) => this.#applyState(e, s, this.#opts.clock.now(), o?.always === true),
                 setAttributes: (attrs) => this.#setAttributes(e, attrs),
                 fire: (event, data) =>
                   this.#opts.bus.emit('entity.event', {
@@ -427,6 +442,13 @@ export class Runtime implements RuntimeApi {
                 setAvailable: () => this.#markAvailable(e),
               };
             },
+            remove: (id) => {
+              const i = owned.findIndex((e) => e.id === id);
+              if (i < 0) return;
+              const [e] = owned.splice(i, 1) as [EntityRecord];
+              this.#remove(e);
+            },
+            ids: () => owned.map((e) => e.id),
           },
           log,
           clock: this.#opts.clock,

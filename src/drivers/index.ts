@@ -6,6 +6,7 @@ import { coffeeDriver } from './mrcoffeebot/index.js';
 import { relayBoardDriver } from './relay-board/index.js';
 import { sonosDriver } from './sonos/index.js';
 import { wemoDriver } from './wemo/index.js';
+import { zigbee2mqttDriver } from './zigbee2mqtt/index.js';
 
 /** Every driver hearth ships. Adding a device type adds its folder and one line here. */
 export const drivers: readonly Driver[] = [
@@ -16,4 +17,5 @@ export const drivers: readonly Driver[] = [
   sonosDriver as unknown as Driver,
   icalDriver as unknown as Driver,
   mqttThingsDriver as unknown as Driver,
+  zigbee2mqttDriver as unknown as Driver,
 ];

@@ -18,6 +18,7 @@ import { bridgeTopic, reservedId, setTopic, stateTopic } from './gateway.js';
  * | valve       | valve         | open = `open` for 600 s (capped by the zone's maximum)       |
  * | chime       | sensor        | `idle` / `playing` (enum); play through `<base>/<id>/set`    |
  * | calendar    | binary_sensor | on while an event is in progress                             |
+ * | binary_sensor | binary_sensor | `device_class` from `attributes.deviceClass`               |
  * | climate     | climate       | modes off/cool/heat/fan_only, 18-30 °C in steps of 1, power  |
  * | sensor      | sensor        | `unit_of_measurement` from the unit; °C/°F temperature, ...  |
  */
@@ -28,6 +29,7 @@ export const componentOf: Record<Kind, string> = {
   valve: 'valve',
   chime: 'sensor',
   calendar: 'binary_sensor',
+  binary_sensor: 'binary_sensor',
   climate: 'climate',
   sensor: 'sensor',
 };
@@ -129,6 +131,12 @@ export function discoveryConfig(
     case 'calendar':
       Object.assign(p, plain, { payload_on: 'on', payload_off: 'off' });
       break;
+    case 'binary_sensor': {
+      Object.assign(p, plain, { payload_on: 'on', payload_off: 'off' });
+      const dc = e.attributes.deviceClass;
+      if (typeof dc === 'string' && dc !== '') p.device_class = dc;
+      break;
+    }
     case 'sensor': {
       Object.assign(p, plain);
       const unit = e.attributes.unit;
@@ -188,13 +196,21 @@ function deviceBlocks(devices: readonly DeviceEntry[], nodeId: string): (entityI
   return (id) => byEntity.get(id) ?? buttons;
 }
 
+/** Drivers whose devices Home Assistant already has from elsewhere: zigbee2mqtt announces its own. */
+const announcedElsewhere: ReadonlySet<string> = new Set(['zigbee2mqtt']);
+
+/** Whether hearth announces this entity to Home Assistant. */
+function announceable(e: EntityView): boolean {
+  return e.id !== reservedId && !announcedElsewhere.has(e.driver);
+}
+
 export function startDiscovery(o: DiscoveryOptions): Discovery {
   const { runtime, mqtt, prefix, nodeId, log } = o;
   const deviceOf = deviceBlocks(o.devices, nodeId);
   const announced = new Map<string, string>();
   const removed: string[] = [];
   const announce = (e: EntityView) => {
-    if (e.id === reservedId) return;
+    if (!announceable(e)) return;
     const { topic, payload } = discoveryConfig(e, o, deviceOf(e.id));
     const text = JSON.stringify(payload);
     // A sensor's unit may arrive with its first reading: announce again when the config changes.
@@ -219,6 +235,12 @@ export function startDiscovery(o: DiscoveryOptions): Discovery {
     'homeassistant',
   );
   const offNew = runtime.subscribe((e) => announce(e), 'homeassistant');
+  // A device removed from zigbee2mqtt, a pressed button deleted: Home Assistant deletes an
+  // entity whose config is emptied.
+  const offRemoved = runtime.onRemoved((e) => {
+    if (!announced.delete(e.id)) return;
+    mqtt.publish(`${prefix}/${componentOf[e.kind]}/${nodeId}/${e.id}/config`, '', { retain: true });
+  }, 'homeassistant');
 
   // Configs of ours the broker still holds for entities no longer configured: empty them, so
   // Home Assistant deletes those entities. Only the retained copies sent on subscribing count.
@@ -236,7 +258,7 @@ export function startDiscovery(o: DiscoveryOptions): Discovery {
     offHeld?.();
     offHeld = undefined;
     const current = new Set(
-      runtime.list().flatMap((e) => (e.id === reservedId ? [] : [discoveryConfig(e, o, {}).topic])),
+      runtime.list().flatMap((e) => (announceable(e) ? [discoveryConfig(e, o, {}).topic] : [])),
     );
     for (const topic of held) {
       if (current.has(topic)) continue;
@@ -260,6 +282,7 @@ export function startDiscovery(o: DiscoveryOptions): Discovery {
       offConn();
       offStatus();
       offNew();
+      offRemoved();
     },
   };
 }

@@ -128,6 +128,10 @@ export function startGateway({ runtime, mqtt, baseTopic, log }: GatewayOptions):
 
   const offSet = mqtt.subscribe(`${baseTopic}/+/set`, onSet, 'mqtt-gateway');
   const offState = runtime.subscribe(publishState, 'mqtt-gateway');
+  // An entity gone (a zigbee device removed, a button deleted): its retained state goes too.
+  const offRemoved = runtime.onRemoved((e) => {
+    if (e.id !== reservedId) mqtt.publish(stateTopic(baseTopic, e.id), '', { retain: true });
+  }, 'mqtt-gateway');
   mqtt.publish(bridgeTopic(baseTopic), 'online', { retain: true });
   for (const e of runtime.list()) publishState(e);
   return {
@@ -135,6 +139,7 @@ export function startGateway({ runtime, mqtt, baseTopic, log }: GatewayOptions):
     stop: () => {
       offSet();
       offState();
+      offRemoved();
     },
   };
 }

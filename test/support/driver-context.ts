@@ -55,6 +55,11 @@ export function fakeDriverContext(opts: { clock?: Clock; media?: MediaAccess } =
           fire() {},
         };
       },
+      remove: (id) => {
+        const i = added.findIndex((a) => a.spec.id === id);
+        if (i >= 0) added.splice(i, 1);
+      },
+      ids: () => added.map((a) => a.spec.id),
     },
     log: silentLogger(),
     clock: opts.clock ?? systemClock,

@@ -93,6 +93,8 @@ describe('the ical driver with a bare DriverContext', () => {
             fire() {},
           };
         },
+        remove() {},
+        ids: () => [],
       },
       log: createLogger('trace', sink),
       clock: systemClock,
