@@ -4,12 +4,10 @@ import type { LinkStats } from './bus/mqtt/link.js';
 import type { HearthConfig } from './config/load.js';
 import { LocalBus } from './core/bus.js';
 import { type Clock, systemClock } from './core/clock.js';
-import type { MqttAccess } from './core/driver.js';
 import { reasonOf } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { Runtime } from './core/runtime.js';
-import type { Discovery } from './homeassistant/discovery.js';
-import type { Gateway } from './homeassistant/gateway.js';
+import type { BridgeLink, HomeAssistant } from './homeassistant/start.js';
 import { AllowList } from './server/allow-list.js';
 import { buildControlServer, buildPublicServer } from './server/app.js';
 import { listen } from './server/listen.js';
@@ -21,10 +19,7 @@ import { hearthVersion } from './version.js';
 
 export { hearthVersion };
 
-export interface HomeAssistantParts {
-  gateway: Gateway;
-  /** Absent with `homeassistant: { discovery: false }`. */
-  discovery?: Discovery;
+export interface HomeAssistantParts extends HomeAssistant {
   /** The MQTT connection's counters (garbage among them). */
   mqtt: Readonly<LinkStats>;
 }
@@ -143,8 +138,7 @@ export async function startHearth(
         srv?.close().catch((err) => log.warn({ err: reasonOf(err) }, 'closing an HTTP listener failed')),
       );
       await Promise.all([automations.stop().then(() => runtime.stop()), ...closing]);
-      homeassistant?.discovery?.stop();
-      homeassistant?.gateway.stop();
+      homeassistant?.stop();
       await link?.stop();
       await store.close();
     })();
@@ -153,7 +147,11 @@ export async function startHearth(
   try {
     await runtime.start();
     await automations.start();
-    if (link && config.mqtt) homeassistant = await startHomeAssistant(config, runtime, link, log);
+    if (link) {
+      const { startHomeAssistant } = await import('./homeassistant/start.js');
+      const ha = startHomeAssistant({ config, runtime, mqtt: link.access, log });
+      homeassistant = { ...ha, mqtt: link.stats };
+    }
   } catch (err) {
     await stop();
     throw err;
@@ -162,72 +160,9 @@ export async function startHearth(
 }
 
 /** The one MQTT connection of a one-box process, loaded only when the config has `mqtt:`. */
-interface OneBoxLink {
-  access: MqttAccess;
-  stats: Readonly<LinkStats>;
-  stop(): Promise<void>;
-}
-
-async function openMqtt(config: NonNullable<HearthConfig['mqtt']>, log: Logger): Promise<OneBoxLink> {
-  const [{ MqttLink }, { mqttAccess }] = await Promise.all([
-    import('./bus/mqtt/link.js'),
-    import('./bus/mqtt/access.js'),
-  ]);
+async function openMqtt(config: NonNullable<HearthConfig['mqtt']>, log: Logger): Promise<BridgeLink> {
+  const { openBridgeLink } = await import('./homeassistant/start.js');
   // One box is its own bridge: tools (and Home Assistant's availability) watch
   // `<base>/bridge/state`, which the will turns `offline` if the process dies.
-  const bridge = `${config.baseTopic}/bridge/state`;
-  const link = new MqttLink({
-    ...config,
-    role: 'all',
-    log,
-    will: { topic: bridge, payload: 'offline', retain: true },
-  }).start();
-  return {
-    access: mqttAccess(link),
-    stats: link.stats,
-    stop: async () => {
-      // A clean stop says offline itself: the broker sends no will after a DISCONNECT.
-      if (link.connected) {
-        await Promise.race([
-          link.publishNow(bridge, 'offline', { retain: true }).catch(() => {}),
-          new Promise((r) => setTimeout(r, 1000)),
-        ]);
-      }
-      await link.stop();
-    },
-  };
-}
-
-/** hearth's own topics, and discovery unless turned off; loaded only with `mqtt:`. */
-async function startHomeAssistant(
-  config: HearthConfig,
-  runtime: Runtime,
-  link: OneBoxLink,
-  log: Logger,
-): Promise<HomeAssistantParts> {
-  const [{ startGateway }, { startDiscovery }] = await Promise.all([
-    import('./homeassistant/gateway.js'),
-    import('./homeassistant/discovery.js'),
-  ]);
-  const baseTopic = config.mqtt?.baseTopic ?? 'hearth';
-  const ha = config.homeassistant;
-  const gateway = startGateway({
-    runtime,
-    mqtt: link.access,
-    baseTopic,
-    log: log.child({ part: 'mqtt-gateway' }),
-  });
-  const discovery = ha.discovery
-    ? startDiscovery({
-        runtime,
-        mqtt: link.access,
-        devices: config.devices,
-        baseTopic,
-        prefix: ha.prefix,
-        nodeId: ha.nodeId,
-        version: hearthVersion,
-        log: log.child({ part: 'homeassistant' }),
-      })
-    : undefined;
-  return { gateway, mqtt: link.stats, ...(discovery ? { discovery } : {}) };
+  return openBridgeLink(config, { role: 'all', log });
 }

@@ -6,6 +6,14 @@ import type { Clock } from '../core/clock.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
+import {
+  type BridgeLink,
+  bridgeClientId,
+  type HomeAssistant,
+  type HomeAssistantConfig,
+  openBridgeLink,
+  startHomeAssistant,
+} from '../homeassistant/start.js';
 import type { Store } from '../store/store.js';
 import type { Leadership } from './leadership.js';
 import type { EntityMirror } from './mirror.js';
@@ -24,6 +32,12 @@ export interface ControllerOptions {
   leadership: Leadership;
   clock: Clock;
   log: Logger;
+  /**
+   * hearth's own MQTT topics and Home Assistant discovery: the leader runs them over `runtime`
+   * (so a command on `<base>/<id>/set` goes to the agent that owns the entity), on a connection
+   * of its own whose will says `<base>/bridge/state` `offline`.
+   */
+  homeassistant?: HomeAssistantConfig & { mqtt: NonNullable<HomeAssistantConfig['mqtt']> };
 }
 
 /**
@@ -31,12 +45,14 @@ export interface ControllerOptions {
  * and schedules. Each scheduled instant is claimed in the store with the lease's fencing token
  * before it runs, so an instant fires once across failovers, and a deposed leader (an older
  * token) can never claim one. Requests to run an automation now (an api replica's run button
- * or webhook) arrive on `<base>/cluster/ctl/run`.
+ * or webhook) arrive on `<base>/cluster/ctl/run`. The leader also serves hearth's own MQTT
+ * topics and Home Assistant discovery (src/homeassistant/start.ts), as one box does.
  */
 export class ControllerRole {
   readonly #o: ControllerOptions;
   #engine: AutomationEngine | undefined;
   #stopServing: (() => void) | undefined;
+  #homeassistant: { bridge: BridgeLink; parts: HomeAssistant } | undefined;
   #stopped = false;
 
   constructor(opts: ControllerOptions) {
@@ -85,6 +101,16 @@ export class ControllerRole {
       { holder: link.clientId, token },
       { retain: true },
     );
+    const ha = this.#o.homeassistant;
+    if (ha) {
+      const bridge = openBridgeLink(ha.mqtt, {
+        role: 'controller',
+        clientId: bridgeClientId(link.clientId),
+        log,
+      });
+      const parts = startHomeAssistant({ config: ha, runtime: this.#o.runtime, mqtt: bridge.access, log });
+      this.#homeassistant = { bridge, parts };
+    }
   }
 
   async #lose(reason: string): Promise<void> {
@@ -94,6 +120,11 @@ export class ControllerRole {
     this.#stopServing?.();
     this.#stopServing = undefined;
     this.#engine = undefined;
-    await engine.stop();
+    // No more MQTT commands taken here; `offline` said (the next leader says `online`), and the
+    // connection closed, so nothing this term published retained is sent again after a reconnect.
+    const ha = this.#homeassistant;
+    this.#homeassistant = undefined;
+    ha?.parts.stop();
+    await Promise.all([engine.stop(), ha?.bridge.stop()]);
   }
 }

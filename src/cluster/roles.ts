@@ -138,8 +138,16 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   // An api replica and the controller see devices through the mirror; an agent runs them.
   const mirror = new EntityMirror({ declared, sources });
   const seedButtons = async () => {
-    for (const row of await store.states.list('button')) {
+    const rows = await store.states.list('button');
+    for (const row of rows) {
       mirror.apply(buttonView(row.id, buttons.get(row.id) ?? row.id, row.state, row.updatedAt));
+    }
+    // A button under `buttons:` exists before its first press, with no state, as on one box:
+    // listed, announced to Home Assistant, and pressable on `<base>/<id>/set`.
+    const pressed = new Set(rows.map((r) => r.id));
+    for (const [id, name] of buttons) {
+      if (!pressed.has(id) && !mirror.get(id))
+        mirror.apply({ ...buttonView(id, name, null, 0), updatedAt: null });
     }
   };
   const runtime = new RemoteRuntime({
@@ -233,6 +241,13 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         leadership,
         clock,
         log: log.child({ role: 'controller' }),
+        // Always on, as on one box with `mqtt:`; `homeassistant: { discovery: false }` keeps
+        // hearth's own topics only.
+        homeassistant: {
+          mqtt: config.mqtt,
+          homeassistant: config.homeassistant,
+          devices: config.devices,
+        },
       });
       controller.start();
       stops.push(() => controller.stop());

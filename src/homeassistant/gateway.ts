@@ -10,6 +10,9 @@ import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
  * - `<base>/<id>/state`: `{"state", "available", "attributes"}`, retained, on every change.
  * - `<base>/<id>/set`: `{"command": "on", "args": {...}}` or the bare command name.
  * - `<base>/bridge/state`: `online` while connected; the connection's last will says `offline`.
+ *   Whoever runs the gateway owns that topic: an `offline` that arrives while it runs (the will
+ *   of a controller that led before it, reaching the broker late, or its clean goodbye crossing
+ *   this one's start) is answered with `online` again.
  */
 
 /** An entity with this id would share its topics with the bridge's; it is left out. */
@@ -126,18 +129,27 @@ export function startGateway({ runtime, mqtt, baseTopic, log }: GatewayOptions):
       });
   };
 
+  const bridge = bridgeTopic(baseTopic);
   const offSet = mqtt.subscribe(`${baseTopic}/+/set`, onSet, 'mqtt-gateway');
+  const offBridge = mqtt.subscribe(
+    bridge,
+    (m) => {
+      if (m.payload.toString('utf8', 0, 16) !== 'online') mqtt.publish(bridge, 'online', { retain: true });
+    },
+    'mqtt-gateway',
+  );
   const offState = runtime.subscribe(publishState, 'mqtt-gateway');
   // An entity gone (a zigbee device removed, a button deleted): its retained state goes too.
   const offRemoved = runtime.onRemoved((e) => {
     if (e.id !== reservedId) mqtt.publish(stateTopic(baseTopic, e.id), '', { retain: true });
   }, 'mqtt-gateway');
-  mqtt.publish(bridgeTopic(baseTopic), 'online', { retain: true });
+  mqtt.publish(bridge, 'online', { retain: true });
   for (const e of runtime.list()) publishState(e);
   return {
     stats,
     stop: () => {
       offSet();
+      offBridge();
       offState();
       offRemoved();
     },

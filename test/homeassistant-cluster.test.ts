@@ -1,0 +1,196 @@
+import { rmSync } from 'node:fs';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
+import { leaderGauge, type RoleProcess, startRole, until, writeClusterConfig } from './support/cluster.js';
+import { tempDir } from './support/hearth.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+
+/*
+ * Home Assistant discovery and hearth's own topics in a cluster: real processes of the built CLI
+ * (an api, two controllers, an agent), a PostgreSQL database of this file's own, a Mosquitto
+ * this file starts, a Wemo simulator for the plug. Only the leading controller serves them.
+ */
+const LEASE_S = 2;
+const CONFIG_TOPIC = 'homeassistant/switch/hearth/plug/config';
+
+describe.skipIf(mosquittoMissing)('Home Assistant and hearth topics in a cluster', () => {
+  let db: TestDatabase;
+  let broker: TestMosquitto;
+  let plug: WemoSimulator;
+  let dir: string;
+  let config: string;
+  let ha: MqttClient;
+  const procs: RoleProcess[] = [];
+  let controllers: RoleProcess[];
+  /** Last payload per topic, and whether it came live (not a retained copy on subscribing). */
+  const seen = new Map<string, { text: string; live: boolean }>();
+  /** Every payload on `hearth/bridge/state`, in order. */
+  const bridge: string[] = [];
+
+  const payloadOf = (topic: string) => JSON.parse(seen.get(topic)?.text || 'null');
+  const sets = () => plug.calls.filter((c) => c.action === 'SetBinaryState').length;
+  const start = (role: 'api' | 'controller' | 'agent') =>
+    startRole(config, role).then((p) => {
+      procs.push(p);
+      return p;
+    });
+  const leaderOf = async (group: RoleProcess[]) => {
+    const gauges = await Promise.all(
+      group.map((p) => leaderGauge(p.url, 'controller').catch(() => undefined)),
+    );
+    return gauges.indexOf(1) < 0 ? undefined : group[gauges.indexOf(1)];
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    broker = await TestMosquitto.start();
+    plug = await startWemoSimulator({ initial: false });
+    dir = tempDir();
+    config = writeClusterConfig(dir, {
+      pgUrl: db.url,
+      mqttUrl: broker.url,
+      leaseSeconds: LEASE_S,
+      body: `
+switches:
+  - { id: plug, kind: wemo/v1, name: Desk plug, address: 127.0.0.1, port: ${plug.port}, timeoutMs: 1000, pollSeconds: 0 }
+buttons:
+  - { id: bedside }
+`,
+    });
+    ha = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    ha.on('message', (topic, payload, packet) => {
+      seen.set(topic, { text: String(payload), live: !packet.retain });
+      if (topic === 'hearth/bridge/state') bridge.push(String(payload));
+    });
+    await ha.subscribeAsync(['homeassistant/#', 'hearth/+/state']);
+    const [agent] = await Promise.all([start('agent'), start('api')]);
+    expect(agent).toBeDefined();
+    controllers = await Promise.all([start('controller'), start('controller')]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await ha?.endAsync();
+    await plug?.close();
+    await broker?.stop();
+    await db?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('the leading controller announces the plug, publishes its state retained, and runs a command once', async () => {
+    await until(() => payloadOf('hearth/plug/state')?.available === true, 10_000, 'the plug state published');
+    await until(() => seen.has(CONFIG_TOPIC), 5000, 'the discovery config');
+    expect(payloadOf(CONFIG_TOPIC)).toMatchObject({
+      unique_id: 'hearth_hearth_plug',
+      state_topic: 'hearth/plug/state',
+      command_topic: 'hearth/plug/set',
+      device: { identifiers: ['hearth_hearth_plug'], name: 'Desk plug', model: 'wemo (wemo/v1)' },
+    });
+    expect(seen.get('hearth/bridge/state')?.text).toBe('online');
+    expect(await leaderOf(controllers)).toBeDefined();
+
+    // What a Home Assistant that starts now gets: retained copies.
+    const late = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    try {
+      const retained = new Map<string, string>();
+      late.on('message', (topic, payload, packet) => {
+        if (packet.retain) retained.set(topic, String(payload));
+      });
+      await late.subscribeAsync([CONFIG_TOPIC, 'hearth/plug/state', 'hearth/bridge/state']);
+      await until(() => retained.size === 3, 5000, 'three retained messages');
+      expect(retained.get('hearth/bridge/state')).toBe('online');
+      // Not read yet (pollSeconds: 0): known, available, no state until the first command.
+      expect(JSON.parse(retained.get('hearth/plug/state') ?? '')).toMatchObject({
+        state: null,
+        available: true,
+      });
+    } finally {
+      await late.endAsync();
+    }
+
+    // Both controllers see the command topic's traffic; only the leader acts on it.
+    const before = sets();
+    await ha.publishAsync('hearth/plug/set', 'toggle');
+    await until(() => plug.on, 5000, 'the plug on');
+    await until(() => payloadOf('hearth/plug/state')?.state === 'on', 5000, 'state on published');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(sets() - before).toBe(1);
+
+    // A button lives in PostgreSQL: the leader records the press, and announces the button.
+    await ha.publishAsync('hearth/bedside/set', 'on');
+    await until(() => payloadOf('hearth/bedside/state')?.state === 'on', 5000, 'bedside on');
+    await until(() => seen.has('homeassistant/switch/hearth/bedside/config'), 5000, 'bedside announced');
+    expect(payloadOf('homeassistant/switch/hearth/bedside/config').device.name).toBe('hearth buttons');
+  });
+
+  it('after kill -9 of the leader the other controller takes over within the failover time', async () => {
+    const leader = await leaderOf(controllers);
+    if (!leader) throw new Error('no leading controller');
+    const standby = controllers.find((c) => c !== leader) as RoleProcess;
+    bridge.length = 0;
+    await leader.kill9();
+    const killedAt = Date.now();
+    // The dead leader's will says offline; the new leader says online.
+    await until(() => bridge.includes('offline'), 3000, "the dead leader's will");
+    await until(() => bridge.at(-1) === 'online', 10_000, 'the new leader online');
+
+    // A command on the set topic works again; `off` is idempotent, so a retry cannot undo it.
+    let worked = 0;
+    while (plug.on) {
+      expect(Date.now() - killedAt, 'a command working again').toBeLessThan(10_000);
+      await ha.publishAsync('hearth/plug/set', '{"command": "off"}');
+      await new Promise((r) => setTimeout(r, 250));
+      worked = Date.now() - killedAt;
+    }
+    expect(worked).toBeLessThanOrEqual(LEASE_S * 1000 + 3000);
+    expect(await leaderGauge(standby.url, 'controller')).toBe(1);
+    const before = sets();
+    await ha.publishAsync('hearth/plug/set', 'toggle');
+    await until(() => plug.on, 5000, 'the plug on');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sets() - before).toBe(1);
+
+    // Home Assistant restarting: the new leader publishes every config again.
+    seen.delete(CONFIG_TOPIC);
+    seen.delete('homeassistant/switch/hearth/bedside/config');
+    await ha.publishAsync('homeassistant/status', 'online');
+    await until(
+      () => seen.get(CONFIG_TOPIC)?.live === true && seen.has('homeassistant/switch/hearth/bedside/config'),
+      5000,
+      'the configs republished',
+    );
+    expect(payloadOf(CONFIG_TOPIC).device.name).toBe('Desk plug');
+  });
+
+  it('a clean stop of the leader hands over without leaving the bridge offline', async () => {
+    const leader = await leaderOf(controllers);
+    if (!leader) throw new Error('no leading controller');
+    const next = await start('controller');
+    controllers.push(next);
+    bridge.length = 0;
+    await leader.stop();
+    await until(
+      async () => (await leaderGauge(next.url, 'controller')) === 1,
+      10_000,
+      'the new controller to lead',
+    );
+    // The old leader says offline as it goes; whichever order that and the new leader's online
+    // reach the broker in, the last word is online.
+    await until(() => bridge.includes('offline'), 5000, 'offline from the old leader');
+    await until(() => bridge.at(-1) === 'online', 5000, 'online from the new leader');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(bridge.at(-1)).toBe('online');
+    // An offline that reaches the broker late (a partitioned leader's will, noticed at its
+    // keep-alive) is answered at once by the leader.
+    bridge.length = 0;
+    await ha.publishAsync('hearth/bridge/state', 'offline', { retain: true });
+    await until(() => bridge.join() === 'offline,online', 5000, 'the leader to say online again');
+    const before = sets();
+    await ha.publishAsync('hearth/plug/set', 'off');
+    await until(() => !plug.on, 5000, 'the plug off');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sets() - before).toBe(1);
+  });
+});
