@@ -1,0 +1,95 @@
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EntityView } from '../src/core/runtime-api.js';
+import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
+import { ZigbeeSimulator } from '../src/drivers/zigbee2mqtt/simulator.js';
+import { call, type RoleProcess, startRole, until, writeClusterConfig } from './support/cluster.js';
+import { tempDir } from './support/hearth.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+
+/*
+ * zigbee2mqtt in a cluster: an agent follows the bridge, an api replica lists and commands its
+ * entities, the controller's automation hears a remote. Real processes of the built CLI, a
+ * PostgreSQL database of this file's own, a Mosquitto this file starts, the zigbee2mqtt and
+ * Wemo simulators.
+ */
+describe.skipIf(mosquittoMissing)('zigbee2mqtt devices in a cluster', () => {
+  let db: TestDatabase;
+  let broker: TestMosquitto;
+  let z2m: ZigbeeSimulator;
+  let lamp: WemoSimulator;
+  let dir: string;
+  let api: RoleProcess;
+  const procs: RoleProcess[] = [];
+
+  const entities = async (): Promise<EntityView[]> =>
+    JSON.parse((await call(`${api.url}/api/v1/entities`)).body).entities;
+  const entity = async (id: string) => (await entities()).find((e) => e.id === id);
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    broker = await TestMosquitto.start();
+    lamp = await startWemoSimulator({ initial: false });
+    z2m = await ZigbeeSimulator.start({ mqttUrl: broker.url });
+    dir = tempDir();
+    const config = writeClusterConfig(dir, {
+      pgUrl: db.url,
+      mqttUrl: broker.url,
+      body: `
+zigbee2mqtt: { baseTopic: zigbee2mqtt, agent: zigbee, timeoutMs: 2000 }
+switches:
+  - { id: lamp, kind: wemo/v1, address: 127.0.0.1, port: ${lamp.port}, pollSeconds: 0 }
+automations:
+  - id: remote-lamp
+    triggers: [{ state: hall-remote, to: single }]
+    actions: [{ command: lamp.toggle }]
+`,
+    });
+    const started = await Promise.all([
+      startRole(config, 'agent'),
+      startRole(config, 'agent', ['--agent', 'zigbee']),
+      startRole(config, 'controller'),
+      startRole(config, 'api'),
+    ]);
+    procs.push(...started);
+    api = started[3] as RoleProcess;
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await z2m?.close().catch(() => {});
+    await lamp?.close();
+    await broker?.stop();
+    await db?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('the api replica lists the zigbee entities its agent found, and a command reaches the device', async () => {
+    await until(async () => (await entity('kitchen-plug'))?.state === 'off', 10_000, 'the plug, read');
+    expect((await entities()).filter((e) => e.driver === 'zigbee2mqtt')).toHaveLength(15);
+    const r = await call(`${api.url}/api/v0/switches/kitchen-plug/on/`, { method: 'POST' });
+    expect(r.status).toBe(200);
+    expect(z2m.state('Kitchen Plug')).toMatchObject({ state: 'ON' });
+  });
+
+  it("the controller's automation hears the remote and toggles the Wemo plug on another agent", async () => {
+    await z2m.press('Hall Remote');
+    await until(() => lamp.on, 5000, 'the lamp on');
+    await z2m.press('Hall Remote');
+    await until(() => !lamp.on, 5000, 'the lamp off again');
+  });
+
+  it('a rename and a removal reach the api replica; bridge offline makes them unavailable there', async () => {
+    await z2m.rename('Front Door', 'Back Door');
+    await until(async () => (await entity('back-door')) !== undefined, 5000, 'back-door listed');
+    expect(await entity('front-door')).toBeUndefined();
+    await z2m.remove('Desk Lamp');
+    await until(async () => (await entity('desk-lamp')) === undefined, 5000, 'desk-lamp gone');
+    await z2m.setBridge('offline');
+    await until(async () => (await entity('kitchen-plug'))?.available === false, 5000, 'unavailable');
+    expect(await entity('lamp')).toMatchObject({ available: true });
+    await z2m.setBridge('online');
+    await until(async () => (await entity('kitchen-plug'))?.available === true, 5000, 'available again');
+  });
+});
