@@ -238,10 +238,17 @@ export class ZigbeeSimulator implements SimulatorHandle {
     client.on('message', (topic, payload) => sim.#onMessage(topic, payload));
     client.on('error', (err) => o.log?.warn({ err: err.message }, 'zigbee2mqtt simulator: MQTT error'));
     await client.subscribeAsync([`${base}/+/set`, `${base}/+/get`, `${base}/bridge/request/#`]);
-    await sim.#publish(`${base}/bridge/state`, { state: 'online' }, true);
-    await sim.#publishDevices();
-    for (const d of sim.#devices) await sim.#publishState(d);
+    await sim.#announce();
+    // As zigbee2mqtt does on every connect: a broker that restarted without its retained
+    // messages learns the bridge's state and devices again.
+    client.on('connect', () => void sim.#announce().catch(() => {}));
     return sim;
+  }
+
+  async #announce(): Promise<void> {
+    await this.#publish(`${this.baseTopic}/bridge/state`, { state: 'online' }, true);
+    await this.#publishDevices();
+    for (const d of this.#devices) await this.#publishState(d);
   }
 
   /** Friendly names of the devices now. */
