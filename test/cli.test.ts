@@ -340,7 +340,7 @@ describe('hearth sim', () => {
       signal: null,
       stdout: '',
       stderr:
-        'hearth sim: no simulator named "nosuch"; choose one of: wemo, kasa, coffee (mrcoffeebot), sprinklers (relay-board), speakers (sonos)\n',
+        'hearth sim: no simulator named "nosuch"; choose one of: wemo, kasa, coffee (mrcoffeebot), sprinklers (relay-board), speakers (sonos), zigbee2mqtt\n',
     });
   });
 });

@@ -41,6 +41,33 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
     await broker?.stop();
   });
 
+  it('a filter subscribed while the connection is still subscribing the others is subscribed too', async () => {
+    // The window: a part of hearth subscribing while the link, just connected, subscribes what
+    // was registered before (on one box, Home Assistant's topics while the drivers' go out).
+    const seed = await raw(broker);
+    await seed.publishAsync('window/first', 'x', { retain: true });
+    const l = new MqttLink({ url: broker.url, role: 'test', reconnectMinMs: 50, reconnectMaxMs: 300 });
+    const late: string[] = [];
+    let subscribedIn: boolean | undefined;
+    l.subscribe(
+      'window/first',
+      () => {
+        if (subscribedIn !== undefined) return;
+        subscribedIn = !l.connected;
+        l.subscribe('window/late', (m) => void late.push(String(m.payload)), 'test');
+      },
+      'test',
+    );
+    for (let i = 0; i < 30; i++) l.subscribe(`window/other-${i}`, () => {}, 'test');
+    opened.push(l.start());
+    await l.whenUp(5000);
+    await waitUntil(() => subscribedIn !== undefined, 5000, 'the retained message');
+    expect(subscribedIn).toBe(true);
+    await seed.publishAsync('window/late', 'hello', { qos: 1 });
+    await waitUntil(() => late.length > 0, 3000, 'the message on the late filter');
+    expect(late).toEqual(['hello']);
+  });
+
   it('delivers retained state to a client that connects later, and marks itself online', async () => {
     const a = link(broker, { clientId: 'agent-a' });
     await a.whenUp(5000);

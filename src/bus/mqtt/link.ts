@@ -385,13 +385,22 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     // A command is one small packet each way: Nagle's algorithm would hold it back up to 40 ms.
     (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     this.#subscribed.clear();
-    const filters = [...new Set([...this.#registrations].map((r) => r.filter))];
     try {
-      await Promise.all(
-        filters.map(async (f) => {
-          if (await this.#brokerSubscribe(client, f)) this.#subscribed.add(f);
-        }),
-      );
+      // Until nothing new: a part that subscribes while these go out (not yet `connected`, so
+      // subscribe() leaves it to us) is subscribed in the next round, never forgotten.
+      const attempted = new Set<string>();
+      for (;;) {
+        const filters = [...new Set([...this.#registrations].map((r) => r.filter))].filter(
+          (f) => !attempted.has(f),
+        );
+        if (filters.length === 0) break;
+        for (const f of filters) attempted.add(f);
+        await Promise.all(
+          filters.map(async (f) => {
+            if (await this.#brokerSubscribe(client, f)) this.#subscribed.add(f);
+          }),
+        );
+      }
       if (!this.#opts.will) {
         await this.#send(client, {
           topic: this.topics.member(this.clientId),
