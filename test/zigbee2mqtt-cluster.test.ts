@@ -74,8 +74,14 @@ automations:
   });
 
   it("the controller's automation hears the remote and toggles the Wemo plug on another agent", async () => {
+    const finished = async () =>
+      JSON.parse((await call(`${api.url}/api/v1/automations/remote-lamp/runs`)).body).runs.filter(
+        (r: { endedAt: number | null }) => r.endedAt !== null,
+      ).length;
     await z2m.press('Hall Remote');
     await until(() => lamp.on, 5000, 'the lamp on');
+    // The automation runs one at a time (mode single): the next press once this run has ended.
+    await until(async () => (await finished()) === 1, 5000, 'the first run recorded');
     await z2m.press('Hall Remote');
     await until(() => !lamp.on, 5000, 'the lamp off again');
   });

@@ -245,8 +245,15 @@ automations:
 
   it("a remote's action triggers the automation that toggles the Wemo plug, on every press", async () => {
     const before = lamp.calls.length;
+    const runs = async () =>
+      JSON.parse((await http(`${hearth?.url}/api/v1/automations/remote-lamp/runs`)).body).runs as Array<{
+        outcome: string;
+        endedAt: number | null;
+      }>;
     await z2m.press('Hall Remote', 'single');
     await expect.poll(() => lamp.on, { timeout: 5000 }).toBe(true);
+    // The automation runs one at a time (mode single): the next press once this run has ended.
+    await expect.poll(async () => (await runs()).filter((r) => r.endedAt !== null).length).toBe(1);
     await z2m.press('Hall Remote', 'single');
     await expect.poll(() => lamp.on, { timeout: 5000 }).toBe(false);
     // A double press is not the automation's.
@@ -254,8 +261,7 @@ automations:
     await poll('hall-remote').toMatchObject({ state: 'double' });
     expect(lamp.on).toBe(false);
     expect(lamp.calls.length).toBeGreaterThan(before);
-    const runs = JSON.parse((await http(`${hearth?.url}/api/v1/automations/remote-lamp/runs`)).body).runs;
-    expect(runs.filter((r: { outcome: string }) => r.outcome === 'ok')).toHaveLength(2);
+    expect((await runs()).filter((r) => r.outcome === 'ok')).toHaveLength(2);
   });
 
   it('a device renamed or removed in zigbee2mqtt moves or goes, without a restart; its retained state goes too', async () => {
