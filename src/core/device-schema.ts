@@ -22,6 +22,14 @@ export const deviceBaseSchema = z.object({
   pollSeconds: z.number().min(0).max(86_400).default(10),
 });
 
+/** An MQTT topic (prefix) a device publishes or listens under: no wildcards, no empty levels. */
+export const topicSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[^#+/\s][^#+\s]*$/, 'must be an MQTT topic without wildcards (+, #), spaces or a leading /')
+  .refine((t) => !t.endsWith('/') && !t.includes('//'), 'must have no empty level (no trailing / or //)');
+
 export const hostSchema = z
   .string()
   .min(1)

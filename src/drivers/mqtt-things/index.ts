@@ -4,17 +4,9 @@
  * what every start loads.
  */
 import { z } from 'zod/v3';
-import { deviceBaseSchema, withName } from '../../core/device-schema.js';
+import { deviceBaseSchema, topicSchema, withName } from '../../core/device-schema.js';
 import type { Driver } from '../../core/driver.js';
 import type { Kind } from '../../core/kinds.js';
-
-/** A topic prefix to publish under: no wildcards, no empty levels. */
-const topicSchema = z
-  .string()
-  .min(1)
-  .max(200)
-  .regex(/^[^#+/\s][^#+\s]*$/, 'must be an MQTT topic without wildcards (+, #), spaces or a leading /')
-  .refine((t) => !t.endsWith('/') && !t.includes('//'), 'must have no empty level (no trailing / or //)');
 
 // Pushed, never polled: the firmware publishes its state retained.
 const base = deviceBaseSchema.omit({ pollSeconds: true }).extend({ topic: topicSchema });

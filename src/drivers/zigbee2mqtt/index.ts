@@ -5,16 +5,9 @@
  * `exposes` to entities in exposes.ts; this file is what every start loads.
  */
 import { z } from 'zod/v3';
+import { topicSchema } from '../../core/device-schema.js';
 import type { Driver } from '../../core/driver.js';
 import { idSchema } from '../../core/kinds.js';
-
-/** An MQTT topic prefix: no wildcards, no empty levels. */
-const topicSchema = z
-  .string()
-  .min(1)
-  .max(200)
-  .regex(/^[^#+/\s][^#+\s]*$/, 'must be an MQTT topic without wildcards (+, #), spaces or a leading /')
-  .refine((t) => !t.endsWith('/') && !t.includes('//'), 'must have no empty level (no trailing / or //)');
 
 export const zigbee2mqttConfigSchema = z
   .object({

@@ -33,6 +33,16 @@ const numeric = (name: string, unit: string, access = ACCESS_STATE) => ({
   access,
   unit,
 });
+/** The on/off feature of a switch or a light. */
+const onOff = {
+  type: 'binary',
+  name: 'state',
+  property: 'state',
+  access: ACCESS_ALL,
+  value_on: 'ON',
+  value_off: 'OFF',
+  value_toggle: 'TOGGLE',
+};
 const linkquality = { type: 'numeric', name: 'linkquality', property: 'linkquality', access: 1, unit: 'lqi' };
 
 /** The house: a remote, a plug, a climate sensor, a door, a motion sensor and a lamp. */
@@ -68,17 +78,7 @@ function house(): SimDevice[] {
       exposes: [
         {
           type: 'switch',
-          features: [
-            {
-              type: 'binary',
-              name: 'state',
-              property: 'state',
-              access: ACCESS_ALL,
-              value_on: 'ON',
-              value_off: 'OFF',
-              value_toggle: 'TOGGLE',
-            },
-          ],
+          features: [onOff],
         },
         numeric('power', 'W', 5),
         numeric('energy', 'kWh', 5),
@@ -150,15 +150,7 @@ function house(): SimDevice[] {
         {
           type: 'light',
           features: [
-            {
-              type: 'binary',
-              name: 'state',
-              property: 'state',
-              access: ACCESS_ALL,
-              value_on: 'ON',
-              value_off: 'OFF',
-              value_toggle: 'TOGGLE',
-            },
+            onOff,
             {
               type: 'numeric',
               name: 'brightness',
