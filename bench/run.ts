@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { mosquittoMissing, TestMosquitto } from '../test/support/mosquitto.js';
 import { type AutomationResult, BUTTON_PATH, buttonToDevice, DIRECT_PATH } from './lib/automation.js';
 import { type ClusterResult, clusterBench, clusterBudgets, clusterReport } from './lib/cluster.js';
 import { hearthBuilt, type Sim, simState, startHearth, startSim, writeConfig } from './lib/hearth.js';
@@ -508,13 +509,25 @@ function automationReport(a: AutomationResult | null): string {
         'flipped',
         'errors',
       ],
-      [row('button → automation', a.paths.automation), row('direct toggle', a.paths.direct)],
+      [
+        row('button → automation', a.paths.automation),
+        ...(a.paths.zigbee ? [row('zigbee remote → automation', a.paths.zigbee)] : []),
+        row('direct toggle', a.paths.direct),
+      ],
     ),
   );
   out.push(
     `automation / direct, to the device: p50 ${ratio(a.ratio.p50)}, p99 ${ratio(a.ratio.p99)}, max ${ratio(a.ratio.max)} ` +
       '(no budget in DESIGN.md: information)',
   );
+  if (a.zigbeeRatio) {
+    out.push(
+      `zigbee remote → automation / direct, to the device: p50 ${ratio(a.zigbeeRatio.p50)}, p99 ${ratio(a.zigbeeRatio.p99)}, ` +
+        `max ${ratio(a.zigbeeRatio.max)} (information). The remote's press is a zigbee2mqtt state message ` +
+        '{"action":"single"} published QoS 1 by the simulated bridge (in the bench process) on a Mosquitto of ' +
+        'the bench\'s own; its "answer" is the broker\'s PUBACK.',
+    );
+  } else out.push('zigbee remote → automation: not measured (no mosquitto binary)');
   out.push(
     [
       `button → automation: POST ${BUTTON_PATH} → automation bedside-lamp (state bedside to on) → lamp.toggle; ` +
@@ -835,20 +848,23 @@ async function runAll(tmp: string): Promise<number> {
     console.log(
       `\n7. button press → automation → device: ${P.automation.presses} presses per path, interleaved (load average ${loadavg()})`,
     );
+    const broker = mosquittoMissing ? undefined : await TestMosquitto.start();
     try {
       auto = await buttonToDevice({
         root,
         tmp,
+        ...(broker ? { mqttUrl: broker.url } : {}),
         runs: P.automation.presses,
         warmup: P.automation.warmup,
         gapMs: P.automation.gapMs,
         log: (line) => console.log(line),
       });
-      if (auto.paths.automation.n === 0 || auto.paths.direct.n === 0)
+      if (auto.paths.automation.n === 0 || auto.paths.direct.n === 0 || auto.paths.zigbee?.n === 0)
         fail('button → automation → device', new Error('a path had no successful press'));
     } catch (err) {
       fail('button → automation → device', err);
     }
+    await broker?.stop();
     await stopAll();
   }
 

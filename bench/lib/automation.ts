@@ -4,10 +4,12 @@
  * bench process, so the moment the plug receives SetBinaryState is read on the same clock
  * (`performance.now()`) as the moment the request was sent.
  */
+import { appendFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { startWemoSimulator, type WemoCall, type WemoSimulator } from '../../src/drivers/wemo/simulator.js';
+import { ZigbeeSimulator } from '../../src/drivers/zigbee2mqtt/simulator.js';
 import { startHearth, writeConfig } from './hearth.js';
 import { type Outcome, quantile, send, type Target } from './load.js';
 import { freePort, onStopAll, sleep, stop } from './procs.js';
@@ -15,7 +17,11 @@ import { freePort, onStopAll, sleep, stop } from './procs.js';
 export const BUTTON_PATH = '/api/v0/buttons/bedside/on/';
 export const DIRECT_PATH = '/api/v0/switches/lamp/toggle/';
 
-export type PathName = 'automation' | 'direct';
+/**
+ * `zigbee`: a zigbee2mqtt remote's `action` published on the broker (the simulated bridge, in
+ * this process) → hearth's zigbee2mqtt entity → automation → lamp.toggle. Only with `mqttUrl`.
+ */
+export type PathName = 'automation' | 'direct' | 'zigbee';
 
 export interface AutomationParams {
   root: string;
@@ -26,6 +32,8 @@ export interface AutomationParams {
   warmup: number;
   /** Pause after each measured press, so the rest of its work (the run's record) is done. */
   gapMs: number;
+  /** A broker for the zigbee path (a Mosquitto of the bench's own); without it, two paths. */
+  mqttUrl?: string;
   log?: (line: string) => void;
 }
 
@@ -56,8 +64,10 @@ export interface PathFigures {
 }
 
 export interface AutomationResult {
-  paths: Record<PathName, PathFigures>;
+  paths: Record<'automation' | 'direct', PathFigures> & { zigbee?: PathFigures };
   ratio: { p50: number; p99: number; max: number };
+  /** zigbee remote → automation against the direct toggle, to the device. */
+  zigbeeRatio?: { p50: number; p99: number; max: number };
   /** SOAP calls that arrived while no press was waiting (polling, start-up): should be 0. */
   strayCalls: number;
   loadAverage: { start: number; end: number };
@@ -133,19 +143,29 @@ export async function buttonToDevice(p: AutomationParams): Promise<AutomationRes
     dbPath: path.join(p.tmp, 'automation.db'),
     switches: [{ id: 'lamp', simPort: sim.port, pollSeconds: 0 }],
     buttons: ['bedside'],
-    automations: [{ id: 'bedside-lamp', state: 'bedside', to: 'on', command: 'lamp.toggle' }],
+    automations: [
+      { id: 'bedside-lamp', state: 'bedside', to: 'on', command: 'lamp.toggle' },
+      ...(p.mqttUrl
+        ? [{ id: 'remote-lamp', state: 'hall-remote', to: 'single', command: 'lamp.toggle' }]
+        : []),
+    ],
   });
-  const agents: Record<PathName, http.Agent> = {
+  // The automations list ends the file: the broker and the bridge go after it.
+  if (p.mqttUrl)
+    appendFileSync(config, `mqtt: { url: "${p.mqttUrl}" }\nzigbee2mqtt: { baseTopic: zigbee2mqtt }\n`);
+  const z2m = p.mqttUrl ? await ZigbeeSimulator.start({ mqttUrl: p.mqttUrl }) : undefined;
+  const agents: Record<'automation' | 'direct', http.Agent> = {
     automation: new http.Agent({ keepAlive: true, maxSockets: 1 }),
     direct: new http.Agent({ keepAlive: true, maxSockets: 1 }),
   };
-  const targets: Record<PathName, Target> = {
+  const targets: Record<'automation' | 'direct', Target> = {
     automation: { port, method: 'POST', path: BUTTON_PATH, ok: (s, b) => s === 200 && b === 'OK' },
     direct: { port, method: 'POST', path: DIRECT_PATH, ok: (s, b) => s === 200 && b === 'OK' },
   };
   let hearth: Awaited<ReturnType<typeof startHearth>> | undefined;
   try {
     hearth = await startHearth(p.root, 'hearth-automation', config, port);
+    if (z2m) await zigbeeReady(port);
     // Whatever hearth sends the plug on its own at start is done by now, or counted as stray.
     await sleep(200);
     strayCalls = 0;
@@ -165,7 +185,13 @@ export async function buttonToDevice(p: AutomationParams): Promise<AutomationRes
       });
       const epoch = Date.now();
       const sent = performance.now();
-      const answered: Promise<Outcome> = send(agents[name], targets[name]);
+      const answered: Promise<Outcome> =
+        name === 'zigbee'
+          ? (z2m as ZigbeeSimulator).press('Hall Remote', 'single').then(
+              () => ({ ok: true, ms: performance.now() - sent }),
+              (err: unknown) => ({ ok: false, ms: performance.now() - sent, error: String(err) }),
+            )
+          : send(agents[name], targets[name]);
       const [o, device] = await Promise.all([answered, Promise.race([reached, timeout])]);
       clearTimeout(timer);
       pending = undefined;
@@ -183,12 +209,13 @@ export async function buttonToDevice(p: AutomationParams): Promise<AutomationRes
       return { ok: true, ...base };
     };
 
-    const order: PathName[] = ['direct', 'automation'];
+    const order: PathName[] = z2m ? ['direct', 'automation', 'zigbee'] : ['direct', 'automation'];
     for (let i = 0; i < p.warmup; i++) for (const name of order) await press(name);
-    const got: Record<PathName, Press[]> = { automation: [], direct: [] };
+    const got: Record<PathName, Press[]> = { automation: [], direct: [], zigbee: [] };
     const errors: Record<PathName, { n: number; kinds: string[] }> = {
       automation: { n: 0, kinds: [] },
       direct: { n: 0, kinds: [] },
+      zigbee: { n: 0, kinds: [] },
     };
     for (let i = 0; i < p.runs; i++) {
       // Interleaved, and who goes first alternates.
@@ -225,13 +252,16 @@ export async function buttonToDevice(p: AutomationParams): Promise<AutomationRes
     };
     const automation = figures('automation');
     const direct = figures('direct');
+    const zigbee = z2m ? figures('zigbee') : undefined;
+    const against = (f: PathFigures) => ({
+      p50: f.toSet.p50 / direct.toSet.p50,
+      p99: f.toSet.p99 / direct.toSet.p99,
+      max: f.toSet.max / direct.toSet.max,
+    });
     return {
-      paths: { automation, direct },
-      ratio: {
-        p50: automation.toSet.p50 / direct.toSet.p50,
-        p99: automation.toSet.p99 / direct.toSet.p99,
-        max: automation.toSet.max / direct.toSet.max,
-      },
+      paths: { automation, direct, ...(zigbee ? { zigbee } : {}) },
+      ratio: against(automation),
+      ...(zigbee ? { zigbeeRatio: against(zigbee) } : {}),
       strayCalls,
       loadAverage: { start: loadStart, end: os.loadavg()[0] ?? 0 },
       elapsedMs: performance.now() - t0,
@@ -240,7 +270,26 @@ export async function buttonToDevice(p: AutomationParams): Promise<AutomationRes
   } finally {
     for (const a of Object.values(agents)) a.destroy();
     if (hearth) await stop(hearth.proc);
+    await z2m?.close().catch(() => {});
     closeSim.remove();
     await sim.close();
   }
+}
+
+/** Waits until hearth has made the remote an entity from the simulated bridge's device list. */
+async function zigbeeReady(port: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const found = await new Promise<boolean>((resolve) => {
+      http
+        .get({ host: '127.0.0.1', port, path: '/api/v1/entities/hall-remote' }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        })
+        .on('error', () => resolve(false));
+    });
+    if (found) return;
+    await sleep(50);
+  }
+  throw new Error('hearth made no entity hall-remote of the simulated zigbee2mqtt bridge within 10 s');
 }
