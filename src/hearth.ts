@@ -67,7 +67,14 @@ export async function startHearth(
   const bus = new LocalBus((err, event) => log.error({ err: reasonOf(err), event }, 'bus listener failed'));
   // On one box MQTT is optional: only a config with `mqtt:` loads the client (MQTT devices, Home
   // Assistant). It connects in the background; drivers see it come and go.
-  const link = config.mqtt ? await openMqtt(config.mqtt, log) : undefined;
+  let link: BridgeLink | undefined;
+  try {
+    link = config.mqtt ? await openMqtt(config.mqtt, log) : undefined;
+  } catch (err) {
+    // A TLS file (mqtt.ca, cert, key) that went missing since the config was checked.
+    await store.close();
+    throw err;
+  }
   const runtime = new Runtime({
     timezone: config.timezone,
     devices: config.devices,

@@ -35,6 +35,25 @@ describe('mqtt config section', () => {
     }
   });
 
+  it('takes ca, cert and key with mqtts:// only, and cert and key together', () => {
+    const tls = { url: 'mqtts://broker.lan:8883', ca: 'ca.pem', cert: 'hearth.pem', key: 'hearth.key' };
+    expect(mqttConfigSchema.parse(tls)).toEqual({ ...tls, baseTopic: 'hearth' });
+    expect(mqttConfigSchema.parse({ url: 'mqtts://b', ca: 'ca.pem' }).ca).toBe('ca.pem');
+    const bad: [Record<string, unknown>, string[]][] = [
+      [{ url: 'mqtt://b', ca: 'ca.pem' }, ['ca']],
+      [{ url: 'mqtt://b', cert: 'c.pem', key: 'k.pem' }, ['cert', 'key']],
+      [{ url: 'mqtts://b', cert: 'c.pem' }, ['cert']],
+      [{ url: 'mqtts://b', ca: 'ca.pem', key: 'k.pem' }, ['key']],
+      [{ url: 'mqtts://b', ca: '' }, ['ca']],
+      [{ url: 'mqtts://b', rejectUnauthorized: false }, ['']],
+    ];
+    for (const [input, fields] of bad) {
+      const r = mqttConfigSchema.safeParse(input);
+      expect(r.success, JSON.stringify(input)).toBe(false);
+      if (!r.success) expect(r.error.issues.map((i) => i.path.join('.'))).toEqual(fields);
+    }
+  });
+
   it('never puts the password in an error message', () => {
     const r = mqttConfigSchema.safeParse({ url: 'ftp://x', password: 'hunter2-very-secret', clientId: '#' });
     expect(r.success).toBe(false);

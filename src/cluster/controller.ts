@@ -11,6 +11,7 @@ import {
   bridgeClientId,
   type HomeAssistant,
   type HomeAssistantConfig,
+  type MqttSettings,
   openBridgeLink,
   startHomeAssistant,
 } from '../homeassistant/start.js';
@@ -37,7 +38,7 @@ export interface ControllerOptions {
    * (so a command on `<base>/<id>/set` goes to the agent that owns the entity), on a connection
    * of its own whose will says `<base>/bridge/state` `offline`.
    */
-  homeassistant?: HomeAssistantConfig & { mqtt: NonNullable<HomeAssistantConfig['mqtt']> };
+  homeassistant?: HomeAssistantConfig & { mqtt: MqttSettings };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { AutomationEngine } from '../automation/engine.js';
-import { MqttLink } from '../bus/mqtt/link.js';
+import { MqttLink, openTlsFiles } from '../bus/mqtt/link.js';
 import { MqttRpc, RpcError } from '../bus/mqtt/rpc.js';
 import type { HearthConfig } from '../config/load.js';
 import { LocalBus } from '../core/bus.js';
@@ -80,8 +80,11 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
     );
   }
   const agentName = opts.agent ?? 'main';
+  // The TLS files are read once, before anything opens: the controller's bridge connection,
+  // made whenever it comes to lead, uses what was read now.
+  const mqtt = { ...config.mqtt, tls: openTlsFiles(config.mqtt) };
   const store = await openStore(config.storage);
-  const link = new MqttLink({ ...config.mqtt, role, log }).start();
+  const link = new MqttLink({ ...mqtt, role, log }).start();
   const rpc = new MqttRpc(link, { log }).start();
   const declared = declaredEntities(config);
   // Bridges whose entities are found at run time (zigbee2mqtt): taken as their agent publishes them.
@@ -244,7 +247,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         // Always on, as on one box with `mqtt:`; `homeassistant: { discovery: false }` keeps
         // hearth's own topics only.
         homeassistant: {
-          mqtt: config.mqtt,
+          mqtt,
           homeassistant: config.homeassistant,
           devices: config.devices,
         },

@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { type Document, isMap, isScalar, type LineCounter, type Node, type Scalar, visit } from 'yaml';
 import type { z } from 'zod/v3';
+import { isTlsFileProblem, readTlsFiles } from '../bus/mqtt/tls.js';
 import {
   type DeviceConfig,
   type DeviceSection,
@@ -188,6 +189,25 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
     for (let i = 0; i < cfg.things.length; i++) needsBroker(['things', i]);
     if (cfg.zigbee2mqtt !== undefined) needsBroker(['zigbee2mqtt']);
   }
+  // The TLS files are read now too, so `hearth check` finds a wrong path (at the field's line).
+  const mqtt = cfg.mqtt && {
+    ...cfg.mqtt,
+    ...(cfg.mqtt.ca === undefined ? {} : { ca: absolute(dir, cfg.mqtt.ca) }),
+    ...(cfg.mqtt.cert === undefined ? {} : { cert: absolute(dir, cfg.mqtt.cert) }),
+    ...(cfg.mqtt.key === undefined ? {} : { key: absolute(dir, cfg.mqtt.key) }),
+  };
+  if (mqtt) {
+    const tls = readTlsFiles(mqtt);
+    if (isTlsFileProblem(tls)) {
+      const path = ['mqtt', tls.field];
+      issues.push({
+        ...at(doc.getIn(path, true) as Node),
+        file,
+        field: formatPath(path),
+        message: tls.message,
+      });
+    }
+  }
   cfg.buttons.forEach((b, i) => {
     claim(b.id, ['buttons', i]);
     kindOf.set(b.id, 'button');
@@ -212,6 +232,7 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
   } = cfg;
   return {
     ...rest,
+    mqtt,
     file,
     storage:
       cfg.storage.postgres !== undefined

@@ -1,5 +1,6 @@
 import { mqttAccess } from '../bus/mqtt/access.js';
 import { type LinkStats, MqttLink } from '../bus/mqtt/link.js';
+import type { MqttTlsMaterial } from '../bus/mqtt/tls.js';
 import type { HearthConfig } from '../config/load.js';
 import type { MqttAccess } from '../core/driver.js';
 import type { Logger } from '../core/log.js';
@@ -18,7 +19,8 @@ import { bridgeTopic, type Gateway, startGateway } from './gateway.js';
  * that died, or a leading controller that died (until the next one leads and says `online`).
  */
 
-type MqttSettings = NonNullable<HearthConfig['mqtt']>;
+/** The `mqtt:` section; with `tls`, the contents of its TLS files, read once for the process. */
+export type MqttSettings = NonNullable<HearthConfig['mqtt']> & { tls?: MqttTlsMaterial };
 
 /** What of the config the topics and discovery use: `mqtt.baseTopic`, `homeassistant:`, the devices. */
 export type HomeAssistantConfig = Pick<HearthConfig, 'mqtt' | 'homeassistant' | 'devices'>;

@@ -12,6 +12,16 @@ export const mosquittoMissing = mosquittoBinary
   ? undefined
   : 'mosquitto is not installed (apt-get install mosquitto; .ci/run does it)';
 
+export interface TestMosquittoOptions {
+  /**
+   * A TLS listener instead of the plain one (the url is then `mqtts://127.0.0.1:PORT`): paths of
+   * the broker's CA (for client certificates), certificate and key, all PEM.
+   */
+  tls?: { ca: string; cert: string; key: string; requireCertificate?: boolean };
+  /** More lines for mosquitto.conf, after the listener's own (so they apply to it). */
+  extraConfig?: string[];
+}
+
 /**
  * A Mosquitto of the test's own, on a free loopback port (never the shared one on 1883), so a
  * test can kill it and start it again on the same port.
@@ -24,15 +34,28 @@ export class TestMosquitto {
   #child: ChildProcess | undefined;
   #output = '';
 
-  private constructor(port: number) {
+  private constructor(port: number, options: TestMosquittoOptions) {
+    const { tls, extraConfig = [] } = options;
     this.port = port;
-    this.url = `mqtt://127.0.0.1:${port}`;
+    this.url = `${tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`;
     this.#dir = mkdtempSync(path.join(os.tmpdir(), 'hearth-mosquitto-'));
     this.#conf = path.join(this.#dir, 'mosquitto.conf');
     writeFileSync(
       this.#conf,
       [
         `listener ${port} 127.0.0.1`,
+        ...(tls
+          ? [
+              `cafile ${tls.ca}`,
+              `certfile ${tls.cert}`,
+              `keyfile ${tls.key}`,
+              `require_certificate ${tls.requireCertificate ? 'true' : 'false'}`,
+              // Started as root, Mosquitto drops to the user `mosquitto` before it loads these,
+              // and that user cannot read the test's private temp folders: stay the test's user.
+              `user ${os.userInfo().username}`,
+            ]
+          : []),
+        ...extraConfig,
         'allow_anonymous true',
         'persistence false',
         'set_tcp_nodelay true',
@@ -42,9 +65,9 @@ export class TestMosquitto {
     );
   }
 
-  static async start(): Promise<TestMosquitto> {
+  static async start(options: TestMosquittoOptions = {}): Promise<TestMosquitto> {
     if (!mosquittoBinary) throw new Error(mosquittoMissing);
-    const m = new TestMosquitto(await freePort());
+    const m = new TestMosquitto(await freePort(), options);
     await m.#spawn();
     return m;
   }

@@ -34,7 +34,47 @@ export const mqttConfigSchema = z
         'must be 1 to 4 levels of A-Z, a-z, 0-9, _ and - separated by /, like hearth or home/hearth (no wildcards + #, no leading or trailing /)',
       )
       .default('hearth'),
+    /**
+     * PEM file of the CA that signed the broker's certificate (a private CA, as a home Mosquitto
+     * with its own certificates has), relative to the config file's folder; with `mqtts://` only.
+     * Left out, the system's CAs are trusted. The broker's certificate is always verified.
+     */
+    ca: z.string().min(1).optional(),
+    /** PEM client certificate, for a broker that asks for one (`require_certificate`); needs `key`. */
+    cert: z.string().min(1).optional(),
+    /** PEM private key of `cert`, unencrypted; keep it readable by hearth's user only. */
+    key: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((m, ctx) => {
+    // Each issue is on one field (see above): a path, never the password, is echoed.
+    const files = (['ca', 'cert', 'key'] as const).filter((f) => m[f] !== undefined);
+    if (m.url.startsWith('mqtt://')) {
+      for (const f of files) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: [f],
+          message: `is for TLS only, and mqtt.url is mqtt:// (plain TCP); use mqtts://HOST:8883 (the broker's TLS listener), or leave mqtt.${f} out`,
+        });
+      }
+      return;
+    }
+    if (m.cert !== undefined && m.key === undefined) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['cert'],
+        message:
+          'needs mqtt.key too: a client certificate is sent with its private key (give both, or neither)',
+      });
+    }
+    if (m.key !== undefined && m.cert === undefined) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['key'],
+        message:
+          'needs mqtt.cert too: a private key is sent with its client certificate (give both, or neither)',
+      });
+    }
+  });
 
 export type MqttConfig = z.infer<typeof mqttConfigSchema>;

@@ -2,8 +2,15 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import type { z } from 'zod/v3';
-import { reasonOf } from '../../core/errors.js';
+import { HearthError, reasonOf } from '../../core/errors.js';
 import { type Logger, silentLogger } from '../../core/log.js';
+import {
+  describeTlsError,
+  isTlsFileProblem,
+  type MqttTlsFiles,
+  type MqttTlsMaterial,
+  readTlsFiles,
+} from './tls.js';
 import { parseJson, segmentPattern, Topics } from './topics.js';
 
 export interface MqttLinkOptions {
@@ -11,6 +18,16 @@ export interface MqttLinkOptions {
   url: string;
   username?: string;
   password?: string;
+  /**
+   * With `mqtts://`: paths of PEM files, read when the link is made. `ca` is the CA to trust for
+   * the broker's certificate (default: the system's); `cert` and `key`, a client certificate.
+   * The broker's certificate is always verified, its name included.
+   */
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+  /** The contents of those files, read before (then the paths are not read again). */
+  tls?: MqttTlsMaterial | undefined;
   /** Default `hearth-<role>-<hostname>-<pid>`. */
   clientId?: string;
   /** Part of the default client id: `api`, `controller`, `agent`, `all`. */
@@ -145,6 +162,8 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #lastDownReason = 'not connected yet';
   #lastErrorLog = new Map<string, number>();
+  /** The PEM contents of ca, cert and key; never logged. */
+  readonly #tls: MqttTlsMaterial;
 
   constructor(options: MqttLinkOptions) {
     super();
@@ -158,6 +177,8 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     }
     this.topics = new Topics(options.baseTopic ?? 'hearth');
     this.maxPacketBytes = options.maxPacketBytes ?? 256 * 1024;
+    // Read once, here: a file missing at start is an error now, not a reconnect loop.
+    this.#tls = options.tls ?? openTlsFiles(options);
   }
 
   /** True while connected to the broker with every subscription in place. */
@@ -194,6 +215,9 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
       will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: will.retain ?? true },
       ...(this.#opts.username === undefined ? {} : { username: this.#opts.username }),
       ...(this.#opts.password === undefined ? {} : { password: this.#opts.password }),
+      // Only for mqtts:// (the config refuses them with mqtt://); verification is never turned off.
+      ...this.#tls,
+      rejectUnauthorized: true,
     };
     const client = mqtt.connect(this.#opts.url, options);
     this.#client = client;
@@ -436,6 +460,12 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   }
 
   #onError(err: Error): void {
+    const tls = describeTlsError(err);
+    if (tls) {
+      this.#lastDownReason = tls.replace(/^MQTT: /, '');
+      this.#logRateLimited('error', tls);
+      return;
+    }
     const reason = reasonOf(err);
     this.#lastDownReason = /Bad User Name|Not authorized|Bad username/i.test(reason)
       ? `${reason} (check mqtt.username and mqtt.password)`
@@ -570,6 +600,16 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
       return '(unparsable url)';
     }
   }
+}
+
+/**
+ * Reads `mqtt.ca`, `mqtt.cert` and `mqtt.key` for {@link MqttLinkOptions.tls}; throws a
+ * HEARTH_ERR_CONFIG whose one line names the field and the path (never the contents).
+ */
+export function openTlsFiles(files: MqttTlsFiles): MqttTlsMaterial {
+  const tls = readTlsFiles(files);
+  if (isTlsFileProblem(tls)) throw new HearthError('HEARTH_ERR_CONFIG', `mqtt.${tls.field}: ${tls.message}`);
+  return tls;
 }
 
 /** Creates a link and starts connecting; see {@link MqttLink}. */
