@@ -478,7 +478,9 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     this.#connected = false;
     this.#subscribed.clear();
     this.#lastDownReason = reason;
-    this.#log.warn({ url: this.#safeUrl(), reason }, 'MQTT disconnected; reconnecting');
+    // A clean stop is not trouble: one info line, never a warning about reconnecting.
+    if (this.#stopped) this.#log.info({ url: this.#safeUrl() }, 'MQTT connection closed');
+    else this.#log.warn({ url: this.#safeUrl(), reason }, 'MQTT disconnected; reconnecting');
     this.emit('down', reason);
   }
 
