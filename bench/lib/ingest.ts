@@ -191,7 +191,7 @@ async function readSys(url: string): Promise<SysCounters> {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
-function getJson(port: number, urlPath: string): Promise<unknown> {
+function getJson(port: number, urlPath: string, timeoutMs = 5000): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent }, (res) => {
       let body = '';
@@ -207,13 +207,16 @@ function getJson(port: number, urlPath: string): Promise<unknown> {
         }
       });
     });
-    req.setTimeout(5000, () => req.destroy(new Error(`GET ${urlPath}: no answer in 5 s`)));
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${urlPath}: no answer in ${timeoutMs} ms`)));
     req.on('error', reject);
   });
 }
 
+/** A busy hearth may answer late (its event loop is reading the burst): the caller's deadline rules. */
 async function entityState(port: number, id: string): Promise<unknown> {
-  const r = (await getJson(port, `/api/v1/entities/${id}`)) as { entity?: { state?: unknown } } | undefined;
+  const r = (await getJson(port, `/api/v1/entities/${id}`, 120_000)) as
+    | { entity?: { state?: unknown } }
+    | undefined;
   return r?.entity?.state;
 }
 
@@ -306,6 +309,8 @@ export async function ingestBench(opts: {
       const spec = sensors[who];
       const before = await readSys(broker.url);
       let observed = 0;
+      /** Topics whose state publish carried this round's sentinel. */
+      const observedEnds = new Set<string>();
       const observer = observe
         ? await mqtt.connectAsync(broker.url, {
             clientId: `bench-ingest-observer-${process.pid}`,
@@ -319,6 +324,7 @@ export async function ingestBench(opts: {
           const state = (JSON.parse(payload.toString('utf8')) as { state?: unknown }).state;
           // The retained states of the round before end in its sentinel: not this round's.
           if (typeof state === 'number' && (state >= 0 || state === s)) observed += 1;
+          if (state === s) observedEnds.add(topic);
         });
         await observer.subscribeAsync('hearth/+/state', { qos: 0 });
       }
@@ -382,6 +388,9 @@ export async function ingestBench(opts: {
       await sleep(1100);
       const after = await readSys(broker.url);
       if (observer) {
+        // The broker may still be delivering hearth's state publishes to the observer.
+        const deadline = performance.now() + 60_000;
+        while (observedEnds.size < spec.length && performance.now() < deadline) await sleep(20);
         applied = observed;
         await observer.endAsync(true);
       }
