@@ -83,6 +83,8 @@ export interface IngestResult {
   floorRssMiB: number;
   /** The longest one GET /api/v1/entities/<id> took while hearth worked through a burst. */
   slowestPollMs: number;
+  /** hearth_mqtt_reconnects_total after the timed rounds and after the check round. */
+  hearthReconnects: { timed: number; check: number };
   /** hearth_mqtt_garbage_total after the run: payloads hearth could not use. */
   hearthGarbage: number;
   loadAverage: { start: string; end: string };
@@ -431,6 +433,9 @@ export async function ingestBench(opts: {
       }
     }
     const mem = memoryOf(h.proc.pid);
+    const reconnectsTimed = await metric(port, 'hearth_mqtt_reconnects_total');
+    if (reconnectsTimed > 0)
+      errors.push(`hearth's MQTT connection was lost ${reconnectsTimed} times in the timed rounds`);
     let check: IngestResult['check'] = null;
     try {
       const c = await round('hearth', opts.messages, true);
@@ -471,6 +476,10 @@ export async function ingestBench(opts: {
       },
       floorRssMiB: memoryOf(floor.pid)?.rssMiB ?? Number.NaN,
       hearthGarbage,
+      hearthReconnects: {
+        timed: reconnectsTimed,
+        check: (await metric(port, 'hearth_mqtt_reconnects_total')) - reconnectsTimed,
+      },
       slowestPollMs: slowestPoll,
       loadAverage: { start: loadStart, end: loadavg() },
       errors: [...new Set(errors)],
@@ -503,6 +512,7 @@ export function ingestReport(r: IngestResult | null): string {
       (r.check
         ? `hearth, untimed check round with an observer on hearth/+/state: ${r.check.applied} state publishes for ${r.check.messages} messages (${int(r.check.rate)} msgs/s); `
         : 'hearth check round: n/a; ') +
+      `hearth MQTT reconnects ${int(r.hearthReconnects.timed)} in the timed rounds, ${int(r.hearthReconnects.check)} in the check round; ` +
       `hearth garbage ${int(r.hearthGarbage)}; slowest answer of hearth's API during a burst ${int(r.slowestPollMs)} ms; ` +
       `hearth VmRSS ${ms(r.hearthMemory.afterStartMiB)} MiB after start, ${ms(r.hearthMemory.afterRunMiB)} MiB after the run ` +
       `(VmHWM ${ms(r.hearthMemory.hwmMiB)}), floor ${ms(r.floorRssMiB)} MiB; load average ${r.loadAverage.start} → ${r.loadAverage.end}`,
