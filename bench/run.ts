@@ -11,6 +11,7 @@ import { mosquittoMissing, TestMosquitto } from '../test/support/mosquitto.js';
 import { type AutomationResult, BUTTON_PATH, buttonToDevice, DIRECT_PATH } from './lib/automation.js';
 import { type ClusterResult, clusterBench, clusterBudgets, clusterReport } from './lib/cluster.js';
 import { hearthBuilt, type Sim, simState, startHearth, startSim, writeConfig } from './lib/hearth.js';
+import { type IngestResult, ingestBench, ingestBudgets, ingestReport } from './lib/ingest.js';
 import {
   concurrent,
   interleaved,
@@ -62,6 +63,8 @@ const { values: opts } = parseArgs({
     'sse-streams': { type: 'string' },
     'no-cluster': { type: 'boolean', default: false },
     kills: { type: 'string' },
+    'no-ingest': { type: 'boolean', default: false },
+    'ingest-messages': { type: 'string' },
   },
 });
 const num = (v: string | undefined, dflt: number, quick: number) =>
@@ -104,6 +107,12 @@ const P = {
     /** Seconds of presses per measurement (with and without the streams, alternating). */
     seconds: opts.quick ? 2 : 3,
     rounds: opts.quick ? 1 : 3,
+  },
+  ingest: {
+    /** MQTT sensor messages per round (QoS 0, round-robin over 20 topics). */
+    messages: num(opts['ingest-messages'], 50_000, 20_000),
+    /** Rounds per contender (hearth, floor), alternating, after one warm-up round each. */
+    rounds: opts.quick ? 3 : 5,
   },
 };
 
@@ -917,6 +926,27 @@ async function runAll(tmp: string): Promise<number> {
     await stopAll();
   }
 
+  // 14. MQTT sensor messages ingested by hearth against a bare mqtt.js subscriber; alone too.
+  let ingest: IngestResult | null = null;
+  if (!opts['no-ingest']) {
+    console.log(
+      `\n14. MQTT sensor messages ingested: ${P.ingest.rounds} x ${P.ingest.messages} per contender (load average ${loadavg()})`,
+    );
+    try {
+      ingest = await ingestBench({
+        root,
+        tmp,
+        messages: P.ingest.messages,
+        rounds: P.ingest.rounds,
+        log: (line) => console.log(line),
+      });
+      for (const e of ingest.errors) fail('MQTT ingest', new Error(e));
+    } catch (err) {
+      fail('MQTT ingest', err);
+    }
+    await stopAll();
+  }
+
   // Report.
   const out: string[] = [];
   out.push(
@@ -968,6 +998,7 @@ async function runAll(tmp: string): Promise<number> {
   if (!opts['no-mqtt']) out.push(mqttReport(mq));
   if (!opts['no-sse']) out.push(sseReport(sse));
   if (!opts['no-cluster']) out.push(clusterReport(cluster));
+  if (!opts['no-ingest']) out.push(ingestReport(ingest));
 
   const h = toggle.hearth;
   const f = toggle.floor;
@@ -1036,6 +1067,7 @@ async function runAll(tmp: string): Promise<number> {
           ),
         ]),
     ...(opts['no-cluster'] ? [] : clusterBudgets(cluster)),
+    ...(opts['no-ingest'] ? [] : ingestBudgets(ingest)),
   ];
   out.push('\n=== budgets ===');
   out.push(budgetTable(budgets));
@@ -1083,6 +1115,7 @@ async function runAll(tmp: string): Promise<number> {
     mqttRoundTrip: mq,
     ssePresses: sse,
     cluster,
+    mqttIngest: ingest,
     rssMiB: { afterStart: startupRss, afterLoad: afterLoadRss },
     budgets,
     notes,

@@ -164,6 +164,8 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   #lastErrorLog = new Map<string, number>();
   /** The PEM contents of ca, cert and key; never logged. */
   readonly #tls: MqttTlsMaterial;
+  /** The socket {@link publish} corked until the current run of ticks is over ({@link #batch}). */
+  #corked: { uncork(): void } | undefined;
 
   constructor(options: MqttLinkOptions) {
     super();
@@ -275,6 +277,7 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
       }
     }
     if (this.#connected && this.#client) {
+      this.#batch(this.#client);
       this.#send(this.#client, q).catch(() => {});
       return 'sent';
     }
@@ -514,6 +517,25 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Holds fire-and-forget publishes in the socket until the current run of ticks is over, so
+   * they go out in one write. mqtt.js handles each incoming packet in its own process.nextTick
+   * and mqtt-packet flushes after each publish, so a burst of sensor readings, each republished
+   * as `<base>/<id>/state`, cost one writev syscall per state (a fifth of hearth's time in
+   * bench section 14). A microtask runs once the nextTick queue is empty: after every packet of
+   * the chunk just read, before the event loop goes on; a lone publish is delayed by nothing.
+   */
+  #batch(client: MqttClient): void {
+    if (this.#corked) return;
+    const stream = client.stream;
+    stream.cork();
+    this.#corked = stream;
+    queueMicrotask(() => {
+      this.#corked = undefined;
+      stream.uncork();
+    });
   }
 
   #send(client: MqttClient, q: Queued): Promise<{ reasonCode: number }> {
