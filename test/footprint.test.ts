@@ -44,6 +44,8 @@ const markers = {
   'the cluster roles': /agent no longer leads/,
   'Home Assistant discovery': /json_attributes_template/,
   'the PostgreSQL client': /import\("pg"\)|from\s*"pg"/,
+  // `hearth kube render` only: the Kubernetes models and their JSON schemas.
+  'the Kubernetes renderer': /io\.k8s\.api\.apps\.v1\.Deployment|hearth-kube-render/,
 };
 
 describe('the built CLI loads what a config does not use lazily', () => {

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { hearthVersion } from '../version.js';
 import { registerCheck } from './check.js';
 import { registerImport } from './import.js';
+import { registerKube } from './kube.js';
 import { registerMedia } from './media.js';
 import { registerSim } from './sim.js';
 import { registerStart } from './start.js';
@@ -20,5 +21,6 @@ registerStatus(program);
 registerSim(program);
 registerImport(program);
 registerMedia(program);
+registerKube(program);
 
 await program.parseAsync(process.argv);

@@ -5,6 +5,7 @@ import { segmentPattern } from '../bus/mqtt/topics.js';
 import { isValidTimeZone } from '../core/clock.js';
 import { hostSchema, portSchema } from '../core/device-schema.js';
 import { idSchema } from '../core/kinds.js';
+import { kubernetesSchema } from '../kube/schema.js';
 import { parseCidr } from './cidr.js';
 
 const systemTimeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -172,6 +173,8 @@ const clusterSchema = z
      * Shorter fails over faster but renews more often (every third of it).
      */
     leaseSeconds: z.number().int().min(2).max(60).default(5),
+    /** Only for `hearth kube render`: the Kubernetes manifests of the roles (src/kube/schema.ts). */
+    kubernetes: kubernetesSchema.optional(),
   })
   .strict()
   .default({});

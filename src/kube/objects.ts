@@ -1,0 +1,622 @@
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import { EndpointSlice } from 'kubernetes-models/discovery.k8s.io/v1/EndpointSlice';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IContainerPort } from 'kubernetes-models/v1/ContainerPort';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import type { IPodSecurityContext } from 'kubernetes-models/v1/PodSecurityContext';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IProbe } from 'kubernetes-models/v1/Probe';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
+import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
+import type { KubernetesConfig } from './schema.js';
+
+/** A Kubernetes object as kubernetes-models builds it: validates itself and serialises to JSON. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata?: { name?: string } | undefined;
+  validate(): void;
+  toJSON(): unknown;
+}
+
+/** What the objects are made from: the checked config, reduced to what the manifests need. */
+export interface ClusterPlan {
+  kube: KubernetesConfig;
+  /** The ConfigMap's hearth.yaml text. */
+  configText: string;
+  controlPort: number;
+  publicPort: number | undefined;
+  agents: AgentPlan[];
+  /** Keys of the Secret `hearth-env` (variables the config references), sorted. */
+  secretKeys: string[];
+  /** The broker's user and the Secret key of its password, when the config logs in. */
+  mqttAuth: { username: string; passwordVar: string } | undefined;
+}
+
+export interface AgentPlan {
+  /** The agent name in hearth.yaml (`agent: kitchen`). */
+  name: string;
+  /** Its Kubernetes name part (lowercase, `-` for `_`). */
+  slug: string;
+  node: string | undefined;
+  group: number;
+  /** Serial device paths of its devices: mounted from the node. */
+  devices: string[];
+}
+
+export const secretName = 'hearth-env';
+const configDir = '/etc/hearth';
+const appLabel = 'app.kubernetes.io/name';
+const componentLabel = 'app.kubernetes.io/component';
+const partOf = {
+  'app.kubernetes.io/part-of': 'hearth',
+  'app.kubernetes.io/managed-by': 'hearth-kube-render',
+};
+
+/** Every object of the cluster except the Secret, which `secretObject` makes. */
+export function buildObjects(plan: ClusterPlan): KubeObject[] {
+  const { kube } = plan;
+  const ns = kube.namespace;
+  const meta = (name: string, app: string, component: string) => ({
+    name,
+    namespace: ns,
+    labels: { [appLabel]: app, [componentLabel]: component, ...partOf },
+  });
+  const objects: KubeObject[] = [];
+  const configHash = createHash('sha256').update(plan.configText).digest('hex').slice(0, 16);
+
+  objects.push(
+    new Namespace({
+      metadata: {
+        name: ns,
+        labels: { ...partOf, 'kubernetes.io/metadata.name': ns },
+      },
+    }),
+    new ServiceAccount({
+      metadata: meta('hearth', 'hearth', 'hearth'),
+      // hearth never talks to the Kubernetes API.
+      automountServiceAccountToken: false,
+    }),
+    new ConfigMap({
+      metadata: meta('hearth-config', 'hearth', 'config'),
+      data: { 'hearth.yaml': plan.configText },
+    }),
+  );
+
+  const role = (component: string, args: string[], opts: RoleOptions): Deployment => {
+    const labels = { [appLabel]: 'hearth', [componentLabel]: component };
+    const ports: IContainerPort[] = [{ name: 'http', containerPort: plan.controlPort, protocol: 'TCP' }];
+    if (opts.publicPort !== undefined)
+      ports.push({ name: 'public', containerPort: opts.publicPort, protocol: 'TCP' });
+    const mounts: IVolumeMount[] = [
+      { name: 'config', mountPath: configDir, readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
+    ];
+    const volumes: IVolume[] = [
+      { name: 'config', configMap: { name: 'hearth-config' } },
+      { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+    ];
+    opts.devices.forEach((path, i) => {
+      mounts.push({ name: `serial-${i}`, mountPath: path });
+      volumes.push({ name: `serial-${i}`, hostPath: { path, type: 'CharDevice' } });
+    });
+    const container: IContainer = {
+      name: 'hearth',
+      image: kube.image,
+      imagePullPolicy: 'IfNotPresent',
+      command: ['hearth', 'start', ...args, '--config', `${configDir}/hearth.yaml`],
+      envFrom: [{ secretRef: { name: secretName } }],
+      env: [{ name: 'HEARTH_CONFIG', value: `${configDir}/hearth.yaml` }],
+      ports,
+      livenessProbe: httpProbe('/healthz', 10, 3),
+      readinessProbe: httpProbe('/readyz', 5, 2),
+      startupProbe: httpProbe('/healthz', 2, 30),
+      resources: {
+        requests: { cpu: '50m', memory: '96Mi' },
+        limits: { cpu: '500m', memory: '256Mi' },
+      },
+      securityContext:
+        opts.devices.length > 0
+          ? {
+              // A container may open a device node only if its device cgroup allows it, and
+              // Kubernetes adds a hostPath device to it only for a privileged container.
+              privileged: true,
+              readOnlyRootFilesystem: true,
+              runAsNonRoot: true,
+            }
+          : {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              runAsNonRoot: true,
+              capabilities: { drop: ['ALL'] },
+            },
+      volumeMounts: mounts,
+    };
+    const spec: IPodSpec = {
+      serviceAccountName: 'hearth',
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: 30,
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: kube.runAsUser,
+        runAsGroup: kube.runAsUser,
+        seccompProfile: { type: 'RuntimeDefault' },
+        ...(opts.group === undefined ? {} : { supplementalGroups: [opts.group] }),
+      },
+      // A dead node's pods move after 30 s instead of the default 300 s; the leases hand the
+      // work over meanwhile.
+      tolerations: ['node.kubernetes.io/unreachable', 'node.kubernetes.io/not-ready'].map((key) => ({
+        key,
+        operator: 'Exists',
+        effect: 'NoExecute',
+        tolerationSeconds: 30,
+      })),
+      containers: [container],
+      volumes,
+    };
+    if (opts.node !== undefined) spec.nodeSelector = { 'kubernetes.io/hostname': opts.node };
+    if (opts.replicas > 1) {
+      spec.topologySpreadConstraints = [
+        {
+          maxSkew: 1,
+          topologyKey: 'kubernetes.io/hostname',
+          // A one-node cluster still runs every replica.
+          whenUnsatisfiable: 'ScheduleAnyway',
+          labelSelector: { matchLabels: labels },
+        },
+      ];
+      spec.affinity = {
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            {
+              weight: 100,
+              podAffinityTerm: {
+                topologyKey: 'kubernetes.io/hostname',
+                labelSelector: { matchLabels: labels },
+              },
+            },
+          ],
+        },
+      };
+    }
+    return new Deployment({
+      metadata: meta(`hearth-${component}`, 'hearth', component),
+      spec: {
+        replicas: opts.replicas,
+        revisionHistoryLimit: 3,
+        selector: { matchLabels: labels },
+        strategy: opts.recreate
+          ? { type: 'Recreate' }
+          : { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+        template: {
+          metadata: {
+            labels: { ...labels, ...partOf },
+            annotations: { 'hearth/config-sha256': configHash },
+          },
+          spec,
+        },
+      },
+    });
+  };
+
+  objects.push(
+    role('api', ['--role', 'api'], {
+      replicas: 2,
+      publicPort: plan.publicPort,
+      devices: [],
+      recreate: false,
+    }),
+    role('controller', ['--role', 'controller'], { replicas: 2, devices: [], recreate: false }),
+  );
+  for (const component of ['api', 'controller']) {
+    objects.push(
+      new PodDisruptionBudget({
+        metadata: meta(`hearth-${component}`, 'hearth', component),
+        spec: {
+          minAvailable: 1,
+          selector: { matchLabels: { [appLabel]: 'hearth', [componentLabel]: component } },
+        },
+      }),
+    );
+  }
+  for (const agent of plan.agents) {
+    const serial = agent.devices.length > 0;
+    objects.push(
+      role(`agent-${agent.slug}`, ['--role', 'agent', '--agent', agent.name], {
+        // One process per serial port: two would fight over it. A pinned agent has one node.
+        replicas: serial || agent.node !== undefined ? 1 : 2,
+        recreate: serial,
+        node: agent.node,
+        devices: agent.devices,
+        group: serial ? agent.group : undefined,
+      }),
+    );
+  }
+
+  // The control listener, for the LAN; the public one, for the Ingress.
+  const apiSelector = { [appLabel]: 'hearth', [componentLabel]: 'api' };
+  objects.push(
+    new Service({
+      metadata: meta('hearth-control', 'hearth', 'api'),
+      spec: {
+        type: kube.controlService.type,
+        // The client's own address reaches hearth (its allow-list) and the NetworkPolicy.
+        externalTrafficPolicy: 'Local',
+        selector: apiSelector,
+        ports: [
+          {
+            name: 'http',
+            port: plan.controlPort,
+            targetPort: 'http',
+            protocol: 'TCP',
+            ...(kube.controlService.nodePort === undefined ? {} : { nodePort: kube.controlService.nodePort }),
+          },
+        ],
+      },
+    }),
+  );
+  if (plan.publicPort !== undefined) {
+    objects.push(
+      new Service({
+        metadata: meta('hearth-public', 'hearth', 'api'),
+        spec: {
+          type: 'ClusterIP',
+          selector: apiSelector,
+          ports: [{ name: 'public', port: plan.publicPort, targetPort: 'public', protocol: 'TCP' }],
+        },
+      }),
+    );
+    if (kube.ingressHost !== undefined) {
+      objects.push(
+        new Ingress({
+          metadata: meta('hearth-public', 'hearth', 'api'),
+          spec: {
+            ...(kube.ingressClass === undefined ? {} : { ingressClassName: kube.ingressClass }),
+            rules: [
+              {
+                host: kube.ingressHost,
+                http: {
+                  paths: [
+                    {
+                      path: '/',
+                      pathType: 'Prefix',
+                      backend: { service: { name: 'hearth-public', port: { name: 'public' } } },
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        }),
+      );
+    }
+  }
+
+  // Who may reach what. A pod selected by a policy takes only what some policy allows.
+  const lan = kube.lanCidrs.map((cidr) => ({ ipBlock: { cidr } }));
+  objects.push(
+    new NetworkPolicy({
+      metadata: meta('hearth-control', 'hearth', 'hearth'),
+      spec: {
+        podSelector: { matchLabels: { [appLabel]: 'hearth' } },
+        policyTypes: ['Ingress'],
+        ingress: [
+          {
+            from: [...lan, { podSelector: {} }],
+            ports: [{ protocol: 'TCP', port: plan.controlPort }],
+          },
+        ],
+      },
+    }),
+  );
+  if (plan.publicPort !== undefined) {
+    objects.push(
+      new NetworkPolicy({
+        metadata: meta('hearth-public', 'hearth', 'api'),
+        spec: {
+          podSelector: { matchLabels: apiSelector },
+          policyTypes: ['Ingress'],
+          ingress: [
+            {
+              from: [
+                {
+                  namespaceSelector: {
+                    matchLabels: { 'kubernetes.io/metadata.name': kube.ingressNamespace },
+                  },
+                },
+              ],
+              ports: [{ protocol: 'TCP', port: plan.publicPort }],
+            },
+          ],
+        },
+      }),
+    );
+  }
+
+  objects.push(...postgresObjects(plan, meta), ...mosquittoObjects(plan, meta));
+  return objects;
+}
+
+interface RoleOptions {
+  replicas: number;
+  recreate: boolean;
+  publicPort?: number | undefined;
+  node?: string | undefined;
+  devices: string[];
+  group?: number | undefined;
+}
+
+type Meta = (
+  name: string,
+  app: string,
+  component: string,
+) => { name: string; namespace: string; labels: Record<string, string> };
+
+function httpProbe(path: string, periodSeconds: number, failureThreshold: number): IProbe {
+  return { httpGet: { path, port: 'http' }, periodSeconds, failureThreshold, timeoutSeconds: 2 };
+}
+
+const backendSecurity = (uid: number): IPodSecurityContext => ({
+  runAsNonRoot: true,
+  runAsUser: uid,
+  runAsGroup: uid,
+  fsGroup: uid,
+  seccompProfile: { type: 'RuntimeDefault' },
+});
+const containerSecurity = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+/** A Service without a selector and an EndpointSlice: the name `name` leads to an address outside. */
+function externalService(name: string, port: number, external: { host: string; port: number }, meta: Meta) {
+  return [
+    new Service({
+      metadata: meta(name, name, 'external'),
+      spec: { type: 'ClusterIP', ports: [{ name, port, targetPort: external.port, protocol: 'TCP' }] },
+    }),
+    new EndpointSlice({
+      metadata: {
+        ...meta(`${name}-external`, name, 'external'),
+        labels: {
+          ...meta(`${name}-external`, name, 'external').labels,
+          'kubernetes.io/service-name': name,
+          'endpointslice.kubernetes.io/managed-by': 'hearth-kube-render',
+        },
+      },
+      addressType: isIP(external.host) === 6 ? 'IPv6' : 'IPv4',
+      endpoints: [{ addresses: [external.host], conditions: { ready: true } }],
+      ports: [{ name, port: external.port, protocol: 'TCP' }],
+    }),
+  ];
+}
+
+/** Only hearth's pods may reach an in-cluster backend. */
+function backendPolicy(name: string, port: number, meta: Meta) {
+  return new NetworkPolicy({
+    metadata: meta(name, name, 'database'),
+    spec: {
+      podSelector: { matchLabels: { [appLabel]: name } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [
+            { podSelector: { matchLabels: { [appLabel]: 'hearth' } } },
+            { podSelector: { matchLabels: { [appLabel]: name } } },
+          ],
+          ports: [{ protocol: 'TCP', port }],
+        },
+      ],
+    },
+  });
+}
+
+function statefulSet(
+  plan: ClusterPlan,
+  meta: Meta,
+  name: string,
+  uid: number,
+  storage: string,
+  podSpec: (labels: Record<string, string>) => Omit<IPodSpec, 'securityContext'>,
+) {
+  const labels = { [appLabel]: name, [componentLabel]: 'database' };
+  return new StatefulSet({
+    metadata: meta(name, name, 'database'),
+    spec: {
+      serviceName: name,
+      replicas: 1,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels: { ...labels, ...partOf } },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: backendSecurity(uid),
+          tolerations: ['node.kubernetes.io/unreachable', 'node.kubernetes.io/not-ready'].map((key) => ({
+            key,
+            operator: 'Exists',
+            effect: 'NoExecute',
+            tolerationSeconds: 30,
+          })),
+          ...podSpec(labels),
+        },
+      },
+      volumeClaimTemplates: [
+        {
+          metadata: { name: 'data' },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            ...(plan.kube.storageClass === undefined ? {} : { storageClassName: plan.kube.storageClass }),
+            resources: { requests: { storage } },
+          },
+        },
+      ],
+    },
+  });
+}
+
+function postgresObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
+  const pg = plan.kube.postgres;
+  if ('external' in pg) return externalService('postgres', 5432, pg.external, meta);
+  const labels = { [appLabel]: 'postgres', [componentLabel]: 'database' };
+  const probe: IProbe = {
+    exec: { command: ['pg_isready', '-U', 'hearth', '-d', 'hearth', '-h', '127.0.0.1'] },
+    periodSeconds: 10,
+    timeoutSeconds: 5,
+    failureThreshold: 6,
+  };
+  return [
+    new Service({
+      metadata: meta('postgres', 'postgres', 'database'),
+      spec: {
+        type: 'ClusterIP',
+        selector: labels,
+        ports: [{ name: 'postgres', port: 5432, targetPort: 'postgres', protocol: 'TCP' }],
+      },
+    }),
+    statefulSet(plan, meta, 'postgres', 70, pg.storage, () => ({
+      containers: [
+        {
+          name: 'postgres',
+          image: pg.image,
+          imagePullPolicy: 'IfNotPresent',
+          env: [
+            { name: 'POSTGRES_USER', value: 'hearth' },
+            { name: 'POSTGRES_DB', value: 'hearth' },
+            { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
+            {
+              name: 'POSTGRES_PASSWORD',
+              valueFrom: { secretKeyRef: { name: secretName, key: 'HEARTH_PG_PASSWORD' } },
+            },
+          ],
+          ports: [{ name: 'postgres', containerPort: 5432, protocol: 'TCP' }],
+          livenessProbe: probe,
+          readinessProbe: { ...probe, periodSeconds: 5 },
+          resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+          securityContext: containerSecurity,
+          volumeMounts: [
+            { name: 'data', mountPath: '/var/lib/postgresql/data' },
+            { name: 'run', mountPath: '/var/run/postgresql' },
+            { name: 'tmp', mountPath: '/tmp' },
+          ],
+        },
+      ],
+      volumes: [
+        { name: 'run', emptyDir: {} },
+        { name: 'tmp', emptyDir: {} },
+      ],
+    })),
+    backendPolicy('postgres', 5432, meta),
+  ];
+}
+
+function mosquittoObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
+  const mq = plan.kube.mqtt;
+  if ('external' in mq) return externalService('mosquitto', 1883, mq.external, meta);
+  const labels = { [appLabel]: 'mosquitto', [componentLabel]: 'database' };
+  const auth = plan.mqttAuth;
+  const conf = [
+    'listener 1883',
+    'set_tcp_nodelay true',
+    'persistence true',
+    'persistence_location /mosquitto/data/',
+    'log_dest stdout',
+    ...(auth ? ['allow_anonymous false', 'password_file /mosquitto/auth/passwd'] : ['allow_anonymous true']),
+    '',
+  ].join('\n');
+  const probe: IProbe = { tcpSocket: { port: 'mqtt' }, periodSeconds: 10, failureThreshold: 3 };
+  const confHash = createHash('sha256').update(conf).digest('hex').slice(0, 16);
+  const set = statefulSet(plan, meta, 'mosquitto', 1883, mq.storage, () => ({
+    ...(auth
+      ? {
+          // The password file holds a hash of the Secret's password, made at every start.
+          initContainers: [
+            {
+              name: 'passwd',
+              image: mq.image,
+              imagePullPolicy: 'IfNotPresent',
+              command: [
+                'sh',
+                '-c',
+                'mosquitto_passwd -c -b /mosquitto/auth/passwd "$MQTT_USERNAME" "$MQTT_PASSWORD"',
+              ],
+              env: [
+                { name: 'MQTT_USERNAME', value: auth.username },
+                {
+                  name: 'MQTT_PASSWORD',
+                  valueFrom: { secretKeyRef: { name: secretName, key: auth.passwordVar } },
+                },
+              ],
+              securityContext: containerSecurity,
+              volumeMounts: [{ name: 'auth', mountPath: '/mosquitto/auth' }],
+            },
+          ],
+        }
+      : {}),
+    containers: [
+      {
+        name: 'mosquitto',
+        image: mq.image,
+        imagePullPolicy: 'IfNotPresent',
+        command: ['mosquitto', '-c', '/mosquitto/config/mosquitto.conf'],
+        ports: [{ name: 'mqtt', containerPort: 1883, protocol: 'TCP' }],
+        livenessProbe: probe,
+        readinessProbe: { ...probe, periodSeconds: 5 },
+        resources: { requests: { cpu: '20m', memory: '32Mi' }, limits: { cpu: '500m', memory: '128Mi' } },
+        securityContext: containerSecurity,
+        volumeMounts: [
+          { name: 'config', mountPath: '/mosquitto/config', readOnly: true },
+          { name: 'data', mountPath: '/mosquitto/data' },
+          ...(auth ? [{ name: 'auth', mountPath: '/mosquitto/auth', readOnly: true }] : []),
+        ],
+      },
+    ],
+    volumes: [
+      { name: 'config', configMap: { name: 'mosquitto-config' } },
+      ...(auth ? [{ name: 'auth', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }] : []),
+    ],
+  }));
+  const template = set.spec?.template;
+  if (template?.metadata) template.metadata.annotations = { 'hearth/config-sha256': confHash };
+  return [
+    new ConfigMap({
+      metadata: meta('mosquitto-config', 'mosquitto', 'database'),
+      data: { 'mosquitto.conf': conf },
+    }),
+    new Service({
+      metadata: meta('mosquitto', 'mosquitto', 'database'),
+      spec: {
+        type: 'ClusterIP',
+        selector: labels,
+        ports: [{ name: 'mqtt', port: 1883, targetPort: 'mqtt', protocol: 'TCP' }],
+      },
+    }),
+    set,
+    backendPolicy('mosquitto', 1883, meta),
+  ];
+}
+
+/** The Secret of the variables the config references; only with --with-secrets are values real. */
+export function secretObject(plan: ClusterPlan, values: Record<string, string>): KubeObject {
+  return new Secret({
+    metadata: {
+      name: secretName,
+      namespace: plan.kube.namespace,
+      labels: { [appLabel]: 'hearth', [componentLabel]: 'config', ...partOf },
+    },
+    type: 'Opaque',
+    stringData: Object.fromEntries(plan.secretKeys.map((k) => [k, values[k] ?? ''])),
+  });
+}

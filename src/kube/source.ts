@@ -1,0 +1,247 @@
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isPair, isScalar, type LineCounter, type Node, parseDocument, type Scalar, visit } from 'yaml';
+import { ConfigError, type ConfigIssue, formatPath } from '../config/errors.js';
+import { readSmallFile } from '../config/read-file.js';
+import { parseYaml } from '../config/yaml.js';
+
+/**
+ * The hearth.yaml the pods read (the ConfigMap), made from the user's file by replacing whole
+ * scalars in its text, each on its own line, so every later error still names the user's line:
+ *
+ * - `storage.postgres.url` and `mqtt.url` point at the `postgres` and `mosquitto` Services;
+ * - a literal secret (`http.token`, a password, a calendar URL) becomes a `${VAR}`;
+ * - `!secret name` becomes `${NAME}` (the pods have no secrets file).
+ *
+ * Every `${VAR}` left in the result is an environment variable the pods get from the Secret.
+ */
+export interface PreparedConfig {
+  /** The ConfigMap's hearth.yaml. */
+  text: string;
+  /** Every variable the text references, sorted by name. */
+  vars: ConfigVar[];
+  /** Environment in which `text` validates at render time (placeholders for unset secrets). */
+  validationEnv: Record<string, string>;
+  /** The `mqtt.username` and the variable of `mqtt.password`, for the in-cluster broker's password file. */
+  mqttAuth?: { username: string; passwordVar: string } | undefined;
+}
+
+export interface ConfigVar {
+  name: string;
+  /** From the environment, a literal lifted out of the file, or the secrets file; undefined if none. */
+  value: string | undefined;
+  /** Written `${NAME:-default}`: the pods may go without it. */
+  optional: boolean;
+}
+
+export const pgPasswordVar = 'HEARTH_PG_PASSWORD';
+export const inClusterPgUrl = `postgres://hearth:\${${pgPasswordVar}}@postgres:5432/hearth`;
+export const inClusterMqttUrl = 'mqtt://mosquitto:1883';
+
+/** A field whose value is a secret when written literally. */
+const secretKey = /token|password|passphrase|secret/i;
+const envRef = /\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}/g;
+const placeholder = 'placeholder0123456789abcdef';
+
+interface Edit {
+  start: number;
+  end: number;
+  text: string;
+}
+
+export function prepareConfig(text: string, file: string, env: NodeJS.ProcessEnv): PreparedConfig {
+  const parsed = parseYaml(text, file, { customTags: [{ tag: '!secret', resolve: (v: string) => v }] });
+  if (parsed.issues.length > 0) throw new ConfigError(parsed.issues);
+  const { doc, lineCounter } = parsed;
+  const issues: ConfigIssue[] = [];
+  const at = (path: (string | number)[], message: string) => {
+    let node: unknown;
+    for (let n = path.length; n >= 0 && !node; n--)
+      node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+    issues.push({ file, ...position(lineCounter, node as Node), field: formatPath(path), message });
+  };
+
+  const edits: Edit[] = [];
+  const lifted = new Map<string, string>();
+  const replace = (node: Scalar, value: string, from = node.range?.[0]) => {
+    const range = node.range;
+    if (!range || from === undefined) return;
+    edits.push({ start: from, end: range[1], text: JSON.stringify(value) });
+  };
+
+  const scalarAt = (path: string[]) => {
+    const node = doc.getIn(path, true);
+    return isScalar(node) ? node : undefined;
+  };
+  const pgUrl = scalarAt(['storage', 'postgres', 'url']);
+  if (!pgUrl) {
+    at(
+      ['storage', 'postgres'],
+      `kube render needs a cluster config: \`storage: { postgres: { url: "\${HEARTH_PG_URL}" } }\` (in the pods it points at the postgres Service)`,
+    );
+  } else {
+    if (typeof pgUrl.value === 'string' && !pgUrl.value.includes('${') && pgUrl.tag !== '!secret') {
+      try {
+        const password = decodeURIComponent(new URL(pgUrl.value).password);
+        if (password) lifted.set(pgPasswordVar, password);
+      } catch {
+        // Not a URL: the config's own validation says so at its line.
+      }
+    }
+    replace(pgUrl, inClusterPgUrl, tagStart(text, pgUrl));
+  }
+  const mqttUrl = scalarAt(['mqtt', 'url']);
+  if (!mqttUrl) {
+    at(
+      ['mqtt', 'url'],
+      'kube render needs the broker of a cluster: `mqtt: { url: mqtt://HOST:1883 }` (in the pods it points at the mosquitto Service)',
+    );
+  } else replace(mqttUrl, inClusterMqttUrl, tagStart(text, mqttUrl));
+  for (const key of ['ca', 'cert', 'key']) {
+    if (doc.hasIn(['mqtt', key])) {
+      at(
+        ['mqtt', key],
+        'kube render does not mount TLS files yet: in the cluster the roles reach the broker at mqtt://mosquitto:1883; leave mqtt.ca, cert and key out',
+      );
+    }
+  }
+
+  // The secrets file, when it is here: `!secret name` becomes `${NAME}` with its value.
+  const secretsPath = doc.get('secrets');
+  let secretValues: Record<string, unknown> = {};
+  if (typeof secretsPath === 'string') {
+    const path = isAbsolute(secretsPath) ? secretsPath : resolve(dirname(file), secretsPath);
+    try {
+      const data = parseDocument(readSmallFile(path), { schema: 'failsafe' }).toJS() as unknown;
+      if (data && typeof data === 'object' && !Array.isArray(data))
+        secretValues = data as Record<string, unknown>;
+    } catch {
+      // Not here (a CI checkout): the values must come from the environment, like every other var.
+    }
+  }
+
+  visit(doc, {
+    Scalar(_key, node, path) {
+      const parent = path[path.length - 1];
+      if (isPair(parent) && parent.key === node) return;
+      if (node === pgUrl || node === mqttUrl) return;
+      const keyName = isPair(parent) && isScalar(parent.key) ? String(parent.key.value) : '';
+      const fieldPath = doc.contents ? pathOf(path, node) : [];
+      if (node.tag === '!secret') {
+        const name = envName(String(node.value));
+        const value = secretValues[String(node.value)];
+        if (typeof value === 'string' && value !== '') lifted.set(name, value);
+        replace(node, `\${${name}}`, tagStart(text, node));
+        return;
+      }
+      if (typeof node.value !== 'string' || node.value.includes('${')) return;
+      const isCalendarUrl = fieldPath[0] === 'calendars' && keyName === 'url';
+      if (secretKey.test(keyName) || isCalendarUrl) {
+        const name =
+          fieldPath.join('.') === 'http.token'
+            ? 'HEARTH_TOKEN'
+            : fieldPath.join('.') === 'mqtt.password'
+              ? 'MQTT_PASSWORD'
+              : envName(`hearth_${fieldPath.join('_')}`);
+        lifted.set(name, node.value);
+        replace(node, `\${${name}}`);
+      }
+    },
+  });
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  edits.sort((a, b) => b.start - a.start);
+  let out = text;
+  for (const e of edits) {
+    // Keep every line where it was: a replaced scalar that spanned lines leaves its newlines.
+    const newlines = out.slice(e.start, e.end).split('\n').length - 1;
+    out = out.slice(0, e.start) + e.text + '\n'.repeat(newlines) + out.slice(e.end);
+  }
+
+  // Which variables the result references, and in which fields (for placeholders).
+  const result = parseDocument(out, { customTags: [{ tag: '!secret', resolve: (v: string) => v }] });
+  const refs = new Map<
+    string,
+    { optional: boolean; secretLike: boolean; urlLike: boolean; whole: boolean }
+  >();
+  visit(result, {
+    Scalar(_key, node, path) {
+      if (typeof node.value !== 'string') return;
+      const parent = path[path.length - 1];
+      if (isPair(parent) && parent.key === node) return;
+      const keyName = isPair(parent) && isScalar(parent.key) ? String(parent.key.value) : '';
+      for (const m of node.value.matchAll(envRef)) {
+        const name = m[1] as string;
+        const prior = refs.get(name);
+        const secretLike = secretKey.test(keyName) || /url$/i.test(keyName);
+        refs.set(name, {
+          optional: (prior?.optional ?? true) && m[2] !== undefined,
+          secretLike: (prior?.secretLike ?? true) && secretLike,
+          urlLike: /url$/i.test(keyName) && m[0] === node.value,
+          whole: m[0] === node.value,
+        });
+      }
+    },
+  });
+  const vars: ConfigVar[] = [...refs.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, r]) => ({ name, value: nonEmpty(env[name]) ?? lifted.get(name), optional: r.optional }));
+  const validationEnv: Record<string, string> = {};
+  for (const v of vars) {
+    const r = refs.get(v.name);
+    if (v.value !== undefined) validationEnv[v.name] = v.value;
+    else if (!v.optional && r?.secretLike) {
+      // A secret need not be here to render: it goes into the Secret, not into the manifests.
+      validationEnv[v.name] = r.urlLike ? 'https://placeholder.invalid/' : placeholder;
+    }
+  }
+
+  let mqttAuth: PreparedConfig['mqttAuth'];
+  const username = result.getIn(['mqtt', 'username']);
+  const password = result.getIn(['mqtt', 'password']);
+  if (typeof username === 'string' && typeof password === 'string') {
+    const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}$/.exec(password);
+    if (m) mqttAuth = { username, passwordVar: m[1] as string };
+  }
+  return { text: out, vars, validationEnv, mqttAuth };
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** `mqtt_password` → MQTT_PASSWORD: the environment variable a `!secret` becomes. */
+function envName(name: string): string {
+  const upper = name.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  return /^[0-9]/.test(upper) ? `S_${upper}` : upper;
+}
+
+/** Where a scalar's text starts, including a `!secret` tag in front of it. */
+function tagStart(text: string, node: Scalar): number | undefined {
+  const start = node.range?.[0];
+  if (start === undefined || node.tag === undefined) return start;
+  const tag = text.lastIndexOf('!', start);
+  return tag >= 0 && /^!\S*\s*$/.test(text.slice(tag, start)) ? tag : start;
+}
+
+/** The config path (`['calendars', 0, 'url']`) of a node visited with its ancestors. */
+function pathOf(ancestors: readonly unknown[], node: Node): (string | number)[] {
+  const path: (string | number)[] = [];
+  const chain = [...ancestors, node];
+  for (let i = 1; i < chain.length; i++) {
+    const parent = chain[i - 1] as { items?: unknown[] };
+    const child = chain[i];
+    if (isPair(child)) {
+      if (isScalar(child.key)) path.push(String(child.key.value));
+    } else if (Array.isArray(parent.items) && !isPair(parent)) {
+      const index = parent.items.indexOf(child);
+      if (index >= 0 && !isPair(parent.items[index])) path.push(index);
+    }
+  }
+  return path;
+}
+
+function position(lc: LineCounter, node: Node | null | undefined): { line: number; col: number } {
+  const offset = node?.range?.[0];
+  if (offset === undefined) return { line: 0, col: 0 };
+  return lc.linePos(offset);
+}

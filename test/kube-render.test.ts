@@ -1,0 +1,329 @@
+/**
+ * `hearth kube render`: the manifests of examples/cluster.yaml against committed golden files
+ * (UPDATE_GOLDEN=1 rewrites them), determinism, secrets kept out, `--check`, config errors at
+ * their line, and validation against the Kubernetes schemas.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import { EndpointSlice } from 'kubernetes-models/discovery.k8s.io/v1/EndpointSlice';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { ConfigError } from '../src/config/errors.js';
+import { checkRendered, KubeRenderError, renderKube, serialise, writeRendered } from '../src/kube/render.js';
+import { repoRoot, runCli } from './support/cli-run.js';
+
+const example = join(repoRoot, 'examples', 'cluster.yaml');
+const golden = join(repoRoot, 'test', 'golden', 'kube');
+const exampleText = readFileSync(example, 'utf8');
+const dirs: string[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-kube-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** A copy of the example with some text replaced, as cluster.yaml in a fresh folder. */
+function configWith(replacements: Array<[string, string]> = []): string {
+  let text = exampleText;
+  for (const [from, to] of replacements) {
+    expect(text).toContain(from);
+    text = text.replace(from, to);
+  }
+  const file = join(tempDir(), 'cluster.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function lineOf(text: string, needle: string): number {
+  const index = text.indexOf(needle);
+  expect(index).toBeGreaterThanOrEqual(0);
+  return text.slice(0, index).split('\n').length;
+}
+
+function renderError(file: string, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    renderKube(file, { env });
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('rendered without an error');
+}
+
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('hearth kube render', () => {
+  it('renders examples/cluster.yaml to the golden files (UPDATE_GOLDEN=1 rewrites them)', () => {
+    const files = renderKube(example, { env: {} });
+    if (process.env.UPDATE_GOLDEN === '1') {
+      rmSync(golden, { recursive: true, force: true });
+      mkdirSync(golden, { recursive: true });
+      for (const [name, text] of files) writeFileSync(join(golden, name), text);
+    }
+    expect(readdirSync(golden).sort()).toEqual([...files.keys()].sort());
+    for (const [name, text] of files) expect(text, name).toBe(readFileSync(join(golden, name), 'utf8'));
+  });
+
+  it('renders what the brief asks for: roles, the serial agent on its node, services, policies, backends', () => {
+    const files = renderKube(example, { env: {} });
+    const doc = (name: string) => parse(files.get(name) as string);
+    const kitchen = doc('deployment-hearth-agent-kitchen.yaml');
+    expect(kitchen.spec.replicas).toBe(1);
+    expect(kitchen.spec.strategy).toEqual({ type: 'Recreate' });
+    const pod = kitchen.spec.template.spec;
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.io/hostname': 'pi-kitchen' });
+    expect(pod.securityContext.supplementalGroups).toEqual([20]);
+    const serial = '/dev/serial/by-id/usb-mbed_Microcontroller_101000000000000000000002F7F1E9E2-if01';
+    expect(pod.volumes).toContainEqual({ name: 'serial-0', hostPath: { path: serial, type: 'CharDevice' } });
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'serial-0', mountPath: serial });
+    expect(pod.containers[0].command).toEqual([
+      'hearth',
+      'start',
+      '--role',
+      'agent',
+      '--agent',
+      'kitchen',
+      '--config',
+      '/etc/hearth/hearth.yaml',
+    ]);
+    const main = doc('deployment-hearth-agent-main.yaml');
+    expect(main.spec.replicas).toBe(2);
+    expect(main.spec.template.spec.nodeSelector).toBeUndefined();
+    const api = doc('deployment-hearth-api.yaml');
+    expect(api.spec.replicas).toBe(2);
+    const apiPod = api.spec.template.spec;
+    expect(apiPod.topologySpreadConstraints[0].topologyKey).toBe('kubernetes.io/hostname');
+    expect(apiPod.automountServiceAccountToken).toBe(false);
+    expect(apiPod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(apiPod.tolerations).toContainEqual({
+      key: 'node.kubernetes.io/unreachable',
+      operator: 'Exists',
+      effect: 'NoExecute',
+      tolerationSeconds: 30,
+    });
+    const container = apiPod.containers[0];
+    expect(container.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(container.ports).toEqual([
+      { name: 'http', containerPort: 8000, protocol: 'TCP' },
+      { name: 'public', containerPort: 8080, protocol: 'TCP' },
+    ]);
+    expect(doc('service-hearth-control.yaml').spec).toMatchObject({
+      type: 'NodePort',
+      ports: [{ nodePort: 30800 }],
+    });
+    expect(doc('ingress-hearth-public.yaml').spec.rules[0].http.paths[0].backend.service.name).toBe(
+      'hearth-public',
+    );
+    expect(doc('poddisruptionbudget-hearth-api.yaml').spec.minAvailable).toBe(1);
+    const control = doc('networkpolicy-hearth-control.yaml').spec.ingress[0];
+    expect(control.from).toContainEqual({ ipBlock: { cidr: '192.168.1.0/24' } });
+    expect(control.ports).toEqual([{ protocol: 'TCP', port: 8000 }]);
+    const config = doc('configmap-hearth-config.yaml').data['hearth.yaml'] as string;
+    expect(config).toContain(`url: "postgres://hearth:\${HEARTH_PG_PASSWORD}@postgres:5432/hearth"`);
+    expect(config).toContain('url: "mqtt://mosquitto:1883"');
+    const kustomization = doc('kustomization.yaml');
+    expect(kustomization.resources).toContain('statefulset-postgres.yaml');
+    expect(kustomization.resources).not.toContain('secret.example.yaml');
+    expect(kustomization.resources).not.toContain('secret.yaml');
+  });
+
+  it('renders an external PostgreSQL and Mosquitto as Services without selector plus EndpointSlices', () => {
+    const file = configWith([
+      ['postgres: { inCluster: true }', 'postgres: { external: { host: 192.168.1.5, port: 5433 } }'],
+      ['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }'],
+    ]);
+    const files = renderKube(file, { env: {} });
+    expect([...files.keys()].filter((f) => /statefulset/.test(f))).toEqual([]);
+    const slice = parse(files.get('endpointslice-postgres-external.yaml') as string);
+    expect(slice.metadata.labels['kubernetes.io/service-name']).toBe('postgres');
+    expect(slice.endpoints).toEqual([{ addresses: ['192.168.1.5'], conditions: { ready: true } }]);
+    expect(slice.ports).toEqual([{ name: 'postgres', port: 5433, protocol: 'TCP' }]);
+    const svc = parse(files.get('service-mosquitto.yaml') as string);
+    expect(svc.spec.selector).toBeUndefined();
+    expect(svc.spec.ports).toEqual([{ name: 'mosquitto', port: 1883, targetPort: 1883, protocol: 'TCP' }]);
+  });
+
+  it('is deterministic: the same config gives the same bytes, whatever secrets the environment holds', () => {
+    const a = renderKube(example, { env: {} });
+    const b = renderKube(example, { env: {} });
+    const c = renderKube(example, { env: { HEARTH_TOKEN: 'another-secret-value-456', MQTT_PASSWORD: 'x' } });
+    expect([...b.entries()]).toEqual([...a.entries()]);
+    expect([...c.entries()]).toEqual([...a.entries()]);
+  });
+
+  it('every rendered object validates against the Kubernetes schema; an invalid one is a clear error', () => {
+    const classes: Record<string, new (data: never) => { validate(): void }> = {
+      ConfigMap,
+      Deployment,
+      EndpointSlice,
+      Ingress,
+      Namespace,
+      NetworkPolicy,
+      PodDisruptionBudget,
+      Secret,
+      Service,
+      ServiceAccount,
+      StatefulSet,
+    };
+    const file = configWith([['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }']]);
+    const kinds = new Set<string>();
+    for (const files of [renderKube(example, { env: {} }), renderKube(file, { env: {} })]) {
+      for (const [name, text] of files) {
+        if (!name.endsWith('.yaml') || name === 'kustomization.yaml') continue;
+        for (const d of parseAllDocuments(text)) {
+          const data = d.toJS() as { kind: string };
+          const Model = classes[data.kind];
+          expect(Model, `${name}: ${data.kind}`).toBeDefined();
+          expect(() => new (Model as NonNullable<typeof Model>)(data as never).validate()).not.toThrow();
+          kinds.add(data.kind);
+        }
+      }
+    }
+    expect([...kinds].sort()).toEqual(Object.keys(classes).sort());
+
+    const bad = new Service({
+      metadata: { name: 'hearth-control' },
+      spec: { ports: [{ port: 'eight thousand' as unknown as number }] },
+    });
+    expect(() => serialise(bad, 'cluster.yaml')).toThrow(KubeRenderError);
+    expect(() => serialise(bad, 'cluster.yaml')).toThrow(
+      /the rendered Service hearth-control is not valid Kubernetes: .*spec\/ports\/0\/port must be integer/,
+    );
+  });
+
+  it('reports a mistake in cluster.kubernetes at its file:line, like every config error', () => {
+    const nodePort = configWith([['nodePort: 30800', 'nodePort: 99999']]);
+    expect(renderError(nodePort)).toMatch(
+      new RegExp(
+        `cluster\\.yaml:${lineOf(exampleText, 'controlService:')}:\\d+: cluster\\.kubernetes\\.controlService\\.nodePort: must be at most 32767`,
+      ),
+    );
+    const typo = configWith([['storageClass: local-path', 'storageClas: local-path']]);
+    expect(renderError(typo)).toMatch(
+      new RegExp(`cluster\\.yaml:${lineOf(exampleText, 'storageClass:')}:\\d+: .*unknown key "storageClas"`),
+    );
+    const unpinned = configWith([
+      ['      kitchen: { node: pi-kitchen, group: 20 }', '      kitchen: { group: 20 }'],
+    ]);
+    expect(renderError(unpinned)).toMatch(
+      new RegExp(
+        `cluster\\.yaml:${lineOf(exampleText, 'kitchen: { node')}:\\d+: cluster\\.kubernetes\\.agents\\.kitchen: agent "kitchen" has a serial device`,
+      ),
+    );
+    const stranger = configWith([
+      ['      kitchen: { node', '      garage: { node: pi-garage }\n      kitchen: { node'],
+    ]);
+    expect(renderError(stranger)).toMatch(
+      /cluster\.kubernetes\.agents\.garage: no device runs on agent "garage"/,
+    );
+    const ingress = configWith([['  public: { port: 8080 }', '  # no public listener']]);
+    expect(renderError(ingress)).toMatch(/cluster\.kubernetes\.ingressHost: needs the public listener/);
+  });
+
+  it('never writes a secret into the manifests, unless --with-secrets; a literal token becomes a HEARTH_TOKEN reference', async () => {
+    const env = {
+      HEARTH_TOKEN: 'secret-value-123',
+      HEARTH_PG_PASSWORD: 'pgsecret456abc',
+      MQTT_PASSWORD: 'mqtt-secret-789',
+    };
+    const literal = configWith([[`token: \${HEARTH_TOKEN}`, 'token: literal-token-0123456789']]);
+    const out = join(tempDir(), 'deploy');
+    const run = await runCli(['kube', 'render', '--config', literal, '--out', out], { env });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const all = readdirSync(out)
+      .map((f) => readFileSync(join(out, f), 'utf8'))
+      .join('\n');
+    for (const secret of [...Object.values(env), 'literal-token-0123456789'])
+      expect(all).not.toContain(secret);
+    expect(all).toContain(`token: "\${HEARTH_TOKEN}"`);
+    expect(run.stdout).not.toContain('secret-value-123');
+
+    const withSecrets = join(tempDir(), 'deploy');
+    const run2 = await runCli(
+      ['kube', 'render', '--config', literal, '--out', withSecrets, '--with-secrets'],
+      {
+        env,
+      },
+    );
+    expect(run2.code).toBe(0);
+    const secret = parse(readFileSync(join(withSecrets, 'secret.yaml'), 'utf8'));
+    // The literal of the file wins over nothing, the environment over the literal.
+    expect(secret.stringData).toEqual(env);
+    expect(parse(readFileSync(join(withSecrets, 'kustomization.yaml'), 'utf8')).resources).toContain(
+      'secret.yaml',
+    );
+    expect(readFileSync(join(withSecrets, '.gitignore'), 'utf8')).toBe('secret.yaml\n');
+
+    const missing = await runCli(
+      ['kube', 'render', '--config', example, '--out', tempDir(), '--with-secrets'],
+      {
+        env: { HEARTH_TOKEN: 'secret-value-123' },
+      },
+    );
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe(
+      'hearth kube render: --with-secrets: HEARTH_PG_PASSWORD, MQTT_PASSWORD are not set; export them (the config references them) and render again',
+    );
+  });
+
+  it('--check exits 0 on a fresh render and 1 with a diff after the config changed', async () => {
+    const file = configWith();
+    const out = join(tempDir(), 'deploy');
+    expect((await runCli(['kube', 'render', '--config', file, '--out', out])).code).toBe(0);
+    const fresh = await runCli(['kube', 'render', '--config', file, '--out', out, '--check']);
+    expect(fresh.stderr).toBe('');
+    expect(fresh.code).toBe(0);
+    expect(fresh.stdout).toContain('is up to date');
+
+    // The coffee pot moved to another Pi.
+    writeFileSync(file, readFileSync(file, 'utf8').replace('node: pi-kitchen', 'node: pi-hall'));
+    const moved = await runCli(['kube', 'render', '--config', file, '--out', out, '--check']);
+    expect(moved.code).toBe(1);
+    expect(moved.stdout).toContain(`--- ${join(out, 'deployment-hearth-agent-kitchen.yaml')} (on disk)`);
+    expect(moved.stdout).toMatch(/^- +kubernetes\.io\/hostname: pi-kitchen$/m);
+    expect(moved.stdout).toMatch(/^\+ +kubernetes\.io\/hostname: pi-hall$/m);
+    expect(moved.stderr).toContain('differs from what');
+
+    // A file missing and a stale one are named too.
+    rmSync(join(out, 'service-hearth-public.yaml'));
+    writeFileSync(
+      join(out, 'deployment-hearth-agent-garage.yaml'),
+      '# Generated by `hearth kube render` from x\n',
+    );
+    writeFileSync(join(out, 'notes.yaml'), 'mine: true\n');
+    const files = renderKube(file, { env: {} });
+    const diff = checkRendered(out, files, false);
+    expect(diff).toContain(`missing: ${join(out, 'service-hearth-public.yaml')}`);
+    expect(diff).toContain(`extra: ${join(out, 'deployment-hearth-agent-garage.yaml')} (no longer rendered)`);
+    expect(diff).not.toContain('notes.yaml');
+
+    // Rendering again removes what it no longer makes, and leaves the user's files.
+    writeRendered(out, files, false);
+    expect(checkRendered(out, files, false)).toBe('');
+    expect(readdirSync(out)).toContain('notes.yaml');
+    expect(readdirSync(out)).not.toContain('deployment-hearth-agent-garage.yaml');
+  });
+});
