@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { hearthVersion } from '../version.js';
 import { registerCheck } from './check.js';
+import { registerConfigstack } from './configstack.js';
 import { registerImport } from './import.js';
 import { registerMedia } from './media.js';
 import { registerSim } from './sim.js';
@@ -20,5 +21,6 @@ registerStatus(program);
 registerSim(program);
 registerImport(program);
 registerMedia(program);
+registerConfigstack(program);
 
 await program.parseAsync(process.argv);
