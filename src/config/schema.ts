@@ -188,9 +188,13 @@ const configStacksSchema = z
     idSchema,
     z
       .array(
-        z.record(z.string(), z.unknown(), {
-          invalid_type_error: 'each entry must be a mapping (key: value lines, or { key: value })',
-        }),
+        z
+          .unknown()
+          .refine(
+            (v) => v !== null && typeof v === 'object' && !Array.isArray(v),
+            'must be a mapping (key: value lines, or { key: value }): it becomes the replica\'s YAML file',
+          )
+          .transform((v) => v as Record<string, unknown>),
       )
       .max(maxStackEntries, `has more than ${maxStackEntries} entries`),
   )
