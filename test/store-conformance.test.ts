@@ -261,7 +261,9 @@ describe.each(backends)('store on $name', (backend) => {
         [1, 'pod-b', 'edited', true],
       ]);
       // Stacks are apart.
-      expect(await store.configstacks.claim('s1-other', 'pod-c', hashes(1), 5000)).toMatchObject({ index: 0 });
+      expect(await store.configstacks.claim('s1-other', 'pod-c', hashes(1), 5000)).toMatchObject({
+        index: 0,
+      });
     });
 
     it('gives an entry back on release, and drops claims past a shrunk list', async () => {

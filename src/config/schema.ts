@@ -192,7 +192,7 @@ const configStacksSchema = z
           .unknown()
           .refine(
             (v) => v !== null && typeof v === 'object' && !Array.isArray(v),
-            'must be a mapping (key: value lines, or { key: value }): it becomes the replica\'s YAML file',
+            "must be a mapping (key: value lines, or { key: value }): it becomes the replica's YAML file",
           )
           .transform((v) => v as Record<string, unknown>),
       )
