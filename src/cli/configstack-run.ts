@@ -280,14 +280,25 @@ export async function list(name: string, opts: { config?: string; json?: boolean
       console.log(JSON.stringify(rows, null, 2));
       return;
     }
-    const lines = rows.map((r) =>
-      [
+    const cells = [
+      ['index', 'holder', 'expires', 'entry'],
+      ...rows.map((r) => [
         String(r.index),
         r.holder ?? '(free)',
         r.expiresAt === null ? '' : new Date(r.expiresAt).toISOString(),
         JSON.stringify(r.entry).slice(0, 60) + (r.changed ? ' (changed since claimed)' : ''),
-      ].join('  '),
+      ]),
+    ];
+    const widths = [0, 1, 2].map((i) => Math.max(...cells.map((c) => (c[i] as string).length)));
+    console.log(
+      cells
+        .map((c) =>
+          c
+            .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+            .join('  ')
+            .trimEnd(),
+        )
+        .join('\n'),
     );
-    console.log(['index  holder  expires  entry', ...lines].join('\n'));
   });
 }
