@@ -236,6 +236,101 @@ describe.each(backends)('store on $name', (backend) => {
     });
   });
 
+  describe('configstacks', () => {
+    const hashes = (n: number, tag = 'h') => Array.from({ length: n }, (_, i) => `${tag}${i}`);
+
+    it('gives each holder its own entry, the same one again, and none when all are held', async () => {
+      const a = await store.configstacks.claim('s1', 'pod-a', hashes(2), 5000);
+      expect(a).toMatchObject({ index: 0, previousHash: null });
+      expect(a?.expiresAt).toBeGreaterThan(Date.now() + 3000);
+      expect(await store.configstacks.claim('s1', 'pod-b', hashes(2), 5000)).toMatchObject({ index: 1 });
+      expect(await store.configstacks.claim('s1', 'pod-c', hashes(2), 5000)).toBeUndefined();
+      // A restart: the same holder gets the same entry, and hears the hash it had.
+      expect(await store.configstacks.claim('s1', 'pod-b', hashes(2), 5000)).toMatchObject({
+        index: 1,
+        previousHash: 'h1',
+      });
+      // The entry was edited: the claim stays, the stored hash follows the config.
+      expect(await store.configstacks.claim('s1', 'pod-b', ['h0', 'edited'], 5000)).toMatchObject({
+        index: 1,
+        previousHash: 'h1',
+      });
+      const claims = await store.configstacks.list('s1');
+      expect(claims.map((c) => [c.index, c.holder, c.entryHash, c.held])).toEqual([
+        [0, 'pod-a', 'h0', true],
+        [1, 'pod-b', 'edited', true],
+      ]);
+      // Stacks are apart.
+      expect(await store.configstacks.claim('s1-other', 'pod-c', hashes(1), 5000)).toMatchObject({
+        index: 0,
+      });
+    });
+
+    it('gives an entry back on release, and drops claims past a shrunk list', async () => {
+      await store.configstacks.claim('s2', 'a', hashes(3), 5000);
+      await store.configstacks.claim('s2', 'b', hashes(3), 5000);
+      await store.configstacks.claim('s2', 'c', hashes(3), 5000);
+      expect(await store.configstacks.release('s2', 'a')).toBe(true);
+      expect(await store.configstacks.release('s2', 'a')).toBe(false);
+      expect(await store.configstacks.claim('s2', 'd', hashes(3), 5000)).toMatchObject({ index: 0 });
+      // The list shrank to 2: c's claim on entry 2 is dropped; c can no longer renew it, and a
+      // new claim by c finds nothing free.
+      expect(await store.configstacks.claim('s2', 'e', hashes(2), 5000)).toBeUndefined();
+      expect((await store.configstacks.list('s2')).map((c) => c.holder)).toEqual(['d', 'b']);
+      expect(await store.configstacks.renew('s2', 'c', 2, 5000)).toBeUndefined();
+      expect(await store.configstacks.claim('s2', 'c', hashes(2), 5000)).toBeUndefined();
+      // An empty stack has nothing to give.
+      expect(await store.configstacks.claim('s2-empty', 'a', [], 5000)).toBeUndefined();
+    });
+
+    it('lets a new holder take the entry of a holder whose claim ran out; renewing keeps it', async () => {
+      expect(await store.configstacks.claim('s3', 'old', hashes(2), 400)).toMatchObject({ index: 0 });
+      expect(await store.configstacks.claim('s3', 'kept', hashes(2), 400)).toMatchObject({ index: 1 });
+      await sleep(250);
+      expect(await store.configstacks.renew('s3', 'kept', 2, 400)).toMatchObject({ index: 1 });
+      await sleep(250);
+      // old's claim ran out (650 ms); kept renewed at 250 ms, so it lasts until 650 ms + margin.
+      expect(await store.configstacks.renew('s3', 'kept', 2, 5000)).toMatchObject({ index: 1 });
+      const held = await store.configstacks.list('s3');
+      expect(held.find((c) => c.index === 0)?.held).toBe(false);
+      expect(await store.configstacks.claim('s3', 'new', hashes(2), 5000)).toMatchObject({
+        index: 0,
+        previousHash: null,
+      });
+      // old comes back: its entry is gone, and there is no other.
+      expect(await store.configstacks.renew('s3', 'old', 2, 5000)).toBeUndefined();
+      expect(await store.configstacks.claim('s3', 'old', hashes(2), 5000)).toBeUndefined();
+    });
+
+    it('gives back its own expired entry to a holder nobody replaced', async () => {
+      expect(await store.configstacks.claim('s4', 'slow', hashes(3), 200)).toMatchObject({ index: 0 });
+      await sleep(300);
+      expect(await store.configstacks.renew('s4', 'slow', 3, 5000)).toMatchObject({ index: 0 });
+      await sleep(300);
+      expect(await store.configstacks.claim('s4', 'slow', hashes(3), 5000)).toMatchObject({ index: 0 });
+    });
+
+    it('gives 5 entries to exactly 5 of 20 holders claiming at once from separate connections', async () => {
+      const stores = await Promise.all(Array.from({ length: 20 }, () => openStore(storage)));
+      try {
+        const grants = await Promise.all(
+          stores.map((s, i) => s.configstacks.claim('race', `pod-${i}`, hashes(5), 30_000)),
+        );
+        const won = grants.filter((g) => g !== undefined).map((g) => g.index);
+        expect(won.sort()).toEqual([0, 1, 2, 3, 4]);
+        const claims = await store.configstacks.list('race');
+        expect(claims).toHaveLength(5);
+        expect(new Set(claims.map((c) => c.holder)).size).toBe(5);
+        // Each winner is the holder the store recorded for its index.
+        grants.forEach((g, i) => {
+          if (g) expect(claims[g.index]?.holder).toBe(`pod-${i}`);
+        });
+      } finally {
+        await Promise.all(stores.map((s) => s.close()));
+      }
+    });
+  });
+
   describe('members', () => {
     it('records heartbeats and lists members', async () => {
       await store.members.heartbeat({ id: 'api@box1', role: 'api', host: 'box1', pid: 10, startedAt: 1000 });

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { hearthVersion } from '../version.js';
 import { registerCheck } from './check.js';
+import { registerConfigstack } from './configstack.js';
 import { registerImport } from './import.js';
 import { registerKube } from './kube.js';
 import { registerMedia } from './media.js';
@@ -22,5 +23,6 @@ registerSim(program);
 registerImport(program);
 registerMedia(program);
 registerKube(program);
+registerConfigstack(program);
 
 await program.parseAsync(process.argv);

@@ -179,6 +179,30 @@ const clusterSchema = z
   .strict()
   .default({});
 
+/** Entries per configstack at most: a stack is one entry per replica, and a home has few. */
+export const maxStackEntries = 1000;
+
+/**
+ * `configstacks:`: per-replica configs. Each stack is a list of mappings; each replica of a
+ * Deployment or StatefulSet claims one entry (`hearth configstack claim`), which becomes its file.
+ */
+const configStacksSchema = z
+  .record(
+    idSchema,
+    z
+      .array(
+        z
+          .unknown()
+          .refine(
+            (v) => v !== null && typeof v === 'object' && !Array.isArray(v),
+            "must be a mapping (key: value lines, or { key: value }): it becomes the replica's YAML file",
+          )
+          .transform((v) => v as Record<string, unknown>),
+      )
+      .max(maxStackEntries, `has more than ${maxStackEntries} entries`),
+  )
+  .default({});
+
 /**
  * The top level of hearth.yaml. Device lists hold entries whose `kind` names a driver; each
  * entry is validated by that driver's own schema afterwards, so errors still point at the line.
@@ -193,6 +217,8 @@ export const configSchema = z
     http: httpSchema,
     storage: storageSchema,
     cluster: clusterSchema,
+    /** Per-replica configs: stack name → entries; see `hearth configstack claim`. */
+    configstacks: configStacksSchema,
     /**
      * The MQTT broker (Mosquitto) the roles of a cluster meet at; later also Home Assistant
      * discovery and MQTT devices. Optional on one box.

@@ -147,6 +147,60 @@ export interface MemberStore {
   list(): Promise<Member[]>;
 }
 
+/** What a holder got from `configstacks.claim`. */
+export interface StackGrant {
+  /** Index of the entry in the stack's list (0-based). */
+  index: number;
+  /** The entry's hash when this holder last claimed or renewed it; null on a fresh claim. */
+  previousHash: string | null;
+  /** When the claim runs out unless renewed (epoch ms, by the database's clock). */
+  expiresAt: number;
+}
+
+export interface StackClaim {
+  stack: string;
+  index: number;
+  holder: string;
+  entryHash: string;
+  expiresAt: number;
+  /** Judged by the database's clock: not expired. */
+  held: boolean;
+}
+
+/**
+ * Per-replica configs (`configstacks:`): each holder (a pod) claims one entry of a stack. A
+ * claim is a row (stack, index, holder, expiry); at most one row per index and one per holder.
+ * See docs/store.md.
+ */
+export interface ConfigStackStore {
+  /**
+   * Atomically: drops the claims of indexes at or past `hashes.length` (the list shrank); if
+   * `holder` has a claim in the stack (even an expired one nobody took), renews it and answers
+   * the same index; else takes the lowest index that is unclaimed or whose claim expired.
+   * `hashes[i]` is the hash of entry i, stored with the claim. Undefined: every entry is held.
+   */
+  claim(
+    stack: string,
+    holder: string,
+    hashes: readonly string[],
+    ttlMs: number,
+  ): Promise<StackGrant | undefined>;
+  /**
+   * Extends `holder`'s claim if it still has one at an index below `size`; undefined when it has
+   * none (it was taken after it expired, released, or the list shrank past it).
+   */
+  renew(
+    stack: string,
+    holder: string,
+    size: number,
+    ttlMs: number,
+  ): Promise<{ index: number; expiresAt: number } | undefined>;
+  /** Gives `holder`'s entry back at once; resolves whether it had one. */
+  release(stack: string, holder: string): Promise<boolean>;
+  /** The claims of `stack`, expired ones included, by index. */
+  list(stack: string): Promise<StackClaim[]>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** State that hearth itself owns (buttons): device-backed state lives on the device. */
@@ -155,6 +209,7 @@ export interface Store {
   readonly leases: LeaseStore;
   readonly claims: ClaimStore;
   readonly members: MemberStore;
+  readonly configstacks: ConfigStackStore;
   close(): Promise<void>;
 }
 

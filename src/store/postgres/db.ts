@@ -138,6 +138,52 @@ export class Db {
     }
   }
 
+  /**
+   * Runs `fn` in one transaction on one connection: its statements commit together when it
+   * resolves, or not at all. Retried on a fresh connection as `query` is (whole, from BEGIN),
+   * so `fn` must be safe to run again when `run.idempotent` is set.
+   */
+  async transaction<T>(
+    fn: (q: <R extends pg.QueryResultRow>(text: string, values: unknown[]) => Promise<R[]>) => Promise<T>,
+    run: Run,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed)
+        throw new HearthError('HEARTH_ERR_NOT_READY', `cannot ${run.what}: the store is closed`);
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        if (attempt < RETRY_PAUSES_MS.length) {
+          await pause(RETRY_PAUSES_MS[attempt] as number);
+          continue;
+        }
+        throw this.failure(run, err, true);
+      }
+      const onError = () => {};
+      client.on('error', onError);
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(async (text, values) => (await client.query(text, values)).rows);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        broken = isConnectionError(err) || isTimeout(err);
+        if (!broken) await client.query('ROLLBACK').catch(() => {});
+        if (run.idempotent && isConnectionError(err) && attempt < RETRY_PAUSES_MS.length) {
+          await pause(RETRY_PAUSES_MS[attempt] as number);
+          continue;
+        }
+        throw err instanceof HearthError ? err : this.failure(run, err);
+      } finally {
+        client.off('error', onError);
+        // Destroy rather than reuse a connection whose state is unknown.
+        client.release(broken ? true : undefined);
+      }
+    }
+  }
+
   failure(run: Run, err: unknown, unreachable = false): HearthError {
     const reason = redactText(reasonOf(err), this.url);
     if (unreachable || isConnectionError(err) || isTimeout(err)) {

@@ -51,4 +51,14 @@ export const postgresMigrations: readonly string[] = [
      started_at bigint NOT NULL,
      last_seen timestamptz NOT NULL
    )`,
+  // Per-replica configs: who holds which entry of a configstack (see ../store.ts).
+  `CREATE TABLE configstack_claim (
+     stack text NOT NULL,
+     idx integer NOT NULL,
+     holder text NOT NULL,
+     entry_hash text NOT NULL,
+     expires_at timestamptz NOT NULL,
+     PRIMARY KEY (stack, idx)
+   );
+   CREATE UNIQUE INDEX configstack_claim_by_holder ON configstack_claim (stack, holder)`,
 ];

@@ -2,6 +2,7 @@ import { HearthError, reasonOf } from '../../core/errors.js';
 import { redactText } from '../redact.js';
 import type { AutomationRun, Store, StoredState } from '../store.js';
 import { postgresCluster } from './cluster.js';
+import { postgresConfigStacks } from './configstacks.js';
 import { Db, isConnectionError, type PostgresOptions } from './db.js';
 import { postgresMigrations } from './migrations.js';
 
@@ -94,6 +95,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   return {
     kind: 'postgres',
     ...postgresCluster(db),
+    configstacks: postgresConfigStacks(db),
     states: {
       async get(id) {
         const rows = await q<Row>(`SELECT ${STATE_COLUMNS} FROM entity_state WHERE id = $1`, [id], {

@@ -49,4 +49,14 @@ export const sqliteMigrations: readonly string[] = [
      started_at INTEGER NOT NULL,
      last_seen INTEGER NOT NULL
    )`,
+  // Per-replica configs: who holds which entry of a configstack (see ../store.ts).
+  `CREATE TABLE configstack_claim (
+     stack TEXT NOT NULL,
+     idx INTEGER NOT NULL,
+     holder TEXT NOT NULL,
+     entry_hash TEXT NOT NULL,
+     expires_at INTEGER NOT NULL,
+     PRIMARY KEY (stack, idx)
+   );
+   CREATE UNIQUE INDEX configstack_claim_by_holder ON configstack_claim (stack, holder)`,
 ];

@@ -4,6 +4,7 @@ import SQLite from 'better-sqlite3';
 import { HearthError, reasonOf } from '../../core/errors.js';
 import type { AutomationRun, Store, StoredState } from '../store.js';
 import { sqliteCluster } from './cluster.js';
+import { sqliteConfigStacks } from './configstacks.js';
 import { sqliteMigrations } from './migrations.js';
 
 /** Runs kept per automation: the newest; older ones are deleted as new ones are recorded. */
@@ -104,6 +105,7 @@ export async function openSqliteStore(path: string): Promise<Store> {
   return {
     kind: 'sqlite',
     ...sqliteCluster(db),
+    configstacks: sqliteConfigStacks(db),
     automations: {
       async start(automation, trigger, startedAt, outcome = 'running') {
         return insertRun(automation, trigger, startedAt, null, outcome, null);

@@ -1,0 +1,233 @@
+// `hearth configstack` end to end: the built CLI against a real SQLite file and a fresh
+// PostgreSQL database, with real processes racing, renewing, and being killed.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { ConfigError, formatIssue } from '../src/config/errors.js';
+import { parseConfig } from '../src/config/load.js';
+import { drivers } from '../src/drivers/index.js';
+import { runCli, startCli } from './support/cli-run.js';
+import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+
+const root = mkdtempSync(join(tmpdir(), 'hearth-configstack-test-'));
+let pg: TestDatabase;
+beforeAll(async () => {
+  pg = await createTestDatabase();
+});
+afterAll(async () => {
+  await pg?.drop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const STACKS = `configstacks:
+  speakers:
+    - { room: kitchen, speaker: 192.168.1.50 }
+    - { room: hall, speaker: 192.168.1.51 }
+    - room: porch
+      speaker: 192.168.1.52
+      volume: 30
+  race: [{ n: 0 }, { n: 1 }, { n: 2 }]
+  solo: [{ n: 0 }]
+  solo2: [{ n: 0 }]
+  solo3: [{ n: 0 }]
+`;
+
+describe.each([
+  { name: 'sqlite', storage: () => 'storage: { sqlite: data/hearth.db }' },
+  { name: 'postgres', storage: () => `storage: { postgres: { url: "${pg.url}" } }` },
+])('hearth configstack on $name', ({ name, storage }) => {
+  let dir: string;
+  let config: string;
+  const cli = (...args: string[]) => runCli(['configstack', ...args, '--config', config]);
+  const out = (file: string) => join(dir, 'out', file);
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(root, `${name}-`));
+    config = join(dir, 'hearth.yaml');
+    writeFileSync(config, `${storage()}\n${STACKS}`);
+  });
+
+  it('writes the claimed entry, gives the same holder the same entry, and exits 3 when all are held', async () => {
+    const a = await cli('claim', 'speakers', '--holder', 'pod-a', '--out', out('a.yaml'));
+    expect(a.stderr).toBe('');
+    expect(a.code).toBe(0);
+    expect(a.stdout).toMatch(/^claimed speakers\[0\] for pod-a: wrote .*a\.yaml$/m);
+    expect(parse(readFileSync(out('a.yaml'), 'utf8'))).toEqual({ room: 'kitchen', speaker: '192.168.1.50' });
+    const b = await cli('claim', 'speakers', '--holder', 'pod-b', '--out', out('b.yaml'));
+    expect(b.stdout).toMatch(/claimed speakers\[1\] for pod-b/);
+    const c = await cli('claim', 'speakers', '--holder', 'pod-c', '--out', out('c.yaml'));
+    expect(parse(readFileSync(out('c.yaml'), 'utf8'))).toEqual({
+      room: 'porch',
+      speaker: '192.168.1.52',
+      volume: 30,
+    });
+    expect(c.code).toBe(0);
+    // pod-a restarts: the same entry.
+    const again = await cli('claim', 'speakers', '--holder', 'pod-a', '--out', out('a2.yaml'));
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/claimed speakers\[0\] for pod-a/);
+    expect(readFileSync(out('a2.yaml'), 'utf8')).toBe(readFileSync(out('a.yaml'), 'utf8'));
+    // A fourth replica: nothing left.
+    const d = await cli('claim', 'speakers', '--holder', 'pod-d', '--out', out('d.yaml'));
+    expect(d.code).toBe(3);
+    expect(d.stderr.trim()).toBe(
+      'hearth configstack claim: no free entry in the configstack speakers: all 3 are held by live holders (`hearth configstack list speakers` shows them); add an entry or stop a replica',
+    );
+    expect(existsSync(out('d.yaml'))).toBe(false);
+    // Written by rename: no temp file is left behind.
+    expect(readdirSync(join(dir, 'out')).sort()).toEqual(['a.yaml', 'a2.yaml', 'b.yaml', 'c.yaml']);
+    const list = await cli('list', 'speakers', '--json');
+    expect(list.code).toBe(0);
+    expect(
+      (JSON.parse(list.stdout) as { index: number; holder: string }[]).map((r) => [r.index, r.holder]),
+    ).toEqual([
+      [0, 'pod-a'],
+      [1, 'pod-b'],
+      [2, 'pod-c'],
+    ]);
+  });
+
+  it('exits 2 for a stack the config lacks or a bad --ttl, naming what there is', async () => {
+    const r = await cli('claim', 'speaker', '--holder', 'x', '--out', out('x.yaml'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('has no configstack "speaker"; it has: speakers, race, solo');
+    const t = await cli('claim', 'solo', '--holder', 'x', '--out', out('x.yaml'), '--ttl', '0.5');
+    expect(t.code).toBe(2);
+    expect(t.stderr).toContain('--ttl must be a whole number of seconds');
+    expect(existsSync(out('x.yaml'))).toBe(false);
+  });
+
+  it('gives 3 entries to exactly 3 of 8 processes claiming at once', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        cli('claim', 'race', '--holder', `racer-${i}`, '--out', out(`race-${i}.yaml`)),
+      ),
+    );
+    const codes = results.map((r) => r.code);
+    expect(codes.filter((c) => c === 0)).toHaveLength(3);
+    expect(codes.filter((c) => c === 3)).toHaveLength(5);
+    const won = results.flatMap((r, i) =>
+      r.code === 0 ? [parse(readFileSync(out(`race-${i}.yaml`), 'utf8'))] : [],
+    );
+    expect(won.map((e: { n: number }) => e.n).sort()).toEqual([0, 1, 2]);
+  }, 60_000);
+
+  it('keeps a held entry past its TTL; after hold is killed with -9, another holder gets it once the TTL runs out', async () => {
+    expect(
+      (await cli('claim', 'solo', '--holder', 'pi-1', '--out', out('pi-1.yaml'), '--ttl', '2')).code,
+    ).toBe(0);
+    const holder = startCli([
+      'configstack',
+      'hold',
+      'solo',
+      '--holder',
+      'pi-1',
+      '--ttl',
+      '2',
+      '--config',
+      config,
+    ]);
+    try {
+      await holder.waitFor(/holding solo\[0\] for pi-1; renewing every 0\.666 s/);
+      // Past the TTL: renewed all along, so still taken.
+      await sleep(3000);
+      expect((await cli('claim', 'solo', '--holder', 'pi-2', '--out', out('pi-2.yaml'))).code).toBe(3);
+      expect(await holder.stop('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+      const started = Date.now();
+      let got = await cli('claim', 'solo', '--holder', 'pi-2', '--out', out('pi-2.yaml'));
+      // Renewed at most 0.67 s before the kill: still held right after it, free within 2 s.
+      if (Date.now() - started < 1200) expect(got.code).toBe(3);
+      while (got.code === 3 && Date.now() - started < 8000) {
+        await sleep(300);
+        got = await cli('claim', 'solo', '--holder', 'pi-2', '--out', out('pi-2.yaml'));
+      }
+      expect(got.code).toBe(0);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(parse(readFileSync(out('pi-2.yaml'), 'utf8'))).toEqual({ n: 0 });
+      // pi-1 comes back and finds its entry gone.
+      const back = await cli('hold', 'solo', '--holder', 'pi-1');
+      expect(back.code).toBe(4);
+      expect(back.stderr).toContain('pi-1 holds no entry of the configstack solo');
+    } finally {
+      await holder.stop('SIGKILL');
+    }
+  }, 60_000);
+
+  it('releases on SIGTERM: the next replica gets the entry at once', async () => {
+    expect(
+      (await cli('claim', 'solo2', '--holder', 'pi-1', '--out', out('s2.yaml'), '--ttl', '60')).code,
+    ).toBe(0);
+    const holder = startCli(['configstack', 'hold', 'solo2', '--holder', 'pi-1', '--config', config]);
+    await holder.waitFor(/holding solo2\[0\]/);
+    expect((await cli('claim', 'solo2', '--holder', 'pi-2', '--out', out('s2b.yaml'))).code).toBe(3);
+    expect(await holder.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(holder.stdout()).toContain('released solo2[0]');
+    const next = await cli('claim', 'solo2', '--holder', 'pi-2', '--out', out('s2b.yaml'));
+    expect(next.code).toBe(0);
+  }, 30_000);
+
+  it('hold exits 4 when another holder took the entry while it could not renew', async () => {
+    expect((await cli('claim', 'solo3', '--holder', 'pi-1', '--out', out('s3.yaml'))).code).toBe(0);
+    const holder = startCli([
+      'configstack',
+      'hold',
+      'solo3',
+      '--holder',
+      'pi-1',
+      '--ttl',
+      '3',
+      '--config',
+      config,
+    ]);
+    try {
+      await holder.waitFor(/holding solo3\[0\]/);
+      // Stands in for a lost claim (a partition longer than the TTL): released behind its back
+      // and taken by another replica.
+      expect((await cli('release', 'solo3', '--holder', 'pi-1')).code).toBe(0);
+      expect((await cli('claim', 'solo3', '--holder', 'pi-2', '--out', out('s3b.yaml'))).code).toBe(0);
+      // SIGCONT does nothing to it: stop() then only waits for the exit.
+      const ended = await Promise.race([holder.stop('SIGCONT'), sleep(5000).then(() => 'still running')]);
+      expect(ended).toEqual({ code: 4, signal: null });
+      expect(holder.stderr()).toContain('lost solo3[0]');
+    } finally {
+      await holder.stop('SIGKILL');
+    }
+  }, 30_000);
+});
+
+describe('configstacks: in the config', () => {
+  const problems = (text: string): string[] => {
+    try {
+      parseConfig(text, '/etc/hearth/hearth.yaml', { drivers, env: {} });
+    } catch (err) {
+      if (err instanceof ConfigError) return err.issues.map(formatIssue);
+      throw err;
+    }
+    return [];
+  };
+
+  it('takes a map of names to lists of mappings', () => {
+    const cfg = parseConfig(STACKS, '/etc/hearth/hearth.yaml', { drivers, env: {} });
+    expect(cfg.configstacks.speakers?.[2]).toEqual({ room: 'porch', speaker: '192.168.1.52', volume: 30 });
+    expect(parseConfig('', '/x.yaml', { drivers, env: {} }).configstacks).toEqual({});
+  });
+
+  it('names a bad stack name, an entry that is not a mapping, and too many entries at their line', () => {
+    expect(problems('configstacks:\n  "a b": [{ x: 1 }]\n')).toEqual([
+      '/etc/hearth/hearth.yaml:2:10: configstacks.a b: must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -',
+    ]);
+    expect(problems('configstacks:\n  s:\n    - { x: 1 }\n    - just text\n    - [1, 2]\n')).toEqual([
+      `/etc/hearth/hearth.yaml:4:7: configstacks.s[1]: must be a mapping (key: value lines, or { key: value }): it becomes the replica's YAML file (got "just text")`,
+      `/etc/hearth/hearth.yaml:5:7: configstacks.s[2]: must be a mapping (key: value lines, or { key: value }): it becomes the replica's YAML file`,
+    ]);
+    const many = `configstacks:\n  big:\n${'    - { x: 1 }\n'.repeat(1001)}`;
+    expect(problems(many)).toEqual([
+      '/etc/hearth/hearth.yaml:3:5: configstacks.big: has more than 1000 entries',
+    ]);
+    expect(problems(`configstacks:\n  ok:\n${'    - { x: 1 }\n'.repeat(1000)}`)).toEqual([]);
+  });
+});
