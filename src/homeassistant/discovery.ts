@@ -208,9 +208,15 @@ export function startDiscovery(o: DiscoveryOptions): Discovery {
   const { runtime, mqtt, prefix, nodeId, log } = o;
   const deviceOf = deviceBlocks(o.devices, nodeId);
   const announced = new Map<string, string>();
+  /** What each config was made of: most state changes change none of it, and are skipped cheaply. */
+  const madeOf = new Map<string, { name: string; attributes: Record<string, unknown> }>();
   const removed: string[] = [];
   const announce = (e: EntityView) => {
     if (!announceable(e)) return;
+    const last = madeOf.get(e.id);
+    // The runtime hands out the same attributes object until they change.
+    if (last && last.name === e.name && last.attributes === e.attributes && announced.has(e.id)) return;
+    madeOf.set(e.id, { name: e.name, attributes: e.attributes });
     const { topic, payload } = discoveryConfig(e, o, deviceOf(e.id));
     const text = JSON.stringify(payload);
     // A sensor's unit may arrive with its first reading: announce again when the config changes.
@@ -238,6 +244,7 @@ export function startDiscovery(o: DiscoveryOptions): Discovery {
   // A device removed from zigbee2mqtt, a pressed button deleted: Home Assistant deletes an
   // entity whose config is emptied.
   const offRemoved = runtime.onRemoved((e) => {
+    madeOf.delete(e.id);
     if (!announced.delete(e.id)) return;
     mqtt.publish(`${prefix}/${componentOf[e.kind]}/${nodeId}/${e.id}/config`, '', { retain: true });
   }, 'homeassistant');
