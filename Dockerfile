@@ -51,8 +51,8 @@ LABEL org.opencontainers.image.title="hearth" \
 # /app/data -> /var/lib/hearth: the demo config keeps its data in ../data next to examples/.
 # /etc/hearth/data -> /var/lib/hearth: a config mounted as /etc/hearth/hearth.yaml that keeps
 # the default storage (data/hearth.db, relative to the config's folder) writes to the volume.
-RUN groupadd --system --gid 10001 hearth \
-  && useradd --system --uid 10001 --gid hearth --home-dir /var/lib/hearth --shell /usr/sbin/nologin hearth \
+RUN groupadd --gid 10001 hearth \
+  && useradd --uid 10001 --gid hearth --home-dir /var/lib/hearth --shell /usr/sbin/nologin hearth \
   && install -d -o hearth -g hearth -m 0750 /var/lib/hearth \
   && install -d -m 0755 /etc/hearth /app \
   && ln -s /var/lib/hearth /app/data \
