@@ -90,8 +90,9 @@ describe('hearth kube render', () => {
     const serial = '/dev/serial/by-id/usb-mbed_Microcontroller_101000000000000000000002F7F1E9E2-if01';
     expect(pod.volumes).toContainEqual({ name: 'serial-0', hostPath: { path: serial, type: 'CharDevice' } });
     expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'serial-0', mountPath: serial });
-    expect(pod.containers[0].command).toEqual([
-      'hearth',
+    // The image's entrypoint (tini, node /app/bin/hearth.js) runs these.
+    expect(pod.containers[0].command).toBeUndefined();
+    expect(pod.containers[0].args).toEqual([
       'start',
       '--role',
       'agent',
@@ -112,6 +113,11 @@ describe('hearth kube render', () => {
       runAsNonRoot: true,
       seccompProfile: { type: 'RuntimeDefault' },
     });
+    // The pods run as the image's own user (the Dockerfile's USER), so its volume is theirs.
+    const user = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8').match(/^USER (\d+):(\d+)$/m);
+    expect(user, 'USER uid:gid in the Dockerfile').not.toBeNull();
+    expect(apiPod.securityContext.runAsUser).toBe(Number(user?.[1]));
+    expect(apiPod.securityContext.runAsGroup).toBe(Number(user?.[2]));
     expect(apiPod.tolerations).toContainEqual({
       key: 'node.kubernetes.io/unreachable',
       operator: 'Exists',

@@ -114,7 +114,8 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
       name: 'hearth',
       image: kube.image,
       imagePullPolicy: 'IfNotPresent',
-      command: ['hearth', 'start', ...args, '--config', `${configDir}/hearth.yaml`],
+      // The image's entrypoint (tini, then `node /app/bin/hearth.js`) stays: tini is PID 1.
+      args: ['start', ...args, '--config', `${configDir}/hearth.yaml`],
       envFrom: [{ secretRef: { name: secretName } }],
       env: [{ name: 'HEARTH_CONFIG', value: `${configDir}/hearth.yaml` }],
       ports,

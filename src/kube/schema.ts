@@ -69,7 +69,7 @@ export const kubernetesSchema = z
         'must be an image reference like registry.local:5000/hearth:0.1.0',
       ),
     /** The uid and gid hearth runs as in its containers; default 1000. */
-    runAsUser: z.number().int().min(1).max(2_147_483_647).default(1000),
+    runAsUser: z.number().int().min(1).max(2_147_483_647).default(10001),
     /** A host name for an Ingress to the public status listener (`http.public`); none when left out. */
     ingressHost: z
       .string()

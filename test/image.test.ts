@@ -1,0 +1,353 @@
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  type Copy,
+  copiesOf,
+  dockerignore,
+  execForm,
+  keyValues,
+  parseDockerfile,
+  type Stage,
+} from './support/dockerfile.js';
+import { http, post, tempDir } from './support/hearth.js';
+import { repoRoot, spawnReady } from './support/process.js';
+
+const run = promisify(execFile);
+const read = (file: string) => readFileSync(join(repoRoot, file), 'utf8');
+const dockerfile = parseDockerfile(read('Dockerfile'));
+const sent = dockerignore(read('.dockerignore'));
+const pkg = JSON.parse(read('package.json')) as { version: string; license: string };
+const runtime = dockerfile.stages.at(-1) as Stage;
+const buildStage = dockerfile.stages.find((s) => s.name === 'build') as Stage;
+
+function all(stage: Stage, keyword: string): string[] {
+  return stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
+}
+
+function one(stage: Stage, keyword: string): string {
+  const found = all(stage, keyword);
+  expect(found, `${keyword} in the runtime stage`).toHaveLength(1);
+  return found[0] as string;
+}
+
+/** The HEALTHCHECK's command (exec form), as Docker runs it inside the container. */
+function healthcheckCommand(): string[] {
+  const args = one(runtime, 'HEALTHCHECK');
+  const command = execForm(args.slice(args.indexOf('CMD') + 3));
+  expect(command, 'HEALTHCHECK CMD in exec form').toBeDefined();
+  return command as string[];
+}
+
+// What can be checked without a Docker engine, so the Dockerfile cannot rot silently.
+describe('the Dockerfile', () => {
+  it('builds on one pinned, slim Node LTS base for both stages (the native addons match the runtime)', () => {
+    expect(dockerfile.stages.length).toBeGreaterThanOrEqual(2);
+    const base = dockerfile.globalArgs.get('NODE_IMAGE') ?? '';
+    const m = /^node:(\d+)-([a-z]+)-slim$/.exec(base);
+    expect(m, `ARG NODE_IMAGE=${base}: node:<major>-<debian>-slim, pinned by tag`).not.toBeNull();
+    expect(Number(m?.[1]) % 2, 'an even (LTS) Node major').toBe(0);
+    expect(Number(m?.[1])).toBeGreaterThanOrEqual(20);
+    for (const stage of dockerfile.stages) expect(stage.from).toBe(`\${NODE_IMAGE}`);
+  });
+
+  it('installs production dependencies only, and runs the install scripts of exactly the packages that have one', () => {
+    const installs = dockerfile.stages
+      .flatMap((s) => all(s, 'RUN'))
+      .filter((r) => /npm (ci|install|i)\b/.test(r));
+    expect(installs.length).toBeGreaterThan(0);
+    for (const r of installs) expect(r).toMatch(/npm ci --omit=dev\b/);
+    expect(all(runtime, 'RUN').join('\n')).not.toMatch(/\bnpm\b/);
+
+    // With --ignore-scripts, a dependency that gains an install script (a native addon) must be
+    // added to `npm rebuild`, or the image would lack its compiled part.
+    const lock = JSON.parse(read('package-lock.json')) as {
+      packages: Record<string, { dev?: boolean; hasInstallScript?: boolean }>;
+    };
+    const withScripts = Object.entries(lock.packages)
+      .filter(([path, p]) => path !== '' && p.hasInstallScript && !p.dev)
+      .map(([path]) => path.replace(/^.*node_modules\//, ''))
+      .sort();
+    const rebuild = /npm rebuild ((?:[@\w./-]+ ?)+)/.exec(all(buildStage, 'RUN').join('\n'));
+    expect(rebuild?.[1]?.trim().split(/\s+/).sort()).toEqual(withScripts);
+  });
+
+  it('builds dist/ with the build script and copies what the CLI needs into the runtime stage', () => {
+    expect(all(buildStage, 'RUN').some((r) => r.includes('node scripts/build.mjs'))).toBe(true);
+    const fromBuild = copiesOf(runtime)
+      .filter((c) => c.from === 'build')
+      .flatMap((c) => c.sources);
+    // package.json: "type": "module" for bin/hearth.js, and how the CLI finds examples/.
+    for (const p of ['/app/package.json', '/app/node_modules', '/app/dist']) expect(fromBuild).toContain(p);
+    const fromContext = copiesOf(runtime)
+      .filter((c) => c.from === undefined)
+      .flatMap((c) => c.sources);
+    expect(fromContext).toEqual(expect.arrayContaining(['bin/', 'examples/']));
+  });
+
+  it('runs as a non-root user that the image creates', () => {
+    const user = one(runtime, 'USER');
+    const uid = user.split(':')[0] as string;
+    expect(uid).not.toMatch(/^(0|root)$/);
+    // Numeric, so Kubernetes' runAsNonRoot can check it without reading /etc/passwd.
+    expect(uid).toMatch(/^\d+$/);
+    expect(all(runtime, 'RUN').join('\n')).toContain(`--uid ${uid}`);
+  });
+
+  it('has a HEALTHCHECK on /healthz that needs only node (no curl in a slim image)', () => {
+    const command = healthcheckCommand();
+    expect(command[0]).toBe('node');
+    expect(command.join(' ')).toContain('/healthz');
+    expect(command.join(' ')).not.toMatch(/\b(curl|wget)\b/);
+  });
+
+  it('keeps data in the volume, reads its config from /etc/hearth, exposes both listeners', () => {
+    expect(all(runtime, 'VOLUME')).toContain('/var/lib/hearth');
+    expect(keyValues(all(runtime, 'ENV').join(' ')).get('HEARTH_CONFIG')).toBe('/etc/hearth/hearth.yaml');
+    expect(one(runtime, 'EXPOSE').split(/\s+/).sort()).toEqual(['8000', '8080']);
+    // The demo's data (../data next to examples/) must land in the volume on a read-only root.
+    expect(all(runtime, 'RUN').join('\n')).toContain('ln -s /var/lib/hearth /app/data');
+  });
+
+  it('runs the CLI with a signal-forwarding init, `start` by default', () => {
+    const entrypoint = execForm(one(runtime, 'ENTRYPOINT'));
+    expect(entrypoint).toEqual(['/usr/bin/tini', '--', 'node', '/app/bin/hearth.js']);
+    expect(copiesOf(runtime).some((c) => c.sources.includes('/usr/bin/tini'))).toBe(true);
+    expect(execForm(one(runtime, 'CMD'))).toEqual(['start']);
+  });
+
+  it('labels the image (OCI), with the version package.json says', () => {
+    const labels = keyValues(all(runtime, 'LABEL').join(' '));
+    for (const key of ['source', 'version', 'licenses', 'title', 'description']) {
+      expect(labels.has(`org.opencontainers.image.${key}`), key).toBe(true);
+    }
+    expect(labels.get('org.opencontainers.image.licenses')).toBe(pkg.license);
+    const versionArg = all(runtime, 'ARG').find((a) => a.startsWith('HEARTH_VERSION='));
+    expect(versionArg).toBe(`HEARTH_VERSION=${pkg.version}`);
+  });
+
+  it('copies only files that exist and that .dockerignore sends', () => {
+    for (const stage of dockerfile.stages) {
+      for (const copy of copiesOf(stage).filter((c) => c.from === undefined)) {
+        for (const source of copy.sources) {
+          const path = source.replace(/\/$/, '');
+          expect(existsSync(join(repoRoot, path)), `Dockerfile:${copy.line}: ${source} exists`).toBe(true);
+          expect(sent(path), `Dockerfile:${copy.line}: .dockerignore sends ${source}`).toBe(true);
+        }
+      }
+    }
+    // What must never be in the context, however it got there.
+    for (const path of [
+      'node_modules/fastify/package.json',
+      'dist/hearth.mjs',
+      'data/demo.db',
+      '.git/config',
+      'secrets.yaml',
+      'examples/secrets.yaml',
+      'examples/data/hearth.db',
+      'hearth.db',
+      'test/demo.test.ts',
+      'src/core/serial-queue.test.ts',
+      '.ci/run',
+    ]) {
+      expect(sent(path), `.dockerignore keeps out ${path}`).toBe(false);
+    }
+    expect(sent('src/cli/main.ts')).toBe(true);
+  });
+
+  it('its HEALTHCHECK command says 0 for a running hearth and 1 when nothing answers', async () => {
+    const [node, ...args] = healthcheckCommand();
+    expect(node).toBe('node');
+    const demo = await spawnReady(['bin/hearth.js', 'start', '--demo'], { HEARTH_PORT: '0' });
+    try {
+      const healthy = spawnSync(process.execPath, args, {
+        env: { ...process.env, HEARTH_HEALTHCHECK_URL: `${demo.url}/healthz` },
+        timeout: 10_000,
+      });
+      expect(healthy.status).toBe(0);
+    } finally {
+      demo.child.kill('SIGTERM');
+    }
+    await demo.exited;
+    const gone = spawnSync(process.execPath, args, {
+      env: { ...process.env, HEARTH_HEALTHCHECK_URL: `${demo.url}/healthz` },
+      timeout: 10_000,
+    });
+    expect(gone.status).toBe(1);
+  });
+});
+
+// A production install, as the image's build stage makes it: downloads packages and compiles
+// better-sqlite3 where no prebuilt binary can be fetched (about 2 minutes on a 2-core machine
+// without access to GitHub), so it runs only with HEARTH_TEST_PROD_INSTALL=1.
+const prodInstall = process.env.HEARTH_TEST_PROD_INSTALL === '1';
+if (!prodInstall)
+  console.warn('image.test.ts: production install tests skipped; HEARTH_TEST_PROD_INSTALL=1 runs them');
+
+describe.skipIf(!prodInstall)('a production install', () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  /** The build context: the working tree's files (tracked or not, minus .gitignore), as .dockerignore filters them. */
+  function context(): string {
+    const dir = tempDir('hearth-image-context-');
+    dirs.push(dir);
+    const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    })
+      .split('\0')
+      .filter((f) => f !== '' && existsSync(join(repoRoot, f)) && sent(f));
+    for (const f of files) cpSync(join(repoRoot, f), join(dir, f), { recursive: true });
+    return dir;
+  }
+
+  /** Starts `node BIN start --demo` with no socat on PATH (the image has none) and checks it serves. */
+  async function demoServes(bin: string): Promise<void> {
+    const empty = tempDir('hearth-image-path-');
+    dirs.push(empty);
+    const demo = await spawnReady([bin, 'start', '--demo'], { HEARTH_PORT: '0', PATH: empty });
+    try {
+      expect((await http(`${demo.url}/readyz`)).status).toBe(200);
+      expect((await post(`${demo.url}/api/v0/switches/lamp/toggle/`)).body).toBe('OK');
+      // Without socat the simulated serial devices are unavailable, not a crash.
+      const coffee = JSON.parse((await http(`${demo.url}/api/v1/entities/coffee`)).body).entity;
+      expect(coffee.available).toBe(false);
+      expect(demo.output()).toContain('cannot run socat');
+    } finally {
+      demo.child.kill('SIGTERM');
+    }
+    expect((await demo.exited).code).toBe(0);
+  }
+
+  it('`npm ci --omit=dev` builds dist/ (the prepare script) and the demo runs from it', {
+    timeout: 300_000,
+  }, async () => {
+    const dir = context();
+    await run('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], {
+      cwd: dir,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    expect(statSync(join(dir, 'dist', 'hearth.mjs')).size).toBeGreaterThan(100_000);
+    expect(existsSync(join(dir, 'node_modules', 'vitest'))).toBe(false);
+    await demoServes(join(dir, 'bin', 'hearth.js'));
+  });
+
+  it("the Dockerfile's own steps, without Docker: its build stage's commands, then its runtime stage's files", {
+    timeout: 300_000,
+  }, async () => {
+    const ctx = context();
+    const buildDir = tempDir('hearth-image-build-');
+    const app = tempDir('hearth-image-app-');
+    dirs.push(buildDir, app);
+    const stages: Record<string, string> = { build: buildDir, runtime: app };
+    // COPY as Docker does it: a folder's contents into the destination; a file into a
+    // destination ending in `/`, or as the destination. /app is the stages' WORKDIR.
+    const copy = (c: Copy, into: string) => {
+      for (const source of c.sources) {
+        const from =
+          c.from === undefined
+            ? join(ctx, source)
+            : join(stages[c.from] ?? '', source.replace(/^\/app\/?/, ''));
+        const to = join(into, c.dest.replace(/^\/app\/?/, ''));
+        if (statSync(from).isDirectory()) cpSync(from, to, { recursive: true });
+        else if (c.dest.endsWith('/')) cpSync(from, join(to, basename(from)));
+        else cpSync(from, to);
+      }
+    };
+    // The build stage, in order. apt-get (build tools, tini) and ENV are the base image's
+    // business: this machine has its own compiler and Node headers (npm's nodedir).
+    for (const ins of buildStage.instructions) {
+      if (ins.keyword === 'COPY') {
+        for (const c of copiesOf({ ...buildStage, instructions: [ins] })) copy(c, buildDir);
+      } else if (ins.keyword === 'RUN' && !ins.args.includes('apt-get')) {
+        const command = ins.args.replace(/--mount=\S+\s*/g, '');
+        await run('sh', ['-c', command], { cwd: buildDir, maxBuffer: 64 * 1024 * 1024 });
+      }
+    }
+    // The runtime stage's files (/usr/bin/tini is outside the app, and the base image's).
+    for (const c of copiesOf(runtime)) if (c.dest.startsWith('/app/')) copy(c, app);
+    expect(existsSync(join(app, 'node_modules', 'typescript'))).toBe(false);
+    await demoServes(join(app, 'bin', 'hearth.js'));
+  });
+});
+
+// The image itself, where a Docker engine answers. This machine has the docker CLI but no
+// engine, so it is skipped here with the reason printed.
+function engine(): string | undefined {
+  const info = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], {
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
+  if (info.error) return `no docker command (${info.error.message})`;
+  if (info.status !== 0)
+    return `no Docker engine answers (docker info: ${info.stderr.trim().split('\n').at(-1)})`;
+  return undefined;
+}
+const noEngine = engine();
+if (noEngine) console.warn(`image.test.ts: the image tests are skipped: ${noEngine}`);
+
+describe.skipIf(noEngine !== undefined)('the image', () => {
+  const tag = `hearth:test-${process.pid}`;
+  const containers: string[] = [];
+  afterAll(async () => {
+    for (const c of containers) await run('docker', ['rm', '-f', '-v', c]).catch(() => undefined);
+    await run('docker', ['rmi', tag]).catch(() => undefined);
+  });
+
+  /** Runs node -e SCRIPT inside the container; its stdout. */
+  async function inside(container: string, script: string): Promise<string> {
+    const { stdout } = await run('docker', ['exec', container, 'node', '-e', script]);
+    return stdout.trim();
+  }
+
+  it('runs the demo read-only as a non-root user, is ready, and stops at once with 0 on docker stop', {
+    timeout: 900_000,
+  }, async () => {
+    // BuildKit: the Dockerfile uses RUN --mount.
+    await run('docker', ['build', '-t', tag, '.'], {
+      cwd: repoRoot,
+      env: { ...process.env, DOCKER_BUILDKIT: '1' },
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const { stdout } = await run('docker', [
+      'run',
+      '--detach',
+      '--read-only',
+      '--tmpfs',
+      '/tmp',
+      '-e',
+      'HEARTH_LOG_LEVEL=warn',
+      tag,
+      'start',
+      '--demo',
+    ]);
+    const container = stdout.trim();
+    containers.push(container);
+    const status = (path: string) =>
+      inside(
+        container,
+        `fetch('http://127.0.0.1:8000${path}').then(r=>console.log(r.status),()=>console.log(0))`,
+      );
+    await expect.poll(() => status('/readyz'), { timeout: 30_000, interval: 500 }).toBe('200');
+    expect(await inside(container, 'console.log(process.getuid())')).toBe('10001');
+    const toggled = await inside(
+      container,
+      "fetch('http://127.0.0.1:8000/api/v0/switches/lamp/toggle/',{method:'POST'}).then(r=>r.text()).then(console.log)",
+    );
+    expect(toggled).toBe('OK');
+    // The HEALTHCHECK's own command, as the engine runs it.
+    const [, , script] = healthcheckCommand();
+    await run('docker', ['exec', container, 'node', '-e', script as string]);
+
+    const started = Date.now();
+    await run('docker', ['stop', '--time', '10', container]);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const { stdout: code } = await run('docker', ['inspect', '--format', '{{.State.ExitCode}}', container]);
+    expect(code.trim()).toBe('0');
+  });
+});
