@@ -195,7 +195,7 @@ automations:
     const named = new Set<string>();
     for (const p of panels) {
       if (p.type === 'row') continue;
-      expect(p.datasource?.uid, p.title).toBe('${datasource}');
+      expect(p.datasource?.uid, p.title).toBe(`\${datasource}`);
       expect(p.targets?.length, p.title).toBeGreaterThan(0);
       const refIds = (p.targets ?? []).map((t) => t.refId);
       expect(new Set(refIds).size, p.title).toBe(refIds.length);

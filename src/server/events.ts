@@ -94,15 +94,6 @@ export class EventStreams {
   }
 
   /**
-   * The id of the latest change, and starts the journal recording: a client that reads a
-   * snapshot now and opens its stream with this as `lastEventId` misses nothing in between.
-   */
-  currentId(): string {
-    this.#journal.touch();
-    return this.#journal.lastId;
-  }
-
-  /**
    * Serves one stream on `reply`; `detail` says whether this client sees failure detail. Past
    * `maxStreams`, answers 503 with Retry-After.
    */
