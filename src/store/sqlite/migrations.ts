@@ -59,4 +59,24 @@ export const sqliteMigrations: readonly string[] = [
      PRIMARY KEY (stack, idx)
    );
    CREATE UNIQUE INDEX configstack_claim_by_holder ON configstack_claim (stack, holder)`,
+  // History (see ../store.ts HistoryStore). Without rowid: one b-tree per table, keyed by
+  // entity and time, so a batch of rows is one set of page writes, not a table and an index
+  // (compaction finds the entities by a skip scan of that key, not by an index on time).
+  `CREATE TABLE history_raw (
+     entity TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     num REAL,
+     text TEXT,
+     PRIMARY KEY (entity, at)
+   ) WITHOUT ROWID;
+   CREATE TABLE history_agg (
+     entity TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     step INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     min REAL NOT NULL,
+     mean REAL NOT NULL,
+     max REAL NOT NULL,
+     PRIMARY KEY (entity, at)
+   ) WITHOUT ROWID`,
 ];
