@@ -8,7 +8,7 @@ interface Range {
 }
 
 /**
- * The entities of a table keyed by (entity, at), by a skip scan of that key: one seek per
+ * The entities of history_agg (keyed by (entity, at)), by a skip scan of that key: one seek per
  * entity, whatever the number of rows, and no index on time to write on every append.
  */
 const entitiesOf = (table: string) =>
@@ -22,7 +22,7 @@ const entitiesOf = (table: string) =>
 export function sqliteHistory(db: SQLite.Database): HistoryStore {
   const insert = db.prepare<[string, number, number | null, string | null]>(
     `INSERT INTO history_raw (entity, at, num, text) VALUES (?, ?, ?, ?)
-     ON CONFLICT (entity, at) DO UPDATE SET num = excluded.num, text = excluded.text`,
+     ON CONFLICT (at, entity) DO UPDATE SET num = excluded.num, text = excluded.text`,
   );
   const append = db.transaction((rows: readonly HistoryRow[]) => {
     for (const r of rows) insert.run(r.id, Math.round(r.at), r.num, r.text);
@@ -49,17 +49,17 @@ export function sqliteHistory(db: SQLite.Database): HistoryStore {
        FROM history_raw WHERE entity = @id AND at >= @from AND at < @to AND num IS NULL
      ) WHERE rn = 1 ORDER BY b`,
   );
+  // Buckets first (keyed by entity); raw rows only when there are none (a scan of `raw` days).
   const has = db.prepare<[string, string], { yes: number }>(
-    `SELECT EXISTS (SELECT 1 FROM history_raw WHERE entity = ?)
-         OR EXISTS (SELECT 1 FROM history_agg WHERE entity = ?) AS yes`,
+    `SELECT EXISTS (SELECT 1 FROM history_agg WHERE entity = ?)
+         OR EXISTS (SELECT 1 FROM history_raw WHERE entity = ?) AS yes`,
   );
-  const rawEntities = db.prepare<[], { id: string }>(entitiesOf('history_raw'));
   const aggEntities = db.prepare<[], { id: string }>(entitiesOf('history_agg'));
-  const fold = db.prepare<[{ id: string; before: number; step: number }]>(
+  const fold = db.prepare<[{ before: number; step: number }]>(
     `INSERT INTO history_agg (entity, at, step, count, min, mean, max)
      SELECT entity, at - at % @step, @step, count(*), min(num), avg(num), max(num) FROM history_raw
-     WHERE entity = @id AND at < @before AND num IS NOT NULL
-     GROUP BY at - at % @step
+     WHERE at < @before AND num IS NOT NULL
+     GROUP BY entity, at - at % @step
      ON CONFLICT (entity, at) DO UPDATE SET
        count = history_agg.count + excluded.count,
        min = min(history_agg.min, excluded.min),
@@ -67,20 +67,15 @@ export function sqliteHistory(db: SQLite.Database): HistoryStore {
        mean = (history_agg.mean * history_agg.count + excluded.mean * excluded.count)
               / (history_agg.count + excluded.count)`,
   );
-  const dropFolded = db.prepare<[string, number]>(
-    'DELETE FROM history_raw WHERE entity = ? AND at < ? AND num IS NOT NULL',
-  );
-  const dropRaw = db.prepare<[string, number]>('DELETE FROM history_raw WHERE entity = ? AND at < ?');
+  const dropFolded = db.prepare<[number]>('DELETE FROM history_raw WHERE at < ? AND num IS NOT NULL');
+  const dropRaw = db.prepare<[number]>('DELETE FROM history_raw WHERE at < ?');
   const dropAgg = db.prepare<[string, number]>('DELETE FROM history_agg WHERE entity = ? AND at < ?');
   const compact = db.transaction((rawBefore: number, keepBefore: number, step: number) => {
-    let folded = 0;
-    let deleted = 0;
-    const ids = new Set([...rawEntities.all(), ...aggEntities.all()].map((r) => r.id));
-    for (const id of ids) {
-      fold.run({ id, before: rawBefore, step });
-      folded += dropFolded.run(id, rawBefore).changes;
-      deleted += dropRaw.run(id, keepBefore).changes + dropAgg.run(id, keepBefore).changes;
-    }
+    // Raw rows by time (their key); buckets entity by entity (theirs).
+    fold.run({ before: rawBefore, step });
+    const folded = dropFolded.run(rawBefore).changes;
+    let deleted = dropRaw.run(keepBefore).changes;
+    for (const { id } of aggEntities.all()) deleted += dropAgg.run(id, keepBefore).changes;
     return { folded, deleted };
   });
   const int = Math.round;
