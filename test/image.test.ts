@@ -387,7 +387,11 @@ describe.skipIf(noEngine !== undefined)('the image', () => {
           '.',
         ],
         { cwd: repoRoot, maxBuffer: 256 * 1024 * 1024 },
-      );
+      ).catch((e: { stdout?: string; stderr?: string }) => {
+        // The build's last lines, not just "Command failed".
+        const tail = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-25).join('\n');
+        throw new Error(`docker build failed on ${base.image}:\n${tail}`);
+      });
       const { stdout: size } = await run('docker', ['image', 'inspect', '--format', '{{.Size}}', tag]);
       console.info(
         `image.test.ts: built ${tag} on ${base.image}${base.standin ? ' (a stand-in)' : ''} in ${Math.round((Date.now() - started) / 1000)} s: ${Math.round(Number(size) / 1e6)} MB`,
