@@ -24,9 +24,10 @@ COPY package.json package-lock.json ./
 # --ignore-scripts, then the install scripts of exactly the packages that have one (the
 # package-lock's "hasInstallScript"; the test keeps this list equal to it): without it the
 # root's `prepare` would build dist/ here, before the sources are copied, and this layer
-# could not be cached across source changes.
-RUN --mount=type=cache,target=/root/.npm \
-  npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+# could not be cached across source changes. No `RUN --mount=type=cache`: it needs BuildKit, and
+# without it the Dockerfile builds with any builder (docker without buildx, Podman, kaniko); npm's
+# cache stays in this stage, never in the runtime stage.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
   && npm rebuild better-sqlite3 @serialport/bindings-cpp esbuild
 # The bundle (what `prepare` builds on a plain `npm ci`): esbuild is a dependency.
 COPY tsconfig.json ./
