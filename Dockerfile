@@ -32,6 +32,7 @@ RUN --mount=type=cache,target=/root/.npm \
 COPY tsconfig.json ./
 COPY scripts/build.mjs scripts/
 COPY src/ src/
+COPY web/ web/
 RUN node scripts/build.mjs
 
 # --- runtime ---
