@@ -274,7 +274,11 @@ describe('dashboard sessions: the cookie stands in for the token, never for the 
     const wrong = await login({}, 'not-the-token-at-all');
     expect(wrong.status).toBe(403);
     expect(wrong.headers.get('set-cookie')).toBeNull();
-    for (const headers of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }]) {
+    const foreign: Array<Record<string, string>> = [
+      { origin: 'http://evil.example' },
+      { 'sec-fetch-site': 'cross-site' },
+    ];
+    for (const headers of foreign) {
       const r = await login(headers);
       expect(r.status).toBe(403);
       expect(r.headers.get('set-cookie')).toBeNull();
