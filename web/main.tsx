@@ -2,7 +2,7 @@ import './app.css';
 import { render } from 'preact';
 import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
 import { ApiError, type Automation, api, type Device, type Entity, type Run, type Session } from './api';
-import { EntityCard } from './entity';
+import { EntityCard, stateText } from './entity';
 
 /** What the last action came to, read out to screen readers too. */
 export type Notify = (text: string, bad?: boolean) => void;
@@ -41,7 +41,8 @@ function groupEntities(entities: Map<string, Entity>, devices: Device[]): Group[
   const rest = new Map<string, Entity[]>();
   for (const e of entities.values()) {
     if (placed.has(e.id)) continue;
-    const title = e.driver === 'hearth' ? 'Buttons' : `Found by ${e.driver}`;
+    // Before the log-in the device list is not readable: then every device is just a device.
+    const title = e.driver === 'hearth' ? 'Buttons' : devices.length > 0 ? `Found by ${e.driver}` : 'Devices';
     rest.set(title, [...(rest.get(title) ?? []), e]);
   }
   for (const [title, members] of rest) {
@@ -224,8 +225,9 @@ function App() {
   const command = useCallback(
     async (e: Entity, name: string, args?: Record<string, unknown>) => {
       try {
-        upsert(await api.command(e.id, name, args));
-        notify(`${e.name}: ${name} done`);
+        const after = await api.command(e.id, name, args);
+        upsert(after);
+        notify(`${e.name}: ${name}, now ${stateText(after)}`);
       } catch (err) {
         if (err instanceof ApiError && err.status === 403 && session?.tokenRequired) {
           setSession({ tokenRequired: true, authenticated: false });
