@@ -84,6 +84,8 @@ describe.skipIf(!haveChromium)('the dashboard (control listener, no token)', () 
     const dead = await freePort();
     mkdirSync(join(dir, 'media'));
     writeFileSync(join(dir, 'media', 'ding.mp3'), 'ID3');
+    writeFileSync(join(dir, 'media', 'notes.txt'), 'not audio');
+    writeFileSync(join(dir, 'media', '.hidden.mp3'), 'ID3');
     const config = join(dir, 'hearth.yaml');
     writeFileSync(
       config,
@@ -149,6 +151,15 @@ automations:
       if (path.endsWith('.js')) expect(gzipSync(r.body).length).toBeLessThan(60 * 1024);
     }
     expect((await http(`${hearth.url}/app/assets/nothing-12345678.js`)).status).toBe(404);
+    // What the dashboard groups by and offers as chimes.
+    const { devices } = JSON.parse((await http(`${hearth.url}/api/v1/devices`)).body);
+    expect(devices).toContainEqual({
+      id: 'coffee',
+      name: 'Coffee pot',
+      room: 'Kitchen',
+      entities: ['coffee', 'coffee-water', 'coffee-temperature', 'coffee-last-status'],
+    });
+    expect(JSON.parse((await http(`${hearth.url}/api/v1/media`)).body)).toEqual({ files: ['ding.mp3'] });
     // The public listener keeps the read-only status page.
     const pub = await http(`${publicUrl}/`);
     expect(pub.body).toContain("new EventSource('api/v1/events')");
