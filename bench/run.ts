@@ -11,6 +11,7 @@ import { mosquittoMissing, TestMosquitto } from '../test/support/mosquitto.js';
 import { type AutomationResult, BUTTON_PATH, buttonToDevice, DIRECT_PATH } from './lib/automation.js';
 import { type ClusterResult, clusterBench, clusterBudgets, clusterReport } from './lib/cluster.js';
 import { hearthBuilt, type Sim, simState, startHearth, startSim, writeConfig } from './lib/hearth.js';
+import { historyBench } from './lib/history.js';
 import { type IngestResult, ingestBench, ingestBudgets, ingestReport } from './lib/ingest.js';
 import {
   concurrent,
@@ -946,6 +947,9 @@ async function runAll(tmp: string): Promise<number> {
     }
     await stopAll();
   }
+
+  // 15. History: bytes written per day by the recorder on SQLite, a year read back; prints its own table.
+  await historyBench({ tmp }).catch((err: unknown) => fail('history', err));
 
   // Report.
   const out: string[] = [];

@@ -7,6 +7,7 @@ import { type Clock, systemClock } from './core/clock.js';
 import { reasonOf } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import { Runtime } from './core/runtime.js';
+import { HistoryRecorder } from './history/recorder.js';
 import type { BridgeLink, HomeAssistant } from './homeassistant/start.js';
 import { AllowList } from './server/allow-list.js';
 import { buildControlServer, buildPublicServer, deviceLayout } from './server/app.js';
@@ -38,6 +39,8 @@ export interface Hearth {
   publicUrl?: string;
   /** hearth's MQTT topics and Home Assistant discovery, when `mqtt:` is configured. */
   homeassistant?: HomeAssistantParts;
+  /** The recorder of entity history, unless `history: { enabled: false }`. */
+  history?: HistoryRecorder;
   /** Stops serving, leaves every device safe, closes the store. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -106,8 +109,21 @@ export async function startHearth(
     timezone: config.timezone,
     log: log.child({ part: 'automations' }),
   });
+  const history = config.history.enabled
+    ? {
+        reader: { store: store.history, config: config.history, now: () => clock.now() },
+        recorder: new HistoryRecorder({
+          runtime,
+          store: store.history,
+          config: config.history,
+          clock,
+          log: log.child({ part: 'history' }),
+        }),
+      }
+    : undefined;
   const { http } = config;
   const server = buildControlServer({
+    history: history?.reader,
     runtime,
     automations,
     metrics,
@@ -120,7 +136,7 @@ export async function startHearth(
     devices: deviceLayout(config.devices),
   });
   const publicServer = http.public
-    ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams })
+    ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams, history: history?.reader })
     : undefined;
   let url: string;
   let publicUrl: string | undefined;
@@ -145,7 +161,14 @@ export async function startHearth(
       const closing = [server, publicServer].map((srv) =>
         srv?.close().catch((err) => log.warn({ err: reasonOf(err) }, 'closing an HTTP listener failed')),
       );
-      await Promise.all([automations.stop().then(() => runtime.stop()), ...closing]);
+      // The recorder stops after the runtime, so the states devices were left in are written.
+      await Promise.all([
+        automations
+          .stop()
+          .then(() => runtime.stop())
+          .then(() => history?.recorder.stop()),
+        ...closing,
+      ]);
       homeassistant?.stop();
       await link?.stop();
       await store.close();
@@ -153,6 +176,7 @@ export async function startHearth(
     return stopping;
   };
   try {
+    history?.recorder.start();
     await runtime.start();
     await automations.start();
     if (link) {
@@ -164,7 +188,18 @@ export async function startHearth(
     await stop();
     throw err;
   }
-  return { runtime, automations, server, publicServer, store, url, publicUrl, homeassistant, stop };
+  return {
+    runtime,
+    automations,
+    server,
+    publicServer,
+    store,
+    url,
+    publicUrl,
+    homeassistant,
+    ...(history ? { history: history.recorder } : {}),
+    stop,
+  };
 }
 
 /** The one MQTT connection of a one-box process, loaded only when the config has `mqtt:`. */

@@ -5,9 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalBus } from '../src/core/bus.js';
 import { HearthError } from '../src/core/errors.js';
+import { silentLogger } from '../src/core/log.js';
+import { Runtime } from '../src/core/runtime.js';
+import { historySchema } from '../src/history/config.js';
+import { HistoryRecorder } from '../src/history/recorder.js';
 import { openStore, type StorageConfig } from '../src/store/open.js';
-import type { Store } from '../src/store/store.js';
+import type { HistoryRow, Store } from '../src/store/store.js';
+import { FakeClock } from './support/fake-clock.js';
 import {
   admin,
   adminUrl,
@@ -357,6 +363,165 @@ describe.each(backends)('store on $name', (backend) => {
       expect(members[1]?.silentMs).toBeGreaterThanOrEqual(0);
       expect(members[1]?.silentMs).toBeLessThan(5000);
       expect(Math.abs((members[1]?.lastSeen ?? 0) - Date.now())).toBeLessThan(5000);
+    });
+  });
+
+  describe('history', () => {
+    const MIN = 60_000;
+    const DAY = 86_400_000;
+    const T0 = Date.parse('2025-03-01T00:00:00Z');
+
+    it('appends in one batch, reads a range in order, replaces a row of the same instant', async () => {
+      await store.history.append([
+        { id: 'h-temp', at: T0 + 2000, num: 21.5, text: null },
+        { id: 'h-temp', at: T0, num: 20, text: null },
+        { id: 'h-door', at: T0 + 1000, num: null, text: 'open' },
+        { id: 'h-temp', at: T0 + 4000, num: null, text: null },
+        { id: 'h-temp', at: T0 + 2000, num: 22.25, text: null },
+      ]);
+      expect(await store.history.raw('h-temp', T0, T0 + 10_000, 100)).toEqual([
+        { id: 'h-temp', at: T0, num: 20, text: null },
+        { id: 'h-temp', at: T0 + 2000, num: 22.25, text: null },
+        { id: 'h-temp', at: T0 + 4000, num: null, text: null },
+      ]);
+      expect(await store.history.raw('h-temp', T0 + 1, T0 + 4000, 100)).toHaveLength(1);
+      expect(await store.history.raw('h-temp', T0, T0 + 10_000, 2)).toHaveLength(2);
+      expect(await store.history.countRaw('h-temp', T0, T0 + 10_000)).toBe(3);
+      expect(await store.history.raw('h-door', T0, T0 + 10_000, 100)).toEqual([
+        { id: 'h-door', at: T0 + 1000, num: null, text: 'open' },
+      ]);
+      expect(await store.history.has('h-door')).toBe(true);
+      expect(await store.history.has('h-never')).toBe(false);
+      await store.history.append([]);
+    });
+
+    it('buckets numbers (min, mean, max, count) and text (the last value) at read time', async () => {
+      // 5-minute buckets: values 1..10 in the first, 100 and 200 in the second.
+      const rows: HistoryRow[] = Array.from({ length: 10 }, (_, i) => ({
+        id: 'b-temp',
+        at: T0 + i * 20_000,
+        num: i + 1,
+        text: null,
+      }));
+      rows.push({ id: 'b-temp', at: T0 + 5 * MIN, num: 100, text: null });
+      rows.push({ id: 'b-temp', at: T0 + 9 * MIN, num: 200, text: null });
+      rows.push({ id: 'b-door', at: T0 + MIN, num: null, text: 'open' });
+      rows.push({ id: 'b-door', at: T0 + 2 * MIN, num: null, text: 'closed' });
+      rows.push({ id: 'b-door', at: T0 + 7 * MIN, num: null, text: 'open' });
+      await store.history.append(rows);
+      expect(await store.history.buckets('b-temp', T0, T0 + 10 * MIN, 5 * MIN)).toEqual([
+        { at: T0, count: 10, min: 1, mean: 5.5, max: 10 },
+        { at: T0 + 5 * MIN, count: 2, min: 100, mean: 150, max: 200 },
+      ]);
+      expect(await store.history.textBuckets('b-door', T0, T0 + 10 * MIN, 5 * MIN)).toEqual([
+        { at: T0, text: 'closed' },
+        { at: T0 + 5 * MIN, text: 'open' },
+      ]);
+      expect(await store.history.textBuckets('b-temp', T0, T0 + 10 * MIN, 5 * MIN)).toEqual([]);
+    });
+
+    it('compacts: old numbers become buckets, merged with raw ones when read; older than kept is deleted', async () => {
+      const step = 5 * MIN;
+      // Long before the rows of the other cases, which compaction (store-wide, by time) leaves alone.
+      const T0 = Date.parse('2022-01-01T00:00:00Z');
+      // Day 0: a reading every 10 s for an hour (values 0..359) and a door; day 10: a few more.
+      const rows: HistoryRow[] = Array.from({ length: 360 }, (_, i) => ({
+        id: 'c-temp',
+        at: T0 + i * 10_000,
+        num: i,
+        text: null,
+      }));
+      rows.push({ id: 'c-door', at: T0 + 30 * MIN, num: null, text: 'open' });
+      rows.push({ id: 'c-temp', at: T0 + 10 * DAY, num: 7, text: null });
+      rows.push({ id: 'c-temp', at: T0 + 10 * DAY + 1000, num: 9, text: null });
+      await store.history.append(rows);
+
+      // Raw kept for 7 days: day 0 is folded into 12 buckets of 30 readings each.
+      const first = await store.history.compact(T0 + 8 * DAY, T0 - 365 * DAY, step);
+      expect(first).toEqual({ folded: 360, deleted: 0 });
+      expect(await store.history.countRaw('c-temp', T0, T0 + DAY)).toBe(0);
+      const buckets = await store.history.buckets('c-temp', T0, T0 + DAY, step);
+      expect(buckets).toHaveLength(12);
+      expect(buckets[0]).toEqual({ at: T0, count: 30, min: 0, mean: 14.5, max: 29 });
+      expect(buckets[11]).toEqual({ at: T0 + 55 * MIN, count: 30, min: 330, mean: 344.5, max: 359 });
+      // Coarser steps merge stored buckets by weight: the hour is one bucket, mean of 0..359.
+      expect(await store.history.buckets('c-temp', T0, T0 + DAY, 3600_000)).toEqual([
+        { at: T0, count: 360, min: 0, mean: 179.5, max: 359 },
+      ]);
+      // Text is kept as its changes, not folded; recent numbers stay raw.
+      expect(await store.history.raw('c-door', T0, T0 + DAY, 10)).toHaveLength(1);
+      expect(await store.history.countRaw('c-temp', T0 + 10 * DAY, T0 + 11 * DAY)).toBe(2);
+
+      // Raw rows folded into a bucket already there are merged into it, not lost.
+      await store.history.append([{ id: 'c-temp', at: T0 + 1000, num: -30, text: null }]);
+      expect(await store.history.compact(T0 + 8 * DAY, T0 - 365 * DAY, step)).toEqual({
+        folded: 1,
+        deleted: 0,
+      });
+      expect((await store.history.buckets('c-temp', T0, T0 + step, step))[0]).toEqual({
+        at: T0,
+        count: 31,
+        min: -30,
+        mean: (14.5 * 30 - 30) / 31,
+        max: 29,
+      });
+
+      // A year on, day 0 is deleted (12 buckets and the door), day 10 is folded.
+      const late = await store.history.compact(T0 + 366 * DAY, T0 + DAY, step);
+      expect(late).toEqual({ folded: 2, deleted: 13 });
+      expect(await store.history.buckets('c-temp', T0, T0 + DAY, step)).toEqual([]);
+      expect(await store.history.has('c-door')).toBe(false);
+      expect(await store.history.buckets('c-temp', T0 + 10 * DAY, T0 + 11 * DAY, step)).toEqual([
+        { at: T0 + 10 * DAY, count: 2, min: 7, mean: 8, max: 9 },
+      ]);
+    });
+
+    it('the recorder compacts at start and hourly by its clock: raw past `raw` folded, past `downsampled` deleted', async () => {
+      const clock = new FakeClock(T0);
+      const config = historySchema.parse({ raw: '1d', downsampled: '3d', step: '5m' });
+      // 4 days of a reading every minute, before the recorder starts.
+      const rows = Array.from({ length: 4 * 1440 }, (_, i) => ({
+        id: 'r-temp',
+        at: T0 - 4 * DAY + i * MIN,
+        num: i % 10,
+        text: null,
+      }));
+      await store.history.append(rows);
+      const runtime = new Runtime({
+        timezone: 'UTC',
+        devices: [],
+        buttons: [],
+        store,
+        bus: new LocalBus(),
+        clock,
+        log: silentLogger(),
+      });
+      const recorder = new HistoryRecorder({
+        runtime,
+        store: store.history,
+        config,
+        clock,
+        log: silentLogger(),
+      });
+      recorder.start();
+      await clock.advanceAsync(0);
+      await recorder.compact(); // waits for the compaction the start queued
+      expect(recorder.stats.compactions).toBe(2);
+      // Older than 3 days: gone. 1 to 3 days: buckets of 5 readings. Last day: raw.
+      expect(await store.history.buckets('r-temp', T0 - 5 * DAY, T0 - 3 * DAY, 5 * MIN)).toEqual([]);
+      expect(await store.history.countRaw('r-temp', T0 - 4 * DAY, T0 - DAY)).toBe(0);
+      const mid = await store.history.buckets('r-temp', T0 - 2 * DAY, T0 - 2 * DAY + 10 * MIN, 5 * MIN);
+      expect(mid).toEqual([
+        { at: T0 - 2 * DAY, count: 5, min: 0, mean: 2, max: 4 },
+        { at: T0 - 2 * DAY + 5 * MIN, count: 5, min: 5, mean: 7, max: 9 },
+      ]);
+      expect(await store.history.countRaw('r-temp', T0 - DAY, T0)).toBe(1440);
+      // An hour later the next compaction folds the hour that left raw retention.
+      await clock.advanceAsync(3600_000);
+      await recorder.compact();
+      expect(recorder.stats.compactions).toBe(4);
+      expect(await store.history.countRaw('r-temp', T0 - DAY, T0)).toBe(1440 - 60);
+      await recorder.stop();
     });
   });
 });

@@ -210,6 +210,13 @@ automations:
     expect(lamp.on).toBe(false);
   });
 
+  it('shows a button a press creates, and drops it when it is deleted (event: removed)', async () => {
+    expect((await post(`${hearth.url}/api/v0/buttons/hall/on/`)).status).toBe(200);
+    await expect.poll(() => card(page, 'hall').count(), { timeout: 2000 }).toBe(1);
+    expect((await http(`${hearth.url}/api/v1/entities/hall`, { method: 'DELETE' })).status).toBe(204);
+    await expect.poll(() => card(page, 'hall').count(), { timeout: 2000 }).toBe(0);
+  });
+
   it('brews 1 minute on the pot, shows it brewing, and stops it', async () => {
     await expect
       .poll(

@@ -183,7 +183,10 @@ function App() {
     try {
       const list = await api.entities();
       setEntities(new Map(list.map((e) => [e.id, e])));
-    } catch {}
+    } catch {
+      // hearth is starting (503) or went away: try again shortly.
+      setTimeout(() => void resync(), 2000);
+    }
   }, []);
   const loadAutomations = useCallback(() => {
     api.automations().then(setAutomations, () => {});
@@ -196,9 +199,17 @@ function App() {
   // Entities are status: they stream whether or not this browser has logged in.
   useEffect(() => {
     const events = new EventSource('/api/v1/events');
+    // The first connection replays nothing: read every entity, then follow. A reconnect sends
+    // the last id back by itself and gets what it missed, or a `reset` with every entity.
+    let first = true;
     events.addEventListener('open', () => {
       setLive(true);
-      void resync();
+      if (first) void resync();
+      first = false;
+    });
+    events.addEventListener('reset', (m) => {
+      const { entities } = JSON.parse((m as MessageEvent<string>).data) as { entities: Entity[] };
+      setEntities(new Map(entities.map((e) => [e.id, e])));
     });
     events.addEventListener('error', () => setLive(false));
     events.addEventListener('state', (m) => upsert(JSON.parse((m as MessageEvent<string>).data) as Entity));

@@ -227,7 +227,9 @@ export class AutomationEngine implements AutomationsApi {
     const unmet = this.#unmetOf(a);
     if (unmet) {
       log.debug({ automation: a.id, trigger, reason: unmet }, 'automation skipped: a condition is not met');
-      return { run: await store.record(a.id, trigger, clock.now(), 'skipped', unmet), busy: false };
+      const run = await store.record(a.id, trigger, clock.now(), 'skipped', unmet);
+      this.#ended(a.id, 'skipped');
+      return { run, busy: false };
     }
     let slots = this.#slots.get(a.id);
     if (!slots) {
@@ -237,7 +239,9 @@ export class AutomationEngine implements AutomationsApi {
     const busy = busyReason(a, slots);
     if (busy) {
       log.debug({ automation: a.id, trigger, reason: busy }, 'automation skipped: already running');
-      return { run: await store.record(a.id, trigger, clock.now(), 'skipped', busy), busy: true };
+      const run = await store.record(a.id, trigger, clock.now(), 'skipped', busy);
+      this.#ended(a.id, 'skipped');
+      return { run, busy: true };
     }
     if (a.mode === 'restart') {
       for (const other of slots.active) other.abort.abort(new Error(`restarted by ${trigger}`));
@@ -292,6 +296,7 @@ export class AutomationEngine implements AutomationsApi {
           await untilAborted(slot.turn, signal);
         } catch {
           await this.#opts.store.finish(run.id, 'cancelled', this.#opts.clock.now(), reasonOf(signal.reason));
+          this.#ended(a.id, 'cancelled');
           return;
         }
         await this.#opts.store.begin(run.id, this.#opts.clock.now());
@@ -300,6 +305,11 @@ export class AutomationEngine implements AutomationsApi {
     } finally {
       this.#release(a, slots, slot);
     }
+  }
+
+  /** Tells the bus (metrics) how a run ended, once it is recorded. */
+  #ended(automation: string, outcome: BusEvents['automation.run']['outcome']): void {
+    this.#opts.bus.emit('automation.run', { automation, outcome, at: this.#opts.clock.now() });
   }
 
   /** Frees a run's slot and starts the next queued run, if any. */
@@ -332,16 +342,19 @@ export class AutomationEngine implements AutomationsApi {
         await this.#act(a, action, depth, signal);
       }
       await store.finish(id, 'ok', clock.now(), null);
+      this.#ended(a.id, 'ok');
       return 'ok';
     } catch (err) {
       if (signal.aborted) {
         const reason = reasonOf(signal.reason);
         await store.finish(id, 'cancelled', clock.now(), reason);
+        this.#ended(a.id, 'cancelled');
         log.info({ automation: a.id, trigger, reason }, 'automation run cancelled');
         return 'cancelled';
       }
       const reason = reasonOf(err);
       await store.finish(id, 'failed', clock.now(), reason);
+      this.#ended(a.id, 'failed');
       log.warn({ automation: a.id, trigger, err: reason }, 'automation failed');
       return 'failed';
     }
@@ -360,6 +373,7 @@ export class AutomationEngine implements AutomationsApi {
       const unmet = this.#unmetOf(target);
       if (unmet) {
         await this.#opts.store.record(target.id, trigger, this.#opts.clock.now(), 'skipped', unmet);
+        this.#ended(target.id, 'skipped');
         return;
       }
       const id = await this.#opts.store.start(target.id, trigger, this.#opts.clock.now());
@@ -524,6 +538,7 @@ export class AutomationEngine implements AutomationsApi {
       'skipped',
       `${count} run(s) missed while hearth was down, the latest at ${at}; ${why}`,
     );
+    this.#ended(a.id, 'skipped');
   }
 
   #arm(a: AutomationConfig, s: Schedule): void {

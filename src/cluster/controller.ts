@@ -6,6 +6,8 @@ import type { Clock } from '../core/clock.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
+import type { HistoryConfig } from '../history/config.js';
+import { HistoryRecorder } from '../history/recorder.js';
 import {
   type BridgeLink,
   bridgeClientId,
@@ -39,6 +41,8 @@ export interface ControllerOptions {
    * of its own whose will says `<base>/bridge/state` `offline`.
    */
   homeassistant?: HomeAssistantConfig & { mqtt: MqttSettings };
+  /** The history of entity states: the leader alone records it (and compacts it), over `runtime`. */
+  history?: HistoryConfig;
 }
 
 /**
@@ -47,13 +51,15 @@ export interface ControllerOptions {
  * before it runs, so an instant fires once across failovers, and a deposed leader (an older
  * token) can never claim one. Requests to run an automation now (an api replica's run button
  * or webhook) arrive on `<base>/cluster/ctl/run`. The leader also serves hearth's own MQTT
- * topics and Home Assistant discovery (src/homeassistant/start.ts), as one box does.
+ * topics and Home Assistant discovery (src/homeassistant/start.ts), and records the history of
+ * entity states (src/history/recorder.ts), as one box does.
  */
 export class ControllerRole {
   readonly #o: ControllerOptions;
   #engine: AutomationEngine | undefined;
   #stopServing: (() => void) | undefined;
   #homeassistant: { bridge: BridgeLink; parts: HomeAssistant } | undefined;
+  #recorder: HistoryRecorder | undefined;
   #stopped = false;
 
   constructor(opts: ControllerOptions) {
@@ -90,6 +96,16 @@ export class ControllerRole {
         store.claims.claim({ automation, instant, lease: CONTROLLER_LEASE, token }),
     });
     this.#engine = engine;
+    const history = this.#o.history;
+    if (history?.enabled) {
+      this.#recorder = new HistoryRecorder({
+        runtime: this.#o.runtime,
+        store: store.history,
+        config: history,
+        clock: this.#o.clock,
+        log: log.child({ part: 'history' }),
+      }).start();
+    }
     await engine.start();
     this.#stopServing = rpc.serve(link.topics.ctl('run'), async (body) => {
       const req = runRequestSchema.safeParse(body);
@@ -126,6 +142,9 @@ export class ControllerRole {
     const ha = this.#homeassistant;
     this.#homeassistant = undefined;
     ha?.parts.stop();
-    await Promise.all([engine.stop(), ha?.bridge.stop()]);
+    // What the recorder holds is written before the next leader starts recording.
+    const recorder = this.#recorder;
+    this.#recorder = undefined;
+    await Promise.all([engine.stop(), ha?.bridge.stop(), recorder?.stop()]);
   }
 }

@@ -251,6 +251,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
           homeassistant: config.homeassistant,
           devices: config.devices,
         },
+        history: config.history,
       });
       controller.start();
       stops.push(() => controller.stop());
@@ -276,6 +277,10 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
       );
       const metrics = watchLink(new Metrics(runtime, mirror.bus, () => leases()), link);
       const { http } = config;
+      // The api role reads the history the leading controller records, from PostgreSQL.
+      const historyReader = config.history.enabled
+        ? { store: store.history, config: config.history, now: () => clock.now() }
+        : undefined;
       server = buildControlServer({
         ...access,
         runtime,
@@ -286,9 +291,10 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         cluster: status,
         maxStreams: http.maxStreams,
         devices: deviceLayout(config.devices),
+        history: historyReader,
       });
       publicServer = http.public
-        ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams })
+        ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams, history: historyReader })
         : undefined;
     }
   }

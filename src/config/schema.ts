@@ -5,6 +5,7 @@ import { segmentPattern } from '../bus/mqtt/topics.js';
 import { isValidTimeZone } from '../core/clock.js';
 import { hostSchema, portSchema } from '../core/device-schema.js';
 import { idSchema } from '../core/kinds.js';
+import { historySchema } from '../history/config.js';
 import { kubernetesSchema } from '../kube/schema.js';
 import { parseCidr } from './cidr.js';
 
@@ -262,6 +263,8 @@ export const configSchema = z
     /** A zigbee2mqtt bridge on the `mqtt:` broker; its devices become entities (needs `mqtt:`). */
     zigbee2mqtt: z.unknown().optional(),
     automations: z.array(automationSchema).default([]),
+    /** The history of entity states: how long raw and downsampled rows are kept (see src/history/). */
+    history: historySchema,
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
     /**
      * Any client on the LAN may press a new button id, and each one becomes an entity; this caps

@@ -20,6 +20,11 @@ export interface BusEvents {
     durationMs: number;
     outcome: 'ok' | 'timeout' | 'error';
   };
+  /**
+   * A run of an automation ended as recorded (`ok`, `failed`, `cancelled`), or was recorded as
+   * `skipped`: the source of `hearth_automation_runs_total`.
+   */
+  'automation.run': { automation: string; outcome: 'ok' | 'failed' | 'skipped' | 'cancelled'; at: number };
 }
 
 export type BusEvent = keyof BusEvents;

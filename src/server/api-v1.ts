@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HearthError } from '../core/errors.js';
 import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
+import { type HistoryReader, readHistory } from '../history/query.js';
 import { statusRoute } from './access.js';
 import type { EventStreams } from './events.js';
 import { publicView } from './public-view.js';
@@ -11,7 +12,8 @@ import { publicView } from './public-view.js';
  */
 
 /**
- * GET /api/v1/entities, /api/v1/entities/:id and the /api/v1/events stream. A reader that
+ * GET /api/v1/entities, /api/v1/entities/:id, its /history (when recorded) and the
+ * /api/v1/events stream. A reader that
  * `detail` refuses sees generic failure reasons (public-view.ts).
  */
 export function registerApiV1Status(
@@ -19,6 +21,7 @@ export function registerApiV1Status(
   runtime: RuntimeApi,
   detail: (req: FastifyRequest) => boolean,
   events: EventStreams,
+  history?: HistoryReader,
 ): void {
   const shown = (req: FastifyRequest, entity: EntityView) => (detail(req) ? entity : publicView(entity));
 
@@ -32,6 +35,14 @@ export function registerApiV1Status(
     if (!entity) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
     return { entity: shown(req, entity) };
   });
+
+  // History is status too: the public listener already shows every state as it changes.
+  if (history) {
+    app.get('/api/v1/entities/:id/history', statusRoute, async (req) => {
+      const { id } = req.params as { id: string };
+      return readHistory(history, runtime, id, req.query as Record<string, unknown>);
+    });
+  }
 
   app.get('/api/v1/events', statusRoute, (req, reply) => events.serve(req, reply, detail(req)));
 }

@@ -4,6 +4,7 @@ import type { DeviceEntry } from '../config/load.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
+import type { HistoryReader } from '../history/query.js';
 import {
   type ControlAccess,
   ControlChecks,
@@ -44,6 +45,8 @@ export interface ServerOptions {
   log: Logger;
   /** Event streams open at once on this listener (`http.maxStreams`); default 100. */
   maxStreams?: number | undefined;
+  /** GET /api/v1/entities/<id>/history; left out when history is off. */
+  history?: HistoryReader | undefined;
 }
 
 export interface ControlServerOptions extends ServerOptions, ControlAccess {
@@ -136,6 +139,7 @@ function registerStatusRoutes(
   runtime: RuntimeApi,
   detail: SeesDetail,
   events: EventStreams,
+  history: HistoryReader | undefined,
   home: Home | undefined,
 ): void {
   app.get('/', statusRoute, async (req, reply) => {
@@ -149,7 +153,7 @@ function registerStatusRoutes(
     if (runtime.ready) return { status: 'ready' };
     return reply.code(503).send({ status: 'starting' });
   });
-  registerApiV1Status(app, runtime, detail, events);
+  registerApiV1Status(app, runtime, detail, events, history);
 }
 
 /** Everything that changes something or tells more than status: /api/v0, commands, /metrics. */
@@ -218,7 +222,7 @@ export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
  * Call `finish` after the last route: it adds what depends on every route (405 for wrong methods).
  */
 function baseServer(
-  { runtime, metrics, log, maxStreams = 100 }: ServerOptions,
+  { runtime, metrics, log, maxStreams = 100, history }: ServerOptions,
   listener: ListenerName,
   guard: onRequestAsyncHookHandler,
   detail: SeesDetail,
@@ -262,6 +266,6 @@ function baseServer(
 
   const events = new EventStreams({ runtime, metrics, listener, maxStreams });
   app.addHook('onClose', async () => events.close());
-  registerStatusRoutes(app, runtime, detail, events, home);
+  registerStatusRoutes(app, runtime, detail, events, history, home);
   return { app, finish };
 }

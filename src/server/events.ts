@@ -3,6 +3,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HearthError } from '../core/errors.js';
 import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
 import type { ListenerName } from './access.js';
+import {
+  closeJournal,
+  type EventJournal,
+  type JournalEntry,
+  openJournal,
+  type ResetReason,
+} from './event-journal.js';
 import type { Metrics } from './metrics.js';
 import { publicView } from './public-view.js';
 
@@ -13,6 +20,12 @@ import { publicView } from './public-view.js';
  * idle dashboards, a button press costs one JSON.stringify, not thousands. What cannot be
  * shared is one socket write per client; changes that come while a fan-out rests go out
  * together, one write per client (see #enqueue).
+ *
+ * Every frame has an id from the process's journal (event-journal.ts). A client that comes
+ * back with `Last-Event-ID` (or `?lastEventId=`, for clients that cannot set headers) first
+ * gets what it missed, in order, or an `event: reset` with the reason and a snapshot of every
+ * entity when the journal no longer covers its gap. A public client's replay and snapshot are
+ * the public view, as its live frames are.
  */
 
 export interface EventStreamsOptions {
@@ -64,18 +77,20 @@ const MAX_PENDING = 256;
 export class EventStreams {
   readonly #opts: Required<EventStreamsOptions>;
   readonly #clients = new Set<Client>();
-  #pending: EntityView[] = [];
+  readonly #journal: EventJournal;
+  readonly #sink = (e: JournalEntry) => this.#enqueue(e);
+  #pending: JournalEntry[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
   /** When the last fan-out ended and how long it took (performance.now() ms). */
   #lastFlushEnd = 0;
   #lastFlushMs = 0;
-  #seq = 0;
-  #unsubscribe: (() => void) | undefined;
+  #subscribed = false;
   #keepAlive: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(opts: EventStreamsOptions) {
     this.#opts = { maxBufferedBytes: 1024 * 1024, drainTimeoutMs: 30_000, keepAliveMs: 15_000, ...opts };
+    this.#journal = openJournal(opts.runtime);
   }
 
   /**
@@ -98,7 +113,8 @@ export class EventStreams {
     // Gone already: 'close' has fired and would never remove it.
     if (socket.destroyed) return undefined;
     socket.setNoDelay(true);
-    socket.write(head);
+    const lastId = lastEventId(req);
+    socket.write(lastId === undefined ? head : Buffer.concat([head, this.#catchUp(lastId, detail)]));
     const client: Client = { socket, detail, drainTimer: undefined };
     this.#add(client);
     socket.on('drain', () => {
@@ -111,19 +127,45 @@ export class EventStreams {
 
   /** Ends every stream and lets go of the runtime (the listener is closing). */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
     for (const c of this.#clients) c.socket.destroy();
     this.#stop();
+    closeJournal(this.#opts.runtime, this.#journal);
+  }
+
+  /**
+   * What a client that last saw `lastId` missed: the frames after it, or a reset with a
+   * snapshot. Changes waiting for the next fan-out go to the other clients first, so the
+   * journal's frames and the live ones that follow neither overlap nor leave a gap.
+   */
+  #catchUp(lastId: string, detail: boolean): Buffer {
+    this.#flush();
+    const { listener, metrics, maxBufferedBytes } = this.#opts;
+    const since = this.#journal.since(lastId);
+    let reason: ResetReason;
+    if ('entries' in since) {
+      const text = frames(since.entries, this.#journal, detail ? shown : publicView);
+      if (Buffer.byteLength(text) <= maxBufferedBytes / 2) {
+        metrics.sseReplayed.inc({ listener }, since.entries.length);
+        return Buffer.from(text);
+      }
+      reason = 'too-much';
+    } else reason = since.reset;
+    metrics.sseResets.inc({ listener, reason });
+    const project = detail ? shown : publicView;
+    const entities = this.#opts.runtime.list().map(project);
+    return Buffer.from(
+      `id: ${this.#journal.lastId}\nevent: reset\ndata: ${JSON.stringify({ reason, entities })}\n\n`,
+    );
   }
 
   #add(client: Client): void {
     this.#clients.add(client);
     this.#opts.metrics.sseStreams.set({ listener: this.#opts.listener }, this.#clients.size);
-    if (this.#unsubscribe) return;
-    this.#unsubscribe = this.#opts.runtime.subscribe(
-      (view) => this.#enqueue(view),
-      `sse-${this.#opts.listener}`,
-    );
+    if (this.#subscribed) return;
+    this.#subscribed = true;
+    this.#journal.attach(this.#sink);
     this.#keepAlive = setInterval(
       () => this.#broadcast(keepAliveFrame, keepAliveFrame),
       this.#opts.keepAliveMs,
@@ -139,8 +181,8 @@ export class EventStreams {
   }
 
   #stop(): void {
-    this.#unsubscribe?.();
-    this.#unsubscribe = undefined;
+    if (this.#subscribed) this.#journal.detach(this.#sink);
+    this.#subscribed = false;
     clearInterval(this.#keepAlive);
     this.#keepAlive = undefined;
     clearTimeout(this.#flushTimer);
@@ -148,8 +190,8 @@ export class EventStreams {
     this.#pending = [];
   }
 
-  #enqueue(view: EntityView): void {
-    this.#pending.push(view);
+  #enqueue(entry: JournalEntry): void {
+    this.#pending.push(entry);
     if (this.#pending.length >= MAX_PENDING) this.#flush();
     else if (!this.#flushTimer) {
       // A fan-out to thousands of sockets takes milliseconds (one write each); the next waits
@@ -163,8 +205,8 @@ export class EventStreams {
   #flush(): void {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
-    const views = this.#pending;
-    if (views.length === 0) return;
+    const entries = this.#pending;
+    if (entries.length === 0) return;
     this.#pending = [];
     const started = performance.now();
     let anyDetail = false;
@@ -173,13 +215,9 @@ export class EventStreams {
       if (c.detail) anyDetail = true;
       else anyPublic = true;
     }
-    const first = this.#seq + 1;
-    this.#seq += views.length;
-    const frames = (project: (v: EntityView) => EntityView) =>
-      views.map((v, i) => `id: ${first + i}\nevent: state\ndata: ${JSON.stringify(project(v))}\n\n`).join('');
-    const detailed = anyDetail ? Buffer.from(frames((v) => v)) : empty;
-    const generic = anyPublic ? Buffer.from(frames(publicView)) : empty;
-    const built = (anyDetail ? views.length : 0) + (anyPublic ? views.length : 0);
+    const detailed = anyDetail ? Buffer.from(frames(entries, this.#journal, shown)) : empty;
+    const generic = anyPublic ? Buffer.from(frames(entries, this.#journal, publicView)) : empty;
+    const built = (anyDetail ? entries.length : 0) + (anyPublic ? entries.length : 0);
     this.#opts.metrics.sseFrames.inc({ listener: this.#opts.listener }, built);
     this.#broadcast(detailed, generic);
     this.#lastFlushEnd = performance.now();
@@ -206,4 +244,30 @@ export class EventStreams {
     this.#remove(client);
     client.socket.destroy();
   }
+}
+
+const shown = (v: EntityView) => v;
+
+/** The frames of `entries`, each with its id; `project` makes a state public or leaves it. */
+function frames(
+  entries: readonly JournalEntry[],
+  journal: EventJournal,
+  project: (v: EntityView) => EntityView,
+): string {
+  let out = '';
+  for (const e of entries) {
+    out +=
+      e.type === 'state'
+        ? `id: ${journal.idOf(e.seq)}\nevent: state\ndata: ${JSON.stringify(project(e.view))}\n\n`
+        : `id: ${journal.idOf(e.seq)}\nevent: removed\ndata: ${JSON.stringify(e.removed)}\n\n`;
+  }
+  return out;
+}
+
+/** `Last-Event-ID` as EventSource sends it on a reconnect, or `?lastEventId=` from a client that cannot set it. */
+function lastEventId(req: FastifyRequest): string | undefined {
+  const header = req.headers['last-event-id'];
+  if (typeof header === 'string' && header !== '') return header;
+  const query = (req.query as Record<string, unknown> | undefined)?.lastEventId;
+  return typeof query === 'string' && query !== '' ? query : undefined;
 }

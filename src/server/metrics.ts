@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Bus } from '../core/bus.js';
-import type { RuntimeApi } from '../core/runtime-api.js';
+import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
+import { hearthVersion } from '../version.js';
 
 /**
  * Prometheus metrics, fed by the bus and by reading the runtime at scrape time.
@@ -47,6 +48,21 @@ export class Metrics {
     'State events serialised for event streams: one per change and audience, whatever the number of streams',
     ['listener'],
   );
+  readonly sseReplayed = new CounterFamily(
+    'hearth_sse_replayed_total',
+    'Events sent again to event streams that reconnected with Last-Event-ID',
+    ['listener'],
+  );
+  readonly sseResets = new CounterFamily(
+    'hearth_sse_resets_total',
+    'Reconnected event streams sent a reset and a snapshot instead of a replay, by reason (too-old, other-process, invalid, too-much)',
+    ['listener', 'reason'],
+  );
+  readonly #automationRuns = new CounterFamily(
+    'hearth_automation_runs_total',
+    'Automation runs ended or skipped, by automation and outcome (ok, failed, skipped, cancelled)',
+    ['automation', 'outcome'],
+  );
   readonly #deviceDuration = new HistogramFamily(
     'hearth_device_call_duration_seconds',
     'Time of calls to devices, by driver, entity, operation and outcome',
@@ -89,6 +105,11 @@ export class Metrics {
       },
       'metrics',
     );
+    bus.on(
+      'automation.run',
+      (r) => this.#automationRuns.inc({ automation: r.automation, outcome: r.outcome }),
+      'metrics',
+    );
   }
 
   /** Reports this process's MQTT connection (`hearth_mqtt_*`); set where there is one. */
@@ -105,13 +126,21 @@ export class Metrics {
       collectDefaultMetrics({ register: registry });
       return registry;
     });
+    const build = new GaugeFamily(
+      'hearth_build_info',
+      "hearth's version and the Node.js it runs on; always 1",
+      ['version', 'node'],
+    );
+    build.set({ version: hearthVersion, node: process.versions.node }, 1);
     const available = new GaugeFamily('hearth_entity_available', '1 if the entity is available, 0 if not', [
       'entity',
       'kind',
       'driver',
     ]);
+    const states = new EntityStates();
     for (const e of this.#runtime.list()) {
       available.set({ entity: e.id, kind: e.kind, driver: e.driver }, e.available ? 1 : 0);
+      states.add(e);
     }
     const ready = new GaugeFamily(
       'hearth_ready',
@@ -135,9 +164,14 @@ export class Metrics {
       this.sseRefused,
       this.sseDropped,
       this.sseFrames,
+      this.sseReplayed,
+      this.sseResets,
       this.#deviceDuration,
       this.#deviceErrors,
+      this.#automationRuns,
+      build,
       available,
+      ...states.families(),
       ready,
       ...(this.#leases ? [leader] : []),
       ...mqttFamilies,
@@ -307,4 +341,104 @@ function mqttSeries(m: MqttHealth): Array<{ text(): string }> {
   );
   reconnects.inc({}, m.reconnects);
   return [connected, garbage, dropped, reconnects];
+}
+
+/** The on/off kinds, and the state that counts as on for `hearth_entity_on`. */
+const onStates: Partial<Record<EntityView['kind'], string>> = {
+  switch: 'on',
+  button: 'on',
+  heater: 'on',
+  calendar: 'on',
+  binary_sensor: 'on',
+  valve: 'open',
+  chime: 'playing',
+};
+
+/**
+ * A sensor unit as Prometheus names it (base units where a reading has an obvious one; the
+ * units households read where the brief of a home dashboard wants them: percent, hPa, kWh),
+ * and the factor from the sensor's unit to it.
+ */
+const sensorUnits: Record<string, { name: string; factor: number; offset?: number }> = {
+  '°C': { name: 'celsius', factor: 1 },
+  C: { name: 'celsius', factor: 1 },
+  '°F': { name: 'celsius', factor: 5 / 9, offset: -32 },
+  '%': { name: 'percent', factor: 1 },
+  W: { name: 'watts', factor: 1 },
+  kW: { name: 'watts', factor: 1000 },
+  kWh: { name: 'kilowatt_hours', factor: 1 },
+  Wh: { name: 'kilowatt_hours', factor: 0.001 },
+  hPa: { name: 'hectopascals', factor: 1 },
+  mbar: { name: 'hectopascals', factor: 1 },
+  Pa: { name: 'hectopascals', factor: 0.01 },
+  kPa: { name: 'hectopascals', factor: 10 },
+  V: { name: 'volts', factor: 1 },
+  mV: { name: 'volts', factor: 0.001 },
+  A: { name: 'amperes', factor: 1 },
+  mA: { name: 'amperes', factor: 0.001 },
+  lx: { name: 'lux', factor: 1 },
+  ppm: { name: 'ppm', factor: 1 },
+  ppb: { name: 'ppb', factor: 1 },
+  'µg/m³': { name: 'micrograms_per_cubic_meter', factor: 1 },
+  Hz: { name: 'hertz', factor: 1 },
+  s: { name: 'seconds', factor: 1 },
+  min: { name: 'seconds', factor: 60 },
+  m: { name: 'meters', factor: 1 },
+  cm: { name: 'meters', factor: 0.01 },
+  mm: { name: 'meters', factor: 0.001 },
+  in: { name: 'meters', factor: 0.0254 },
+};
+
+/** Every sensor family is declared at each scrape, with or without series: a stable exposition. */
+const sensorNames = [...new Set(Object.values(sensorUnits).map((u) => u.name))];
+
+/** Entity states as gauges, built at each scrape from the runtime's views. */
+class EntityStates {
+  readonly #on = new GaugeFamily(
+    'hearth_entity_on',
+    '1 while the entity is on (a valve open, a chime playing, a climate running), 0 while not; no series until its state is known',
+    ['entity', 'kind'],
+  );
+  readonly #target = new GaugeFamily(
+    'hearth_climate_target_celsius',
+    'The target temperature of an air conditioner or heat pump',
+    ['entity'],
+  );
+  readonly #sensors = new Map(
+    sensorNames.map((name) => [
+      name,
+      new GaugeFamily(`hearth_sensor_${name}`, `A sensor reading in ${name.replace(/_/g, ' ')}`, ['entity']),
+    ]),
+  );
+  readonly #other = new GaugeFamily(
+    'hearth_sensor_value',
+    'A sensor reading in a unit without its own metric (the unit is a label)',
+    ['entity', 'unit'],
+  );
+
+  add(e: EntityView): void {
+    const on = onStates[e.kind];
+    if (on !== undefined && typeof e.state === 'string') {
+      this.#on.set({ entity: e.id, kind: e.kind }, e.state === on ? 1 : 0);
+      return;
+    }
+    if (e.kind === 'climate' && typeof e.state === 'object' && e.state !== null) {
+      const s = e.state as { power?: unknown; target?: unknown };
+      this.#on.set({ entity: e.id, kind: e.kind }, s.power === 'on' ? 1 : 0);
+      if (typeof s.target === 'number') this.#target.set({ entity: e.id }, s.target);
+      return;
+    }
+    if (e.kind !== 'sensor' || typeof e.state !== 'number' || !Number.isFinite(e.state)) return;
+    const unit = typeof e.attributes.unit === 'string' ? e.attributes.unit : '';
+    const known = sensorUnits[unit];
+    if (!known) {
+      this.#other.set({ entity: e.id, unit }, e.state);
+      return;
+    }
+    this.#sensors.get(known.name)?.set({ entity: e.id }, (e.state + (known.offset ?? 0)) * known.factor);
+  }
+
+  families(): Array<{ text(): string }> {
+    return [this.#on, this.#target, ...this.#sensors.values(), this.#other];
+  }
 }

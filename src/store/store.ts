@@ -201,8 +201,68 @@ export interface ConfigStackStore {
   list(stack: string): Promise<StackClaim[]>;
 }
 
+/**
+ * One recorded change of an entity: a number (a sensor's reading) in `num`, anything else (on,
+ * off, open, an ISO time, a climate's JSON) in `text`; both null when the entity had no state or
+ * was unavailable (a gap).
+ */
+export interface HistoryRow {
+  id: string;
+  /** Epoch ms. */
+  at: number;
+  num: number | null;
+  text: string | null;
+}
+
+/** A bucket of numbers: `at` is the bucket's start (a multiple of its step, epoch ms). */
+export interface HistoryBucket {
+  at: number;
+  count: number;
+  min: number;
+  mean: number;
+  max: number;
+}
+
+/** A bucket of text: the last value recorded in it. */
+export interface HistoryTextBucket {
+  at: number;
+  text: string | null;
+}
+
+/**
+ * The history of entity states (see src/history/). Numbers are kept raw, then as buckets of
+ * `step` (count, min, mean, max); text is kept as its changes (they are few) until deleted.
+ * Raw rows are keyed by (entity, ms): a second row for the same instant replaces the first, so
+ * appending again after a lost reply changes nothing.
+ */
+export interface HistoryStore {
+  /** Appends rows in one transaction (one commit, one fsync). */
+  append(rows: readonly HistoryRow[]): Promise<void>;
+  /** Raw rows of `id` with from <= at < to, oldest first, at most `limit`. */
+  raw(id: string, from: number, to: number, limit: number): Promise<HistoryRow[]>;
+  /** How many raw rows of `id` lie in from <= at < to. */
+  countRaw(id: string, from: number, to: number): Promise<number>;
+  /**
+   * Numbers of `id` with from <= at < to in buckets of `step` ms: raw rows and stored buckets
+   * together (a stored bucket counts with its weight), oldest first.
+   */
+  buckets(id: string, from: number, to: number, step: number): Promise<HistoryBucket[]>;
+  /** The last text (or gap) of `id` per bucket of `step` ms, from <= at < to, oldest first. */
+  textBuckets(id: string, from: number, to: number, step: number): Promise<HistoryTextBucket[]>;
+  /** True if anything of `id` is kept. */
+  has(id: string): Promise<boolean>;
+  /**
+   * In one transaction: raw numbers before `rawBefore` (a multiple of `step`) become buckets of
+   * `step`, merged into a bucket already there; raw rows and buckets before `keepBefore` are
+   * deleted. Resolves how many raw rows were folded and how many rows were deleted.
+   */
+  compact(rawBefore: number, keepBefore: number, step: number): Promise<{ folded: number; deleted: number }>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /** The history of entity states (the recorder writes it; GET .../history reads it). */
+  readonly history: HistoryStore;
   /** State that hearth itself owns (buttons): device-backed state lives on the device. */
   readonly states: StateStore;
   readonly automations: AutomationStore;

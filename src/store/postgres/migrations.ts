@@ -61,4 +61,22 @@ export const postgresMigrations: readonly string[] = [
      PRIMARY KEY (stack, idx)
    );
    CREATE UNIQUE INDEX configstack_claim_by_holder ON configstack_claim (stack, holder)`,
+  // History (see ../store.ts HistoryStore).
+  `CREATE TABLE history_raw (
+     entity text NOT NULL,
+     at bigint NOT NULL,
+     num double precision,
+     text text,
+     PRIMARY KEY (entity, at)
+   );
+   CREATE TABLE history_agg (
+     entity text NOT NULL,
+     at bigint NOT NULL,
+     step bigint NOT NULL,
+     count bigint NOT NULL,
+     min double precision NOT NULL,
+     mean double precision NOT NULL,
+     max double precision NOT NULL,
+     PRIMARY KEY (entity, at)
+   )`,
 ];

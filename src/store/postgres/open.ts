@@ -4,6 +4,7 @@ import type { AutomationRun, Store, StoredState } from '../store.js';
 import { postgresCluster } from './cluster.js';
 import { postgresConfigStacks } from './configstacks.js';
 import { Db, isConnectionError, type PostgresOptions } from './db.js';
+import { postgresHistory } from './history.js';
 import { postgresMigrations } from './migrations.js';
 
 export type { PostgresOptions } from './db.js';
@@ -96,6 +97,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     kind: 'postgres',
     ...postgresCluster(db),
     configstacks: postgresConfigStacks(db),
+    history: postgresHistory(db),
     states: {
       async get(id) {
         const rows = await q<Row>(`SELECT ${STATE_COLUMNS} FROM entity_state WHERE id = $1`, [id], {

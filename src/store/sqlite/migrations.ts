@@ -59,4 +59,25 @@ export const sqliteMigrations: readonly string[] = [
      PRIMARY KEY (stack, idx)
    );
    CREATE UNIQUE INDEX configstack_claim_by_holder ON configstack_claim (stack, holder)`,
+  // History (see ../store.ts HistoryStore). Without rowid: one b-tree per table, no index.
+  // Raw rows are keyed by time first, so a batch of every entity's readings lands on the last
+  // page or two: keyed by entity first, each flush rewrote one page per entity, ten times the
+  // bytes on an SD card (bench/README.md, 15). Reading one entity scans the range's rows of all.
+  `CREATE TABLE history_raw (
+     at INTEGER NOT NULL,
+     entity TEXT NOT NULL,
+     num REAL,
+     text TEXT,
+     PRIMARY KEY (at, entity)
+   ) WITHOUT ROWID;
+   CREATE TABLE history_agg (
+     entity TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     step INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     min REAL NOT NULL,
+     mean REAL NOT NULL,
+     max REAL NOT NULL,
+     PRIMARY KEY (entity, at)
+   ) WITHOUT ROWID`,
 ];

@@ -5,6 +5,7 @@ import { HearthError, reasonOf } from '../../core/errors.js';
 import type { AutomationRun, Store, StoredState } from '../store.js';
 import { sqliteCluster } from './cluster.js';
 import { sqliteConfigStacks } from './configstacks.js';
+import { sqliteHistory } from './history.js';
 import { sqliteMigrations } from './migrations.js';
 
 /** Runs kept per automation: the newest; older ones are deleted as new ones are recorded. */
@@ -106,6 +107,7 @@ export async function openSqliteStore(path: string): Promise<Store> {
     kind: 'sqlite',
     ...sqliteCluster(db),
     configstacks: sqliteConfigStacks(db),
+    history: sqliteHistory(db),
     automations: {
       async start(automation, trigger, startedAt, outcome = 'running') {
         return insertRun(automation, trigger, startedAt, null, outcome, null);
