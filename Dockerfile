@@ -33,6 +33,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 COPY tsconfig.json ./
 COPY scripts/build.mjs scripts/
 COPY src/ src/
+COPY web/ web/
 RUN node scripts/build.mjs
 
 # --- runtime ---

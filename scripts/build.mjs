@@ -1,11 +1,11 @@
-// Builds dist/hearth.mjs: the CLI and everything it always needs in one minified ES module.
+// Builds dist/hearth.mjs (and the dashboard, dist/web: see the end): the CLI and everything it always needs in one minified ES module.
 // One file loads several times faster than hundreds of modules, which is most of start-up
 // time on a Raspberry Pi. What only some configs use (a driver's code, node-ical, the
 // prom-client registry) is behind a dynamic import() and lands in dist/chunks/, loaded the
 // first time it is needed. Packages with native addons (better-sqlite3, serialport) stay
 // outside: they find their compiled parts relative to their own files.
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 
@@ -54,3 +54,51 @@ await build({
   },
   logLevel: 'warning',
 });
+
+// The dashboard (web/): a Preact app bundled into content-hashed files under dist/web/assets,
+// which the control listener serves with a year's caching, and an index.html that names
+// them, served with no-cache. esbuild does it alone: no other build tool is installed.
+const web = join(outdir, 'web');
+rmSync(web, { recursive: true, force: true });
+const app = await build({
+  entryPoints: { app: 'web/main.tsx' },
+  outdir: join(web, 'assets'),
+  entryNames: '[name]-[hash]',
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2020',
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  minify: true,
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  metafile: true,
+  logLevel: 'warning',
+});
+const outputs = Object.keys(app.metafile.outputs).map((f) => basename(f));
+const script = outputs.find((f) => f.endsWith('.js'));
+const style = outputs.find((f) => f.endsWith('.css'));
+if (!script || !style)
+  throw new Error(`the dashboard build made no script or no style: ${outputs.join(', ')}`);
+mkdirSync(web, { recursive: true });
+writeFileSync(
+  join(web, 'index.html'),
+  `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<meta name="color-scheme" content="light dark">
+<link rel="icon" href="data:,">
+<title>hearth</title>
+<link rel="stylesheet" href="/app/assets/${style}">
+<script type="module" src="/app/assets/${script}"></script>
+</head>
+<body>
+<div id="app"><noscript><p>The hearth dashboard needs JavaScript.</p></noscript></div>
+</body>
+</html>
+`,
+);

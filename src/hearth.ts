@@ -10,7 +10,7 @@ import { Runtime } from './core/runtime.js';
 import { HistoryRecorder } from './history/recorder.js';
 import type { BridgeLink, HomeAssistant } from './homeassistant/start.js';
 import { AllowList } from './server/allow-list.js';
-import { buildControlServer, buildPublicServer } from './server/app.js';
+import { buildControlServer, buildPublicServer, deviceLayout } from './server/app.js';
 import { listen } from './server/listen.js';
 import { MediaLibrary } from './server/media.js';
 import { Metrics } from './server/metrics.js';
@@ -133,6 +133,7 @@ export async function startHearth(
     hostNames: http.hostNames,
     maxStreams: http.maxStreams,
     media,
+    devices: deviceLayout(config.devices),
   });
   const publicServer = http.public
     ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams, history: history?.reader })

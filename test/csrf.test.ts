@@ -233,6 +233,86 @@ automations:
   });
 });
 
+describe('dashboard sessions: the cookie stands in for the token, never for the origin checks', () => {
+  const TOKEN = 'csrf-session-test-token-0123456789';
+  let lamp: WemoSimulator;
+  let h: TestHearth;
+
+  beforeAll(async () => {
+    lamp = await startWemoSimulator({ initial: false });
+    h = await startTestHearth(
+      `switches:
+  - { id: lamp, kind: wemo/v1, address: 127.0.0.1, port: ${lamp.port}, pollSeconds: 0 }
+`,
+      { http: `{ host: 127.0.0.1, port: 0, token: ${TOKEN} }` },
+    );
+  });
+
+  afterAll(async () => {
+    await h?.close();
+    await lamp?.close();
+  });
+
+  const json = { 'content-type': 'application/json' };
+  const login = (headers: Record<string, string> = {}, token = TOKEN) =>
+    http(`${h.url}/api/v1/session`, {
+      method: 'POST',
+      headers: { ...json, ...headers },
+      body: JSON.stringify({ token }),
+    });
+  const toggle = (headers: Record<string, string>) =>
+    http(`${h.url}/api/v1/entities/lamp/commands/toggle`, {
+      method: 'POST',
+      headers: { ...json, ...headers },
+    });
+
+  it('logs in with the token only, from this origin only, and sets an HttpOnly SameSite=Strict cookie', async () => {
+    expect(JSON.parse((await http(`${h.url}/api/v1/session`)).body)).toEqual({
+      tokenRequired: true,
+      authenticated: false,
+    });
+    const wrong = await login({}, 'not-the-token-at-all');
+    expect(wrong.status).toBe(403);
+    expect(wrong.headers.get('set-cookie')).toBeNull();
+    const foreign: Array<Record<string, string>> = [
+      { origin: 'http://evil.example' },
+      { 'sec-fetch-site': 'cross-site' },
+    ];
+    for (const headers of foreign) {
+      const r = await login(headers);
+      expect(r.status).toBe(403);
+      expect(r.headers.get('set-cookie')).toBeNull();
+    }
+    const ok = await login({ origin: h.url, 'sec-fetch-site': 'same-origin' });
+    expect(ok.status).toBe(200);
+    const cookie = ok.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/^hearth_session=[\w-]{43}; Path=\/; Max-Age=2592000; HttpOnly; SameSite=Strict$/);
+    expect(cookie).not.toContain(TOKEN);
+  });
+
+  it('authorises control with the cookie, still refuses another site with it, and logs out', async () => {
+    const id = /^hearth_session=([\w-]+)/.exec((await login()).headers.get('set-cookie') ?? '')?.[1];
+    const cookie = `hearth_session=${id}`;
+    expect((await toggle({})).status).toBe(403);
+    expect((await toggle({ cookie: 'hearth_session=forged' })).status).toBe(403);
+    expect((await toggle({ cookie })).status).toBe(200);
+    expect(lamp.on).toBe(true);
+    // A browser would not send a SameSite=Strict cookie from another site; were it sent, the origin rule still refuses.
+    expect((await toggle({ cookie, origin: 'http://evil.example' })).status).toBe(403);
+    expect((await toggle({ cookie, 'sec-fetch-site': 'same-site' })).status).toBe(403);
+    expect(lamp.on).toBe(true);
+    const session = await http(`${h.url}/api/v1/session`, { headers: { cookie } });
+    expect(JSON.parse(session.body)).toEqual({ tokenRequired: true, authenticated: true });
+    const out = await http(`${h.url}/api/v1/session`, { method: 'DELETE', headers: { cookie } });
+    expect(out.status).toBe(204);
+    expect(out.headers.get('set-cookie')).toMatch(
+      /^hearth_session=; Path=\/; Max-Age=0; HttpOnly; SameSite=Strict$/,
+    );
+    expect((await toggle({ cookie })).status).toBe(403);
+    expect(lamp.on).toBe(true);
+  });
+});
+
 describe('HostNames and crossSite', () => {
   it("takes the machine's name in its full, short and .local forms, and the configured names", () => {
     const names = new HostNames(['Hearth.Home.Arpa'], 'Kitchen-Pi.lan');

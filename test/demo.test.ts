@@ -47,9 +47,11 @@ describe('npm start: the built demo', () => {
         headers: { 'content-type': 'application/json' },
       });
       expect(JSON.parse(open.body).entity.state).toBe('open');
+      // The control listener's / is the dashboard, which reads the entities from the API.
       const page = await http(`${demo.url}/`);
       expect(page.type).toContain('text/html');
-      expect(page.body).toContain('Coffee pot');
+      expect(page.body).toMatch(/<script type="module" src="\/app\/assets\/app-\w+\.js">/);
+      expect((await http(`${demo.url}/api/v1/entities`)).body).toContain('Coffee pot');
     } finally {
       demo.child.kill('SIGTERM');
     }

@@ -112,6 +112,7 @@ const WRITE_PATHS = [
   '/api/v0/switches/lamp/toggle',
   '/api/v0/buttons/bedside/on/',
   '/api/v0/buttons/x/on/',
+  '/api/v1/session',
   '/healthz',
 ];
 
@@ -127,6 +128,11 @@ const CONTROL_GETS = [
   '/api/v1/nothing',
   '/favicon.ico',
   '/metrics?format=json',
+  // The dashboard's: its files, log-in, device groups and chime list are the control listener's.
+  '/app/assets/app-ABCDEFGH.js',
+  '/api/v1/session',
+  '/api/v1/devices',
+  '/api/v1/media',
 ];
 
 describe('two listeners: public (read-only status) and control', () => {
@@ -343,6 +349,27 @@ describe('control listener with an allow-list that leaves loopback out', () => {
     expect(lamp.on).toBe(true);
     const outside = await h.server.inject({ method: 'GET', url: '/metrics', remoteAddress: '192.168.1.5' });
     expect(outside.statusCode).toBe(403);
+  });
+
+  it('serves / as the read-only status page to a client that may not control, the dashboard to one that may', async () => {
+    const outside = await http(`${h.url}/`);
+    expect(outside.status).toBe(200);
+    expect(outside.body).toContain("new EventSource('api/v1/events')");
+    expect(outside.body).not.toContain('/app/assets/');
+    const fromLan = await h.server.inject({ method: 'GET', url: '/', remoteAddress: '10.1.2.3' });
+    expect(fromLan.statusCode).toBe(200);
+    expect(fromLan.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(fromLan.body).toMatch(/<script type="module" src="\/app\/assets\/app-\w+\.js">/);
+    // A LAN client that names the box by a name it does not know (DNS rebinding) gets the status page.
+    const rebound = await h.server.inject({
+      method: 'GET',
+      url: '/',
+      remoteAddress: '10.1.2.3',
+      headers: { host: 'evil.example' },
+    });
+    expect(rebound.body).not.toContain('/app/assets/');
+    // The log-in routes are control routes: refused from an address outside the allow-list.
+    expectForbidden('GET /api/v1/session', '/api/v1/session', await http(`${h.url}/api/v1/session`));
   });
 });
 

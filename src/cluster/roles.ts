@@ -11,7 +11,7 @@ import type { Logger } from '../core/log.js';
 import type { EntityView } from '../core/runtime-api.js';
 import { AllowList } from '../server/allow-list.js';
 import { storeStatus } from '../server/api-cluster.js';
-import { buildControlServer, buildHealthServer, buildPublicServer } from '../server/app.js';
+import { buildControlServer, buildHealthServer, buildPublicServer, deviceLayout } from '../server/app.js';
 import { listen } from '../server/listen.js';
 import { MediaLibrary } from '../server/media.js';
 import { Metrics } from '../server/metrics.js';
@@ -290,6 +290,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         media,
         cluster: status,
         maxStreams: http.maxStreams,
+        devices: deviceLayout(config.devices),
         history: historyReader,
       });
       publicServer = http.public

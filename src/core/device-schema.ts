@@ -9,6 +9,8 @@ export const deviceBaseSchema = z.object({
   id: idSchema,
   kind: z.string(),
   name: z.string().min(1).optional(),
+  /** Where it is (`Kitchen`): the dashboard groups devices by room. */
+  room: z.string().min(1).max(64).optional(),
   simulate: z.boolean().default(false),
   /**
    * In a cluster, the agent process that runs this device (`hearth start --role agent --agent

@@ -5,6 +5,7 @@ import { HearthError } from '../core/errors.js';
 import type { AllowList } from './allow-list.js';
 import type { Metrics } from './metrics.js';
 import { crossSite, HostNames } from './origin.js';
+import type { Sessions } from './sessions.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -12,9 +13,10 @@ declare module 'fastify' {
      * `status`: a read-only route that anyone may GET, on either listener. `device`: a read-only
      * route that devices on the LAN GET (a speaker fetching a chime): control listener only, an
      * address in `http.allow` needed, but never the token, which such devices cannot send.
+     * `session`: the dashboard's log-in routes (sessions.ts): every control check but the token.
      * Left out: control.
      */
-    access?: 'status' | 'device';
+    access?: 'status' | 'device' | 'session';
   }
 }
 
@@ -132,12 +134,14 @@ export class ControlChecks {
  * The control listener's guard: status requests pass; other requests need a client address in
  * `http.allow`, a `Host` that names this box (not a name rebound to it), no sign of coming from
  * another site's page (`Origin`, `Sec-Fetch-Site`) and, when a token is configured, the bearer
- * token (device reads, which speakers make with no browser and no token, need the address only).
+ * token or a dashboard session cookie (device reads, which speakers make with no browser and no
+ * token, need the address only; the session routes, where a browser logs in, need no token).
  */
 export function controlGuard(
   metrics: Metrics,
   checks: ControlChecks,
   token?: string,
+  sessions?: Sessions,
 ): onRequestAsyncHookHandler {
   // Only the token's digest is kept, and every check compares two digests of equal length in
   // constant time, so neither the token nor its length can be learnt from response times.
@@ -181,7 +185,8 @@ export function controlGuard(
         "Send control requests from hearth's own pages, or from a script or device (they send no Origin header).",
       );
     }
-    if (expected && !bearerMatches(req.headers.authorization, expected)) {
+    if (req.routeOptions.config?.access === 'session') return;
+    if (expected && !bearerMatches(req.headers.authorization, expected) && !sessions?.authorises(req)) {
       return refuse(
         req,
         reply,

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type onRequestAsyncHookHandler } from 'fastify';
 import type { AutomationsApi } from '../automation/engine.js';
+import type { DeviceEntry } from '../config/load.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
@@ -28,7 +29,9 @@ import {
 import { type MediaLibrary, registerMediaRoutes } from './media.js';
 import type { Metrics } from './metrics.js';
 import { publicView } from './public-view.js';
+import { registerSessionRoutes, Sessions } from './sessions.js';
 import { renderStatusPage, statusPageHeaders } from './status-page.js';
+import { appPageHeaders, registerAppAssets, sendAsset, WebApp } from './web-app.js';
 
 function noRouteSchemas(): () => never {
   return () => {
@@ -52,6 +55,32 @@ export interface ControlServerOptions extends ServerOptions, ControlAccess {
   cluster?: () => Promise<ClusterStatus>;
   /** The chime folder, served to speakers at /api/v0/chime/<file> (control listener only). */
   media?: MediaLibrary;
+  /** The configured devices, for the dashboard's groups (`GET /api/v1/devices`). */
+  devices?: readonly DeviceLayout[];
+}
+
+/** A configured device as the dashboard groups it: its entities, and its room if the config names one. */
+export interface DeviceLayout {
+  id: string;
+  name: string;
+  room: string | null;
+  entities: string[];
+}
+
+/** The dashboard's groups for `devices` (a config's device entries). */
+export function deviceLayout(devices: readonly DeviceEntry[]): DeviceLayout[] {
+  return devices.map(({ driver, config }) => ({
+    id: config.id,
+    name: typeof config.name === 'string' ? config.name : config.id,
+    room: typeof config.room === 'string' ? config.room : null,
+    entities: driver.entities(config).map((e) => e.id),
+  }));
+}
+
+/** What the dashboard shows at `/`, and who sees it instead of the status page. */
+interface Home {
+  web: WebApp;
+  shows: (req: FastifyRequest) => boolean;
 }
 
 /** Whether a status request sees the detail of failures, or the generic public reason. */
@@ -64,11 +93,35 @@ export type SeesDetail = (req: FastifyRequest) => boolean;
  */
 export function buildControlServer(opts: ControlServerOptions): FastifyInstance {
   const checks = new ControlChecks(opts);
-  const { app, finish } = baseServer(opts, 'control', controlGuard(opts.metrics, checks, opts.token), (req) =>
-    checks.trusted(req),
+  const sessions = new Sessions();
+  const web = WebApp.load();
+  if (!web)
+    opts.log.warn(
+      'the dashboard is not built (dist/web is missing; run npm run build): / serves the status page',
+    );
+  // The app is for the LAN clients that may control (an address in http.allow, a Host naming
+  // this box); anyone else who reaches this listener gets the read-only status page.
+  const home = web ? { web, shows: (req: FastifyRequest) => checks.trusted(req) } : undefined;
+  const { app, finish } = baseServer(
+    opts,
+    'control',
+    controlGuard(opts.metrics, checks, opts.token, sessions),
+    (req) => checks.trusted(req),
+    home,
   );
   registerControlRoutes(app, opts);
-  if (opts.media) registerMediaRoutes(app, opts.media, opts.log);
+  registerSessionRoutes(app, sessions, opts.token, () =>
+    opts.metrics.forbidden.inc({ listener: 'control', reason: 'token' }),
+  );
+  if (web) registerAppAssets(app, web);
+  const devices = opts.devices ?? [];
+  app.get('/api/v1/devices', async () => ({ devices }));
+  if (opts.media) {
+    const media = opts.media;
+    registerMediaRoutes(app, media, opts.log);
+    // The dashboard's choice of chimes.
+    app.get('/api/v1/media', async () => ({ files: await media.list() }));
+  }
   finish();
   return app;
 }
@@ -87,8 +140,10 @@ function registerStatusRoutes(
   detail: SeesDetail,
   events: EventStreams,
   history: HistoryReader | undefined,
+  home: Home | undefined,
 ): void {
   app.get('/', statusRoute, async (req, reply) => {
+    if (home?.shows(req)) return sendAsset(req, reply.headers(appPageHeaders), home.web.index);
     // The page shows no reason today; it gets the same views as the API, so it never can.
     const entities = detail(req) ? runtime.list() : runtime.list().map(publicView);
     return reply.headers(statusPageHeaders).send(renderStatusPage(entities, runtime.timezone));
@@ -171,6 +226,7 @@ function baseServer(
   listener: ListenerName,
   guard: onRequestAsyncHookHandler,
   detail: SeesDetail,
+  home?: Home,
 ): { app: FastifyInstance; finish: () => void } {
   const app = Fastify({
     logger: false,
@@ -210,6 +266,6 @@ function baseServer(
 
   const events = new EventStreams({ runtime, metrics, listener, maxStreams });
   app.addHook('onClose', async () => events.close());
-  registerStatusRoutes(app, runtime, detail, events, history);
+  registerStatusRoutes(app, runtime, detail, events, history, home);
   return { app, finish };
 }

@@ -9,7 +9,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { basename, dirname, sep } from 'node:path';
@@ -100,6 +100,23 @@ export class MediaLibrary implements MediaAccess {
 
   contentType(file: string): string {
     return contentTypeOf(file);
+  }
+
+  /**
+   * The audio files directly in the folder (plain names, a known audio extension), sorted, at
+   * most `limit`; none when the folder is missing.
+   */
+  async list(limit = 500): Promise<string[]> {
+    let names: string[];
+    try {
+      names = (await readdir(this.dir, { withFileTypes: true }))
+        .filter((d) => (d.isFile() || d.isSymbolicLink()) && isPlainFileName(d.name))
+        .map((d) => d.name)
+        .filter((name) => contentTypeOf(name) !== 'application/octet-stream');
+    } catch {
+      return [];
+    }
+    return names.sort((a, b) => a.localeCompare(b)).slice(0, limit);
   }
 
   async has(file: string): Promise<boolean> {
