@@ -79,6 +79,21 @@ describe('a token from the environment or !secret is the token, whatever it star
     },
   );
 
+  // biome-ignore-start lint/suspicious/noTemplateCurlyInString: the config's ${VAR}, not templates
+  it('an unquoted ${VAR} inside a one-line mapping: one error at its line saying to quote it; quoted, it works', () => {
+    const env = { HEARTH_TOKEN: 'a-token-of-sixteen-chars-or-more' };
+    const bad = write({ 'hearth.yaml': 'timezone: UTC\nhttp: { port: 0, token: ${HEARTH_TOKEN} }\n' });
+    const error = configError(() => load(bad, env));
+    expect(error.issues).toHaveLength(1);
+    expect(error.issues[0]).toMatchObject({ line: 2, col: 25 });
+    expect(error.message).toMatch(
+      /unquoted \$\{VAR\} inside a one-line \{ \.\.\. \}.*quote it \("\$\{VAR\}"\)/,
+    );
+    const good = write({ 'hearth.yaml': 'timezone: UTC\nhttp: { port: 0, token: "${HEARTH_TOKEN}" }\n' });
+    expect(load(good, env).http.token).toBe(env.HEARTH_TOKEN);
+  });
+  // biome-ignore-end lint/suspicious/noTemplateCurlyInString: the config's ${VAR}, not templates
+
   it('an empty secret is an error at its line in the secrets file, not a token turned off', () => {
     for (const value of ['', ' ""', " ''", ' # a comment']) {
       const file = write({ 'hearth.yaml': secretToken, 'secrets.yaml': `a: b\nhearth_token:${value}\n` });

@@ -63,7 +63,7 @@ describe.skipIf(skipWhy)('hearth on a real Kubernetes cluster', () => {
     writeFileSync(
       config,
       `timezone: UTC
-http: { port: 8000, allow: [127.0.0.0/8, 10.0.0.0/8], token: \${HEARTH_TOKEN} }
+http: { port: 8000, allow: [127.0.0.0/8, 10.0.0.0/8], token: "\${HEARTH_TOKEN}" }
 storage: { postgres: { url: "\${HEARTH_PG_URL}" } }
 mqtt: { url: mqtt://mosquitto:1883 }
 cluster:

@@ -57,12 +57,23 @@ export function parseYaml(
     return { line, col };
   };
   for (const e of [...doc.errors, ...doc.warnings]) {
-    issues.push({
-      file,
-      ...(e.linePos?.[0] ?? at(e.pos[0])),
-      field: '',
-      message: describeYamlError(e.code, e.message),
-    });
+    const pos = e.linePos?.[0] ?? at(e.pos[0]);
+    // `{ token: ${HEARTH_TOKEN} }`: in a one-line mapping, YAML reads the braces of an unquoted
+    // `${VAR}` as its own. Said once, with the fix, instead of a cascade of syntax errors.
+    const lineText = text.split('\n')[pos.line - 1] ?? '';
+    if (/[{[][^\n]*[:,[]\s*\$\{[A-Za-z_]/.test(lineText)) {
+      issues.push({
+        file,
+        line: pos.line,
+        col: lineText.indexOf('${') + 1,
+        field: '',
+        message:
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: the config's ${VAR}, not a template
+          'an unquoted ${VAR} inside a one-line { ... } or [ ... ]: YAML reads its braces as its own; quote it ("${VAR}") or put the key on its own line',
+      });
+      break;
+    }
+    issues.push({ file, ...pos, field: '', message: describeYamlError(e.code, e.message) });
   }
   if (issues.length > 0) return { doc, lineCounter, issues };
 
