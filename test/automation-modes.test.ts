@@ -22,7 +22,8 @@ async function boot(dir: string, yaml: string, clock: FakeClock): Promise<Hearth
   const file = join(dir, 'hearth.yaml');
   writeFileSync(
     file,
-    `timezone: UTC\nhttp: { host: 127.0.0.1, port: 0 }\nstorage: { sqlite: hearth.db }\n${yaml}`,
+    // No history recorder: its flush timer would sit among the delays these tests count.
+    `timezone: UTC\nhttp: { host: 127.0.0.1, port: 0 }\nstorage: { sqlite: hearth.db }\nhistory: { enabled: false }\n${yaml}`,
   );
   const hearth = await startHearth(loadConfigFile(file, { drivers }), { log: silentLogger(), clock });
   cleanups.push(() => hearth.stop());
