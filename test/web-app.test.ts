@@ -239,6 +239,20 @@ automations:
     await expect.poll(() => coffee.locator('.state').textContent(), { timeout: 3000 }).toBe('off');
   });
 
+  it('a 1-minute brew ends by itself: the heater goes off and the page shows it', async () => {
+    const coffee = card(page, 'coffee');
+    await coffee.getByLabel('Minutes').fill('1');
+    const started = Date.now();
+    await coffee.getByRole('button', { name: 'Brew Coffee pot' }).click();
+    await pot.waitForHeater(true, 5000);
+    await expect.poll(() => coffee.locator('.state').textContent(), { timeout: 3000 }).toMatch(/^on until /);
+    await pot.waitForHeater(false, 75_000);
+    // Not before its minute: the brew ran its time, it was not cut short.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(59_000);
+    await expect.poll(() => coffee.locator('.state').textContent(), { timeout: 3000 }).toBe('off');
+    await page.screenshot({ path: join(shots, 'brew-ended.png') });
+  }, 90_000);
+
   it('lists automations and runs one now', async () => {
     const a = page.locator('li[data-automation="lamp-on"]');
     await expect.poll(() => a.count(), { timeout: 5000 }).toBe(1);
