@@ -48,6 +48,9 @@ await build({
     '@fastify/ajv-compiler',
     '@fastify/fast-json-stringify-compiler',
   ],
+  // uri-js (under kubernetes-models' validator) requires Node's deprecated built-in `punycode`,
+  // which prints DEP0040 on stderr from Node 21 on: the npm package of the same code instead.
+  alias: { punycode: 'punycode/' },
   // Some bundled packages are CommonJS and call require() for Node built-ins.
   banner: {
     js: "import { createRequire as __hearthRequire } from 'node:module'; const require = __hearthRequire(import.meta.url);",
