@@ -259,6 +259,9 @@ export async function setupZigbee2mqtt(ctx: DriverContext, config: Zigbee2mqttCo
   const offConnection = mqtt.onConnection((up) => {
     if (!up) for (const l of live.values()) l.reported.clear();
     judgeAll();
+    // The retained device list comes while the connection is still being set up, before it
+    // counts as up: the switches it brought are asked for their state now.
+    if (up) askStates(byDevice.keys());
   });
 
   return {
