@@ -149,7 +149,7 @@ function registerStatusRoutes(
     if (home?.shows(req)) return sendAsset(req, reply.headers(appPageHeaders), home.web.index);
     // The page shows no reason today; it gets the same views as the API, so it never can.
     const entities = detail(req) ? runtime.list() : runtime.list().map(publicView);
-    return reply.headers(statusPageHeaders).send(renderStatusPage(entities, runtime.timezone));
+    return reply.headers(statusPageHeaders).send(renderStatusPage(entities, runtime.timezone, events.mark()));
   });
   app.get('/healthz', statusRoute, async () => ({ status: 'ok' }));
   app.get('/readyz', statusRoute, async (_req, reply) => {
