@@ -123,6 +123,7 @@ export async function startHearth(
     : undefined;
   const { http } = config;
   const server = buildControlServer({
+    sessions: store.sessions,
     history: history?.reader,
     runtime,
     automations,

@@ -190,7 +190,7 @@ buttons:
     expect(r.body).toContain('Living room &lt;lamp&gt;');
     expect(r.body).not.toContain('<lamp>');
     expect(r.body).toContain('data-id="bedside"');
-    expect(r.body).toContain("new EventSource('api/v1/events')");
+    expect(r.body).toContain("new EventSource('api/v1/events'");
     // Nothing on the page controls anything, and nothing loads from elsewhere.
     expect(r.body).not.toMatch(/<(button|form|input|select|textarea)\b/i);
     expect(r.body).not.toMatch(/method:\s*'(POST|PUT|DELETE|PATCH)'/i);
@@ -354,7 +354,7 @@ describe('control listener with an allow-list that leaves loopback out', () => {
   it('serves / as the read-only status page to a client that may not control, the dashboard to one that may', async () => {
     const outside = await http(`${h.url}/`);
     expect(outside.status).toBe(200);
-    expect(outside.body).toContain("new EventSource('api/v1/events')");
+    expect(outside.body).toContain("new EventSource('api/v1/events'");
     expect(outside.body).not.toContain('/app/assets/');
     const fromLan = await h.server.inject({ method: 'GET', url: '/', remoteAddress: '10.1.2.3' });
     expect(fromLan.statusCode).toBe(200);

@@ -337,6 +337,65 @@ describe.each(backends)('store on $name', (backend) => {
     });
   });
 
+  describe('sessions', () => {
+    const hash = (n: number) => n.toString(16).padStart(64, '0');
+
+    it('creates, finds by digest only while alive, deletes', async () => {
+      await store.sessions.create({ hash: hash(1), createdAt: 1000, expiresAt: 5000 }, 100);
+      expect(await store.sessions.find(hash(1), 4999)).toEqual({
+        hash: hash(1),
+        createdAt: 1000,
+        expiresAt: 5000,
+      });
+      expect(await store.sessions.find(hash(1), 5000)).toBeUndefined();
+      expect(await store.sessions.find(hash(2), 2000)).toBeUndefined();
+      // The same digest again (a retry) changes nothing.
+      await store.sessions.create({ hash: hash(1), createdAt: 1000, expiresAt: 5000 }, 100);
+      expect(await store.sessions.count()).toBe(1);
+      expect(await store.sessions.delete(hash(1))).toBe(true);
+      expect(await store.sessions.delete(hash(1))).toBe(false);
+      expect(await store.sessions.find(hash(1), 2000)).toBeUndefined();
+    });
+
+    it('prunes expired sessions, on their own and whenever one is created', async () => {
+      await store.sessions.create({ hash: hash(10), createdAt: 1000, expiresAt: 2000 }, 100);
+      await store.sessions.create({ hash: hash(11), createdAt: 1000, expiresAt: 3000 }, 100);
+      await store.sessions.create({ hash: hash(12), createdAt: 1000, expiresAt: 9000 }, 100);
+      expect(await store.sessions.prune(2000)).toBe(1);
+      expect(await store.sessions.count()).toBe(2);
+      // Created at 3000: the session that expired at 3000 goes.
+      await store.sessions.create({ hash: hash(13), createdAt: 3000, expiresAt: 9000 }, 100);
+      expect(await store.sessions.count()).toBe(2);
+      expect(await store.sessions.find(hash(12), 3000)).toBeDefined();
+      expect(await store.sessions.find(hash(13), 3000)).toBeDefined();
+      expect(await store.sessions.prune(10_000)).toBe(2);
+      expect(await store.sessions.count()).toBe(0);
+    });
+
+    it('keeps at most the cap: the oldest go', async () => {
+      for (let i = 0; i < 7; i++) {
+        await store.sessions.create({ hash: hash(100 + i), createdAt: 10_000 + i, expiresAt: 99_000 }, 5);
+      }
+      expect(await store.sessions.count()).toBe(5);
+      expect(await store.sessions.find(hash(100), 20_000)).toBeUndefined();
+      expect(await store.sessions.find(hash(101), 20_000)).toBeUndefined();
+      for (let i = 2; i < 7; i++) expect(await store.sessions.find(hash(100 + i), 20_000)).toBeDefined();
+      await store.sessions.prune(100_000);
+    });
+
+    it('a session written by one connection is seen and ended by another (a restart, another replica)', async () => {
+      await store.sessions.create({ hash: hash(200), createdAt: 1000, expiresAt: 50_000 }, 100);
+      const second = await openStore(storage);
+      try {
+        expect(await second.sessions.find(hash(200), 2000)).toBeDefined();
+        expect(await second.sessions.delete(hash(200))).toBe(true);
+        expect(await store.sessions.find(hash(200), 2000)).toBeUndefined();
+      } finally {
+        await second.close();
+      }
+    });
+  });
+
   describe('members', () => {
     it('records heartbeats and lists members', async () => {
       await store.members.heartbeat({ id: 'api@box1', role: 'api', host: 'box1', pid: 10, startedAt: 1000 });

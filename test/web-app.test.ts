@@ -26,9 +26,10 @@ const TOKEN = 'dashboard-test-token-0123456789';
 
 const json = { 'content-type': 'application/json' };
 
-async function launch(dir: string): Promise<BrowserContext> {
+async function launch(dir: string, javaScriptEnabled = true): Promise<BrowserContext> {
   // A fresh profile each time; the machine has no network, so nothing may try to reach it.
   return chromium.launchPersistentContext(mkdtempSync(join(dir, 'profile-')), {
+    javaScriptEnabled,
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 390, height: 844 },
@@ -162,7 +163,7 @@ automations:
     expect(JSON.parse((await http(`${hearth.url}/api/v1/media`)).body)).toEqual({ files: ['ding.mp3'] });
     // The public listener keeps the read-only status page.
     const pub = await http(`${publicUrl}/`);
-    expect(pub.body).toContain("new EventSource('api/v1/events')");
+    expect(pub.body).toContain("new EventSource('api/v1/events'");
     expect(pub.body).not.toContain('/app/assets/');
   });
 
@@ -293,6 +294,66 @@ automations:
     expect(await pub.locator('script[src]').count()).toBe(0);
     await pub.screenshot({ path: join(shots, 'public-status.png'), fullPage: true });
     await pub.close();
+  });
+
+  it('the public page follows event: state, removed and reset, from where its list was rendered', async () => {
+    const pub = await context.newPage();
+    const pubErrors = watchConsole(pub);
+    // The page names the journal's id as of its list; its stream starts there.
+    const html = (await http(`${publicUrl}/`)).body;
+    expect(html).toMatch(/<ul id="entities" data-last-event-id="[0-9a-f]{8}-\d+">/);
+    await pub.goto(`${publicUrl}/`);
+    await expect.poll(() => pub.locator('#live').textContent(), { timeout: 5000 }).toBe('live');
+    const row = (id: string) => pub.locator(`li[data-id="${id}"]`);
+    expect((await post(`${hearth.url}/api/v0/buttons/porchbell/on/`)).status).toBe(200);
+    await expect.poll(() => row('porchbell').count(), { timeout: 2000 }).toBe(1);
+    expect(await row('porchbell').locator('[data-f="state"]').textContent()).toBe('on');
+    expect((await http(`${hearth.url}/api/v1/entities/porchbell`, { method: 'DELETE' })).status).toBe(204);
+    await expect.poll(() => row('porchbell').count(), { timeout: 2000 }).toBe(0);
+    expect(await row('lamp').count()).toBe(1);
+    // A reset replaces the whole list with its snapshot: this one has a single entity.
+    const snapshot = {
+      reason: 'gap',
+      entities: [
+        {
+          id: 'only-one',
+          name: 'Only one',
+          kind: 'button',
+          state: 'off',
+          available: true,
+          updatedAt: null,
+          attributes: {},
+        },
+      ],
+    };
+    await pub.route('**/api/v1/events*', (route) =>
+      route.fulfill({
+        status: 200,
+        headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store' },
+        body: `retry: 60000\nid: 00000000-1\nevent: reset\ndata: ${JSON.stringify(snapshot)}\n\n`,
+      }),
+    );
+    await pub.reload();
+    await expect.poll(() => pub.locator('#entities li').count(), { timeout: 3000 }).toBe(1);
+    expect(await row('only-one').locator('[data-f="name"]').textContent()).toBe('Only one');
+    expect(await pub.locator('#empty').isHidden()).toBe(true);
+    // A reset to nothing says so.
+    snapshot.entities = [];
+    await pub.reload();
+    await expect.poll(() => pub.locator('#empty').isVisible(), { timeout: 3000 }).toBe(true);
+    expect(await pub.locator('#entities li').count()).toBe(0);
+    expect(pubErrors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
+    await pub.close();
+  });
+
+  it('the public page shows every entity without JavaScript', async () => {
+    const ctx = await launch(dir, false);
+    const pub = await ctx.newPage();
+    await pub.goto(`${publicUrl}/`);
+    expect(await pub.locator('li[data-id="lamp"] [data-f="name"]').textContent()).toBe('Living room lamp');
+    expect(await pub.locator('li[data-id="coffee"]').count()).toBe(1);
+    expect(await pub.locator('#empty').isHidden()).toBe(true);
+    await ctx.close();
   });
 
   it('refuses a page of another origin that tries to toggle the lamp or brew, and nothing changes', async () => {

@@ -283,6 +283,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         : undefined;
       server = buildControlServer({
         ...access,
+        sessions: store.sessions,
         runtime,
         automations,
         metrics,

@@ -47,6 +47,10 @@ export const errorCatalogue = {
     status: 403,
     hint: "Add the client's network to http.allow in the config, or send the header Authorization: Bearer <token> when http.token is set.",
   },
+  HEARTH_ERR_TOO_MANY_LOGINS: {
+    status: 429,
+    hint: 'Wait for the time in the Retry-After header, then enter the token set as http.token in the config.',
+  },
   HEARTH_ERR_TOO_MANY_BUTTONS: {
     status: 409,
     hint: 'Delete buttons no one uses with DELETE /api/v1/entities/<id>, or declare this one under `buttons:` in the config (declared buttons never count), or raise buttonLimits.maxUndeclared.',

@@ -186,7 +186,11 @@ export function controlGuard(
       );
     }
     if (req.routeOptions.config?.access === 'session') return;
-    if (expected && !bearerMatches(req.headers.authorization, expected) && !sessions?.authorises(req)) {
+    if (
+      expected &&
+      !bearerMatches(req.headers.authorization, expected) &&
+      !(sessions && (await sessions.authorises(req)))
+    ) {
       return refuse(
         req,
         reply,

@@ -5,6 +5,7 @@ import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 import type { HistoryReader } from '../history/query.js';
+import type { SessionStore } from '../store/store.js';
 import {
   type ControlAccess,
   ControlChecks,
@@ -50,6 +51,8 @@ export interface ServerOptions {
 }
 
 export interface ControlServerOptions extends ServerOptions, ControlAccess {
+  /** Where the dashboard's sessions are kept: the store, shared by every api replica. */
+  sessions: SessionStore;
   automations?: AutomationsApi;
   /** `GET /api/v1/cluster`; one box when left out. */
   cluster?: () => Promise<ClusterStatus>;
@@ -93,7 +96,7 @@ export type SeesDetail = (req: FastifyRequest) => boolean;
  */
 export function buildControlServer(opts: ControlServerOptions): FastifyInstance {
   const checks = new ControlChecks(opts);
-  const sessions = new Sessions();
+  const sessions = new Sessions(opts.sessions);
   const web = WebApp.load();
   if (!web)
     opts.log.warn(
@@ -146,7 +149,7 @@ function registerStatusRoutes(
     if (home?.shows(req)) return sendAsset(req, reply.headers(appPageHeaders), home.web.index);
     // The page shows no reason today; it gets the same views as the API, so it never can.
     const entities = detail(req) ? runtime.list() : runtime.list().map(publicView);
-    return reply.headers(statusPageHeaders).send(renderStatusPage(entities, runtime.timezone));
+    return reply.headers(statusPageHeaders).send(renderStatusPage(entities, runtime.timezone, events.mark()));
   });
   app.get('/healthz', statusRoute, async () => ({ status: 'ok' }));
   app.get('/readyz', statusRoute, async (_req, reply) => {

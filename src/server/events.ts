@@ -94,6 +94,15 @@ export class EventStreams {
   }
 
   /**
+   * The id of the latest change, for a page that renders a snapshot now and opens its stream
+   * from there (`?lastEventId=`); the journal records from now on, so that stream misses nothing.
+   */
+  mark(): string {
+    this.#journal.touch();
+    return this.#journal.lastId;
+  }
+
+  /**
    * Serves one stream on `reply`; `detail` says whether this client sees failure detail. Past
    * `maxStreams`, answers 503 with Retry-After.
    */

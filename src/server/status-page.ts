@@ -70,36 +70,47 @@ function fill(li, e) {
   }
   time.textContent = ago(e.updatedAt);
 }
-function upsert(e) {
-  let li = [...list.children].find((c) => c.dataset.id === e.id);
-  if (!li) {
-    li = template.content.firstElementChild.cloneNode(true);
-    list.append(li);
-    const empty = document.getElementById('empty');
-    if (empty) empty.remove();
-  }
+const empty = document.getElementById('empty');
+const rowOf = (id) => [...list.children].find((c) => c.dataset.id === id);
+function shown() {
+  empty.hidden = list.children.length > 0;
+}
+function row(e) {
+  const li = rowOf(e.id) || template.content.firstElementChild.cloneNode(true);
   fill(li, e);
+  return li;
+}
+function upsert(e) {
+  const li = row(e);
+  if (!li.parentNode) list.append(li);
+  shown();
+}
+function remove(r) {
+  const li = rowOf(r.id);
+  if (li) li.remove();
+  shown();
+}
+function reset(snapshot) {
+  list.replaceChildren(...snapshot.entities.map(row));
+  shown();
 }
 function tick() {
   for (const t of list.querySelectorAll('time[datetime]')) t.textContent = ago(t.dateTime);
 }
-async function resync() {
-  try {
-    const r = await fetch('api/v1/entities', { cache: 'no-store' });
-    if (r.ok) for (const e of (await r.json()).entities) upsert(e);
-  } catch {}
-}
-const events = new EventSource('api/v1/events');
+// The stream starts where the page's list ends: the server replays what came since, or resets.
+const since = list.dataset.lastEventId;
+const events = new EventSource('api/v1/events' + (since ? '?lastEventId=' + encodeURIComponent(since) : ''));
 events.addEventListener('open', () => {
   live.textContent = 'live';
   live.dataset.live = 'true';
-  resync();
 });
 events.addEventListener('error', () => {
   live.textContent = 'reconnecting\u2026';
   live.dataset.live = 'false';
 });
 events.addEventListener('state', (m) => upsert(JSON.parse(m.data)));
+events.addEventListener('removed', (m) => remove(JSON.parse(m.data)));
+events.addEventListener('reset', (m) => reset(JSON.parse(m.data)));
 tick();
 setInterval(tick, 15000);
 `;
@@ -167,8 +178,16 @@ function card(f: CardFields): string {
   );
 }
 
-/** The page for `entities`, with update times written in `timezone` until the script makes them relative. */
-export function renderStatusPage(entities: readonly EntityView[], timezone: string): string {
+/**
+ * The page for `entities`, with update times written in `timezone` until the script makes them
+ * relative. `lastEventId`: the event journal's id as of `entities`, so the page's stream starts
+ * there (the server replays what came since, or sends a reset).
+ */
+export function renderStatusPage(
+  entities: readonly EntityView[],
+  timezone: string,
+  lastEventId?: string,
+): string {
   // sv-SE writes 2025-01-31 09:01:00: unambiguous in every country.
   const when = new Intl.DateTimeFormat('sv-SE', {
     timeZone: timezone,
@@ -210,7 +229,8 @@ export function renderStatusPage(entities: readonly EntityView[], timezone: stri
 <body>
 <main>
 <header><h1>hearth</h1><span id="live" data-live="false">not live</span></header>
-${entities.length === 0 ? '<p id="empty">No entities yet.</p>\n' : ''}<ul id="entities">
+<p id="empty"${entities.length === 0 ? '' : ' hidden'}>No entities yet.</p>
+<ul id="entities"${lastEventId ? ` data-last-event-id="${escapeHtml(lastEventId)}"` : ''}>
 ${cards.join('\n')}
 </ul>
 <template id="card">${blank}</template>

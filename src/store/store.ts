@@ -259,8 +259,41 @@ export interface HistoryStore {
   compact(rawBefore: number, keepBefore: number, step: number): Promise<{ folded: number; deleted: number }>;
 }
 
+/** A dashboard session as stored: never its id, only the id's digest. */
+export interface StoredSession {
+  /** Hex SHA-256 of the session id (the cookie's value). */
+  hash: string;
+  /** Epoch ms. */
+  createdAt: number;
+  /** Epoch ms; the session is dead from then on. */
+  expiresAt: number;
+}
+
+/**
+ * Dashboard sessions (src/server/sessions.ts), shared by every api replica of a cluster and kept
+ * across restarts. Times are epoch ms by the caller's clock.
+ */
+export interface SessionStore {
+  /**
+   * In one transaction: deletes the sessions expired at `session.createdAt`, adds `session`, then
+   * deletes the oldest (by creation) until at most `cap` remain. Adding the same hash again
+   * changes nothing (safe to retry).
+   */
+  create(session: StoredSession, cap: number): Promise<void>;
+  /** The session of `hash` if it is alive at `now` (expiresAt > now). */
+  find(hash: string, now: number): Promise<StoredSession | undefined>;
+  /** Ends a session; resolves whether there was one. */
+  delete(hash: string): Promise<boolean>;
+  /** Deletes the sessions expired at `now`; resolves how many. */
+  prune(now: number): Promise<number>;
+  /** How many sessions are stored, expired ones included (for tests and metrics). */
+  count(): Promise<number>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /** Dashboard sessions. */
+  readonly sessions: SessionStore;
   /** The history of entity states (the recorder writes it; GET .../history reads it). */
   readonly history: HistoryStore;
   /** State that hearth itself owns (buttons): device-backed state lives on the device. */

@@ -79,4 +79,13 @@ export const postgresMigrations: readonly string[] = [
      max double precision NOT NULL,
      PRIMARY KEY (entity, at)
    )`,
+  // Dashboard sessions (see ../store.ts SessionStore): the digest of the id, never the id.
+  // Times are epoch ms by the api replica's clock, as on SQLite.
+  `CREATE TABLE dashboard_session (
+     hash text PRIMARY KEY,
+     created_at bigint NOT NULL,
+     expires_at bigint NOT NULL
+   );
+   CREATE INDEX dashboard_session_by_created ON dashboard_session (created_at);
+   CREATE INDEX dashboard_session_by_expiry ON dashboard_session (expires_at)`,
 ];

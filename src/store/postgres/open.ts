@@ -6,6 +6,7 @@ import { postgresConfigStacks } from './configstacks.js';
 import { Db, isConnectionError, type PostgresOptions } from './db.js';
 import { postgresHistory } from './history.js';
 import { postgresMigrations } from './migrations.js';
+import { postgresSessions } from './sessions.js';
 
 export type { PostgresOptions } from './db.js';
 
@@ -96,6 +97,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
   return {
     kind: 'postgres',
     ...postgresCluster(db),
+    sessions: postgresSessions(db),
     configstacks: postgresConfigStacks(db),
     history: postgresHistory(db),
     states: {

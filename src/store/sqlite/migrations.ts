@@ -80,4 +80,12 @@ export const sqliteMigrations: readonly string[] = [
      max REAL NOT NULL,
      PRIMARY KEY (entity, at)
    ) WITHOUT ROWID`,
+  // Dashboard sessions (see ../store.ts SessionStore): the digest of the id, never the id.
+  `CREATE TABLE dashboard_session (
+     hash TEXT PRIMARY KEY,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL
+   );
+   CREATE INDEX dashboard_session_by_created ON dashboard_session (created_at);
+   CREATE INDEX dashboard_session_by_expiry ON dashboard_session (expires_at)`,
 ];

@@ -7,6 +7,7 @@ import { sqliteCluster } from './cluster.js';
 import { sqliteConfigStacks } from './configstacks.js';
 import { sqliteHistory } from './history.js';
 import { sqliteMigrations } from './migrations.js';
+import { sqliteSessions } from './sessions.js';
 
 /** Runs kept per automation: the newest; older ones are deleted as new ones are recorded. */
 export const RUNS_KEPT = 500;
@@ -106,6 +107,7 @@ export async function openSqliteStore(path: string): Promise<Store> {
   return {
     kind: 'sqlite',
     ...sqliteCluster(db),
+    sessions: sqliteSessions(db),
     configstacks: sqliteConfigStacks(db),
     history: sqliteHistory(db),
     automations: {
