@@ -40,6 +40,7 @@ import {
 import { type Budget, budget, budgetTable, int, ms, ratio, table } from './lib/report.js';
 import { type HeaterOffResult, heaterOff, type RoundTripResult, roundTrip } from './lib/serial.js';
 import { storeWrites } from './lib/store.js';
+import { type WebResult, webBench, webBudgets, webReport } from './lib/web.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(root, '.bench');
@@ -66,6 +67,7 @@ const { values: opts } = parseArgs({
     kills: { type: 'string' },
     'no-ingest': { type: 'boolean', default: false },
     'ingest-messages': { type: 'string' },
+    'no-web': { type: 'boolean', default: false },
   },
 });
 const num = (v: string | undefined, dflt: number, quick: number) =>
@@ -951,6 +953,27 @@ async function runAll(tmp: string): Promise<number> {
   // 15. History: bytes written per day by the recorder on SQLite, a year read back; prints its own table.
   await historyBench({ tmp }).catch((err: unknown) => fail('history', err));
 
+  // 16. The dashboard: page weight, first paint in chromium, SSE fan-out to 200 streams; alone too.
+  let web: WebResult | null = null;
+  if (!opts['no-web']) {
+    console.log(`\n16. dashboard: page weight, first paint, SSE fan-out (load average ${loadavg()})`);
+    try {
+      web = await webBench({
+        root,
+        tmp,
+        loads: opts.quick ? 5 : 10,
+        presses: opts.quick ? 20 : 50,
+        streams: 200,
+        log: (line) => console.log(line),
+      });
+      for (const e of web.errors) fail('dashboard', new Error(e));
+      if (web.paintSkipped) note(`dashboard first paint skipped: ${web.paintSkipped}`);
+    } catch (err) {
+      fail('dashboard', err);
+    }
+    await stopAll();
+  }
+
   // Report.
   const out: string[] = [];
   out.push(
@@ -1003,6 +1026,7 @@ async function runAll(tmp: string): Promise<number> {
   if (!opts['no-sse']) out.push(sseReport(sse));
   if (!opts['no-cluster']) out.push(clusterReport(cluster));
   if (!opts['no-ingest']) out.push(ingestReport(ingest));
+  if (!opts['no-web']) out.push(webReport(web));
 
   const h = toggle.hearth;
   const f = toggle.floor;
@@ -1072,6 +1096,7 @@ async function runAll(tmp: string): Promise<number> {
         ]),
     ...(opts['no-cluster'] ? [] : clusterBudgets(cluster)),
     ...(opts['no-ingest'] ? [] : ingestBudgets(ingest)),
+    ...(opts['no-web'] ? [] : webBudgets(web)),
   ];
   out.push('\n=== budgets ===');
   out.push(budgetTable(budgets));
@@ -1120,6 +1145,7 @@ async function runAll(tmp: string): Promise<number> {
     ssePresses: sse,
     cluster,
     mqttIngest: ingest,
+    dashboard: web,
     rssMiB: { afterStart: startupRss, afterLoad: afterLoadRss },
     budgets,
     notes,
