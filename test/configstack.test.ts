@@ -89,7 +89,7 @@ describe.each([
       [1, 'pod-b'],
       [2, 'pod-c'],
     ]);
-  });
+  }, 60_000); // seven CLI starts in a row: on a loaded two-core machine each can take seconds
 
   it('exits 2 for a stack the config lacks or a bad --ttl, naming what there is', async () => {
     const r = await cli('claim', 'speaker', '--holder', 'x', '--out', out('x.yaml'));
