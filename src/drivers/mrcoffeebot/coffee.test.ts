@@ -399,8 +399,15 @@ describe('the driver in hearth', () => {
     const offT = s.events.at(-1)?.t ?? 0;
     await sleep(400);
     expect(linesAfter(s, offT)).not.toContain('B+1');
-    // One line per transition, none per heartbeat.
-    expect(pot.logs.slice(logsBefore).map((l) => l.msg)).toEqual(['brew started', 'brew ended']);
+    // One line per transition, none per heartbeat. On a loaded machine a late status answer after
+    // the stop may cost the pot's confidence for a moment (its own, correct, lines): not counted.
+    const slow = /lost confidence|entity unavailable|entity available again|answers normally again/;
+    expect(
+      pot.logs
+        .slice(logsBefore)
+        .map((l) => l.msg)
+        .filter((m) => !slow.test(m)),
+    ).toEqual(['brew started', 'brew ended']);
   });
 
   it('stops a brew at its maximum time, whatever was asked', async () => {
