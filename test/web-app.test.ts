@@ -12,10 +12,10 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcoffeebot/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
+import { CHROMIUM, CHROMIUM_ARGS } from './support/chromium.js';
 import { http, post, tempDir } from './support/hearth.js';
 import { type HearthProcess, repoRoot, spawnHearth } from './support/process.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
   console.log(`test/web-app.test.ts: skipped: ${CHROMIUM} is missing (apt-get install chromium)`);
@@ -27,22 +27,13 @@ const TOKEN = 'dashboard-test-token-0123456789';
 const json = { 'content-type': 'application/json' };
 
 async function launch(dir: string, javaScriptEnabled = true): Promise<BrowserContext> {
-  // A fresh profile each time; the machine has no network, so nothing may try to reach it.
+  // A fresh profile each time.
   return chromium.launchPersistentContext(mkdtempSync(join(dir, 'profile-')), {
     javaScriptEnabled,
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 390, height: 844 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
 }
 

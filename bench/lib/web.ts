@@ -15,23 +15,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { CHROMIUM, CHROMIUM_ARGS } from '../../test/support/chromium.js';
 import { hearthBuilt, startHearth } from './hearth.js';
 import { quantile } from './load.js';
 import { freePort, installCleanup, type Proc, sleep, start, stop, stopAll, waitForLine } from './procs.js';
 import { type Budget, budget, budgetTable, int, ms, ratio, table } from './report.js';
 
-export const CHROMIUM = '/usr/bin/chromium';
-/** The flags test/web-app.test.ts uses: nothing may try to reach the (absent) network. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const BUTTON = 'x';
 const BUTTONS = 20;
 /** What the app renders for each entity (web/entity.tsx); the test drives the same selector. */
