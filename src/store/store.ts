@@ -290,6 +290,51 @@ export interface SessionStore {
   count(): Promise<number>;
 }
 
+/**
+ * One table's rows in a backup (src/backup/): columns by their schema names, values as JSON
+ * (numbers, strings, null; entity_state.state as its JSON value). The same on both store kinds,
+ * so an archive of one restores into the other.
+ */
+export interface DumpChunk {
+  /** One of BACKUP_TABLES. */
+  table: BackupTable;
+  rows: Record<string, unknown>[];
+}
+
+/**
+ * What a backup keeps: what a user would miss. Leases, schedule claims, members, configstack
+ * claims and dashboard sessions are the running cluster's and are not kept.
+ */
+export const BACKUP_TABLES = [
+  'entity_state',
+  'automation_run',
+  'automation_mark',
+  'history_raw',
+  'history_agg',
+] as const;
+export type BackupTable = (typeof BACKUP_TABLES)[number];
+
+/** Backup and restore of what BACKUP_TABLES names (see docs/backups.md). */
+export interface BackupStore {
+  /** How many schema migrations this store has run (the manifest's `schema`). */
+  schemaVersion(): Promise<number>;
+  /**
+   * Every row of BACKUP_TABLES from one consistent snapshot (SQLite: one read transaction;
+   * PostgreSQL: REPEATABLE READ), table by table in BACKUP_TABLES order, in chunks of at most
+   * `chunkRows`. Writers are not blocked while it runs.
+   */
+  dump(chunkRows?: number): AsyncIterable<DumpChunk>;
+  /** True when no table of BACKUP_TABLES has a row. */
+  isEmpty(): Promise<boolean>;
+  /**
+   * Writes dumped chunks in one transaction: all of them or none. With `replace`, the tables of
+   * BACKUP_TABLES are emptied first; without it, a store that is not empty is refused
+   * (HEARTH_ERR_STORE_NOT_EMPTY) before anything is written. Sequences (automation run ids) go
+   * past the largest id loaded. Resolves how many rows were written.
+   */
+  load(chunks: AsyncIterable<DumpChunk>, opts: { replace: boolean }): Promise<{ rows: number }>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Dashboard sessions. */
@@ -303,6 +348,8 @@ export interface Store {
   readonly claims: ClaimStore;
   readonly members: MemberStore;
   readonly configstacks: ConfigStackStore;
+  /** Backup and restore (hearth backup, hearth restore). */
+  readonly backup: BackupStore;
   close(): Promise<void>;
 }
 

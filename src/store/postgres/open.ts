@@ -1,6 +1,7 @@
 import { HearthError, reasonOf } from '../../core/errors.js';
 import { redactText } from '../redact.js';
 import type { AutomationRun, Store, StoredState } from '../store.js';
+import { postgresBackup } from './backup.js';
 import { postgresCluster } from './cluster.js';
 import { postgresConfigStacks } from './configstacks.js';
 import { Db, isConnectionError, type PostgresOptions } from './db.js';
@@ -100,6 +101,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     sessions: postgresSessions(db),
     configstacks: postgresConfigStacks(db),
     history: postgresHistory(db),
+    backup: postgresBackup(db),
     states: {
       async get(id) {
         const rows = await q<Row>(`SELECT ${STATE_COLUMNS} FROM entity_state WHERE id = $1`, [id], {

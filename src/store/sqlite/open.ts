@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { HearthError, reasonOf } from '../../core/errors.js';
 import type { AutomationRun, Store, StoredState } from '../store.js';
+import { sqliteBackup } from './backup.js';
 import { sqliteCluster } from './cluster.js';
 import { sqliteConfigStacks } from './configstacks.js';
 import { sqliteHistory } from './history.js';
@@ -110,6 +111,7 @@ export async function openSqliteStore(path: string): Promise<Store> {
     sessions: sqliteSessions(db),
     configstacks: sqliteConfigStacks(db),
     history: sqliteHistory(db),
+    backup: sqliteBackup(db),
     automations: {
       async start(automation, trigger, startedAt, outcome = 'running') {
         return insertRun(automation, trigger, startedAt, null, outcome, null);
