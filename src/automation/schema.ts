@@ -4,7 +4,7 @@ import { idSchema } from '../core/kinds.js';
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day as HH:MM, e.g. 06:30');
 
-const cronExpression = z.string().superRefine((expr, ctx) => {
+export const cronExpression = z.string().superRefine((expr, ctx) => {
   const fields = expr.trim().split(/\s+/).length;
   if (fields !== 5 && fields !== 6) {
     ctx.addIssue({

@@ -26,12 +26,14 @@ export interface DeviceEntry {
   agent: string;
 }
 
-export interface HearthConfig extends Omit<RawConfig, DeviceSection | 'storage' | 'media'> {
+export interface HearthConfig extends Omit<RawConfig, DeviceSection | 'storage' | 'media' | 'backup'> {
   /** Absolute path of the config file (or a label for an in-memory one). */
   file: string;
   storage: { sqlite: string; postgres?: undefined } | { postgres: { url: string }; sqlite?: undefined };
   /** `dir` is absolute; `baseUrl` has no trailing slash. */
   media: { dir: string; baseUrl: string | undefined };
+  /** `dir` is absolute. */
+  backup: RawConfig['backup'];
   devices: DeviceEntry[];
   buttons: Array<{ id: string; name: string }>;
 }
@@ -240,6 +242,7 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
         : { sqlite: cfg.storage.sqlite === ':memory:' ? ':memory:' : absolute(dir, cfg.storage.sqlite) },
     secrets: cfg.secrets === undefined ? undefined : absolute(dir, cfg.secrets),
     media: { dir: absolute(dir, cfg.media.dir), baseUrl: cfg.media.baseUrl },
+    backup: { ...cfg.backup, dir: absolute(dir, cfg.backup.dir) },
     devices,
     buttons: cfg.buttons.map((b) => ({ id: b.id, name: b.name ?? b.id })),
   };

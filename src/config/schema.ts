@@ -1,5 +1,6 @@
 import { z } from 'zod/v3';
 import { automationSchema } from '../automation/schema.js';
+import { backupSchema } from '../backup/config.js';
 import { mqttConfigSchema } from '../bus/mqtt/config.js';
 import { segmentPattern } from '../bus/mqtt/topics.js';
 import { isValidTimeZone } from '../core/clock.js';
@@ -265,6 +266,8 @@ export const configSchema = z
     automations: z.array(automationSchema).default([]),
     /** The history of entity states: how long raw and downsampled rows are kept (see src/history/). */
     history: historySchema,
+    /** Backup archives: where they go and, with `every:`, when hearth makes them itself. */
+    backup: backupSchema,
     buttons: z.array(z.object({ id: idSchema, name: z.string().min(1).optional() }).strict()).default([]),
     /**
      * Any client on the LAN may press a new button id, and each one becomes an entity; this caps
