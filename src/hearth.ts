@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { AutomationEngine } from './automation/engine.js';
+import { BackupScheduler } from './backup/scheduler.js';
 import type { LinkStats } from './bus/mqtt/link.js';
 import type { HearthConfig } from './config/load.js';
 import { LocalBus } from './core/bus.js';
@@ -41,6 +42,8 @@ export interface Hearth {
   homeassistant?: HomeAssistantParts;
   /** The recorder of entity history, unless `history: { enabled: false }`. */
   history?: HistoryRecorder;
+  /** Backups: the newest archive in `backup.dir`, and the schedule when `backup.every` is set. */
+  backups: BackupScheduler;
   /** Stops serving, leaves every device safe, closes the store. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -121,8 +124,20 @@ export async function startHearth(
         }),
       }
     : undefined;
+  const backups = new BackupScheduler({
+    config: config.backup,
+    configFile: config.file,
+    timezone: config.timezone,
+    log: log.child({ part: 'backup' }),
+  });
+  metrics.watchBackups(() => backups.status());
   const { http } = config;
   const server = buildControlServer({
+    // The folder is read again for each answer: an archive made by hand shows at once.
+    backups: async () => {
+      await backups.refresh();
+      return backups.status();
+    },
     sessions: store.sessions,
     history: history?.reader,
     runtime,
@@ -164,6 +179,7 @@ export async function startHearth(
       );
       // The recorder stops after the runtime, so the states devices were left in are written.
       await Promise.all([
+        backups.stop(),
         automations
           .stop()
           .then(() => runtime.stop())
@@ -180,6 +196,7 @@ export async function startHearth(
     history?.recorder.start();
     await runtime.start();
     await automations.start();
+    await backups.start();
     if (link) {
       const { startHomeAssistant } = await import('./homeassistant/start.js');
       const ha = startHomeAssistant({ config, runtime, mqtt: link.access, log });
@@ -199,6 +216,7 @@ export async function startHearth(
     publicUrl,
     homeassistant,
     ...(history ? { history: history.recorder } : {}),
+    backups,
     stop,
   };
 }

@@ -40,6 +40,16 @@ export interface Automation {
   lastRun: Run | null;
 }
 
+/** GET /api/v1/backups (src/backup/scheduler.ts BackupStatus); null where this process cannot tell. */
+export interface Backups {
+  every: string | null;
+  newest: { name: string; at: string; bytes: number } | null;
+  lastError: { at: string; message: string } | null;
+  nextAt: string | null;
+  running: boolean;
+  stale: boolean;
+}
+
 export interface Session {
   tokenRequired: boolean;
   authenticated: boolean;
@@ -79,6 +89,7 @@ export const api = {
   logout: () => call<void>('DELETE', '/api/v1/session'),
   entities: () => call<{ entities: Entity[] }>('GET', '/api/v1/entities').then((r) => r.entities),
   devices: () => call<{ devices: Device[] }>('GET', '/api/v1/devices').then((r) => r.devices),
+  backups: () => call<{ backups: Backups | null }>('GET', '/api/v1/backups').then((r) => r.backups),
   media: () =>
     call<{ files: string[] }>('GET', '/api/v1/media').then(
       (r) => r.files,

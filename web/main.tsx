@@ -1,7 +1,16 @@
 import './app.css';
 import { render } from 'preact';
 import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
-import { ApiError, type Automation, api, type Device, type Entity, type Run, type Session } from './api';
+import {
+  ApiError,
+  type Automation,
+  api,
+  type Backups,
+  type Device,
+  type Entity,
+  type Run,
+  type Session,
+} from './api';
 import { EntityCard, stateText } from './entity';
 
 /** What the last action came to, read out to screen readers too. */
@@ -166,12 +175,57 @@ function AutomationCard({ a, notify, reload }: { a: Automation; notify: Notify; 
   );
 }
 
+/** "3 hours ago": the age of a time, in the largest unit that fits. */
+function age(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  const [n, unit] =
+    s < 90
+      ? [s, 'second']
+      : s < 5400
+        ? [Math.round(s / 60), 'minute']
+        : s < 129_600
+          ? [Math.round(s / 3600), 'hour']
+          : [Math.round(s / 86_400), 'day'];
+  return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+}
+
+const megabytes = (bytes: number) => `${(bytes / 1_048_576).toFixed(bytes < 10_485_760 ? 1 : 0)} MB`;
+
+/** The newest backup's age; a warning when backups are late or the last one failed. */
+function BackupLine({ b }: { b: Backups }) {
+  const late = b.stale || b.lastError !== null;
+  return (
+    <section aria-labelledby="backups" class={late ? 'backups late' : 'backups'}>
+      <h2 id="backups">Backups</h2>
+      <p role={late ? 'alert' : undefined}>
+        {b.newest ? (
+          <>
+            Newest backup <time dateTime={b.newest.at}>{age(b.newest.at)}</time> ({megabytes(b.newest.bytes)})
+          </>
+        ) : (
+          'No backup yet'
+        )}
+        {b.stale && ': late, older than twice the schedule'}
+        {b.every === null && ' · none scheduled (backup.every in the config; or run hearth backup)'}
+        {b.nextAt && ` · next ${when(b.nextAt)}`}
+        {b.running && ' · one is running'}
+      </p>
+      {b.lastError && (
+        <p class="error">
+          The last scheduled backup failed {age(b.lastError.at)}: {b.lastError.message}
+        </p>
+      )}
+    </section>
+  );
+}
+
 function App() {
   const [session, setSession] = useState<Session | undefined>();
   const [entities, setEntities] = useState<Map<string, Entity>>(new Map());
   const [devices, setDevices] = useState<Device[]>([]);
   const [automations, setAutomations] = useState<Automation[]>([]);
   const [media, setMedia] = useState<string[]>([]);
+  const [backups, setBackups] = useState<Backups | null>(null);
   const [live, setLive] = useState(false);
   const [message, setMessage] = useState<{ text: string; bad: boolean } | undefined>();
 
@@ -190,6 +244,7 @@ function App() {
   }, []);
   const loadAutomations = useCallback(() => {
     api.automations().then(setAutomations, () => {});
+    api.backups().then(setBackups, () => {});
   }, []);
 
   useEffect(() => {
@@ -323,6 +378,7 @@ function App() {
             )}
           </section>
         )}
+        {allowed && backups && <BackupLine b={backups} />}
       </main>
     </>
   );

@@ -1,5 +1,7 @@
 import { AutomationEngine } from '../automation/engine.js';
 import type { AutomationConfig } from '../automation/schema.js';
+import type { BackupConfig } from '../backup/config.js';
+import { BackupScheduler, type BackupStatus } from '../backup/scheduler.js';
 import type { MqttLink } from '../bus/mqtt/link.js';
 import type { MqttRpc } from '../bus/mqtt/rpc.js';
 import type { Clock } from '../core/clock.js';
@@ -43,6 +45,8 @@ export interface ControllerOptions {
   homeassistant?: HomeAssistantConfig & { mqtt: MqttSettings };
   /** The history of entity states: the leader alone records it (and compacts it), over `runtime`. */
   history?: HistoryConfig;
+  /** Scheduled backups (`backup:`): the leader alone runs them, and says how they stand on `<base>/cluster/backup`. */
+  backup?: { config: BackupConfig; configFile: string };
 }
 
 /**
@@ -60,6 +64,7 @@ export class ControllerRole {
   #stopServing: (() => void) | undefined;
   #homeassistant: { bridge: BridgeLink; parts: HomeAssistant } | undefined;
   #recorder: HistoryRecorder | undefined;
+  #backups: BackupScheduler | undefined;
   #stopped = false;
 
   constructor(opts: ControllerOptions) {
@@ -68,6 +73,11 @@ export class ControllerRole {
 
   get leading(): boolean {
     return this.#engine !== undefined;
+  }
+
+  /** How backups stand while this process leads; null while it stands by. */
+  backupStatus(): BackupStatus | null {
+    return this.#backups?.status() ?? null;
   }
 
   start(): void {
@@ -118,6 +128,18 @@ export class ControllerRole {
       { holder: link.clientId, token },
       { retain: true },
     );
+    const backup = this.#o.backup;
+    if (backup) {
+      const scheduler = new BackupScheduler({
+        ...backup,
+        timezone: this.#o.timezone,
+        log: log.child({ part: 'backup' }),
+        // After each backup, and every minute (ages and lateness change with time alone).
+        onChange: (status) => link.publish(link.topics.backup, status, { retain: true }),
+      });
+      this.#backups = scheduler;
+      await scheduler.start();
+    }
     const ha = this.#o.homeassistant;
     if (ha) {
       const bridge = openBridgeLink(ha.mqtt, {
@@ -145,6 +167,8 @@ export class ControllerRole {
     // What the recorder holds is written before the next leader starts recording.
     const recorder = this.#recorder;
     this.#recorder = undefined;
-    await Promise.all([engine.stop(), ha?.bridge.stop(), recorder?.stop()]);
+    const backups = this.#backups;
+    this.#backups = undefined;
+    await Promise.all([engine.stop(), ha?.bridge.stop(), recorder?.stop(), backups?.stop()]);
   }
 }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { AutomationEngine } from '../automation/engine.js';
+import type { BackupStatus } from '../backup/scheduler.js';
 import { MqttLink, openTlsFiles } from '../bus/mqtt/link.js';
 import { MqttRpc, RpcError } from '../bus/mqtt/rpc.js';
 import type { HearthConfig } from '../config/load.js';
@@ -24,7 +25,7 @@ import { Leadership } from './leadership.js';
 import { type DeclaredEntity, type DynamicSource, EntityMirror } from './mirror.js';
 import { RemoteAutomations } from './remote-automations.js';
 import { buttonView, RemoteRuntime } from './remote-runtime.js';
-import { agentLease, type EntityEvent } from './wire.js';
+import { agentLease, backupStatusSchema, type EntityEvent } from './wire.js';
 
 export type Role = 'all' | 'api' | 'controller' | 'agent';
 
@@ -252,11 +253,13 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
           devices: config.devices,
         },
         history: config.history,
+        backup: { config: config.backup, configFile: config.file },
       });
       controller.start();
       stops.push(() => controller.stop());
       leases = () => [{ lease: CONTROLLER_LEASE, leading: controller.leading }];
       const metrics = watchLink(new Metrics(runtime, mirror.bus, () => leases()), link);
+      metrics.watchBackups(() => controller.backupStatus());
       server = buildHealthServer({ ...access, log, metrics, ready: () => ready(), cluster: status });
     } else {
       const views = new AutomationEngine({
@@ -276,6 +279,16 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
           }) as ReturnType<AutomationEngine['trigger']>,
       );
       const metrics = watchLink(new Metrics(runtime, mirror.bus, () => leases()), link);
+      // The dashboard's backup line: what the leading controller last said.
+      let backups: BackupStatus | null = null;
+      link.subscribeJson(
+        link.topics.backup,
+        backupStatusSchema,
+        (status) => {
+          backups = status;
+        },
+        'backups',
+      );
       const { http } = config;
       // The api role reads the history the leading controller records, from PostgreSQL.
       const historyReader = config.history.enabled
@@ -293,6 +306,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         maxStreams: http.maxStreams,
         devices: deviceLayout(config.devices),
         history: historyReader,
+        backups: async () => backups,
       });
       publicServer = http.public
         ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams, history: historyReader })

@@ -73,3 +73,15 @@ export function leaseTopicId(lease: string): string {
 export function agentLease(name: string): string {
   return `agent:${name}`;
 }
+
+/** `<base>/cluster/backup`, retained: the leading controller's BackupStatus, for the api's dashboard. */
+export const backupStatusSchema = z.object({
+  every: z.string().max(200).nullable(),
+  newest: z
+    .object({ name: z.string().max(300), at: z.string().max(40), bytes: z.number().nonnegative() })
+    .nullable(),
+  lastError: z.object({ at: z.string().max(40), message: z.string().max(2000) }).nullable(),
+  nextAt: z.string().max(40).nullable(),
+  running: z.boolean(),
+  stale: z.boolean(),
+});

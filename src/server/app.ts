@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type onRequestAsyncHookHandler } from 'fastify';
 import type { AutomationsApi } from '../automation/engine.js';
+import type { BackupStatus } from '../backup/scheduler.js';
 import type { DeviceEntry } from '../config/load.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -60,6 +61,8 @@ export interface ControlServerOptions extends ServerOptions, ControlAccess {
   media?: MediaLibrary;
   /** The configured devices, for the dashboard's groups (`GET /api/v1/devices`). */
   devices?: readonly DeviceLayout[];
+  /** `GET /api/v1/backups`: the newest archive and the schedule; unknown (null) when left out. */
+  backups?: () => Promise<BackupStatus | null>;
 }
 
 /** A configured device as the dashboard groups it: its entities, and its room if the config names one. */
@@ -119,6 +122,8 @@ export function buildControlServer(opts: ControlServerOptions): FastifyInstance 
   if (web) registerAppAssets(app, web);
   const devices = opts.devices ?? [];
   app.get('/api/v1/devices', async () => ({ devices }));
+  const backups = opts.backups ?? (async () => null);
+  app.get('/api/v1/backups', async () => ({ backups: await backups() }));
   if (opts.media) {
     const media = opts.media;
     registerMediaRoutes(app, media, opts.log);

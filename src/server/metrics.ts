@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { BackupStatus } from '../backup/scheduler.js';
 import type { Bus } from '../core/bus.js';
 import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
 import { hearthVersion } from '../version.js';
@@ -77,6 +78,7 @@ export class Metrics {
   readonly #runtime: Pick<RuntimeApi, 'list' | 'ready'>;
   readonly #leases: (() => ReadonlyArray<{ lease: string; leading: boolean }>) | undefined;
   #mqtt: (() => MqttHealth) | undefined;
+  #backups: (() => BackupStatus | null) | undefined;
   #process: Promise<Registry> | undefined;
 
   /** What app.ts serves at /metrics: the same shape as a prom-client Registry. */
@@ -115,6 +117,11 @@ export class Metrics {
   /** Reports this process's MQTT connection (`hearth_mqtt_*`); set where there is one. */
   watchMqtt(read: () => MqttHealth): void {
     this.#mqtt = read;
+  }
+
+  /** Reports backups (`hearth_backup_*`); set where the scheduler runs. */
+  watchBackups(read: () => BackupStatus | null): void {
+    this.#backups = read;
   }
 
   async #text(): Promise<string> {
@@ -156,6 +163,8 @@ export class Metrics {
     for (const l of this.#leases?.() ?? []) leader.set({ lease: l.lease }, l.leading ? 1 : 0);
     const mqtt = this.#mqtt?.();
     const mqttFamilies = mqtt ? mqttSeries(mqtt) : [];
+    const backups = this.#backups?.();
+    const backupFamilies = backups ? backupSeries(backups) : [];
     const own = [
       this.httpRequests,
       this.httpDuration,
@@ -175,6 +184,7 @@ export class Metrics {
       ready,
       ...(this.#leases ? [leader] : []),
       ...mqttFamilies,
+      ...backupFamilies,
     ].map((f) => f.text());
     return `${own.join('\n\n')}\n\n${await (await this.#process).metrics()}`;
   }
@@ -441,4 +451,29 @@ class EntityStates {
   families(): Array<{ text(): string }> {
     return [this.#on, this.#target, ...this.#sensors.values(), this.#other];
   }
+}
+
+/** The newest archive in `backup.dir` (made on schedule or by hand), and whether backups are late. */
+function backupSeries(b: BackupStatus): Array<GaugeFamily<never>> {
+  const success = new GaugeFamily(
+    'hearth_backup_last_success_timestamp_seconds',
+    'When the newest archive in backup.dir was made (Unix time); absent while there is none',
+    [],
+  );
+  const size = new GaugeFamily(
+    'hearth_backup_last_size_bytes',
+    'Size of the newest archive in backup.dir',
+    [],
+  );
+  const stale = new GaugeFamily(
+    'hearth_backup_stale',
+    '1 when the newest archive is older than twice the backup.every schedule',
+    [],
+  );
+  if (b.newest) {
+    success.set({}, Date.parse(b.newest.at) / 1000);
+    size.set({}, b.newest.bytes);
+  }
+  stale.set({}, b.stale ? 1 : 0);
+  return [success, size, stale];
 }

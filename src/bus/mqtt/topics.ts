@@ -10,6 +10,7 @@ import { z } from 'zod/v3';
  * - `leader/<lease>`: who leads, retained.
  * - `cmd/<agent>`, `ctl/<request>`: requests to one agent, to the controller (MQTT 5 request/response).
  * - `reply/<clientId>`: replies to the requests that process made.
+ * - `backup`: the leading controller's backups (newest archive, schedule), retained.
  */
 
 /** One topic level made from an id: entity ids, agent names and client ids are all of this form. */
@@ -79,6 +80,10 @@ export class Topics {
   /** Requests to the leading controller, e.g. `run`. */
   ctl(name: string): string {
     return `${this.root}/ctl/${topicId(name, 'request')}`;
+  }
+  /** The leading controller's backups (src/backup/scheduler.ts BackupStatus), retained. */
+  get backup(): string {
+    return `${this.root}/backup`;
   }
   reply(clientId: string): string {
     return `${this.root}/reply/${topicId(clientId, 'client id')}`;
