@@ -228,7 +228,7 @@ swiches:
 `;
     const { file, error } = failure(text);
     const message =
-      'unknown key "swiches"; accepted keys here: timezone, http, storage, cluster, configstacks, mqtt, homeassistant, secrets, log, media, switches, coffee, sprinklers, speakers, calendars, things, zigbee2mqtt, automations, history, buttons, buttonLimits';
+      'unknown key "swiches"; accepted keys here: timezone, http, storage, cluster, configstacks, mqtt, homeassistant, secrets, log, media, switches, coffee, sprinklers, speakers, calendars, things, zigbee2mqtt, automations, history, backup, buttons, buttonLimits';
     expect(error.issues).toEqual([{ file, line: 2, col: 1, field: 'swiches', message }]);
     expect(error.message).toBe(`${file}:2:1: swiches: ${message}`);
   });
