@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { mosquittoMissing, TestMosquitto } from '../test/support/mosquitto.js';
 import { type AutomationResult, BUTTON_PATH, buttonToDevice, DIRECT_PATH } from './lib/automation.js';
+import { type BackupResult, backupBench, backupBudgets, backupReport } from './lib/backup.js';
 import { type ClusterResult, clusterBench, clusterBudgets, clusterReport } from './lib/cluster.js';
 import { hearthBuilt, type Sim, simState, startHearth, startSim, writeConfig } from './lib/hearth.js';
 import { historyBench } from './lib/history.js';
@@ -68,6 +69,7 @@ const { values: opts } = parseArgs({
     'no-ingest': { type: 'boolean', default: false },
     'ingest-messages': { type: 'string' },
     'no-web': { type: 'boolean', default: false },
+    'no-backup': { type: 'boolean', default: false },
   },
 });
 const num = (v: string | undefined, dflt: number, quick: number) =>
@@ -974,6 +976,24 @@ async function runAll(tmp: string): Promise<number> {
     await stopAll();
   }
 
+  // 17. Backups: hearth backup / restore of 1 MB, 100 MB and 1 GB against tar, and the drill.
+  let backup: BackupResult | null = null;
+  if (!opts['no-backup']) {
+    console.log(`\n17. backup and restore (load average ${loadavg()})`);
+    try {
+      backup = await backupBench({
+        root,
+        tmp,
+        sizes: opts.quick ? [1_048_576, 104_857_600] : [1_048_576, 104_857_600, 1_073_741_824],
+        log: (line) => console.log(line),
+      });
+      for (const e of backup.errors) fail('backup', new Error(e));
+    } catch (err) {
+      fail('backup', err);
+    }
+    await stopAll();
+  }
+
   // Report.
   const out: string[] = [];
   out.push(
@@ -1027,6 +1047,7 @@ async function runAll(tmp: string): Promise<number> {
   if (!opts['no-cluster']) out.push(clusterReport(cluster));
   if (!opts['no-ingest']) out.push(ingestReport(ingest));
   if (!opts['no-web']) out.push(webReport(web));
+  if (backup) out.push(backupReport(backup));
 
   const h = toggle.hearth;
   const f = toggle.floor;
@@ -1097,6 +1118,7 @@ async function runAll(tmp: string): Promise<number> {
     ...(opts['no-cluster'] ? [] : clusterBudgets(cluster)),
     ...(opts['no-ingest'] ? [] : ingestBudgets(ingest)),
     ...(opts['no-web'] ? [] : webBudgets(web)),
+    ...(opts['no-backup'] ? [] : backupBudgets(backup)),
   ];
   out.push('\n=== budgets ===');
   out.push(budgetTable(budgets));
