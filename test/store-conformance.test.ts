@@ -1,5 +1,6 @@
 // One suite, two backends: every case runs against SQLite (a temp file) and PostgreSQL (a fresh
 // database on 127.0.0.1:5432), so the two cannot drift apart.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { historySchema } from '../src/history/config.js';
 import { HistoryRecorder } from '../src/history/recorder.js';
 import { openStore, type StorageConfig } from '../src/store/open.js';
 import type { HistoryRow, Store } from '../src/store/store.js';
+import { until } from './support/cluster.js';
 import { FakeClock } from './support/fake-clock.js';
 import {
   admin,
@@ -21,6 +23,7 @@ import {
   type TestDatabase,
   terminateBackends,
 } from './support/postgres.js';
+import { repoRoot } from './support/process.js';
 
 interface Backend {
   name: 'sqlite' | 'postgres';
@@ -653,6 +656,52 @@ describe('store on postgres: connection loss', () => {
     expect((await store.states.get('idle-after'))?.state).toBe('off');
     expect((await store.leases.acquire('idle-lease', 'a', 5000))?.token).toBe(1);
   });
+
+  it('survives connections cut the moment they open (no crash), with the process busy', async () => {
+    // A cut that lands just after a fresh connection's start-up used to reach the process as an
+    // 'error' event with nobody listening (the pool hands the connection over between the two),
+    // and that ended it: a cluster agent died this way when its database connections were cut.
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/support/pg-cut-storm.ts', db.url, '4000'],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += String(d);
+    });
+    child.stderr.on('data', (d) => {
+      err += String(d);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const cutter = new pg.Client({ connectionString: adminUrl });
+    await cutter.connect();
+    let killed = 0;
+    try {
+      await until(
+        () => out.includes('up') || child.exitCode !== null,
+        15_000,
+        'the storm process to open its store',
+      );
+      while (child.exitCode === null) {
+        const rows = await cutter.query(
+          "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'hearth'",
+          [db.name],
+        );
+        killed += Number(rows.rows[0]?.n ?? 0);
+      }
+    } finally {
+      await cutter.end();
+    }
+    expect([await exited, err]).toEqual([0, '']);
+    expect(killed).toBeGreaterThan(20);
+    const summary = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { ok: number; failed: number };
+    expect(summary.ok).toBeGreaterThan(0);
+  }, 30_000);
 
   it('rejects with 503 when the database is gone, and recovers when it is back', async () => {
     // Stand-in for an outage: a store whose pool cannot connect (this database is renamed away).

@@ -649,8 +649,15 @@ describe('the driver in hearth', () => {
     const path = join(dir(), 'ttySIM');
     const pot = await hearth(path, ', simulate: true');
     await waitFor(async () => (await pot.entity()).available === true, 3000, 'available');
-    const r = await pot.command('brew', { minutes: 1 });
-    expect([r.status, r.body.entity?.state]).toEqual([200, 'on']);
+    // The board runs in this process: on a loaded machine one of its answers can come later than
+    // the 250 ms hearth waits, and hearth then refuses a brew (correctly) until the next good status.
+    let r = await pot.command('brew', { minutes: 1 });
+    const end = performance.now() + 3000;
+    while (r.status !== 200 && performance.now() < end) {
+      await sleep(50);
+      r = await pot.command('brew', { minutes: 1 });
+    }
+    expect([r.status, r.body.entity?.state, r.body.error?.message]).toEqual([200, 'on', undefined]);
     const stop = await pot.command('stop');
     expect([stop.status, stop.body.entity?.state]).toEqual([200, 'off']);
   });

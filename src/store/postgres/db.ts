@@ -91,6 +91,13 @@ export class Db {
     // here; the pool has already dropped it and the next statement opens a fresh one. Without
     // this listener the event would crash the process.
     this.pool.on('error', () => {});
+    // A connection that breaks while checked out emits 'error' on itself besides failing its
+    // statement, so every connection listens from the moment it opens, for its whole life. Not
+    // per check-out: a cut right after a fresh connection's start-up can arrive in the same read
+    // as its ReadyForQuery, and then the pool has handed the connection over (and stopped
+    // listening) before any code after `await pool.connect()` runs. That crashed agents in a
+    // cluster whose database connections were cut.
+    this.pool.on('connect', (client) => client.on('error', () => {}));
   }
 
   /** Where the database is, without credentials: `127.0.0.1:5432/hearth`. */
@@ -115,16 +122,11 @@ export class Db {
         // No connection, nothing sent: whatever the reason, the database is unavailable to us.
         throw this.failure(run, err, true);
       }
-      // A connection that breaks while checked out emits 'error' besides failing the statement.
-      const onError = () => {};
-      client.on('error', onError);
       try {
         const result = await client.query<R>(text, values);
-        client.off('error', onError);
         client.release();
         return result.rows;
       } catch (err) {
-        client.off('error', onError);
         const broken = isConnectionError(err) || isTimeout(err);
         // Destroy rather than reuse a connection whose state is unknown.
         client.release(broken ? (err as Error) : undefined);
@@ -160,8 +162,6 @@ export class Db {
         }
         throw this.failure(run, err, true);
       }
-      const onError = () => {};
-      client.on('error', onError);
       let broken = false;
       try {
         await client.query('BEGIN');
@@ -177,7 +177,6 @@ export class Db {
         }
         throw err instanceof HearthError ? err : this.failure(run, err);
       } finally {
-        client.off('error', onError);
         // Destroy rather than reuse a connection whose state is unknown.
         client.release(broken ? true : undefined);
       }

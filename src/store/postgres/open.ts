@@ -221,9 +221,8 @@ async function migrate(db: Db, options: PostgresOptions): Promise<void> {
 }
 
 async function migrateOnce(db: Db): Promise<void> {
+  // Its 'error' events are heard by the listener Db puts on every connection.
   const client = await db.pool.connect();
-  const onError = () => {};
-  client.on('error', onError);
   let broken: Error | undefined;
   try {
     await client.query('BEGIN');
@@ -252,7 +251,6 @@ async function migrateOnce(db: Db): Promise<void> {
     else await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    client.off('error', onError);
     client.release(broken);
   }
 }
