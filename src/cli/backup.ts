@@ -87,7 +87,6 @@ function cleanUpOnSignals(command: string, cleanUp: () => void, what: string): v
   }
 }
 
-
 async function backupCommand(opts: BackupCliOptions): Promise<void> {
   const path = configPath(opts.config);
   let config: HearthConfig;
