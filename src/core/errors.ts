@@ -72,6 +72,10 @@ export const errorCatalogue = {
     status: 500,
     hint: 'Check that the data directory is writable and the disk is not full.',
   },
+  HEARTH_ERR_STORE_NOT_EMPTY: {
+    status: 409,
+    hint: 'Restore with --force to replace what the store holds (states, automation runs, history), or restore into an empty store.',
+  },
   HEARTH_ERR_STORE_UNAVAILABLE: {
     status: 503,
     hint: 'The database could not be reached or did not commit in time; nothing was saved. Check that PostgreSQL is running and reachable at storage.postgres.url, then try again.',

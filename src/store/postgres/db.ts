@@ -55,7 +55,7 @@ export function isConnectionError(err: unknown): boolean {
 }
 
 /** The server gave up on a statement (statement_timeout) or the client stopped waiting. */
-function isTimeout(err: unknown): boolean {
+export function isTimeout(err: unknown): boolean {
   return (
     err instanceof Error &&
     ((err as { code?: unknown }).code === '57014' || /Query read timeout/i.test(err.message))
