@@ -124,7 +124,7 @@ describe('the disaster drill', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('a box dies; restore and start bring back the same entities, runs, history and media, into SQLite and into PostgreSQL', async () => {
+  it('a box dies; restore and start bring back the same entities, runs, history and media, into SQLite, into PostgreSQL and back', async () => {
     mkdirSync(box, { recursive: true });
     writeFileSync(config, CONFIG);
     const from = Date.now() - 1000;
@@ -230,7 +230,12 @@ describe('the disaster drill', () => {
     expect(noUrl.code).toBe(1);
     expect(noUrl.stderr).toMatch(/HEARTH_PG_URL, which is not set/);
     expect(existsSync(pgBox)).toBe(false);
-    const env = { HEARTH_PG_URL: db.url };
+    // PostgreSQL here trusts every login, so a password in the URL is never checked: it is
+    // there to show that no output ever has it.
+    const password = 'drill-pw-never-printed';
+    const withPassword = new URL(db.url);
+    withPassword.password = password;
+    const env = { HEARTH_PG_URL: withPassword.toString() };
     const t2 = performance.now();
     const toPg = await runCli(['restore', archive, '--config-dir', pgBox, '--storage', 'postgres'], {
       env,
@@ -238,7 +243,7 @@ describe('the disaster drill', () => {
     });
     const restorePgMs = performance.now() - t2;
     expect(toPg.code, toPg.stderr).toBe(0);
-    expect(toPg.stdout).not.toContain(db.url);
+    expect(toPg.stdout + toPg.stderr).not.toContain(password);
     expect(toPg.stdout).toMatch(
       /store {4}postgres 127\.0\.0\.1:5432\/hearth_test_\w+ \(\d+ rows, from sqlite\)/,
     );
@@ -253,8 +258,40 @@ describe('the disaster drill', () => {
     expect(await view(c.url, from, to, inArchive)).toEqual(before);
     // And it goes on working: a press after the restore is kept.
     expect((await post(`${c.url}/api/v0/buttons/bedside/on/`)).status).toBe(200);
+
+    // Back the other way: a backup of the PostgreSQL store, while that hearth runs, restored
+    // into SQLite (--storage sqlite).
+    const onPg = await view(c.url, from, to, inArchive);
+    const pgBackup = await runCli(['backup', '--config', join(pgBox, 'hearth.yaml'), '--json'], {
+      env,
+      timeoutMs: 120_000,
+    });
+    expect(pgBackup.code, pgBackup.stderr).toBe(0);
+    expect(pgBackup.stdout + pgBackup.stderr).not.toContain(password);
+    const pgArchive = JSON.parse(pgBackup.stdout).archive;
+    const verified = await runCli(['backup', 'verify', pgArchive, '--json']);
+    expect(JSON.parse(verified.stdout).store.kind).toBe('postgres');
     c.child.kill('SIGTERM');
     expect((await c.exited).code).toBe(0);
+    expect(c.output()).not.toContain(password);
+    const backToOneBox = join(root, 'one-box-again');
+    const toSqlite = await runCli([
+      'restore',
+      pgArchive,
+      '--config-dir',
+      backToOneBox,
+      '--storage',
+      'sqlite',
+    ]);
+    expect(toSqlite.code, toSqlite.stderr).toBe(0);
+    expect(readFileSync(join(backToOneBox, 'hearth.yaml'), 'utf8')).toContain(
+      'storage: { sqlite: data/hearth.db }',
+    );
+    const d = await spawnHearth(join(backToOneBox, 'hearth.yaml'));
+    running.push(d);
+    expect(await view(d.url, from, to, inArchive)).toEqual(onPg);
+    d.child.kill('SIGTERM');
+    expect((await d.exited).code).toBe(0);
 
     const ms = (x: number) => `${Math.round(x)} ms`;
     console.log(

@@ -4,7 +4,7 @@
  * Every member's SHA-256 is computed as it passes; manifest.ts says what the members are.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -34,10 +34,12 @@ export class ArchiveWriter {
   readonly #failed: Promise<never>;
   #error: Error | undefined;
 
-  private constructor(readonly path: string) {
+  private constructor(
+    readonly path: string,
+    fd: number,
+  ) {
     this.#pack = tar.pack();
-    // 0600: the config may hold a token, and secrets.enc is only as strong as its passphrase.
-    const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+    const out = createWriteStream('', { fd });
     this.#done = pipeline(Readable.from(this.#pack), createGzip({ level: 6 }), out);
     this.#failed = this.#done.then(
       () => new Promise<never>(() => {}),
@@ -50,8 +52,19 @@ export class ArchiveWriter {
     this.#failed.catch(() => {});
   }
 
+  /**
+   * Creates the file, which must not exist (throws EEXIST otherwise: another backup is writing
+   * it), so whoever created it is the one to remove it.
+   */
   static create(path: string): ArchiveWriter {
-    return new ArchiveWriter(path);
+    // 0600: the config may hold a token, and secrets.enc is only as strong as its passphrase.
+    const fd = openSync(path, 'wx', 0o600);
+    try {
+      return new ArchiveWriter(path, fd);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
   }
 
   /** Adds one member; resolves with its size and SHA-256. `onBytes` sees each chunk's length. */

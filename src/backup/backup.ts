@@ -274,12 +274,18 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const media = await listMedia(config.media.dir, say);
     const mediaBytes = media.reduce((n, f) => n + f.size, 0);
 
-    leftovers.add(partial);
     try {
       writer = ArchiveWriter.create(partial);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new BackupError(
+          `another backup is writing ${partial} right now; let it finish, then run this one again`,
+        );
+      }
       throw new BackupError(`cannot write ${partial}: ${reasonOf(err)}`);
     }
+    // Ours from here on: removed if this backup fails or is stopped.
+    leftovers.add(partial);
     const files: FileEntry[] = [];
     const add = async (m: MemberSource, onBytes?: (n: number) => void) => {
       if (!writer) return;
