@@ -383,6 +383,48 @@ describe('hearth backup, backup verify and restore', () => {
     expect(snapshot(target)).toEqual(before);
   });
 
+  it('a row the store refuses (checksums right) restores nothing and leaves nothing behind', async () => {
+    // An archive whose bytes match its manifest, with a row no store takes: the store's load
+    // fails after everything was staged, and all of it must go again.
+    const list = await members(plain);
+    const states = list.find((m) => m.name === 'store/entity_state.ndjson');
+    if (states)
+      states.data = Buffer.from(states.data.toString('utf8').replace(/^[^\n]*\n/, '{"id":"broken"}\n'));
+    const m = manifestOf(list);
+    for (const f of m.files) {
+      const data = list.find((x) => x.name === f.path)?.data ?? Buffer.alloc(0);
+      f.size = data.length;
+      f.sha256 = createHash('sha256').update(data).digest('hex');
+    }
+    const last = list[list.length - 1];
+    if (last) last.data = Buffer.from(JSON.stringify(m));
+    const archive = `${scratch('bad-row')}.tar.gz`;
+    writeFileSync(archive, await pack(list));
+    expect((await runCli(['backup', 'verify', archive])).code).toBe(0);
+
+    const fresh = join(scratch('fresh-parent'), 'a', 'b');
+    const r = await runCli(['restore', archive, '--config-dir', fresh]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^hearth restore: cannot load the store .*hearth\.db: /);
+    expect(existsSync(fresh)).toBe(false);
+    expect(existsSync(join(fresh, '..', '..'))).toBe(false);
+
+    // Over an earlier restore, with --force: its store keeps every row it had.
+    const target = scratch('over');
+    const first = await runCli(['restore', plain, '--config-dir', target]);
+    expect(first.code, first.stderr).toBe(0);
+    const forced = await runCli(['restore', archive, '--config-dir', target, '--force']);
+    expect(forced.code).toBe(1);
+    expect(readdirSync(target).sort()).toEqual(['data', 'hearth.yaml']);
+    expect(readdirSync(join(target, 'data', 'media')).sort()).toEqual(['Glocke Küche.mp3', 'ding.mp3']);
+    const store = await openStore({ sqlite: join(target, 'data', 'hearth.db') });
+    try {
+      expect((await store.states.list()).map((s) => s.id)).toEqual(['bedside', 'porch']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a non-empty media folder or store outside the target folder without --force', async () => {
     // The config keeps its media folder elsewhere (an absolute path), and it is not empty.
     const elsewhere = scratch('media');

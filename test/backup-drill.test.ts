@@ -23,7 +23,7 @@ http: { host: 127.0.0.1, port: 0 }
 storage: { sqlite: data/hearth.db }
 media: { dir: data/media }
 history: { flush: 1s }
-buttonLimits: { maxUndeclared: 5000 }
+buttonLimits: { maxUndeclared: 10000 } # two press loops of at most 4000 each
 buttons:
   - { id: bedside, name: Bedside button }
   - { id: porch, name: Porch light button }
@@ -122,6 +122,27 @@ describe('the disaster drill', () => {
     for (const p of running) p.child.kill('SIGKILL');
     await db?.drop();
     rmSync(root, { recursive: true, force: true });
+  });
+
+  it('a restore into a database that cannot be opened changes nothing and never prints the password', async () => {
+    const small = join(root, 'small');
+    mkdirSync(small, { recursive: true });
+    writeFileSync(join(small, 'hearth.yaml'), 'http: { port: 0 }\nstorage: { sqlite: data/hearth.db }\n');
+    const made = await runCli(['backup', '--config', join(small, 'hearth.yaml'), '--json']);
+    expect(made.code, made.stderr).toBe(0);
+    const archive = JSON.parse(made.stdout).archive;
+    const password = 'missing-db-pw-never-printed';
+    const url = `postgres://postgres:${password}@127.0.0.1:5432/hearth_no_such_database`;
+    const target = join(root, 'no-db');
+    const r = await runCli(['restore', archive, '--config-dir', target, '--storage', 'postgres'], {
+      env: { HEARTH_PG_URL: url },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^hearth restore: cannot open the store postgres 127\.0\.0\.1:5432\/hearth_no_such_database: /,
+    );
+    expect(r.stdout + r.stderr).not.toContain(password);
+    expect(existsSync(target)).toBe(false);
   });
 
   it('a box dies; restore and start bring back the same entities, runs, history and media, into SQLite, into PostgreSQL and back', async () => {

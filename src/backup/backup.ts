@@ -17,7 +17,7 @@ import { openStore } from '../store/open.js';
 import { BACKUP_TABLES, type BackupTable, type Store } from '../store/store.js';
 import { hearthVersion } from '../version.js';
 import { ArchiveWriter, fileSlice, type MemberSource } from './archive.js';
-import { BackupError } from './errors.js';
+import { BackupError, storeReason } from './errors.js';
 import {
   ARCHIVE_FORMAT,
   configMember,
@@ -251,7 +251,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     try {
       store = await openStore(config.storage);
     } catch (err) {
-      throw new BackupError(`cannot open the store: ${reasonOf(err)}`);
+      throw new BackupError(`cannot open the store: ${storeReason(err)}`);
     }
     if (passphrase !== undefined && secretsPlain !== undefined) {
       sealed = await encryptSecrets(secretsPlain, passphrase);
@@ -265,7 +265,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       schema = await store.backup.schemaVersion();
       tables = await dumpTables(store, tmp, opts.chunkRows ?? 1000);
     } catch (err) {
-      throw new BackupError(`cannot read the store: ${reasonOf(err)}`, { cause: err });
+      throw new BackupError(`cannot read the store: ${storeReason(err)}`, { cause: err });
     }
     const kind = store.kind;
     await store.close();

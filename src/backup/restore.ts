@@ -17,7 +17,7 @@ import { isPlainFileName } from '../server/media.js';
 import { openStore } from '../store/open.js';
 import { BACKUP_TABLES, type DumpChunk, type Store } from '../store/store.js';
 import { digest, readArchive } from './archive.js';
-import { BackupError } from './errors.js';
+import { BackupError, storeReason } from './errors.js';
 import { classifyMember, type FileEntry, storeMember } from './manifest.js';
 import {
   PG_URL_ENV,
@@ -99,6 +99,15 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The outermost folder of `dir` that does not exist yet (`dir` itself when only it is missing). */
+async function firstMissing(dir: string): Promise<string> {
+  let missing = dir;
+  for (let parent = dirname(dir); parent !== missing && !(await exists(parent)); parent = dirname(parent)) {
+    missing = parent;
+  }
+  return missing;
 }
 
 /** The rows of each staged table file, in BACKUP_TABLES order and chunks of `chunkRows`. */
@@ -229,14 +238,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     try {
       return await openStore(targets.storage);
     } catch (err) {
-      throw new BackupError(`cannot open the store ${describeStore(targets.storage)}: ${reasonOf(err)}`);
+      throw new BackupError(`cannot open the store ${describeStore(targets.storage)}: ${storeReason(err)}`);
     }
   };
   const created: string[] = [];
   const staging: string[] = [];
   let storeLoaded = false;
   try {
-    if (sqliteFile !== undefined && !sqliteDirExisted) created.push(dirname(sqliteFile));
+    if (sqliteFile !== undefined && !sqliteDirExisted) created.push(await firstMissing(dirname(sqliteFile)));
     if (sqliteFile === undefined || sqliteExisted) {
       store = await openTarget();
       if (!force && !(await store.backup.isEmpty())) {
@@ -245,18 +254,15 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     }
 
     // 3. Stage what the archive holds next to where it goes, checking every byte again.
-    if (dirEntries === undefined) {
-      await mkdir(opts.configDir, { recursive: true });
-      created.push(opts.configDir);
-    }
+    // mkdir answers the first folder it had to create: removing that one removes them all.
+    const madeDir = await mkdir(opts.configDir, { recursive: true });
+    if (madeDir !== undefined) created.push(madeDir);
     const stage = await mkdtemp(join(opts.configDir, '.hearth-restore-'));
     staging.push(stage);
     restoreLeftovers.add(stage);
     const mediaParent = dirname(targets.mediaDir);
-    if (!(await exists(mediaParent))) {
-      await mkdir(mediaParent, { recursive: true });
-      created.push(mediaParent);
-    }
+    const madeMedia = await mkdir(mediaParent, { recursive: true });
+    if (madeMedia !== undefined) created.push(madeMedia);
     const mediaStage = await mkdtemp(join(mediaParent, '.hearth-restore-media-'));
     staging.push(mediaStage);
     restoreLeftovers.add(mediaStage);
@@ -305,7 +311,8 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       const code = (err as { code?: string }).code;
       if (code === 'HEARTH_ERR_STORE_NOT_EMPTY')
         refuse(`the store ${describeStore(targets.storage)} is not empty`);
-      throw new BackupError(`cannot load the store ${describeStore(targets.storage)}: ${reasonOf(err)}`);
+      // The store's own message names the table and row.
+      throw new BackupError(`cannot load the store ${describeStore(targets.storage)}: ${storeReason(err)}`);
     }
     storeLoaded = true;
     await store.close();
