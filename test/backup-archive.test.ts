@@ -351,6 +351,8 @@ describe('hearth backup, backup verify and restore', () => {
     expect(readFileSync(join(target, 'hearth.yaml'), 'utf8')).toBe(CONFIG);
     expect(readFileSync(join(target, 'secrets.yaml'), 'utf8')).toBe(`hearth_token: ${TOKEN}\n`);
     expect(statSync(join(target, 'secrets.yaml')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(target, 'hearth.yaml')).mode & 0o777).toBe(0o640);
+    expect(statSync(join(target, 'data', 'media')).mode & 0o777).toBe(0o755);
     expect(readFileSync(join(target, 'data', 'media', 'ding.mp3')).equals(CHIME)).toBe(true);
     expect(readdirSync(join(target, 'data', 'media')).sort()).toEqual(['Glocke Küche.mp3', 'ding.mp3']);
     // Nothing of the restore's own is left beside what it restored.

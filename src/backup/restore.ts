@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError } from '../config/errors.js';
@@ -328,6 +328,8 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       await rename(mediaStage, targets.mediaDir);
     }
     restoreLeftovers.delete(mediaStage);
+    // mkdtemp made it 0700; a media folder is as readable as any other folder hearth writes.
+    await chmod(targets.mediaDir, 0o755);
     if (secretsPlain !== undefined && targets.secrets !== undefined) {
       await mkdir(dirname(targets.secrets), { recursive: true });
       await writeFileAtomic(targets.secrets, secretsPlain, 0o600);
