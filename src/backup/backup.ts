@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { createWriteStream, rmSync, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rename, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, realpath, rename, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import type { HearthConfig } from '../config/load.js';
@@ -157,7 +157,7 @@ interface MediaFile {
  * it, symlinks included). Hidden files (`hearth media add` copies under a dot name before it
  * renames) and anything else are left out; the others are named.
  */
-async function listMedia(dir: string, say: (line: string) => void): Promise<MediaFile[]> {
+async function listMedia(dir: string, outDir: string, say: (line: string) => void): Promise<MediaFile[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -168,8 +168,11 @@ async function listMedia(dir: string, say: (line: string) => void): Promise<Medi
   const lib = new MediaLibrary({ dir });
   const files: MediaFile[] = [];
   const skipped: string[] = [];
+  // Archives written into the media folder itself are not media: each would hold the last.
+  const sameDir = (await realpath(dir).catch(() => dir)) === (await realpath(outDir).catch(() => outDir));
   for (const name of names.sort()) {
     if (name.startsWith('.')) continue;
+    if (sameDir && /^hearth-.*\.tar\.gz(\.partial)?$/.test(name)) continue;
     const path = isPlainFileName(name) ? await lib.resolve(name) : undefined;
     if (path === undefined) {
       skipped.push(name);
@@ -271,7 +274,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     await store.close();
     store = undefined;
 
-    const media = await listMedia(config.media.dir, say);
+    const media = await listMedia(config.media.dir, outDir, say);
     const mediaBytes = media.reduce((n, f) => n + f.size, 0);
 
     try {
