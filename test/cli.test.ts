@@ -46,17 +46,20 @@ function folder(files: Record<string, string> = {}): string {
 }
 
 describe('hearth --help', () => {
-  it('lists start, check, sim and import', SLOW, async () => {
+  it('lists start, check, sim, import, backup and restore', SLOW, async () => {
     const r = await runCli(['--help']);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^Usage: hearth \[options\] \[command\]$/m);
     expect(r.stdout).toMatch(/^ {2}start \[options\] +run hearth: every role in this process/m);
     expect(r.stdout).toMatch(/^ {2}check \[options\] +validate a config file without starting anything/m);
+    // The descriptions wrap at 80 columns, where the longest command name puts them.
     expect(r.stdout).toMatch(
-      /^ {2}sim \[options\] <device> +run a simulated device that speaks the real protocol/m,
+      /^ {2}sim \[options\] <device> +run a simulated device that speaks the real\s+protocol/m,
     );
     expect(r.stdout).toMatch(/^ {2}import +bring an existing installation over$/m);
+    expect(r.stdout).toMatch(/^ {2}backup \[options\] +write one archive/m);
+    expect(r.stdout).toMatch(/^ {2}restore \[options\] <archive> +restore an archive into a folder/m);
   });
 });
 

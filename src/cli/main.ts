@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { hearthVersion } from '../version.js';
+import { registerBackup } from './backup.js';
 import { registerCheck } from './check.js';
 import { registerConfigstack } from './configstack.js';
 import { registerImport } from './import.js';
@@ -14,7 +15,10 @@ const program = new Command()
   .name('hearth')
   .description('Home automation for people who run their own small computers.')
   .version(hearthVersion)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // A subcommand's options are its own: `hearth backup verify X --json` is verify's --json,
+  // not the --json of `hearth backup`.
+  .enablePositionalOptions();
 
 registerStart(program);
 registerCheck(program);
@@ -24,5 +28,6 @@ registerImport(program);
 registerMedia(program);
 registerKube(program);
 registerConfigstack(program);
+registerBackup(program);
 
 await program.parseAsync(process.argv);
