@@ -103,7 +103,8 @@ describe('scheduled backups in the built CLI', () => {
     expect(status.newest).toBeNull();
     expect((status.lastError as { message: string }).message).toMatch(/archives/);
     expect(h.output()).toMatch(/scheduled backup failed/);
-    expect(h.output()).toMatch(/backups are late/);
+    // Said in the log at the next check (each run, and every minute).
+    await until('the warning in the log', () => (/backups are late/.test(h.output()) ? true : undefined));
     const metrics = await (await fetch(`${h.url}/metrics`)).text();
     expect(metricSample(metrics, 'hearth_backup_stale')).toBe(1);
     expect(metrics).not.toMatch(/^hearth_backup_last_success_timestamp_seconds /m);
