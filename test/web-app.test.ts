@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcoffeebot/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { CHROMIUM, CHROMIUM_ARGS } from './support/chromium.js';
+import { runCli } from './support/cli-run.js';
 import { http, post, tempDir } from './support/hearth.js';
 import { type HearthProcess, repoRoot, spawnHearth } from './support/process.js';
 
@@ -91,6 +92,7 @@ coffee:
   - { id: coffee, kind: mrcoffeebot/v1, name: Coffee pot, room: Kitchen, path: ${pot.path}, settleMs: 100, maxBrewMinutes: 5 }
 buttons:
   - { id: bedside, name: Bedside button }
+backup: { dir: archives, every: "0 3 * * *" }
 automations:
   - id: lamp-on
     name: Lamp on
@@ -98,6 +100,9 @@ automations:
     actions: [{ command: lamp.on }]
 `,
     );
+    // One archive there already: the dashboard shows its age.
+    const made = await runCli(['backup', '--config', config, '--json']);
+    if (made.code !== 0) throw new Error(`hearth backup failed: ${made.stderr}`);
     hearth = await spawnHearth(config);
     const m = /public status page \(read-only\) on (http:\/\/\S+)/.exec(hearth.output());
     if (!m?.[1]) throw new Error(`no public listener:\n${hearth.output()}`);
@@ -161,8 +166,11 @@ automations:
   it('shows every entity grouped by room and device, unavailable ones first with their reason', async () => {
     await page.goto(`${hearth.url}/`);
     await expect.poll(() => card(page, 'lamp').count(), { timeout: 5000 }).toBe(1);
+    // Rooms and devices come with the device list, read beside the entities: polled.
     for (const heading of ['Living room', 'Kitchen', 'Outside', 'Coffee pot', 'Buttons']) {
-      expect(await page.getByRole('heading', { name: heading, exact: true }).count()).toBeGreaterThan(0);
+      await expect
+        .poll(() => page.getByRole('heading', { name: heading, exact: true }).count(), { timeout: 5000 })
+        .toBeGreaterThan(0);
     }
     // The pot's sensors sit in its group.
     const pot = page.locator('section.group', { has: page.getByRole('heading', { name: 'Coffee pot' }) });
@@ -257,6 +265,15 @@ automations:
     await a.locator('summary').click();
     await expect.poll(() => a.locator('.runs li').count(), { timeout: 3000 }).toBe(1);
     expect(await a.locator('.runs li').textContent()).toContain('webhook');
+  });
+
+  it("shows the newest backup's age and the next scheduled one", async () => {
+    const line = page.locator('section.backups');
+    await expect.poll(() => line.count(), { timeout: 5000 }).toBe(1);
+    const text = (await line.textContent()) ?? '';
+    expect(text).toMatch(/Newest backup \d+ (second|minute)s? ago \(0\.\d MB\)/);
+    expect(text).toContain('· next');
+    expect(await line.getAttribute('class')).toBe('backups');
   });
 
   it('has no serious or critical accessibility violations (axe-core), and nothing the CSP refused', async () => {
