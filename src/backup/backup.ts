@@ -419,7 +419,8 @@ function progressLine(total: number, say: (line: string) => void, tty: boolean) 
   };
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether anything is at `path` (a file, a folder). */
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;

@@ -17,6 +17,7 @@ import { isPlainFileName } from '../server/media.js';
 import { openStore } from '../store/open.js';
 import { BACKUP_TABLES, type DumpChunk, type Store } from '../store/store.js';
 import { digest, readArchive } from './archive.js';
+import { exists } from './backup.js';
 import { BackupError, storeReason } from './errors.js';
 import { classifyMember, type FileEntry, storeMember } from './manifest.js';
 import {
@@ -89,15 +90,6 @@ async function entries(dir: string): Promise<string[] | undefined> {
     if (code === 'ENOENT') return undefined;
     if (code === 'ENOTDIR') throw new BackupError(`${dir} is a file, not a folder`);
     throw new BackupError(`cannot read ${dir}: ${reasonOf(err)}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
