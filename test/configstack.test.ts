@@ -1,6 +1,6 @@
 // `hearth configstack` end to end: the built CLI against a real SQLite file and a fresh
 // PostgreSQL database, with real processes racing, renewing, and being killed.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +57,8 @@ describe.each([
     expect(a.code).toBe(0);
     expect(a.stdout).toMatch(/^claimed speakers\[0\] for pod-a: wrote .*a\.yaml$/m);
     expect(parse(readFileSync(out('a.yaml'), 'utf8'))).toEqual({ room: 'kitchen', speaker: '192.168.1.50' });
+    // Only its owner reads it: an entry may hold a secret after substitution.
+    expect(statSync(out('a.yaml')).mode & 0o777).toBe(0o600);
     const b = await cli('claim', 'speakers', '--holder', 'pod-b', '--out', out('b.yaml'));
     expect(b.stdout).toMatch(/claimed speakers\[1\] for pod-b/);
     const c = await cli('claim', 'speakers', '--holder', 'pod-c', '--out', out('c.yaml'));

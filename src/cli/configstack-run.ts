@@ -109,12 +109,15 @@ async function withStore<T>(
   }
 }
 
-/** Written beside the target under a hidden name, then renamed: a reader sees the old file or the new one. */
+/**
+ * Written beside the target under a hidden name, then renamed: a reader sees the old file or the
+ * new one. Mode 0600: the entry is the config after `${VAR}` and `!secret`, so it may hold a secret.
+ */
 function writeAtomically(file: string, text: string): void {
   mkdirSync(dirname(file), { recursive: true });
   const temp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
   try {
-    writeFileSync(temp, text, { mode: 0o644 });
+    writeFileSync(temp, text, { mode: 0o600 });
     renameSync(temp, file);
   } finally {
     rmSync(temp, { force: true });
