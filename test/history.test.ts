@@ -6,7 +6,7 @@ import { LocalBus } from '../src/core/bus.js';
 import { silentLogger } from '../src/core/log.js';
 import { Runtime } from '../src/core/runtime.js';
 import { type HistoryConfig, historySchema } from '../src/history/config.js';
-import { HistoryRecorder } from '../src/history/recorder.js';
+import { HistoryRecorder, rowOf } from '../src/history/recorder.js';
 import { openSqliteStore } from '../src/store/sqlite/open.js';
 import type { HistoryStore, Store } from '../src/store/store.js';
 import { FakeClock } from './support/fake-clock.js';
@@ -137,5 +137,21 @@ describe('history recorder', () => {
     await press(3);
     await recorder.flush();
     expect(recorder.stats.recorded).toBe(0);
+  });
+});
+
+describe('what a state is recorded as', () => {
+  const view = (state: unknown, available = true) =>
+    ({ id: 's', kind: 'sensor', state, available }) as Parameters<typeof rowOf>[0];
+
+  it('numbers as numbers; garbage-sized readings as text, so downsampling never overflows', () => {
+    expect(rowOf(view(21.5), 5)).toEqual({ id: 's', at: 5, num: 21.5, text: null });
+    expect(rowOf(view(-1e149), 5)).toMatchObject({ num: -1e149, text: null });
+    // A device that sent 1e308: summed by compaction it would overflow (an error on PostgreSQL).
+    expect(rowOf(view(1e308), 5)).toEqual({ id: 's', at: 5, num: null, text: '1e+308' });
+    expect(rowOf(view(-1e200), 5)).toMatchObject({ num: null, text: '-1e+200' });
+    expect(rowOf(view(Number.NaN), 5)).toMatchObject({ num: null, text: null });
+    expect(rowOf(view('on'), 5)).toMatchObject({ num: null, text: 'on' });
+    expect(rowOf(view(21.5, false), 5)).toMatchObject({ num: null, text: null });
   });
 });

@@ -7,6 +7,13 @@ import type { HistoryConfig } from './config.js';
 
 /** Text longer than this is cut: a history row is a reading, not a document. */
 const MAX_TEXT = 256;
+
+/**
+ * Readings at or past this size are kept as text, not as numbers: downsampling sums them
+ * (count × mean), and on PostgreSQL a sum past 1.8e308 is an error that would stop every
+ * compaction for good. No sensor reads 1e150; a device that sends it sent garbage.
+ */
+const MAX_NUMBER = 1e150;
 /** How often old rows are compacted (and once at start). */
 export const COMPACT_EVERY_MS = 3_600_000;
 
@@ -41,9 +48,10 @@ export function rowOf(view: EntityView, at: number): HistoryRow {
   if (!view.available || state === null || state === undefined)
     return { id: view.id, at, num: null, text: null };
   if (typeof state === 'number') {
-    return Number.isFinite(state)
+    if (!Number.isFinite(state)) return { id: view.id, at, num: null, text: null };
+    return Math.abs(state) < MAX_NUMBER
       ? { id: view.id, at, num: state, text: null }
-      : { id: view.id, at, num: null, text: null };
+      : { id: view.id, at, num: null, text: String(state) };
   }
   const text = typeof state === 'string' ? state : JSON.stringify(state);
   return { id: view.id, at, num: null, text: text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text };
