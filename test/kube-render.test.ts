@@ -25,6 +25,16 @@ import { repoRoot, runCli } from './support/cli-run.js';
 
 const example = join(repoRoot, 'examples', 'cluster.yaml');
 const golden = join(repoRoot, 'test', 'golden', 'kube');
+/** The example with scheduled backups on an NFS export: its controller Deployment and ConfigMap. */
+const goldenBackups = join(repoRoot, 'test', 'golden', 'kube-backups');
+const backupBlock: [string, string] = [
+  'mqtt:\n  url:',
+  'backup:\n  # nightly, kept a fortnight\n  every: "0 3 * * *"\n  keep: 14\nmqtt:\n  url:',
+];
+const nfsVolume: [string, string] = [
+  '    mqtt: { inCluster: true }\n',
+  '    mqtt: { inCluster: true }\n    backups: { nfs: { server: nas.home.lan, path: /volume1/hearth } }\n',
+];
 const exampleText = readFileSync(example, 'utf8');
 const dirs: string[] = [];
 
@@ -195,7 +205,12 @@ describe('hearth kube render', () => {
     };
     const file = configWith([['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }']]);
     const kinds = new Set<string>();
-    for (const files of [renderKube(example, { env: {} }), renderKube(file, { env: {} })]) {
+    const backups = configWith([backupBlock, nfsVolume]);
+    const claim = configWith([
+      backupBlock,
+      ['mqtt: { inCluster: true }\n', 'mqtt: { inCluster: true }\n    backups: { claim: hearth-backups }\n'],
+    ]);
+    for (const files of [example, file, backups, claim].map((f) => renderKube(f, { env: {} }))) {
       for (const [name, text] of files) {
         if (!name.endsWith('.yaml') || name === 'kustomization.yaml') continue;
         for (const d of parseAllDocuments(text)) {
@@ -331,5 +346,188 @@ describe('hearth kube render', () => {
     expect(checkRendered(out, files, false)).toBe('');
     expect(readdirSync(out)).toContain('notes.yaml');
     expect(readdirSync(out)).not.toContain('deployment-hearth-agent-garage.yaml');
+  });
+
+  describe('scheduled backups (backup.every): the controllers get a volume for backup.dir', () => {
+    const podOf = (files: Map<string, string>) =>
+      parse(files.get('deployment-hearth-controller.yaml') as string).spec.template.spec;
+    const configOf = (files: Map<string, string>) =>
+      parse(files.get('configmap-hearth-config.yaml') as string).data['hearth.yaml'] as string;
+
+    it('refuses backup.every without cluster.kubernetes.backups, naming the field and both choices', () => {
+      const text = exampleText.replace(backupBlock[0], backupBlock[1]);
+      const message = renderError(configWith([backupBlock]));
+      expect(message).toMatch(
+        new RegExp(
+          `cluster\\.yaml:${lineOf(text, '    namespace: hearth')}:\\d+: cluster\\.kubernetes\\.backups: is required with backup\\.every`,
+        ),
+      );
+      expect(message).toContain("a node's own disk is not enough");
+      expect(message).toContain('`backups: { nfs: { server: nas.home.lan, path: /volume1/hearth } }`');
+      expect(message).toContain('`backups: { claim: NAME }`');
+      // Scheduled archives with the secrets file: the pods have none.
+      const secrets = configWith([
+        [backupBlock[0], backupBlock[1].replace('keep: 14', 'keep: 14\n  includeSecrets: true')],
+        nfsVolume,
+      ]);
+      expect(renderError(secrets)).toMatch(
+        /cluster\.yaml:\d+:\d+: backup\.includeSecrets: cannot be true on Kubernetes: the pods have no secrets file/,
+      );
+    });
+
+    it('renders the example with backups on NFS to the golden files (UPDATE_GOLDEN=1 rewrites them)', () => {
+      const files = renderKube(configWith([backupBlock, nfsVolume]), { env: {} });
+      const names = ['configmap-hearth-config.yaml', 'deployment-hearth-controller.yaml'];
+      if (process.env.UPDATE_GOLDEN === '1') {
+        rmSync(goldenBackups, { recursive: true, force: true });
+        mkdirSync(goldenBackups, { recursive: true });
+        for (const name of names) writeFileSync(join(goldenBackups, name), files.get(name) as string);
+      }
+      expect(readdirSync(goldenBackups).sort()).toEqual(names);
+      for (const name of names)
+        expect(files.get(name), name).toBe(readFileSync(join(goldenBackups, name), 'utf8'));
+      // Every other file is the plain example's, but for the config hash on the pods.
+      const plain = renderKube(example, { env: {} });
+      expect([...files.keys()]).toEqual([...plain.keys()]);
+      for (const [name, text] of plain) {
+        if (names.includes(name)) continue;
+        const unhashed = (t: string | undefined) => t?.replace(/config-sha256: \w+/, 'config-sha256: X');
+        expect(unhashed(files.get(name)), name).toBe(unhashed(text));
+      }
+    });
+
+    it('mounts an NFS export at /var/lib/hearth/backups, writable by the pods, and points backup.dir there', () => {
+      const files = renderKube(configWith([backupBlock, nfsVolume]), { env: {} });
+      const pod = podOf(files);
+      expect(pod.volumes).toContainEqual({
+        name: 'backups',
+        nfs: { server: 'nas.home.lan', path: '/volume1/hearth' },
+      });
+      const container = pod.containers[0];
+      expect(container.volumeMounts).toContainEqual({
+        name: 'backups',
+        mountPath: '/var/lib/hearth/backups',
+      });
+      expect(container.securityContext.readOnlyRootFilesystem).toBe(true);
+      expect(pod.securityContext).toMatchObject({ runAsUser: 10001, fsGroup: 10001 });
+      // The backup child process runs in the controller's container.
+      expect(container.resources.limits.memory).toBe('512Mi');
+      // Only the controllers: the api and agent pods never run the schedule.
+      for (const other of ['deployment-hearth-api.yaml', 'deployment-hearth-agent-main.yaml']) {
+        const spec = parse(files.get(other) as string).spec.template.spec;
+        expect(JSON.stringify(spec), other).not.toContain('backups');
+        expect(spec.securityContext.fsGroup, other).toBeUndefined();
+      }
+      // The pods read backup.dir from the ConfigMap: the mount, with the user's lines kept above it.
+      const config = configOf(files);
+      expect(parse(config).backup).toEqual({ dir: '/var/lib/hearth/backups', every: '0 3 * * *', keep: 14 });
+      expect(config).toContain('backup:\n  # nightly, kept a fortnight\n  dir: "/var/lib/hearth/backups"\n');
+    });
+
+    it('mounts a claim the user made; a written backup.dir is replaced on its own line, a flow mapping gets it on its line', () => {
+      const claim: [string, string] = [
+        '    mqtt: { inCluster: true }\n',
+        '    mqtt: { inCluster: true }\n    backups: { claim: hearth-backups }\n',
+      ];
+      const written = configWith([
+        [backupBlock[0], 'backup:\n  dir: /mnt/nas/hearth # on the box\n  every: "0 3 * * *"\nmqtt:\n  url:'],
+        claim,
+      ]);
+      const files = renderKube(written, { env: {} });
+      expect(podOf(files).volumes).toContainEqual({
+        name: 'backups',
+        persistentVolumeClaim: { claimName: 'hearth-backups' },
+      });
+      const config = configOf(files);
+      const userText = readFileSync(written, 'utf8');
+      expect(config.split('\n').length).toBe(userText.split('\n').length);
+      expect(config.split('\n')[lineOf(userText, 'dir: /mnt/nas') - 1]).toBe(
+        '  dir: "/var/lib/hearth/backups" # on the box',
+      );
+
+      const flow = configWith([
+        [backupBlock[0], 'backup: { every: "0 3 * * *", keep: 3 }\nmqtt:\n  url:'],
+        claim,
+      ]);
+      const flowConfig = configOf(renderKube(flow, { env: {} }));
+      expect(flowConfig).toContain(
+        'backup: { dir: "/var/lib/hearth/backups", every: "0 3 * * *", keep: 3 }\n',
+      );
+      expect(flowConfig.split('\n').length).toBe(readFileSync(flow, 'utf8').split('\n').length);
+
+      // Without backup.every the volume is still there for `hearth backup` run by hand in a pod.
+      const manual = configOf(renderKube(configWith([claim]), { env: {} }));
+      expect(parse(manual).backup).toEqual({ dir: '/var/lib/hearth/backups' });
+    });
+
+    it('reports a wrong cluster.kubernetes.backups at its line, with what it takes', () => {
+      const text = exampleText.replace(backupBlock[0], backupBlock[1]).replace(nfsVolume[0], nfsVolume[1]);
+      const line = lineOf(text, '    backups:');
+      const cases: Array<[string, RegExp]> = [
+        [
+          '    backups: { nfs: { server: nas.home.lan, path: volume1/hearth } }\n',
+          /cluster\.kubernetes\.backups\.nfs\.path: must be the exported folder on the server, an absolute path/,
+        ],
+        [
+          '    backups: { nfs: { server: "nas home", path: /volume1/hearth } }\n',
+          /cluster\.kubernetes\.backups\.nfs\.server: must be the NFS server's host name or IP address/,
+        ],
+        [
+          '    backups: { claim: Hearth_Backups }\n',
+          /cluster\.kubernetes\.backups\.claim: must be the name of a PersistentVolumeClaim/,
+        ],
+        [
+          '    backups: { hostPath: /srv/backups }\n',
+          /cluster\.kubernetes\.backups: must be \{ nfs: \{ server: HOST, path: \/exported\/folder \} \} .* or \{ claim: NAME \}/,
+        ],
+        [
+          '    backups: { claim: hearth-backups, nfs: { server: nas, path: /x } }\n',
+          /cluster\.kubernetes\.backups: takes one of nfs and claim, not both: \{ nfs: /,
+        ],
+      ];
+      for (const [entry, pattern] of cases) {
+        const message = renderError(configWith([backupBlock, [nfsVolume[0], `${nfsVolume[0]}${entry}`]]));
+        expect(message, entry).toMatch(pattern);
+        expect(message, entry).toContain(`cluster.yaml:${line}:`);
+      }
+    });
+
+    it('--check and --with-secrets work with the backups volume', async () => {
+      const file = configWith([backupBlock, nfsVolume]);
+      const out = join(tempDir(), 'deploy');
+      const env = { HEARTH_TOKEN: 'secret-value-123', HEARTH_PG_PASSWORD: 'pg456abc', MQTT_PASSWORD: 'm789' };
+      const run = await runCli(['kube', 'render', '--config', file, '--out', out, '--with-secrets'], { env });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      // The backups folder adds no variable to the Secret.
+      expect(parse(readFileSync(join(out, 'secret.yaml'), 'utf8')).stringData).toEqual(env);
+      const fresh = await runCli(
+        ['kube', 'render', '--config', file, '--out', out, '--check', '--with-secrets'],
+        {
+          env,
+        },
+      );
+      expect(fresh.code).toBe(0);
+      expect(fresh.stdout).toContain('is up to date');
+
+      // The NAS moved: the controllers' volume differs.
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace('path: /volume1/hearth', 'path: /volume2/hearth'),
+      );
+      const moved = await runCli(['kube', 'render', '--config', file, '--out', out, '--check'], { env });
+      expect(moved.code).toBe(1);
+      expect(moved.stdout).toContain(`--- ${join(out, 'deployment-hearth-controller.yaml')} (on disk)`);
+      expect(moved.stdout).toMatch(/^- +path: \/volume1\/hearth$/m);
+      expect(moved.stdout).toMatch(/^\+ +path: \/volume2\/hearth$/m);
+
+      // Without the volume, the CLI says what is missing and writes nothing.
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/ {4}backups: .*\n/, ''));
+      const missing = await runCli(['kube', 'render', '--config', file, '--out', join(tempDir(), 'x')], {
+        env,
+      });
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain('cluster.kubernetes.backups: is required with backup.every');
+    });
   });
 });

@@ -56,6 +56,8 @@ export interface AgentPlan {
 
 export const secretName = 'hearth-env';
 const configDir = '/etc/hearth';
+/** Where the controllers mount `cluster.kubernetes.backups`; the ConfigMap's `backup.dir` says this. */
+export const backupsDir = '/var/lib/hearth/backups';
 const appLabel = 'app.kubernetes.io/name';
 const componentLabel = 'app.kubernetes.io/component';
 const partOf = {
@@ -106,6 +108,15 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
       { name: 'config', configMap: { name: 'hearth-config' } },
       { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
     ];
+    const backups = opts.backups ? kube.backups : undefined;
+    if (backups !== undefined) {
+      mounts.push({ name: 'backups', mountPath: backupsDir });
+      volumes.push(
+        'nfs' in backups
+          ? { name: 'backups', nfs: { server: backups.nfs.server, path: backups.nfs.path } }
+          : { name: 'backups', persistentVolumeClaim: { claimName: backups.claim } },
+      );
+    }
     opts.devices.forEach((path, i) => {
       mounts.push({ name: `serial-${i}`, mountPath: path });
       volumes.push({ name: `serial-${i}`, hostPath: { path, type: 'CharDevice' } });
@@ -124,7 +135,9 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
       startupProbe: httpProbe('/healthz', 2, 30),
       resources: {
         requests: { cpu: '50m', memory: '96Mi' },
-        limits: { cpu: '500m', memory: '256Mi' },
+        // A scheduled backup is a second Node process in the container (up to about 120 MB
+        // with a large media folder): the limit makes room for it beside the controller.
+        limits: { cpu: '500m', memory: backups === undefined ? '256Mi' : '512Mi' },
       },
       securityContext:
         opts.devices.length > 0
@@ -154,6 +167,9 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
         runAsGroup: kube.runAsUser,
         seccompProfile: { type: 'RuntimeDefault' },
         ...(opts.group === undefined ? {} : { supplementalGroups: [opts.group] }),
+        // A claim's volume is made group-writable for hearth (only at the top when it already
+        // is, not file by file on every start). NFS ignores this: the export must let the uid write.
+        ...(backups === undefined ? {} : { fsGroup: kube.runAsUser, fsGroupChangePolicy: 'OnRootMismatch' }),
       },
       // A dead node's pods move after 30 s instead of the default 300 s; the leases hand the
       // work over meanwhile.
@@ -218,7 +234,12 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
       devices: [],
       recreate: false,
     }),
-    role('controller', ['--role', 'controller'], { replicas: 2, devices: [], recreate: false }),
+    role('controller', ['--role', 'controller'], {
+      replicas: 2,
+      devices: [],
+      recreate: false,
+      backups: true,
+    }),
   );
   for (const component of ['api', 'controller']) {
     objects.push(
@@ -356,6 +377,8 @@ interface RoleOptions {
   node?: string | undefined;
   devices: string[];
   group?: number | undefined;
+  /** Mount `cluster.kubernetes.backups` at backupsDir (the controllers run the backup schedule). */
+  backups?: boolean;
 }
 
 type Meta = (

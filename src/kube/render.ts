@@ -10,13 +10,14 @@ import { drivers } from '../drivers/index.js';
 import { diffLines } from './diff.js';
 import {
   type AgentPlan,
+  backupsDir,
   buildObjects,
   type ClusterPlan,
   type KubeObject,
   secretName,
   secretObject,
 } from './objects.js';
-import { pgPasswordVar, prepareConfig } from './source.js';
+import { pgPasswordVar, pointBackupDir, prepareConfig } from './source.js';
 
 export interface RenderOptions {
   /** Write the Secret with the values from the environment (secret.yaml, listed in kustomization). */
@@ -142,11 +143,24 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
     }
     agents.push({ name, slug, node: pin?.node, group: pin?.group ?? 20, devices });
   }
+  if (config.backup.every !== undefined && kube.backups === undefined) {
+    at(
+      [...base, 'backups'],
+      "is required with backup.every: the two controllers take turns running the schedule, on any node, so every node must reach the folder (a node's own disk is not enough). Add `backups: { nfs: { server: nas.home.lan, path: /volume1/hearth } }` (an NFS export, e.g. on a NAS) or `backups: { claim: NAME }` (a ReadWriteMany PersistentVolumeClaim you made)",
+    );
+  }
+  if (config.backup.every !== undefined && config.backup.includeSecrets) {
+    at(
+      ['backup', 'includeSecrets'],
+      'cannot be true on Kubernetes: the pods have no secrets file (its values are in the Secret hearth-env, which the cluster keeps); leave it out',
+    );
+  }
   if (issues.length > 0) throw new ConfigError(issues);
 
   const plan: ClusterPlan = {
     kube,
-    configText: prepared.text,
+    // Checked at the user's lines above; now backup.dir points at the controllers' volume.
+    configText: kube.backups === undefined ? prepared.text : pointBackupDir(prepared.text, backupsDir),
     controlPort: config.http.port,
     publicPort: config.http.public?.port,
     agents,

@@ -57,6 +57,63 @@ const backendSchema = (what: string, image: string, defaultPort: number) =>
     },
   );
 
+/**
+ * Where the controllers write scheduled backups (`backup.every`). Both controllers take turns by
+ * lease on any node, so the folder must be reachable from every node: an NFS export (a NAS, off
+ * the cluster's disks) or a ReadWriteMany claim the user made.
+ */
+const backupsChoices =
+  '{ nfs: { server: HOST, path: /exported/folder } } (an NFS export, e.g. on a NAS) or { claim: NAME } (a ReadWriteMany PersistentVolumeClaim you made)';
+const backupsSchema = z
+  .object({
+    nfs: z
+      .object({
+        /** The NFS server's host name or IP address. */
+        server: z
+          .string()
+          .refine(
+            (s) =>
+              isIP(s) !== 0 ||
+              /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(
+                s,
+              ),
+            "must be the NFS server's host name or IP address, like nas.home.lan or 192.168.1.5",
+          ),
+        /** The exported folder on the server. */
+        path: z
+          .string()
+          .regex(
+            /^\/[^\s]*$/,
+            'must be the exported folder on the server, an absolute path like /volume1/hearth',
+          ),
+      })
+      .strict()
+      .optional(),
+    /** An existing PersistentVolumeClaim (ReadWriteMany) in the namespace. */
+    claim: z
+      .string()
+      .regex(
+        /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/,
+        'must be the name of a PersistentVolumeClaim in the namespace (lowercase letters, digits, - and .)',
+      )
+      .optional(),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    if ((b.nfs === undefined) === (b.claim === undefined)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message:
+          b.nfs === undefined
+            ? `must be ${backupsChoices}`
+            : `takes one of nfs and claim, not both: ${backupsChoices}`,
+      });
+    }
+  })
+  .transform((b): { nfs: { server: string; path: string } } | { claim: string } =>
+    b.nfs !== undefined ? { nfs: b.nfs } : { claim: b.claim ?? '' },
+  );
+
 export const kubernetesSchema = z
   .object({
     /** Namespace of every object; default hearth. */
@@ -102,6 +159,8 @@ export const kubernetesSchema = z
     storageClass: dnsLabel.optional(),
     postgres: backendSchema('PostgreSQL', 'postgres:16-alpine', 5432).default({ inCluster: true }),
     mqtt: backendSchema('Mosquitto', 'eclipse-mosquitto:2', 1883).default({ inCluster: true }),
+    /** The controllers' volume for `backup.dir`; required with `backup.every`. */
+    backups: backupsSchema.optional(),
     /**
      * Per agent name (the `agent:` of device entries): the node it runs on (`kubernetes.io/hostname`)
      * and the group that may open its serial devices (dialout, 20). An agent with a serial device

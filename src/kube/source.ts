@@ -1,5 +1,14 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isPair, isScalar, type LineCounter, type Node, parseDocument, type Scalar, visit } from 'yaml';
+import {
+  isMap,
+  isPair,
+  isScalar,
+  type LineCounter,
+  type Node,
+  parseDocument,
+  type Scalar,
+  visit,
+} from 'yaml';
 import { ConfigError, type ConfigIssue, formatPath } from '../config/errors.js';
 import { readSmallFile } from '../config/read-file.js';
 import { parseYaml } from '../config/yaml.js';
@@ -244,4 +253,41 @@ function position(lc: LineCounter, node: Node | null | undefined): { line: numbe
   const offset = node?.range?.[0];
   if (offset === undefined) return { line: 0, col: 0 };
   return lc.linePos(offset);
+}
+
+/**
+ * The ConfigMap's text with `backup.dir` set to `dir` (the controllers' backups volume), edited
+ * like the rest: a written `dir:` has its scalar replaced on its line; in a flow mapping
+ * (`backup: { every: ... }`) the pair goes in on the same line; in a block mapping it becomes the
+ * first line of the mapping, so only there do the lines below move down by one (the render has
+ * checked the config by then, at the user's lines); with no `backup:` at all it goes at the end.
+ */
+export function pointBackupDir(text: string, dir: string): string {
+  const doc = parseDocument(text, { customTags: [{ tag: '!secret', resolve: (v: string) => v }] });
+  const pair = JSON.stringify(dir);
+  const backup = doc.get('backup', true);
+  if (backup === undefined)
+    return `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}backup: { dir: ${pair} }\n`;
+  const current = doc.getIn(['backup', 'dir'], true);
+  if (isScalar(current) && current.range) {
+    const [start, end] = current.range;
+    const from = tagStart(text, current) ?? start;
+    const newlines = text.slice(from, end).split('\n').length - 1;
+    return text.slice(0, from) + pair + '\n'.repeat(newlines) + text.slice(end);
+  }
+  if (!isMap(backup) || !backup.range || current !== undefined) {
+    // The config's own validation refuses anything else before this runs.
+    throw new Error('backup: is not a mapping with a scalar dir');
+  }
+  if (backup.flow) {
+    const open = text.indexOf('{', backup.range[0]);
+    const rest = backup.items.length > 0 ? ', ' : ' ';
+    return `${text.slice(0, open + 1)} dir: ${pair}${rest}${text.slice(open + 1).replace(/^ +/, '')}`;
+  }
+  const first = backup.items[0]?.key as Node | undefined;
+  const keyStart = first?.range?.[0];
+  if (keyStart === undefined) throw new Error('backup: is an empty block mapping');
+  const lineStart = text.lastIndexOf('\n', keyStart - 1) + 1;
+  const indent = text.slice(lineStart, keyStart);
+  return `${text.slice(0, lineStart)}${indent}dir: ${pair}\n${text.slice(lineStart)}`;
 }
