@@ -3,6 +3,7 @@
  * (UPDATE_GOLDEN=1 rewrites them), determinism, secrets kept out, `--check`, config errors at
  * their line, and validation against the Kubernetes schemas.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -529,5 +530,200 @@ describe('hearth kube render', () => {
       expect(missing.code).toBe(1);
       expect(missing.stderr).toContain('cluster.kubernetes.backups: is required with backup.every');
     });
+  });
+});
+
+describe('hearth kube render: TLS to an external broker (mqtt.ca, cert, key)', () => {
+  const tlsUrl: [string, string] = [
+    'url: mqtt://192.168.1.5:1883',
+    'url: mqtts://broker.home.lan:8883\n  ca: tls/ca.pem\n  cert: tls/hearth.pem\n  key: tls/hearth-key.pem',
+  ];
+  const external: [string, string] = [
+    '    mqtt: { inCluster: true }\n',
+    '    mqtt: { external: { host: 192.168.1.5, port: 8883 } }\n',
+  ];
+  const env = { HEARTH_TOKEN: 'secret-value-123', HEARTH_PG_PASSWORD: 'pg456abc', MQTT_PASSWORD: 'm789' };
+
+  /** A self-signed certificate and its key, made by the openssl CLI, in `dir`/tls. */
+  function makePem(dir: string): { cert: string; key: string } {
+    mkdirSync(join(dir, 'tls'), { recursive: true });
+    const made = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=hearth',
+        '-keyout',
+        'tls/hearth-key.pem',
+        '-out',
+        'tls/hearth.pem',
+      ],
+      { cwd: dir, stdio: 'pipe' },
+    );
+    expect(made.status, String(made.stderr)).toBe(0);
+    // The CA file: the same self-signed certificate serves.
+    writeFileSync(join(dir, 'tls', 'ca.pem'), readFileSync(join(dir, 'tls', 'hearth.pem')));
+    return {
+      cert: readFileSync(join(dir, 'tls', 'hearth.pem'), 'utf8'),
+      key: readFileSync(join(dir, 'tls', 'hearth-key.pem'), 'utf8'),
+    };
+  }
+
+  it('mounts the Secret hearth-mqtt-tls in every hearth pod and points mqtt.ca/cert/key at its files', () => {
+    const file = configWith([tlsUrl, external]);
+    const files = renderKube(file, { env: {} });
+    const config = parse(parse(files.get('configmap-hearth-config.yaml') as string).data['hearth.yaml']);
+    expect(config.mqtt).toMatchObject({
+      url: 'mqtts://broker.home.lan:8883',
+      ca: '/etc/hearth/tls/ca.crt',
+      cert: '/etc/hearth/tls/tls.crt',
+      key: '/etc/hearth/tls/tls.key',
+    });
+    const text = parse(files.get('configmap-hearth-config.yaml') as string).data['hearth.yaml'] as string;
+    // In place: every other line stays where the user wrote it.
+    expect(text.split('\n').length).toBe(readFileSync(file, 'utf8').split('\n').length);
+    expect(text).toContain('  cert: "/etc/hearth/tls/tls.crt"\n  key: "/etc/hearth/tls/tls.key" #');
+
+    const roles = [...files.keys()].filter((f) => f.startsWith('deployment-hearth-'));
+    expect(roles).toEqual([
+      'deployment-hearth-agent-kitchen.yaml',
+      'deployment-hearth-agent-main.yaml',
+      'deployment-hearth-api.yaml',
+      'deployment-hearth-controller.yaml',
+    ]);
+    for (const f of roles) {
+      const spec = parse(files.get(f) as string).spec.template.spec;
+      expect(spec.securityContext.fsGroup, f).toBe(10001);
+      const config = spec.volumes.find((v: { name: string }) => v.name === 'config');
+      expect(config, f).toEqual({
+        name: 'config',
+        projected: {
+          sources: [
+            { configMap: { name: 'hearth-config' } },
+            {
+              secret: {
+                name: 'hearth-mqtt-tls',
+                items: [
+                  { key: 'ca.crt', path: 'tls/ca.crt', mode: 0o440 },
+                  { key: 'tls.crt', path: 'tls/tls.crt', mode: 0o440 },
+                  { key: 'tls.key', path: 'tls/tls.key', mode: 0o440 },
+                ],
+              },
+            },
+          ],
+        },
+      });
+      expect(spec.containers[0].volumeMounts[0]).toEqual({
+        name: 'config',
+        mountPath: '/etc/hearth',
+        readOnly: true,
+      });
+    }
+
+    // No secret in the manifests: the example names the Secret and how to make it.
+    expect(files.has('secret.yaml')).toBe(false);
+    const example = files.get('secret.example.yaml') as string;
+    const docs = parseAllDocuments(example).map((d) => d.toJS());
+    expect(docs[1]).toMatchObject({
+      kind: 'Secret',
+      metadata: { name: 'hearth-mqtt-tls', namespace: 'hearth' },
+      stringData: { 'ca.crt': '', 'tls.crt': '', 'tls.key': '' },
+    });
+    expect(example).toContain(
+      '#   kubectl -n hearth create secret generic hearth-mqtt-tls \\\n#     --from-file=ca.crt=tls/ca.pem \\\n#     --from-file=tls.crt=tls/hearth.pem \\\n#     --from-file=tls.key=tls/hearth-key.pem \\\n',
+    );
+    expect(parse(files.get('kustomization.yaml') as string).resources).not.toContain('secret.example.yaml');
+
+    // Only the files the config sets: a CA alone.
+    const caOnly = configWith([
+      ['url: mqtt://192.168.1.5:1883', 'url: mqtts://broker.home.lan:8883\n  ca: tls/ca.pem'],
+      external,
+    ]);
+    const ca = renderKube(caOnly, { env: {} });
+    const api = parse(ca.get('deployment-hearth-api.yaml') as string).spec.template.spec;
+    expect(api.volumes[0].projected.sources[1].secret.items).toEqual([
+      { key: 'ca.crt', path: 'tls/ca.crt', mode: 0o440 },
+    ]);
+    expect(parseAllDocuments(ca.get('secret.example.yaml') as string)[1]?.toJS().stringData).toEqual({
+      'ca.crt': '',
+    });
+  });
+
+  it('--with-secrets fills the Secret from the files, relative to the config; --check agrees', async () => {
+    const file = configWith([tlsUrl, external]);
+    const pem = makePem(join(file, '..'));
+    const out = join(tempDir(), 'deploy');
+    const run = await runCli(['kube', 'render', '--config', file, '--out', out, '--with-secrets'], { env });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const secretText = readFileSync(join(out, 'secret.yaml'), 'utf8');
+    const [envSecret, tlsSecret] = parseAllDocuments(secretText).map((d) => d.toJS());
+    expect(envSecret.stringData).toEqual(env);
+    expect(tlsSecret.metadata.name).toBe('hearth-mqtt-tls');
+    expect(tlsSecret.stringData).toEqual({ 'ca.crt': pem.cert, 'tls.crt': pem.cert, 'tls.key': pem.key });
+    for (const f of readdirSync(out).filter((n) => n !== 'secret.yaml'))
+      expect(readFileSync(join(out, f), 'utf8'), f).not.toContain('PRIVATE KEY');
+
+    const fresh = await runCli(
+      ['kube', 'render', '--config', file, '--out', out, '--check', '--with-secrets'],
+      {
+        env,
+      },
+    );
+    expect(fresh.code).toBe(0);
+    expect(fresh.stdout).toContain('is up to date');
+    // A new key: --check sees the Secret differ.
+    rmSync(join(file, '..', 'tls'), { recursive: true });
+    const renewed = makePem(join(file, '..'));
+    expect(renewed.key).not.toBe(pem.key);
+    const changed = await runCli(
+      ['kube', 'render', '--config', file, '--out', out, '--check', '--with-secrets'],
+      { env },
+    );
+    expect(changed.code).toBe(1);
+    expect(changed.stdout).toContain(`--- ${join(out, 'secret.yaml')} (on disk)`);
+  });
+
+  it('names a missing TLS file with --with-secrets, and refuses TLS with the in-cluster broker', async () => {
+    const file = configWith([tlsUrl, external]);
+    const missing = await runCli(
+      ['kube', 'render', '--config', file, '--out', join(tempDir(), 'x'), '--with-secrets'],
+      { env },
+    );
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(
+      `hearth kube render: --with-secrets: mqtt.ca: cannot read ${join(file, '..', 'tls', 'ca.pem')}`,
+    );
+    // Without --with-secrets the files need not be here (a CI checkout).
+    const plain = await runCli(['kube', 'render', '--config', file, '--out', join(tempDir(), 'y')], { env });
+    expect(plain.stderr).toBe('');
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain('hearth-env and hearth-mqtt-tls (the MQTT TLS files) are not among them');
+
+    const inCluster = configWith([tlsUrl]);
+    const text = readFileSync(inCluster, 'utf8');
+    expect(renderError(inCluster)).toMatch(
+      new RegExp(
+        `cluster\\.yaml:${lineOf(text, '  ca: tls/ca.pem')}:\\d+: mqtt\\.ca: needs a broker outside the cluster`,
+      ),
+    );
+  });
+
+  it('leaves a config without TLS as it was: the broker is the mosquitto Service, no TLS Secret', () => {
+    const files = renderKube(example, { env: {} });
+    expect(files.get('secret.example.yaml')).not.toContain('hearth-mqtt-tls');
+    expect(files.get('configmap-hearth-config.yaml')).toContain('url: "mqtt://mosquitto:1883"');
+    for (const [name, text] of files) {
+      expect(text, name).not.toContain('/etc/hearth/tls');
+      expect(text, name).not.toContain('projected');
+    }
   });
 });

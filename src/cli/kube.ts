@@ -60,8 +60,11 @@ export function registerKube(program: Command): void {
         writeRendered(opts.out, files, withSecrets);
         console.log(`wrote ${files.size} files to ${opts.out}; apply with: kubectl apply -k ${opts.out}`);
         if (!withSecrets) {
+          const tls = files.get('secret.example.yaml')?.includes('name: hearth-mqtt-tls') === true;
           console.log(
-            `the Secret is not among them: see ${opts.out}/secret.example.yaml, or render with --with-secrets`,
+            tls
+              ? `the Secrets hearth-env and hearth-mqtt-tls (the MQTT TLS files) are not among them: see ${opts.out}/secret.example.yaml for the kubectl commands, or render with --with-secrets`
+              : `the Secret is not among them: see ${opts.out}/secret.example.yaml, or render with --with-secrets`,
           );
         }
       } catch (err) {

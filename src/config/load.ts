@@ -42,6 +42,11 @@ export interface LoadOptions {
   drivers: readonly Driver[];
   /** Environment for `${VAR}`; process.env by default. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Read and check the MQTT TLS files (default true). `hearth kube render` turns it off: its
+   * config names the files where the pods mount them, not where they are on this machine.
+   */
+  readTlsFiles?: boolean;
 }
 
 const secretTag = {
@@ -198,7 +203,7 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
     ...(cfg.mqtt.cert === undefined ? {} : { cert: absolute(dir, cfg.mqtt.cert) }),
     ...(cfg.mqtt.key === undefined ? {} : { key: absolute(dir, cfg.mqtt.key) }),
   };
-  if (mqtt) {
+  if (mqtt && options.readTlsFiles !== false) {
     const tls = readTlsFiles(mqtt);
     if (isTlsFileProblem(tls)) {
       const path = ['mqtt', tls.field];

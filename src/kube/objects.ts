@@ -41,6 +41,8 @@ export interface ClusterPlan {
   secretKeys: string[];
   /** The broker's user and the Secret key of its password, when the config logs in. */
   mqttAuth: { username: string; passwordVar: string } | undefined;
+  /** Keys of the Secret `hearth-mqtt-tls` (ca.crt, tls.crt, tls.key: the files the config sets); empty without TLS. */
+  tlsKeys: string[];
 }
 
 export interface AgentPlan {
@@ -55,6 +57,8 @@ export interface AgentPlan {
 }
 
 export const secretName = 'hearth-env';
+/** The Secret of the MQTT TLS files; the pods see its keys in `${configDir}/tls`. */
+export const tlsSecretName = 'hearth-mqtt-tls';
 const configDir = '/etc/hearth';
 /** Where the controllers mount `cluster.kubernetes.backups`; the ConfigMap's `backup.dir` says this. */
 export const backupsDir = '/var/lib/hearth/backups';
@@ -105,7 +109,25 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
       { name: 'tmp', mountPath: '/tmp' },
     ];
     const volumes: IVolume[] = [
-      { name: 'config', configMap: { name: 'hearth-config' } },
+      plan.tlsKeys.length === 0
+        ? { name: 'config', configMap: { name: 'hearth-config' } }
+        : {
+            // One volume for both: a mount at /etc/hearth/tls inside the read-only ConfigMap
+            // volume cannot be made (the runtime cannot create its mount point there).
+            name: 'config',
+            projected: {
+              sources: [
+                { configMap: { name: 'hearth-config' } },
+                {
+                  secret: {
+                    name: tlsSecretName,
+                    // Read by the pod's group only (fsGroup below): the key is a secret.
+                    items: plan.tlsKeys.map((key) => ({ key, path: `tls/${key}`, mode: 0o440 })),
+                  },
+                },
+              ],
+            },
+          },
       { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
     ];
     const backups = opts.backups ? kube.backups : undefined;
@@ -170,6 +192,8 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
         // A claim's volume is made group-writable for hearth (only at the top when it already
         // is, not file by file on every start). NFS ignores this: the export must let the uid write.
         ...(backups === undefined ? {} : { fsGroup: kube.runAsUser, fsGroupChangePolicy: 'OnRootMismatch' }),
+        // The TLS files are root's, group fsGroup, mode 0440: hearth reads them through its group.
+        ...(plan.tlsKeys.length === 0 ? {} : { fsGroup: kube.runAsUser }),
       },
       // A dead node's pods move after 30 s instead of the default 300 s; the leases hand the
       // work over meanwhile.
@@ -630,6 +654,19 @@ function mosquittoObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
     set,
     backendPolicy('mosquitto', 1883, meta),
   ];
+}
+
+/** The Secret of the MQTT TLS files (PEM text by key); only with --with-secrets are values real. */
+export function tlsSecretObject(plan: ClusterPlan, values: Record<string, string>): KubeObject {
+  return new Secret({
+    metadata: {
+      name: tlsSecretName,
+      namespace: plan.kube.namespace,
+      labels: { [appLabel]: 'hearth', [componentLabel]: 'config', ...partOf },
+    },
+    type: 'Opaque',
+    stringData: Object.fromEntries(plan.tlsKeys.map((k) => [k, values[k] ?? ''])),
+  });
 }
 
 /** The Secret of the variables the config references; only with --with-secrets are values real. */

@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { type Node, stringify } from 'yaml';
+import { isTlsFileProblem, readTlsFiles } from '../bus/mqtt/tls.js';
 import { ConfigError, type ConfigIssue, formatPath } from '../config/errors.js';
 import { parseConfig } from '../config/load.js';
 import { readSmallFile } from '../config/read-file.js';
@@ -16,8 +17,10 @@ import {
   type KubeObject,
   secretName,
   secretObject,
+  tlsSecretName,
+  tlsSecretObject,
 } from './objects.js';
-import { pgPasswordVar, pointBackupDir, prepareConfig } from './source.js';
+import { pgPasswordVar, pointBackupDir, prepareConfig, type TlsFile } from './source.js';
 
 export interface RenderOptions {
   /** Write the Secret with the values from the environment (secret.yaml, listed in kustomization). */
@@ -57,7 +60,12 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
     ]);
   }
   const prepared = prepareConfig(text, file, env);
-  const config = parseConfig(prepared.text, file, { drivers, env: prepared.validationEnv });
+  // The TLS paths now name the files in the pods, not on this machine: --with-secrets reads those.
+  const config = parseConfig(prepared.text, file, {
+    drivers,
+    env: prepared.validationEnv,
+    readTlsFiles: false,
+  });
 
   const { doc, lineCounter } = parseYaml(text, file, {
     customTags: [{ tag: '!secret', resolve: (v: string) => v }],
@@ -155,6 +163,13 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
       'cannot be true on Kubernetes: the pods have no secrets file (its values are in the Secret hearth-env, which the cluster keeps); leave it out',
     );
   }
+  const firstTls = prepared.tls[0];
+  if (firstTls !== undefined && 'inCluster' in kube.mqtt) {
+    at(
+      ['mqtt', firstTls.field],
+      'needs a broker outside the cluster: the in-cluster Mosquitto listens without TLS. Set `cluster.kubernetes.mqtt: { external: { host: IP, port: 8883 } }` (the broker of mqtt.url), or leave mqtt.ca, cert and key out',
+    );
+  }
   if (issues.length > 0) throw new ConfigError(issues);
 
   const plan: ClusterPlan = {
@@ -166,6 +181,7 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
     agents,
     secretKeys: prepared.vars.map((v) => v.name),
     mqttAuth: 'inCluster' in kube.mqtt ? prepared.mqttAuth : undefined,
+    tlsKeys: prepared.tls.map((t) => t.secretKey),
   };
   if (plan.controlPort === 0 || plan.publicPort === 0) {
     throw new ConfigError([
@@ -192,7 +208,11 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
         `${pgPasswordVar} must be letters, digits and . _ ~ - only, because it is written into the database URL (\`openssl rand -hex 24\` makes a good one)`,
       );
     }
-    files.set(secretFile, serialise(secretObject(plan, values), source));
+    let text = serialise(secretObject(plan, values), source);
+    if (prepared.tls.length > 0) {
+      text += `---\n${serialise(tlsSecretObject(plan, readTls(prepared.tls, file)), source).slice(header(source).length)}`;
+    }
+    files.set(secretFile, text);
   } else {
     const ns = kube.namespace;
     const fromLiterals = plan.secretKeys.map((k) => ` \\\n#     --from-literal=${k}="$${k}"`).join('');
@@ -204,7 +224,8 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
         `#   kubectl -n ${ns} create secret generic ${secretName}${fromLiterals} \\\n#     --dry-run=client -o yaml | kubectl apply -f -\n#\n` +
         `# or run \`hearth kube render --with-secrets\` with them exported: it writes ${secretFile} (git-ignored)\n` +
         `# and lists it in kustomization.yaml.\n` +
-        serialise(secretObject(plan, {}), source).slice(header(source).length),
+        serialise(secretObject(plan, {}), source).slice(header(source).length) +
+        (prepared.tls.length === 0 ? '' : tlsExample(plan, prepared.tls, source)),
     );
   }
   files.set('.gitignore', `${secretFile}\n`);
@@ -225,6 +246,34 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
       ),
   );
   return new Map([...files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** The second document of secret.example.yaml: how to make the Secret of the MQTT TLS files. */
+function tlsExample(plan: ClusterPlan, tls: readonly TlsFile[], source: string): string {
+  const fromFiles = tls.map((t) => ` \\\n#     --from-file=${t.secretKey}=${t.path}`).join('');
+  return (
+    `---\n# The MQTT TLS files (mqtt.${tls.map((t) => t.field).join(', mqtt.')}) are secrets too. From the config's folder:\n#\n` +
+    `#   kubectl -n ${plan.kube.namespace} create secret generic ${tlsSecretName}${fromFiles} \\\n#     --dry-run=client -o yaml | kubectl apply -f -\n#\n` +
+    `# (--with-secrets reads the files and writes this Secret into ${secretFile} too.)\n` +
+    serialise(tlsSecretObject(plan, {}), source).slice(header(source).length)
+  );
+}
+
+/** The TLS files' PEM text by Secret key, read from the config's folder; a KubeRenderError names a missing one. */
+function readTls(tls: readonly TlsFile[], configFile: string): Record<string, string> {
+  const dir = dirname(configFile);
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
+  const files: Partial<Record<TlsFile['field'], string>> = {};
+  for (const t of tls) files[t.field] = abs(t.path);
+  const read = readTlsFiles(files);
+  if (isTlsFileProblem(read))
+    throw new KubeRenderError(`--with-secrets: mqtt.${read.field}: ${read.message}`);
+  const values: Record<string, string> = {};
+  for (const t of tls) {
+    const text = read[t.field];
+    if (text !== undefined) values[t.secretKey] = text;
+  }
+  return values;
 }
 
 function fileName(obj: KubeObject): string {

@@ -17,7 +17,9 @@ import { parseYaml } from '../config/yaml.js';
  * The hearth.yaml the pods read (the ConfigMap), made from the user's file by replacing whole
  * scalars in its text, each on its own line, so every later error still names the user's line:
  *
- * - `storage.postgres.url` and `mqtt.url` point at the `postgres` and `mosquitto` Services;
+ * - `storage.postgres.url` and `mqtt.url` point at the `postgres` and `mosquitto` Services
+ *   (with TLS files, `mqtt.url` stays: its host is the name of the broker's certificate);
+ * - `mqtt.ca`, `cert` and `key` name the files of the Secret hearth-mqtt-tls in the pods;
  * - a literal secret (`http.token`, a password, a calendar URL) becomes a `${VAR}`;
  * - `!secret name` becomes `${NAME}` (the pods have no secrets file).
  *
@@ -32,7 +34,22 @@ export interface PreparedConfig {
   validationEnv: Record<string, string>;
   /** The `mqtt.username` and the variable of `mqtt.password`, for the in-cluster broker's password file. */
   mqttAuth?: { username: string; passwordVar: string } | undefined;
+  /** `mqtt.ca`, `cert` and `key` as written (the text now names the mounted files instead). */
+  tls: TlsFile[];
 }
+
+/** One MQTT TLS file: the pods read it from the Secret hearth-mqtt-tls, mounted at tlsDir. */
+export interface TlsFile {
+  field: 'ca' | 'cert' | 'key';
+  /** Its key in the Secret, and its file name under tlsDir. */
+  secretKey: string;
+  /** The path the config gives, relative to the config file's folder or absolute. */
+  path: string;
+}
+
+/** Where the hearth pods mount the Secret hearth-mqtt-tls; the ConfigMap's mqtt.ca/cert/key point here. */
+export const tlsDir = '/etc/hearth/tls';
+const tlsSecretKeys = { ca: 'ca.crt', cert: 'tls.crt', key: 'tls.key' } as const;
 
 export interface ConfigVar {
   name: string;
@@ -104,15 +121,26 @@ export function prepareConfig(text: string, file: string, env: NodeJS.ProcessEnv
       ['mqtt', 'url'],
       'kube render needs the broker of a cluster: `mqtt: { url: mqtt://HOST:1883 }` (in the pods it points at the mosquitto Service)',
     );
-  } else replace(mqttUrl, inClusterMqttUrl, tagStart(text, mqttUrl));
-  for (const key of ['ca', 'cert', 'key']) {
-    if (doc.hasIn(['mqtt', key])) {
-      at(
-        ['mqtt', key],
-        'kube render does not mount TLS files yet: in the cluster the roles reach the broker at mqtt://mosquitto:1883; leave mqtt.ca, cert and key out',
-      );
-    }
   }
+  // TLS files: each path becomes the file in the mounted Secret. The pods then connect to the
+  // broker by the name in mqtt.url, the one its certificate holds, so that stays as written.
+  const tls: TlsFile[] = [];
+  const tlsNodes = new Set<Scalar>();
+  for (const field of ['ca', 'cert', 'key'] as const) {
+    if (!doc.hasIn(['mqtt', field])) continue;
+    const node = scalarAt(['mqtt', field]);
+    if (!node || typeof node.value !== 'string' || node.tag !== undefined || node.value.includes('${')) {
+      at(
+        ['mqtt', field],
+        "must be a path written out (relative to the config file's folder) for kube render, which puts the file into the Secret hearth-mqtt-tls",
+      );
+      continue;
+    }
+    tlsNodes.add(node);
+    tls.push({ field, secretKey: tlsSecretKeys[field], path: node.value });
+    replace(node, `${tlsDir}/${tlsSecretKeys[field]}`);
+  }
+  if (mqttUrl && tls.length === 0) replace(mqttUrl, inClusterMqttUrl, tagStart(text, mqttUrl));
 
   // The secrets file, when it is here: `!secret name` becomes `${NAME}` with its value.
   const secretsPath = doc.get('secrets');
@@ -132,7 +160,7 @@ export function prepareConfig(text: string, file: string, env: NodeJS.ProcessEnv
     Scalar(_key, node, path) {
       const parent = path[path.length - 1];
       if (isPair(parent) && parent.key === node) return;
-      if (node === pgUrl || node === mqttUrl) return;
+      if (node === pgUrl || node === mqttUrl || tlsNodes.has(node)) return;
       const keyName = isPair(parent) && isScalar(parent.key) ? String(parent.key.value) : '';
       const fieldPath = doc.contents ? pathOf(path, node) : [];
       if (node.tag === '!secret') {
@@ -211,7 +239,7 @@ export function prepareConfig(text: string, file: string, env: NodeJS.ProcessEnv
     const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}$/.exec(password);
     if (m) mqttAuth = { username, passwordVar: m[1] as string };
   }
-  return { text: out, vars, validationEnv, mqttAuth };
+  return { text: out, vars, validationEnv, mqttAuth, tls };
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
