@@ -385,6 +385,38 @@ describe('hearth backup, backup verify and restore', () => {
     expect(snapshot(target)).toEqual(before);
   });
 
+  it('a big media file and many store rows: backup and restore write through back-pressure and say nothing on stderr', async () => {
+    // Each write that fills a stream's buffer waits for 'drain': hundreds of times here. A wait
+    // that left an error listener behind each time made Node warn (MaxListenersExceededWarning).
+    const big = scratch('big');
+    mkdirSync(join(big, 'data', 'media'), { recursive: true });
+    writeFileSync(join(big, 'hearth.yaml'), 'storage: { sqlite: data/hearth.db }\n');
+    writeFileSync(join(big, 'data', 'media', 'long.mp3'), Buffer.alloc(8 * 1024 * 1024, 7));
+    const store = await openStore({ sqlite: join(big, 'data', 'hearth.db') });
+    await store.history.append(
+      Array.from({ length: 20_000 }, (_, i) => ({
+        id: 'temp',
+        at: 1_700_000_000_000 + i,
+        num: i / 10,
+        text: null,
+      })),
+    );
+    await store.close();
+    const made = await runCli([
+      'backup',
+      '--config',
+      join(big, 'hearth.yaml'),
+      '--to',
+      scratch('big-out'),
+      '--json',
+    ]);
+    expect([made.code, made.stderr]).toEqual([0, '']);
+    const target = scratch('big-restored');
+    const r = await runCli(['restore', JSON.parse(made.stdout).archive, '--config-dir', target]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(statSync(join(target, 'data', 'media', 'long.mp3')).size).toBe(8 * 1024 * 1024);
+  });
+
   it('a row the store refuses (checksums right) restores nothing and leaves nothing behind', async () => {
     // An archive whose bytes match its manifest, with a row no store takes: the store's load
     // fails after everything was staged, and all of it must go again.

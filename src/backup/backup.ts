@@ -130,7 +130,8 @@ async function dumpTables(
       const text = chunk.rows.map(rowLine).join('');
       d.rows += chunk.rows.length;
       d.size += Buffer.byteLength(text);
-      if (!d.out.write(text)) await Promise.race([once(d.out, 'drain'), once(d.out, 'error')]);
+      // events.once rejects on 'error' too, and removes both its listeners either way.
+      if (!d.out.write(text)) await once(d.out, 'drain');
       if (d.out.errored) throw d.out.errored;
     }
   } finally {

@@ -273,7 +273,9 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       const ws = createWriteStream(out, { flags: 'wx', mode: kind?.kind === 'media' ? 0o644 : 0o600 });
       ws.on('error', () => {});
       const d = await digest(entry.stream, async (chunk) => {
-        if (!ws.write(chunk)) await Promise.race([once(ws, 'drain'), once(ws, 'error')]);
+        // events.once rejects on 'error' too, and removes both its listeners either way: a race
+        // with once(ws, 'error') left one error listener per drain behind.
+        if (!ws.write(chunk)) await once(ws, 'drain');
         if (ws.errored) throw ws.errored;
       });
       await new Promise<void>((resolve, reject) =>
