@@ -336,7 +336,9 @@ describe('what a replay may not be', () => {
   });
 
   it('the journal stops listening a while after its last stream, and ids from before are then too old', async () => {
-    const journal = new EventJournal(h.runtime, { maxAgeMs: 100 });
+    // A linger of 1 s: the press just after the detach must land within it on a loaded machine
+    // (with 100 ms, one slow press in CI came after the journal had stopped listening).
+    const journal = new EventJournal(h.runtime, { maxAgeMs: 1000 });
     const got: number[] = [];
     const sink = (e: { seq: number }) => got.push(e.seq);
     journal.attach(sink);
@@ -348,7 +350,7 @@ describe('what a replay may not be', () => {
     // Within the linger a change is still recorded and replayed.
     await press(h, 'big', 'on');
     expect(journal.since(id)).toMatchObject({ entries: [{ seq: 2 }] });
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 1250));
     // Not listening: a change now goes unrecorded, so no id given out can resume.
     await press(h, 'big', 'off');
     expect(journal.since(journal.idOf(2))).toEqual({ reset: 'too-old' });
