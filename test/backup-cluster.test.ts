@@ -79,16 +79,20 @@ backup: { dir: archives, every: "*/2 * * * * *", keep: 20 }
     expect(metricSample(leaderMetrics, 'hearth_backup_last_size_bytes')).toBeGreaterThan(0);
     expect((await call(`${standby.url}/metrics`)).body).not.toMatch(/^hearth_backup_last_size_bytes /m);
     // The api serves what the leader said on <base>/cluster/backup.
+    let said = '';
     await until(
       async () => {
-        const { backups } = JSON.parse((await call(`${api.url}/api/v1/backups`)).body) as {
+        said = (await call(`${api.url}/api/v1/backups`)).body;
+        const { backups } = JSON.parse(said) as {
           backups: { newest: { name: string } | null; every: string } | null;
         };
         return backups?.every === '*/2 * * * * *' && archives().includes(backups.newest?.name ?? '');
       },
-      10_000,
+      30_000,
       'the api to show the newest archive',
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; the api said ${said}; archives: ${archives().join(', ')}`);
+    });
     // An archive of PostgreSQL verifies, and holds the button.
     const newest = archives().sort().at(-1) ?? '';
     const v = await runCli(['backup', 'verify', join(dir, 'archives', newest)]);
