@@ -658,26 +658,28 @@ function mosquittoObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
 
 /** The Secret of the MQTT TLS files (PEM text by key); only with --with-secrets are values real. */
 export function tlsSecretObject(plan: ClusterPlan, values: Record<string, string>): KubeObject {
-  return new Secret({
-    metadata: {
-      name: tlsSecretName,
-      namespace: plan.kube.namespace,
-      labels: { [appLabel]: 'hearth', [componentLabel]: 'config', ...partOf },
-    },
-    type: 'Opaque',
-    stringData: Object.fromEntries(plan.tlsKeys.map((k) => [k, values[k] ?? ''])),
-  });
+  return opaqueSecret(plan, tlsSecretName, plan.tlsKeys, values);
 }
 
 /** The Secret of the variables the config references; only with --with-secrets are values real. */
 export function secretObject(plan: ClusterPlan, values: Record<string, string>): KubeObject {
+  return opaqueSecret(plan, secretName, plan.secretKeys, values);
+}
+
+/** An Opaque Secret of hearth's config with `keys`, each empty unless `values` has it. */
+function opaqueSecret(
+  plan: ClusterPlan,
+  name: string,
+  keys: readonly string[],
+  values: Record<string, string>,
+): KubeObject {
   return new Secret({
     metadata: {
-      name: secretName,
+      name,
       namespace: plan.kube.namespace,
       labels: { [appLabel]: 'hearth', [componentLabel]: 'config', ...partOf },
     },
     type: 'Opaque',
-    stringData: Object.fromEntries(plan.secretKeys.map((k) => [k, values[k] ?? ''])),
+    stringData: Object.fromEntries(keys.map((k) => [k, values[k] ?? ''])),
   });
 }
