@@ -101,6 +101,7 @@ export async function startHearth(
       garbage: stats.garbage,
       dropped: stats.dropped,
       reconnects: stats.reconnects,
+      oversize: stats.oversize,
     }));
   }
   const automations = new AutomationEngine({

@@ -95,7 +95,8 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
   });
 
   it('ignores garbage and isolates a throwing handler: it never throws, counts, and keeps going', async () => {
-    const l = link(broker, { baseTopic: 'garbage' });
+    // A small cap, so one packet over it is cheap to send (the default is 8 MiB: limits.ts).
+    const l = link(broker, { baseTopic: 'garbage', maxPayloadBytes: 256 * 1024 });
     const good: unknown[] = [];
     const alsoCalled: string[] = [];
     l.subscribeJson(l.topics.states, statePayloadSchema, (v) => void good.push(v.state), 'api');
@@ -118,13 +119,16 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
     await c.publishAsync('garbage/cluster/state/x', 'not json', { qos: 1 });
     await c.publishAsync('garbage/cluster/state/x', '{"state": 1}', { qos: 1 }); // wrong shape: no `available`
     await c.publishAsync('garbage/cluster/state/x', Buffer.from([0xff, 0xfe, 0x00]), { qos: 1 });
-    // Over the link's 256 kB maximumPacketSize: the broker does not deliver it to the link at all.
+    // Over the link's 256 kB cap: the broker delivers it (the link advertises twice its cap), and
+    // the link drops it unread, before any handler, and counts it: never lost without a word.
     await c.publishAsync('garbage/cluster/state/big', Buffer.alloc(300 * 1024, 0x41), { qos: 1 });
     await c.publishAsync('garbage/cluster/state/x', JSON.stringify(state('fine')), { qos: 1 });
 
     await waitUntil(() => good.length === 1, 3000, 'the valid message');
     expect(good).toEqual(['fine']);
-    expect(l.stats.garbage).toBe(3);
+    // The broker sends one copy per matching subscription (the state filter and #): two here.
+    expect(l.stats.oversize).toBe(2);
+    expect(l.stats.garbage).toBe(5);
     expect(alsoCalled.filter((t) => t === 'garbage/cluster/state/x')).toHaveLength(4);
     expect(alsoCalled).not.toContain('garbage/cluster/state/big');
     await waitUntil(() => l.stats.handlerErrors === 8, 1000, 'handler errors counted');

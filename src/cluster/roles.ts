@@ -371,6 +371,7 @@ function watchLink(metrics: Metrics, link: MqttLink): Metrics {
     garbage: link.stats.garbage,
     dropped: link.stats.dropped,
     reconnects: link.stats.reconnects,
+    oversize: link.stats.oversize,
   }));
   return metrics;
 }

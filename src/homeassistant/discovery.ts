@@ -40,6 +40,13 @@ export const settleMs = 1000;
 export const valveOpenSeconds = 600;
 /** Retained configs remembered while sweeping; anyone may publish under our node id, so it is capped. */
 export const maxHeld = 10_000;
+/**
+ * Home Assistant's `online` makes hearth publish every config again at most once per this long:
+ * anyone may publish `online`, and a flood must not become a flood of configs. One that comes
+ * sooner is folded into a single republish at the end of the wait, so the last `online` is never
+ * left unanswered.
+ */
+export const republishEveryMs = 5000;
 
 export interface DiscoveryOptions {
   runtime: RuntimeApi;
@@ -229,13 +236,23 @@ export function startDiscovery(o: DiscoveryOptions): Discovery {
     for (const e of runtime.list()) announce(e);
   };
 
+  let lastRepublish = Number.NEGATIVE_INFINITY;
+  let republishTimer: NodeJS.Timeout | undefined;
+  const republish = () => {
+    republishTimer = undefined;
+    lastRepublish = Date.now();
+    log.info('Home Assistant is online: publishing discovery again');
+    announceAll();
+  };
   const offStatus = mqtt.subscribe(
     `${prefix}/status`,
     (m: MqttMessage) => {
       const text = m.payload.toString('utf8', 0, 64).trim();
       if (text === 'online') {
-        log.info('Home Assistant is online: publishing discovery again');
-        announceAll();
+        if (republishTimer) return;
+        const wait = lastRepublish + republishEveryMs - Date.now();
+        if (wait <= 0) republish();
+        else republishTimer = setTimeout(republish, wait);
       } else if (text !== 'offline') mqtt.garbage(m.topic, 'expected online or offline');
     },
     'homeassistant',
@@ -285,6 +302,7 @@ export function startDiscovery(o: DiscoveryOptions): Discovery {
     removed,
     stop: () => {
       clearTimeout(timer);
+      clearTimeout(republishTimer);
       offHeld?.();
       offConn();
       offStatus();

@@ -327,6 +327,8 @@ export interface MqttHealth {
   /** Publishes dropped because the offline queue was full. */
   dropped: number;
   reconnects: number;
+  /** Of `garbage`, payloads over the connection's size limit, dropped unread. */
+  oversize?: number;
 }
 
 function mqttSeries(m: MqttHealth): Array<{ text(): string }> {
@@ -350,7 +352,13 @@ function mqttSeries(m: MqttHealth): Array<{ text(): string }> {
     [],
   );
   reconnects.inc({}, m.reconnects);
-  return [connected, garbage, dropped, reconnects];
+  const oversize = new CounterFamily(
+    'hearth_mqtt_oversize_total',
+    'MQTT payloads dropped unread because they were over the size limit (8 MiB); also in hearth_mqtt_garbage_total',
+    [],
+  );
+  oversize.inc({}, m.oversize ?? 0);
+  return [connected, garbage, dropped, reconnects, oversize];
 }
 
 /** The on/off kinds, and the state that counts as on for `hearth_entity_on`. */

@@ -4,6 +4,8 @@ import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient 
 import type { z } from 'zod/v3';
 import { HearthError, reasonOf } from '../../core/errors.js';
 import { type Logger, silentLogger } from '../../core/log.js';
+import { advertisedPacketBytes, maxPayloadBytes } from './limits.js';
+import { TopicLogLimit } from './log-limit.js';
 import {
   describeTlsError,
   isTlsFileProblem,
@@ -44,8 +46,12 @@ export interface MqttLinkOptions {
   connectTimeoutMs?: number;
   /** Keep-alive, which is also how fast a silent broker is noticed (1.5×). Default 10 s. */
   keepaliveSeconds?: number;
-  /** The largest packet this process accepts; the broker drops bigger ones for it. Default 256 kB. */
-  maxPacketBytes?: number;
+  /**
+   * The largest payload this process takes; a bigger one is logged with its topic and counted
+   * (`stats.oversize`). Default {@link maxPayloadBytes} (8 MiB); the broker is told twice this
+   * (limits.ts says why).
+   */
+  maxPayloadBytes?: number;
   /** Non-retained publishes kept while offline; past it they are dropped and counted. Default 1000. */
   offlineQueueMax?: number;
   /** Retained topics remembered to re-send after a reconnect. Default 10000. */
@@ -82,6 +88,8 @@ export interface LinkStats {
   publishErrors: number;
   /** Incoming payloads that were too big, not JSON or of the wrong shape. */
   garbage: number;
+  /** Of those, payloads over the connection's cap ({@link MqttLink.maxPayloadBytes}), dropped unread. */
+  oversize: number;
   /** Handlers that threw or rejected. */
   handlerErrors: number;
   /** Successful connections after the first. */
@@ -127,8 +135,16 @@ export class LinkDownError extends Error {
 export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   readonly clientId: string;
   readonly topics: Topics;
-  readonly stats: LinkStats = { dropped: 0, publishErrors: 0, garbage: 0, handlerErrors: 0, reconnects: 0 };
-  readonly maxPacketBytes: number;
+  readonly stats: LinkStats = {
+    dropped: 0,
+    publishErrors: 0,
+    garbage: 0,
+    oversize: 0,
+    handlerErrors: 0,
+    reconnects: 0,
+  };
+  /** The largest payload taken; see {@link MqttLinkOptions.maxPayloadBytes}. */
+  readonly maxPayloadBytes: number;
   readonly #opts: MqttLinkOptions;
   readonly #log: Logger;
   readonly #registrations = new Set<Registration>();
@@ -161,7 +177,12 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   #everUp = false;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #lastDownReason = 'not connected yet';
+  /** For warnings of a fixed set of kinds (broker errors, a handler that throws). */
   #lastErrorLog = new Map<string, number>();
+  /** For warnings keyed by topic, which anyone who may publish can multiply. */
+  readonly #garbageLog: TopicLogLimit;
+  /** Oversize messages apart, so a flood of small garbage never hides a device list too big. */
+  readonly #oversizeLog: TopicLogLimit;
   /** The PEM contents of ca, cert and key; never logged. */
   readonly #tls: MqttTlsMaterial;
   /** The socket {@link publish} corked until the current run of ticks is over ({@link #batch}). */
@@ -178,7 +199,10 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
       );
     }
     this.topics = new Topics(options.baseTopic ?? 'hearth');
-    this.maxPacketBytes = options.maxPacketBytes ?? 256 * 1024;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? maxPayloadBytes;
+    const warn = (msg: string) => this.#log.warn(msg);
+    this.#garbageLog = new TopicLogLimit(warn, 'ignored MQTT messages');
+    this.#oversizeLog = new TopicLogLimit(warn, 'MQTT messages over the size limit', { maxTopics: 5 });
     // Read once, here: a file missing at start is an error now, not a reconnect loop.
     this.#tls = options.tls ?? openTlsFiles(options);
   }
@@ -213,7 +237,10 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
       resubscribe: false,
       // Offline publishes go to our bounded queue; never into mqtt.js's unbounded one.
       queueQoSZero: false,
-      properties: { sessionExpiryInterval: 0, maximumPacketSize: this.maxPacketBytes },
+      properties: {
+        sessionExpiryInterval: 0,
+        maximumPacketSize: advertisedPacketBytes(this.maxPayloadBytes),
+      },
       will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: will.retain ?? true },
       ...(this.#opts.username === undefined ? {} : { username: this.#opts.username }),
       ...(this.#opts.password === undefined ? {} : { password: this.#opts.password }),
@@ -370,7 +397,7 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   /** Counts and (rate-limited) logs a payload that a handler could not use. */
   countGarbage(topic: string, why: string): void {
     this.stats.garbage += 1;
-    this.#logRateLimited(`garbage:${topic}`, `ignored an MQTT message on ${topic}: ${why}`);
+    this.#garbageLog.warn(topic, `ignored an MQTT message on ${topic}: ${why}`);
   }
 
   /** Publishes `offline` for this member, then disconnects. Idempotent. */
@@ -378,6 +405,8 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     if (this.#stopped) return;
     this.#stopped = true;
     clearTimeout(this.#reconnectTimer);
+    this.#garbageLog.stop();
+    this.#oversizeLog.stop();
     const client = this.#client;
     if (!client) return;
     if (this.#connected && !this.#opts.will) {
@@ -398,6 +427,8 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   async destroy(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#reconnectTimer);
+    this.#garbageLog.stop();
+    this.#oversizeLog.stop();
     this.#setDown('destroyed');
     const client = this.#client;
     if (client) {
@@ -561,8 +592,13 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
   }
 
   #dispatch(topic: string, payload: Buffer, packet: mqtt.IPublishPacket): void {
-    if (payload.length > this.maxPacketBytes) {
-      this.countGarbage(topic, `payload of ${payload.length} bytes is over ${this.maxPacketBytes}`);
+    if (payload.length > this.maxPayloadBytes) {
+      this.stats.garbage += 1;
+      this.stats.oversize += 1;
+      this.#oversizeLog.warn(
+        topic,
+        `dropped an MQTT message on ${topic}: its ${payload.length} bytes are over hearth's limit of ${this.maxPayloadBytes} bytes for one message`,
+      );
       return;
     }
     const message: IncomingMessage = {

@@ -1,3 +1,4 @@
+import { maxPayloadBytes } from '../../bus/mqtt/limits.js';
 import type {
   CommandHandlers,
   DriverContext,
@@ -11,8 +12,11 @@ import { Reported } from '../mqtt-things/reported.js';
 import { bridgeDevicesSchema, onOffOf, planEntities, type ZigbeeEntity } from './exposes.js';
 import type { Zigbee2mqttConfig } from './index.js';
 
-/** A `bridge/devices` list bigger than this is garbage (a few hundred devices take about 1 MB). */
-export const maxDevicesBytes = 8 * 1024 * 1024;
+/**
+ * A `bridge/devices` list bigger than this is garbage (a few hundred devices take about 1 MB):
+ * the MQTT connection's own cap, so a list hearth's connection takes is a list it reads.
+ */
+export const maxDevicesBytes = maxPayloadBytes;
 /** A device's state message bigger than this is garbage. */
 export const maxStateBytes = 64 * 1024;
 /** Entities taken from one bridge at most; past it the rest are left out, with a warning. */
