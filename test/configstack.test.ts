@@ -34,7 +34,11 @@ const STACKS = `configstacks:
   solo: [{ n: 0 }]
   solo2: [{ n: 0 }]
   solo3: [{ n: 0 }]
+  keyed:
+    - { room: attic, token: "\${STACK_TOKEN:-unset}", db: "postgres://hearth:\${STACK_PW:-unset}@db.lan/hearth" }
 `;
+// Substituted into the entry of `keyed` (the other tests run without them): `configstack list` never prints them.
+const STACK_ENV = { STACK_TOKEN: 'stack-token-5c1e9a7f3b2d', STACK_PW: 'stackpw8e4f2a6c' };
 
 describe.each([
   { name: 'sqlite', storage: () => 'storage: { sqlite: data/hearth.db }' },
@@ -92,6 +96,25 @@ describe.each([
       [2, 'pod-c'],
     ]);
   }, 60_000); // seven CLI starts in a row: on a loaded two-core machine each can take seconds
+
+  it('list redacts secret values of the entries, in the table and in --json; the claimed file has them', async () => {
+    const run = (...args: string[]) =>
+      runCli(['configstack', ...args, '--config', config], { env: STACK_ENV });
+    const claimed = await run('claim', 'keyed', '--holder', 'pod-k', '--out', out('keyed.yaml'));
+    expect(claimed.code).toBe(0);
+    expect(parse(readFileSync(out('keyed.yaml'), 'utf8')).token).toBe(STACK_ENV.STACK_TOKEN);
+    const [table, json] = await Promise.all([run('list', 'keyed'), run('list', 'keyed', '--json')]);
+    for (const r of [table, json]) {
+      expect(r.code).toBe(0);
+      for (const secret of Object.values(STACK_ENV)) expect(r.stdout + r.stderr).not.toContain(secret);
+    }
+    expect(table.stdout).toContain('"token":"***"');
+    expect(JSON.parse(json.stdout)[0]).toMatchObject({
+      holder: 'pod-k',
+      changed: false,
+      entry: { room: 'attic', token: '***', db: 'postgres://hearth:***@db.lan/hearth' },
+    });
+  }, 60_000);
 
   it('exits 2 for a stack the config lacks or a bad --ttl, naming what there is', async () => {
     const r = await cli('claim', 'speaker', '--holder', 'x', '--out', out('x.yaml'));

@@ -4,7 +4,17 @@
  * their line, and validation against the Kubernetes schemas.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -347,6 +357,64 @@ describe('hearth kube render', () => {
     expect(checkRendered(out, files, false)).toBe('');
     expect(readdirSync(out)).toContain('notes.yaml');
     expect(readdirSync(out)).not.toContain('deployment-hearth-agent-garage.yaml');
+  });
+
+  it('--with-secrets writes secret.yaml 0600 even over an existing file, never through a symbolic link, and --check never prints a value', {
+    timeout: 60_000,
+  }, async () => {
+    const env = {
+      HEARTH_TOKEN: 'tok-first-7f3a9c2e51d0b8aa',
+      HEARTH_PG_PASSWORD: 'pgfirst4d2c9e7b',
+      MQTT_PASSWORD: 'mqtt-first-5e8b1f4c',
+    };
+    const file = configWith();
+    const out = join(tempDir(), 'deploy');
+    const mode = () => statSync(join(out, 'secret.yaml')).mode & 0o777;
+    const render = (e: Record<string, string>, ...more: string[]) =>
+      runCli(['kube', 'render', '--config', file, '--out', out, '--with-secrets', ...more], { env: e });
+
+    // A secret.yaml from before (a copy, an older hearth) that anyone may read.
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'secret.yaml'), 'old: secret\n', { mode: 0o644 });
+    chmodSync(join(out, 'secret.yaml'), 0o644);
+    expect((await render(env)).code).toBe(0);
+    expect(mode()).toBe(0o600);
+    // The same contents again: the mode is still put right.
+    chmodSync(join(out, 'secret.yaml'), 0o644);
+    expect((await render(env)).code).toBe(0);
+    expect(mode()).toBe(0o600);
+
+    // --check with a changed token and password: the keys that differ are named, no value is shown.
+    const next = {
+      ...env,
+      HEARTH_TOKEN: 'tok-second-0b9d4e6f27a1c3ee',
+      MQTT_PASSWORD: 'mqtt-second-9a7c3d1e',
+    };
+    const check = await render(next, '--check');
+    expect(check.code).toBe(1);
+    expect(check.stdout).toContain(`--- ${join(out, 'secret.yaml')} (on disk)`);
+    expect(check.stdout).toMatch(/^- +HEARTH_TOKEN: <secret, on disk>$/m);
+    expect(check.stdout).toMatch(/^\+ +HEARTH_TOKEN: <secret, rendered>$/m);
+    expect(check.stdout).toMatch(/^\+ +MQTT_PASSWORD: <secret, rendered>$/m);
+    for (const value of [...Object.values(env), ...Object.values(next)]) {
+      expect(check.stdout + check.stderr).not.toContain(value);
+    }
+
+    // A symbolic link at secret.yaml: refused, and what it points at is left alone.
+    const elsewhere = join(tempDir(), 'shared.yaml');
+    writeFileSync(elsewhere, 'mine: true\n', { mode: 0o644 });
+    rmSync(join(out, 'secret.yaml'));
+    symlinkSync(elsewhere, join(out, 'secret.yaml'));
+    const linked = await render(env);
+    expect(linked.code).toBe(1);
+    expect(linked.stderr).toContain(
+      `hearth kube render: ${join(out, 'secret.yaml')} is a symbolic link: hearth does not write the Secret through one; remove it and render again`,
+    );
+    expect(readFileSync(elsewhere, 'utf8')).toBe('mine: true\n');
+    const linkedCheck = await render(env, '--check');
+    expect(linkedCheck.code).toBe(1);
+    expect(linkedCheck.stdout).toContain(`${join(out, 'secret.yaml')} is a symbolic link`);
+    expect(linkedCheck.stdout).not.toContain('mine: true');
   });
 
   describe('scheduled backups (backup.every): the controllers get a volume for backup.dir', () => {

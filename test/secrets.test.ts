@@ -143,6 +143,65 @@ switches:
     expect(a.output() + b.output()).not.toContain(TOKEN);
   });
 
+  it('a secret YAML reads as a comment (`token: #abc`) makes check and start fail at its line, for every secret-bearing key', {
+    timeout: 60_000,
+  }, async () => {
+    // `token: #abc` once passed check, and control then worked with no token at all.
+    const config = join(dir, 'commented.yaml');
+    const pg = `postgres://hearth:${OTHER}@db.lan:5432/hearth`;
+    writeFileSync(
+      config,
+      [
+        'http:',
+        '  host: 127.0.0.1',
+        '  port: 0',
+        `  token: #${TOKEN}`,
+        'storage:',
+        '  postgres:',
+        `    url: # ${pg}`,
+        'mqtt:',
+        '  url: mqtt://127.0.0.1:1883',
+        '  username: hearth',
+        `  password:   #${OTHER}`,
+        'automations:',
+        '  - id: notify',
+        '    triggers: [{ webhook: true }]',
+        '    actions:',
+        '      - http:',
+        '          url: https://example.com/hook',
+        '          headers:',
+        `            Authorization: # Bearer ${TOKEN}`,
+        '',
+      ].join('\n'),
+    );
+    const [check, start] = await Promise.all([
+      runCli(['check', '--config', config]),
+      runCli(['start', '--config', config], { env: { HEARTH_LOG_LEVEL: 'trace' } }),
+    ]);
+    for (const r of [check, start]) {
+      expect(r.code).toBe(1);
+      const said = (line: number, col: number, field: string) =>
+        `${config}:${line}:${col}: ${field}: is empty: YAML reads " #" and the rest of the line as a comment`;
+      expect(r.stderr).toContain(said(4, 3, 'http.token'));
+      expect(r.stderr).toContain(said(7, 5, 'storage.postgres.url'));
+      expect(r.stderr).toContain(said(11, 3, 'mqtt.password'));
+      expect(r.stderr).toContain(said(19, 13, 'automations[0].actions[0].http.headers.Authorization'));
+      expect(r.stderr).toContain(`('#abc' or "#abc")`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(r.stdout + r.stderr).not.toContain(TOKEN);
+      expect(r.stdout + r.stderr).not.toContain(OTHER);
+    }
+    // What is not a mistake stays accepted: a key left empty with no comment, a quoted '#...'.
+    const fine = join(dir, 'commented-fine.yaml');
+    writeFileSync(
+      fine,
+      `http:\n  token:\n  # the token comes later\nstorage: { sqlite: fine.db } # one box\nmqtt:\n  url: mqtt://127.0.0.1:1883 # the broker\n  password: '#${OTHER}' # quoted\n`,
+    );
+    const ok = await runCli(['check', '--config', fine]);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+  });
+
   it('the logger redacts tokens, passwords, cookies and Authorization headers wherever a caller puts them', () => {
     let written = '';
     const sink = new Writable({

@@ -146,7 +146,7 @@ describe.skipIf(mosquittoMissing)('zigbee2mqtt through the built hearth and a re
     const config = join(dir, 'hearth.yaml');
     writeFileSync(
       config,
-      `http: { host: 127.0.0.1, port: 0 }
+      `http: { host: 127.0.0.1, port: 0, public: { host: 127.0.0.1, port: 0 } }
 storage: { sqlite: hearth.db }
 mqtt: { url: "${broker.url}" }
 zigbee2mqtt: { baseTopic: zigbee2mqtt, timeoutMs: 2000 }
@@ -218,6 +218,39 @@ automations:
     });
     // Not retained by zigbee2mqtt: hearth asked the switches for their state.
     await poll('kitchen-plug').toMatchObject({ state: 'off', available: true });
+  });
+
+  it('the public listener shows no IEEE address (hardware identity), on the entity list, the stream and the page', async () => {
+    await poll('kitchen-plug').toMatchObject({ available: true });
+    // The control listener has them: the household's own detail.
+    const ieee = /0x[0-9a-f]{16}/i;
+    expect(await entity('kitchen-plug')).toMatchObject({
+      attributes: { zigbee: { ieee: expect.stringMatching(ieee) } },
+    });
+    const pub = /public status page \(read-only\) on (http:\/\/\S+)/.exec(hearth?.output() ?? '')?.[1];
+    expect(pub).toBeDefined();
+    const list = await http(`${pub}/api/v1/entities`);
+    expect(list.status).toBe(200);
+    const plug = (JSON.parse(list.body).entities as EntityView[]).find((e) => e.id === 'kitchen-plug');
+    expect(plug?.attributes).toMatchObject({ zigbee: { device: 'Kitchen Plug', property: 'state' } });
+    expect(list.body).not.toMatch(ieee);
+    expect(list.body).not.toContain('"ieee"');
+    const page = await http(`${pub}/`);
+    expect(page.status).toBe(200);
+    expect(page.body).not.toMatch(ieee);
+    // A change on the event stream.
+    const stream = await fetch(`${pub}/api/v1/events`, { signal: AbortSignal.timeout(10_000) });
+    const reader = stream.body?.getReader();
+    await z2m.report('Living Room Sensor', { temperature: 21.5 });
+    let text = '';
+    while (reader && !text.includes('living-room-sensor-temperature')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    await reader?.cancel();
+    expect(text).toContain('living-room-sensor-temperature');
+    expect(text).not.toMatch(ieee);
   });
 
   it('state follows the device topics', async () => {

@@ -5,6 +5,7 @@ import { clocktime } from '../core/clock.js';
 import { HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
+import { redactText } from '../store/redact.js';
 import type { AutomationRun, AutomationStore } from '../store/store.js';
 import {
   type Action,
@@ -657,7 +658,8 @@ async function httpAction(
       signal: AbortSignal.any([AbortSignal.timeout(h.timeoutMs), stopping]),
     });
   } catch (err) {
-    throw new Error(`HTTP ${h.method} to ${where} failed: ${reasonOf(err)}`);
+    // A fetch error may quote the URL; whatever it quotes loses its credentials.
+    throw new Error(`HTTP ${h.method} to ${where} failed: ${redactText(reasonOf(err))}`);
   }
   await res.arrayBuffer().catch(() => undefined);
   if (!res.ok) throw new Error(`HTTP ${h.method} to ${where} answered ${res.status}`);

@@ -101,7 +101,13 @@ export const actionSchema = z.union(
       .object({
         http: z
           .object({
-            url: z.string().url(),
+            url: z
+              .string()
+              .url()
+              .refine(
+                (u) => !URL.canParse(u) || (new URL(u).username === '' && new URL(u).password === ''),
+                'must not hold user:password@ (a URL is shown in runs and logs); put the credentials in headers, e.g. `Authorization: !secret hook_auth` from the secrets file',
+              ),
             method: z.enum(['GET', 'POST', 'PUT', 'DELETE', 'PATCH']).default('POST'),
             headers: z.record(z.string()).optional(),
             body: z.unknown().optional(),

@@ -7,6 +7,7 @@ import { type HearthConfig, loadConfigFile } from '../config/load.js';
 import { reasonOf } from '../core/errors.js';
 import { drivers } from '../drivers/index.js';
 import { openStore } from '../store/open.js';
+import { redactSecrets } from '../store/redact.js';
 import type { Store } from '../store/store.js';
 import { configPath } from './config-path.js';
 import { STACK_EXIT, type StackOptions } from './configstack.js';
@@ -276,7 +277,8 @@ export async function list(name: string, opts: { config?: string; json?: boolean
         holder: c?.held ? c.holder : null,
         expiresAt: c?.held ? c.expiresAt : null,
         changed: c?.held ? c.entryHash !== entryHash(entry) : false,
-        entry,
+        // An entry holds its secrets substituted: only the claimed file, 0600, carries them.
+        entry: redactSecrets(entry),
       };
     });
     if (opts.json) {

@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { type Document, isMap, isScalar, type LineCounter, type Node, type Scalar, visit } from 'yaml';
+import { type Document, isMap, isScalar, isSeq, type LineCounter, type Node, type Scalar, visit } from 'yaml';
 import type { z } from 'zod/v3';
 import { isTlsFileProblem, readTlsFiles } from '../bus/mqtt/tls.js';
 import {
@@ -12,6 +12,7 @@ import {
 } from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
 import { commandNames, commandSchema, type Kind } from '../core/kinds.js';
+import { isSecretKey } from '../store/redact.js';
 import { coercingParse } from './coerce.js';
 import { asConfigError, ConfigError, type ConfigIssue, describeIssue, formatPath } from './errors.js';
 import { readSmallFile } from './read-file.js';
@@ -90,7 +91,7 @@ function parseConfigText(text: string, file: string, options: LoadOptions): Hear
   const { doc, lineCounter } = parsed;
   const at = (node: Node | null | undefined) => position(lineCounter, node);
 
-  const issues: ConfigIssue[] = [];
+  const issues: ConfigIssue[] = commentedOutSecrets(doc.contents, [], text, file, at);
   const dir = dirname(file);
   const substituted = substitute(doc, file, dir, options.env ?? process.env, at, issues);
   if (issues.length > 0) throw new ConfigError(issues);
@@ -526,8 +527,54 @@ function zodIssues(
 
 function isSecretField(path: readonly (string | number)[]): boolean {
   const key = path.findLast((p) => typeof p === 'string');
-  // `url`: a database URL holds its password.
-  return key !== undefined && /token|password|passphrase|secret|^url$/i.test(key);
+  return key !== undefined && isSecretBearing(key);
+}
+
+/** A key whose value is, or may hold, a secret: `url` too, as a database URL holds its password. */
+function isSecretBearing(key: string): boolean {
+  return isSecretKey(key) || /^url$/i.test(key);
+}
+
+/**
+ * `token: #abc` is a key with no value and a comment in YAML: the user wrote a secret and YAML
+ * dropped it, which would silently turn a token off (or fail later, far from the cause). Every
+ * secret-bearing key whose value is empty while its own line goes on with a `#` comment is an
+ * error at its line. The comment is never quoted: it is the secret.
+ */
+function commentedOutSecrets(
+  node: unknown,
+  path: (string | number)[],
+  text: string,
+  file: string,
+  at: At,
+): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  if (isSeq(node)) {
+    node.items.forEach((item, i) => {
+      out.push(...commentedOutSecrets(item, [...path, i], text, file, at));
+    });
+  } else if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (key === undefined) continue;
+      const value = pair.value;
+      if (isSecretBearing(key) && isScalar(value) && value.value === null && value.source === '') {
+        const keyEnd = (pair.key as Node).range?.[1] ?? 0;
+        const lineEnd = text.indexOf('\n', keyEnd);
+        const rest = text.slice(keyEnd, lineEnd === -1 ? undefined : lineEnd);
+        if (!/^[ \t]*:[ \t]+#/.test(rest)) continue;
+        out.push({
+          ...at(pair.key as Node),
+          file,
+          field: formatPath([...path, key]),
+          message: `is empty: YAML reads " #" and the rest of the line as a comment, so the value written after the colon is lost; ${quoteHint}`,
+        });
+        continue;
+      }
+      out.push(...commentedOutSecrets(value, [...path, key], text, file, at));
+    }
+  }
+  return out;
 }
 
 function knownKeys(path: (string | number)[], doc: Document): string {

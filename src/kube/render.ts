@@ -1,6 +1,19 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { type Node, stringify } from 'yaml';
+import { isMap, isScalar, type Node, parseAllDocuments, stringify } from 'yaml';
 import { isTlsFileProblem, readTlsFiles } from '../bus/mqtt/tls.js';
 import { ConfigError, type ConfigIssue, formatPath } from '../config/errors.js';
 import { parseConfig } from '../config/load.js';
@@ -299,6 +312,10 @@ export function writeRendered(dir: string, files: ReadonlyMap<string, string>, w
   mkdirSync(dir, { recursive: true });
   for (const name of stale(dir, files, withSecrets)) rmSync(join(dir, name));
   for (const [name, text] of files) {
+    if (name === secretFile) {
+      writeSecretFile(join(dir, name), text);
+      continue;
+    }
     let old: string | undefined;
     try {
       old = readFileSync(join(dir, name), 'utf8');
@@ -307,6 +324,40 @@ export function writeRendered(dir: string, files: ReadonlyMap<string, string>, w
     }
     if (old !== text) writeFileSync(join(dir, name), text, { mode: name === secretFile ? 0o600 : 0o644 });
   }
+}
+
+/**
+ * Writes secret.yaml readable by its owner only: 0600 even when the file was there before with
+ * wider bits (a mode given at open applies only to a new file), and never through a symbolic
+ * link, which could put the Secret's values wherever the link points.
+ */
+function writeSecretFile(path: string, text: string): void {
+  const problem = notRegularFile(path);
+  if (problem) throw new KubeRenderError(`${path} ${problem}; remove it and render again`);
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    fchmodSync(fd, 0o600);
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Why `path` is not a regular file hearth may write a secret into; undefined when it is one or is missing. */
+function notRegularFile(path: string): string | undefined {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return undefined;
+  }
+  if (st.isSymbolicLink()) return 'is a symbolic link: hearth does not write the Secret through one';
+  if (!st.isFile()) return 'is not a regular file';
+  return undefined;
 }
 
 /** Generated files in `dir` that this render does not make (secret.yaml is kept when not rendered). */
@@ -335,6 +386,11 @@ function stale(dir: string, files: ReadonlyMap<string, string>, withSecrets: boo
 export function checkRendered(dir: string, files: ReadonlyMap<string, string>, withSecrets: boolean): string {
   const out: string[] = [];
   for (const [name, text] of files) {
+    const problem = name === secretFile ? notRegularFile(join(dir, name)) : undefined;
+    if (problem) {
+      out.push(`${join(dir, name)} ${problem}`);
+      continue;
+    }
     let old: string | undefined;
     try {
       old = readFileSync(join(dir, name), 'utf8');
@@ -346,13 +402,69 @@ export function checkRendered(dir: string, files: ReadonlyMap<string, string>, w
       continue;
     }
     if (old === text) continue;
+    // The Secret's values are never printed: each side shows only whether a value differs.
+    const [before, after] = name === secretFile ? redactSecretDiff(old, text) : [old, text];
     out.push(
       `--- ${join(dir, name)} (on disk)`,
       `+++ ${join(dir, name)} (rendered)`,
-      ...diffLines(old, text),
+      ...diffLines(before, after),
     );
   }
   for (const name of stale(dir, files, withSecrets))
     out.push(`extra: ${join(dir, name)} (no longer rendered)`);
   return out.join('\n');
+}
+
+/**
+ * secret.yaml on disk and rendered, with every value of `stringData` and `data` replaced by a
+ * marker: the same one on both sides where the value is the same, `<secret, on disk>` and `<secret, rendered>` where it
+ * differs. So the diff names the keys that changed and shows nothing of any value.
+ */
+function redactSecretDiff(disk: string, rendered: string): [string, string] {
+  const values = (text: string): Map<string, unknown> | undefined => {
+    const docs = parseAllDocuments(text);
+    if (!Array.isArray(docs) || docs.some((d) => d.errors.length > 0)) return undefined;
+    const out = new Map<string, unknown>();
+    docs.forEach((doc, i) => {
+      for (const field of ['stringData', 'data']) {
+        const map = doc.get(field, true);
+        if (!isMap(map)) continue;
+        for (const pair of map.items) {
+          const key = isScalar(pair.key) ? String(pair.key.value) : '';
+          out.set(`${i}/${field}/${key}`, isScalar(pair.value) ? pair.value.value : pair.value);
+        }
+      }
+    });
+    return out;
+  };
+  const a = values(disk);
+  const b = values(rendered);
+  const redact = (
+    text: string,
+    mine: Map<string, unknown>,
+    other: Map<string, unknown> | undefined,
+    side: string,
+  ) => {
+    const docs = parseAllDocuments(text);
+    if (!Array.isArray(docs)) return '';
+    return docs
+      .map((doc, i) => {
+        for (const field of ['stringData', 'data']) {
+          const map = doc.get(field, true);
+          if (!isMap(map)) continue;
+          for (const pair of map.items) {
+            const id = `${i}/${field}/${isScalar(pair.key) ? String(pair.key.value) : ''}`;
+            const same = other?.has(id) === true && other.get(id) === mine.get(id);
+            pair.value = doc.createNode(same ? '<secret>' : `<secret, ${side}>`);
+          }
+        }
+        return doc.toString({ lineWidth: 0 });
+      })
+      .join('');
+  };
+  const unreadable = '<not valid YAML: its contents are not shown, as they may be secret>\n';
+  return [
+    a ? redact(disk, a, b, 'on disk') : unreadable,
+    b ? redact(rendered, b, a, 'rendered') : unreadable,
+  ];
 }

@@ -33,3 +33,29 @@ export function whereOf(url: string): string {
     return redactUrl(url);
   }
 }
+
+/**
+ * Keys whose value is a secret wherever they appear in a config (`http.token`, `mqtt.password`,
+ * an `Authorization` header, a passphrase): never echoed, never printed.
+ */
+const secretKey = /token|password|passwd|passphrase|secret|credential|api_?key|authorization/i;
+
+export function isSecretKey(key: string): boolean {
+  return secretKey.test(key);
+}
+
+/**
+ * `value` (config data: mappings, lists, scalars) with every secret-bearing key's value replaced
+ * by `***` and the credentials of any URL in a string removed: for printing config data.
+ */
+export function redactSecrets(value: unknown): unknown {
+  if (typeof value === 'string') return redactText(value);
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [
+      k,
+      isSecretKey(k) && v !== null && v !== undefined && v !== '' ? '***' : redactSecrets(v),
+    ]),
+  );
+}
