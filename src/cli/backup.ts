@@ -163,6 +163,8 @@ async function verifyCommand(archive: string, opts: VerifyCliOptions): Promise<v
     );
     // Where the archive's config would have a restore write is said before anyone restores it.
     for (const { setting, value } of pathsOutside(v.config.toString('utf8'))) {
+      // Without secrets.enc a restore writes no secrets file: `secrets:` is only read.
+      if (setting === 'secrets' && v.sealedSecrets === undefined) continue;
       console.error(
         `hearth backup verify: note: the config puts ${setting} at ${value}, outside its own folder; hearth restore writes only in --config-dir (and --data-dir if you name one), so it moves ${setting} under --config-dir unless --data-dir holds that path`,
       );
