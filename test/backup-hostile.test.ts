@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
+import { encryptSecrets } from '../src/backup/secrets-crypto.js';
 import { openStore } from '../src/store/open.js';
 import { sqliteMigrations } from '../src/store/sqlite/migrations.js';
 import { BACKUP_TABLES, type BackupTable } from '../src/store/store.js';
@@ -24,6 +25,8 @@ const CHIME = Buffer.from('not really an mp3, but bytes all the same');
 interface Crafted {
   /** The config member's text. */
   config: string;
+  /** secrets.enc, as hearth seals it. */
+  sealedSecrets?: Buffer;
   rows?: Partial<Record<BackupTable, Array<Record<string, unknown>>>>;
   media?: Record<string, Buffer>;
 }
@@ -47,6 +50,7 @@ async function craft(path: string, c: Crafted): Promise<string> {
   for (const [name, data] of Object.entries(c.media ?? { 'ding.mp3': CHIME })) {
     members.push({ name: `media/${name}`, data });
   }
+  if (c.sealedSecrets) members.push({ name: 'secrets.enc', data: c.sealedSecrets });
   const manifest = {
     format: 1,
     hearth: hearthVersion,
@@ -121,8 +125,8 @@ describe('restore of a hostile archive writes only where the user said', () => {
   }
 
   /** Restores `archive` into `target` with --force and returns the run. */
-  const restore = (archive: string, target: string, more: string[] = []) =>
-    runCli(['restore', archive, '--config-dir', target, '--force', ...more]);
+  const restore = (archive: string, target: string, more: string[] = [], env: Record<string, string> = {}) =>
+    runCli(['restore', archive, '--config-dir', target, '--force', ...more], { env });
 
   const escapes: Array<[string, (s: { outside: string }) => string, string, string]> = [
     [
@@ -201,6 +205,23 @@ describe('restore of a hostile archive writes only where the user said', () => {
       /the archive's config put media\.dir at .*\/outside, outside --config-dir: restored to /,
     );
     expect(readdirSync(join(s.target, 'data', 'media'))).toEqual(['ding.mp3']);
+  });
+
+  it('a secrets: path that climbs out is written as secrets.yaml in --config-dir; the file it named stays', async () => {
+    const s = await scene();
+    const pass = 'a passphrase of some length';
+    await craft(s.archive, {
+      config: 'secrets: ../outside/notes.txt\n',
+      sealedSecrets: await encryptSecrets(Buffer.from('token: overwritten\n'), pass),
+    });
+    const before = tree(s.outside);
+    const r = await restore(s.archive, s.target, [], { HEARTH_BACKUP_PASSPHRASE: pass });
+    expect(tree(s.outside)).toEqual(before);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `the archive's config put secrets at ${join(s.outside, 'notes.txt')}, outside --config-dir: restored to ${join(s.target, 'secrets.yaml')} instead`,
+    );
+    expect(readFileSync(join(s.target, 'secrets.yaml'), 'utf8')).toBe('token: overwritten\n');
   });
 
   it('--data-dir names a second folder: an absolute media.dir and store inside it stay where the config says', async () => {
