@@ -459,8 +459,9 @@ describe('hearth backup, backup verify and restore', () => {
     }
   });
 
-  it('refuses a non-empty media folder or store outside the target folder without --force', async () => {
-    // The config keeps its media folder elsewhere (an absolute path), and it is not empty.
+  it('refuses a non-empty media folder in --data-dir, outside the target folder, without --force', async () => {
+    // The config keeps its media folder elsewhere (an absolute path), and it is not empty; the
+    // user names the folder that holds it with --data-dir (else it would move under the target).
     const elsewhere = scratch('media');
     mkdirSync(elsewhere);
     writeFileSync(join(elsewhere, 'mine.mp3'), 'mine');
@@ -483,13 +484,13 @@ describe('hearth backup, backup verify and restore', () => {
 
     const target = scratch('empty-target');
     const before = snapshot(elsewhere);
-    const r = await runCli(['restore', archive, '--config-dir', target]);
+    const r = await runCli(['restore', archive, '--config-dir', target, '--data-dir', root]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`the media folder ${elsewhere} is not empty`));
     expect(existsSync(target)).toBe(false);
     expect(snapshot(elsewhere)).toEqual(before);
 
-    const forced = await runCli(['restore', archive, '--config-dir', target, '--force']);
+    const forced = await runCli(['restore', archive, '--config-dir', target, '--force', '--data-dir', root]);
     expect(forced.code, forced.stderr).toBe(0);
     expect(readdirSync(elsewhere).sort()).toEqual(['Glocke Küche.mp3', 'ding.mp3']);
   });

@@ -143,20 +143,72 @@ export interface ArchiveEntry {
 }
 
 /**
+ * The most an archive may unpack to unless the user says more (`--max-unpacked-size`): far
+ * more than a home's config, history and chimes, and a limit to a gzip bomb (a few kilobytes
+ * that unpack to terabytes), which would otherwise fill the disk restore stages to.
+ */
+export const DEFAULT_MAX_UNPACKED = 16 * 1024 ** 3;
+
+/** `16 GiB`, `512 MiB`, `700 B`: a byte count as the --max-unpacked-size option takes it. */
+export function formatSize(bytes: number): string {
+  for (const [unit, n] of [
+    ['TiB', 1024 ** 4],
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
+    if (bytes >= n && bytes % n === 0) return `${bytes / n} ${unit}`;
+  }
+  return `${bytes} B`;
+}
+
+/** `64GiB`, `64G`, `500MB`, `1048576`: a size as a person writes it (binary units), or undefined. */
+export function parseSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const power = ' kmgt'.indexOf((m[2] ?? '').toLowerCase() || ' ');
+  const bytes = Math.floor(Number(m[1]) * 1024 ** power);
+  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
+}
+
+export interface ReadArchiveOptions {
+  /** Stop with a BackupError once this many bytes have come out of gzip; default DEFAULT_MAX_UNPACKED. */
+  maxUnpacked?: number;
+}
+
+/**
  * Reads an archive member by member and hands each to `onEntry`, which must consume its
- * stream. gzip and tar problems become BackupErrors that say what is wrong with the file.
+ * stream. gzip and tar problems become BackupErrors that say what is wrong with the file; more
+ * than `maxUnpacked` bytes out of gzip (tar headers and padding count) stop the read.
  */
 export async function readArchive(
   path: string,
   label: string,
   onEntry: (entry: ArchiveEntry) => Promise<void>,
+  opts: ReadArchiveOptions = {},
 ): Promise<void> {
+  const maxUnpacked = opts.maxUnpacked ?? DEFAULT_MAX_UNPACKED;
   const file = createReadStream(path);
   const gunzip = createGunzip();
   const extract = tar.extract();
   const fail = (err: Error) => extract.destroy(err);
   file.on('error', fail);
   gunzip.on('error', fail);
+  // Counted as gzip hands it on, a number added per chunk: no copy, no second pass.
+  let unpacked = 0;
+  const onData = (chunk: Buffer) => {
+    unpacked += chunk.length;
+    if (unpacked <= maxUnpacked) return;
+    gunzip.off('data', onData);
+    file.destroy();
+    gunzip.destroy();
+    fail(
+      new BackupError(
+        `${label} unpacks to more than ${formatSize(maxUnpacked)}, the limit (--max-unpacked-size, default ${formatSize(DEFAULT_MAX_UNPACKED)}): a gzip bomb, or an archive far bigger than a home's; nothing was written. If the archive is yours, raise the limit: --max-unpacked-size ${formatSize(maxUnpacked * 4).replace(' ', '')}`,
+      ),
+    );
+  };
+  gunzip.on('data', onData);
   file.pipe(gunzip).pipe(extract as unknown as NodeJS.WritableStream);
   try {
     for await (const entry of extract) {

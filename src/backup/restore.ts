@@ -21,6 +21,9 @@ import { exists } from './backup.js';
 import { BackupError, storeReason } from './errors.js';
 import { classifyMember, type FileEntry, storeMember } from './manifest.js';
 import {
+  isInside,
+  type Moved,
+  mayWrite,
   PG_URL_ENV,
   type RestoreTargets,
   restoreTargets,
@@ -36,6 +39,14 @@ export interface RestoreOptions {
   archive: string;
   /** The folder the config is restored into (absolute). */
   configDir: string;
+  /**
+   * A second folder (absolute) the user lets the restore write in: the archive's absolute
+   * `storage.sqlite`, `media.dir` or `secrets:` inside it stay where they are. Without it, and for
+   * any path outside both, they are moved under configDir (restore-config.ts).
+   */
+  dataDir?: string;
+  /** Stop once the archive has unpacked to this many bytes (a gzip bomb); default DEFAULT_MAX_UNPACKED. */
+  maxUnpacked?: number;
   /** Restore into this kind of store, rewriting the config's `storage:`. */
   storage?: 'sqlite' | 'postgres';
   /** Replace what the target already has. */
@@ -58,6 +69,8 @@ export interface RestoreResult {
   secrets: string | undefined;
   /** Made by, and when. */
   from: { hearth: string; host: string; createdAt: string; kind: 'sqlite' | 'postgres' };
+  /** Settings of the archive's config that pointed outside the folders named, and where they went. */
+  moved: Moved[];
   /** Things to do before `hearth start` (the config's problems on this box). */
   warnings: string[];
   durationMs: number;
@@ -102,8 +115,18 @@ async function firstMissing(dir: string): Promise<string> {
   return missing;
 }
 
-/** The rows of each staged table file, in BACKUP_TABLES order and chunks of `chunkRows`. */
-async function* chunksFrom(dir: string, chunkRows: number): AsyncIterable<DumpChunk> {
+/**
+ * The rows of each staged table file, in BACKUP_TABLES order and chunks of `chunkRows`. Button
+ * rows not declared under the config's `buttons:` are counted as they pass: past
+ * `buttonLimits.maxUndeclared` the load stops (and its transaction goes back), so the limit
+ * holds after a restore as it does for presses. (The store checks each row and id: backup-rows.ts.)
+ */
+async function* chunksFrom(
+  dir: string,
+  chunkRows: number,
+  buttons: RestoreTargets['buttons'],
+): AsyncIterable<DumpChunk> {
+  let undeclared = 0;
   for (const table of BACKUP_TABLES) {
     const input = createReadStream(join(dir, `${table}.ndjson`));
     const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
@@ -122,7 +145,19 @@ async function* chunksFrom(dir: string, chunkRows: number): AsyncIterable<DumpCh
         if (row === null || typeof row !== 'object' || Array.isArray(row)) {
           throw new BackupError(`${storeMember(table)} line ${n} is not a row (a JSON object)`);
         }
-        rows.push(row as Record<string, unknown>);
+        const r = row as Record<string, unknown>;
+        if (
+          table === 'entity_state' &&
+          r.kind === 'button' &&
+          typeof r.id === 'string' &&
+          !buttons.declared.has(r.id) &&
+          ++undeclared > buttons.maxUndeclared
+        ) {
+          throw new BackupError(
+            `${storeMember(table)} holds more than ${buttons.maxUndeclared} buttons that are not under buttons: in the archive's config, the most its buttonLimits.maxUndeclared allows; hearth never stores more (it refuses presses past that), so the archive was altered, or its config edited after the presses. Nothing was changed`,
+          );
+        }
+        rows.push(r);
         if (rows.length >= chunkRows) {
           yield { table, rows };
           rows = [];
@@ -162,7 +197,8 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const force = opts.force ?? false;
 
   // 1. The archive, whole: nothing is touched before it has passed.
-  const verified = await verifyArchive(opts.archive, label);
+  const readOpts = opts.maxUnpacked === undefined ? {} : { maxUnpacked: opts.maxUnpacked };
+  const verified = await verifyArchive(opts.archive, label, readOpts);
   const { manifest } = verified;
   let secretsPlain: Buffer | undefined;
   if (verified.sealedSecrets !== undefined && !opts.withoutSecrets) {
@@ -180,18 +216,24 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   }
   let configText = verified.config.toString('utf8');
   if (opts.storage !== undefined) configText = rewriteStorage(configText, opts.storage);
+  // Where this restore may write: the folders the user named, never the archive's say.
+  const roots = { configDir: opts.configDir, dataDir: opts.dataDir };
   const targets: RestoreTargets = restoreTargets(
     configText,
-    opts.configDir,
+    roots,
     env,
     secretsPlain === undefined ? undefined : secretValues(secretsPlain.toString('utf8')),
   );
+  configText = targets.configText;
+  // restoreTargets answers only such paths; checked again here, before anything is replaced.
+  for (const path of [targets.mediaDir, targets.storage.sqlite, secretsPlain && targets.secrets]) {
+    if (path && !mayWrite(roots, path)) throw new Error(`restore would write outside its folders: ${path}`);
+  }
   if (secretsPlain !== undefined && targets.secrets === undefined) {
     throw new BackupError(`${label} holds a secrets file, but its config names none (no \`secrets:\`)`);
   }
   const configFile = join(opts.configDir, manifest.config);
-  const inside = (dir: string, path: string) => path === dir || path.startsWith(`${dir}/`);
-  if (inside(targets.mediaDir, opts.configDir)) {
+  if (targets.mediaDir === opts.configDir || isInside(targets.mediaDir, opts.configDir)) {
     throw new BackupError(
       `the config's media folder ${targets.mediaDir} is the folder the config goes into (or holds it); restore into a folder of its own`,
     );
@@ -261,29 +303,34 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
 
     const listed = new Map<string, FileEntry>(manifest.files.map((f) => [f.path, f]));
     const changed: string[] = [];
-    await readArchive(opts.archive, label, async (entry) => {
-      const kind = classifyMember(entry.path, isPlainFileName);
-      let out: string | undefined;
-      if (kind?.kind === 'store') out = join(stage, `${kind.table}.ndjson`);
-      else if (kind?.kind === 'media') out = join(mediaStage, kind.name);
-      if (out === undefined) {
-        await digest(entry.stream);
-        return;
-      }
-      const ws = createWriteStream(out, { flags: 'wx', mode: kind?.kind === 'media' ? 0o644 : 0o600 });
-      ws.on('error', () => {});
-      const d = await digest(entry.stream, async (chunk) => {
-        // events.once rejects on 'error' too, and removes both its listeners either way: a race
-        // with once(ws, 'error') left one error listener per drain behind.
-        if (!ws.write(chunk)) await once(ws, 'drain');
-        if (ws.errored) throw ws.errored;
-      });
-      await new Promise<void>((resolve, reject) =>
-        ws.end((err?: Error | null) => (err ? reject(err) : resolve())),
-      );
-      const want = listed.get(entry.path);
-      if (want === undefined || want.sha256 !== d.sha256 || want.size !== d.size) changed.push(entry.path);
-    });
+    await readArchive(
+      opts.archive,
+      label,
+      async (entry) => {
+        const kind = classifyMember(entry.path, isPlainFileName);
+        let out: string | undefined;
+        if (kind?.kind === 'store') out = join(stage, `${kind.table}.ndjson`);
+        else if (kind?.kind === 'media') out = join(mediaStage, kind.name);
+        if (out === undefined) {
+          await digest(entry.stream);
+          return;
+        }
+        const ws = createWriteStream(out, { flags: 'wx', mode: kind?.kind === 'media' ? 0o644 : 0o600 });
+        ws.on('error', () => {});
+        const d = await digest(entry.stream, async (chunk) => {
+          // events.once rejects on 'error' too, and removes both its listeners either way: a race
+          // with once(ws, 'error') left one error listener per drain behind.
+          if (!ws.write(chunk)) await once(ws, 'drain');
+          if (ws.errored) throw ws.errored;
+        });
+        await new Promise<void>((resolve, reject) =>
+          ws.end((err?: Error | null) => (err ? reject(err) : resolve())),
+        );
+        const want = listed.get(entry.path);
+        if (want === undefined || want.sha256 !== d.sha256 || want.size !== d.size) changed.push(entry.path);
+      },
+      readOpts,
+    );
     if (changed.length > 0) {
       throw new BackupError(
         `${label} changed while it was being restored (${changed[0]}); nothing was restored`,
@@ -299,7 +346,11 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     store ??= await openTarget();
     let rows: number;
     try {
-      rows = (await store.backup.load(chunksFrom(stage, opts.chunkRows ?? 1000), { replace: force })).rows;
+      rows = (
+        await store.backup.load(chunksFrom(stage, opts.chunkRows ?? 1000, targets.buttons), {
+          replace: force,
+        })
+      ).rows;
     } catch (err) {
       if (err instanceof BackupError) throw err;
       const code = (err as { code?: string }).code;
@@ -345,6 +396,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     return {
       config: configFile,
+      moved: targets.moved,
       store: describeStore(targets.storage),
       rows,
       mediaDir: targets.mediaDir,

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { maxFileBytes } from '../config/read-file.js';
 import { isPlainFileName } from '../server/media.js';
 import { BACKUP_TABLES } from '../store/store.js';
-import { digest, readArchive } from './archive.js';
+import { digest, type ReadArchiveOptions, readArchive } from './archive.js';
 import { BackupError } from './errors.js';
 import {
   classifyMember,
@@ -41,9 +41,14 @@ interface Seen {
  * Reads the whole archive and checks it against its manifest: the gzip and tar framing, the
  * manifest's format and store schema (newer ones are refused with what to do), and that every
  * member the manifest lists is there with its size and SHA-256, with nothing else beside it.
- * Nothing is written anywhere. `label` names the archive in messages (the path as given).
+ * Nothing is written anywhere. `label` names the archive in messages (the path as given);
+ * `opts.maxUnpacked` caps what it may unpack to (readArchive).
  */
-export async function verifyArchive(path: string, label = path): Promise<Verified> {
+export async function verifyArchive(
+  path: string,
+  label = path,
+  opts: ReadArchiveOptions = {},
+): Promise<Verified> {
   let bytes: number;
   try {
     const st = await stat(path);
@@ -62,30 +67,42 @@ export async function verifyArchive(path: string, label = path): Promise<Verifie
   let config: Buffer | undefined;
   let sealedSecrets: Buffer | undefined;
 
-  await readArchive(path, label, async (entry) => {
-    if (entry.type !== 'file') {
-      problems.push(`${entry.path} is a ${entry.type}, not a file; hearth archives hold files only`);
-      await digest(entry.stream);
-      return;
-    }
-    if (seen.has(entry.path)) problems.push(`${entry.path} is in the archive twice`);
-    const kind = classifyMember(entry.path, isPlainFileName);
-    let kept: Buffer | undefined;
-    const keep = kind?.kind === 'manifest' || kind?.kind === 'config' || kind?.kind === 'secrets';
-    const limit =
-      kind?.kind === 'manifest' ? maxManifestBytes : kind?.kind === 'secrets' ? maxSealedBytes : maxFileBytes;
-    if (keep && entry.size > limit) {
-      problems.push(`${entry.path} is ${entry.size} bytes, more than a hearth archive ever has`);
-    }
-    const parts: Buffer[] = [];
-    const d = await digest(entry.stream, keep && entry.size <= limit ? (c) => void parts.push(c) : undefined);
-    if (keep && entry.size <= limit) kept = Buffer.concat(parts);
-    seen.set(entry.path, d);
-    if (kind === undefined) return;
-    if (kind.kind === 'manifest') manifestText = kept?.toString('utf8');
-    else if (kind.kind === 'config') config = kept;
-    else if (kind.kind === 'secrets') sealedSecrets = kept;
-  });
+  await readArchive(
+    path,
+    label,
+    async (entry) => {
+      if (entry.type !== 'file') {
+        problems.push(`${entry.path} is a ${entry.type}, not a file; hearth archives hold files only`);
+        await digest(entry.stream);
+        return;
+      }
+      if (seen.has(entry.path)) problems.push(`${entry.path} is in the archive twice`);
+      const kind = classifyMember(entry.path, isPlainFileName);
+      let kept: Buffer | undefined;
+      const keep = kind?.kind === 'manifest' || kind?.kind === 'config' || kind?.kind === 'secrets';
+      const limit =
+        kind?.kind === 'manifest'
+          ? maxManifestBytes
+          : kind?.kind === 'secrets'
+            ? maxSealedBytes
+            : maxFileBytes;
+      if (keep && entry.size > limit) {
+        problems.push(`${entry.path} is ${entry.size} bytes, more than a hearth archive ever has`);
+      }
+      const parts: Buffer[] = [];
+      const d = await digest(
+        entry.stream,
+        keep && entry.size <= limit ? (c) => void parts.push(c) : undefined,
+      );
+      if (keep && entry.size <= limit) kept = Buffer.concat(parts);
+      seen.set(entry.path, d);
+      if (kind === undefined) return;
+      if (kind.kind === 'manifest') manifestText = kept?.toString('utf8');
+      else if (kind.kind === 'config') config = kept;
+      else if (kind.kind === 'secrets') sealedSecrets = kept;
+    },
+    opts,
+  );
 
   if (manifestText === undefined) {
     throw new BackupError(

@@ -1,8 +1,10 @@
 import { resolve } from 'node:path';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_MAX_UNPACKED, formatSize, parseSize } from '../backup/archive.js';
 import { formatBytes, removeLeftovers, runBackup } from '../backup/backup.js';
 import { BackupError } from '../backup/errors.js';
 import { removeRestoreLeftovers, runRestore } from '../backup/restore.js';
+import { pathsOutside } from '../backup/restore-config.js';
 import { decryptSecrets, PASSPHRASE_ENV, passphraseFromEnv } from '../backup/secrets-crypto.js';
 import { verifyArchive } from '../backup/verify.js';
 import { ConfigError } from '../config/errors.js';
@@ -35,7 +37,8 @@ export function registerBackup(program: Command): void {
     .description('check an archive (every checksum, the manifest) without restoring anything')
     .argument('<archive>', 'a hearth-<host>-<time>.tar.gz')
     .option('--json', 'print one JSON line: what the archive holds')
-    .action((archive: string, opts: { json?: boolean }) => verifyCommand(archive, opts));
+    .addOption(maxUnpackedOption())
+    .action((archive: string, opts: VerifyCliOptions) => verifyCommand(archive, opts));
   program
     .command('restore')
     .description(
@@ -43,6 +46,11 @@ export function registerBackup(program: Command): void {
     )
     .argument('<archive>', 'a hearth-<host>-<time>.tar.gz')
     .requiredOption('--config-dir <dir>', 'the folder the config goes into (created if missing)')
+    .option(
+      '--data-dir <dir>',
+      "a folder restore may also write in: the archive's absolute store, media and secrets paths inside it stay (others move under --config-dir)",
+    )
+    .addOption(maxUnpackedOption())
     .addOption(
       new Option(
         '--storage <kind>',
@@ -62,8 +70,29 @@ interface BackupCliOptions {
   json?: boolean;
 }
 
+/** `--max-unpacked-size`: the gzip-bomb limit of verify and restore. */
+function maxUnpackedOption(): Option {
+  return new Option(
+    '--max-unpacked-size <size>',
+    `stop if the archive unpacks to more than this (e.g. 64GiB; default ${formatSize(DEFAULT_MAX_UNPACKED).replace(' ', '')})`,
+  ).argParser((text: string) => {
+    const n = parseSize(text);
+    if (n === undefined) {
+      throw new InvalidArgumentError('give a size such as 64GiB, 500MiB or a number of bytes');
+    }
+    return n;
+  });
+}
+
+interface VerifyCliOptions {
+  json?: boolean;
+  maxUnpackedSize?: number;
+}
+
 interface RestoreCliOptions {
   configDir: string;
+  dataDir?: string;
+  maxUnpackedSize?: number;
   storage?: 'sqlite' | 'postgres';
   force?: boolean;
   withoutSecrets?: boolean;
@@ -125,9 +154,21 @@ async function backupCommand(opts: BackupCliOptions): Promise<void> {
   }
 }
 
-async function verifyCommand(archive: string, opts: { json?: boolean }): Promise<void> {
+async function verifyCommand(archive: string, opts: VerifyCliOptions): Promise<void> {
   try {
-    const v = await verifyArchive(archive);
+    const v = await verifyArchive(
+      archive,
+      archive,
+      opts.maxUnpackedSize === undefined ? {} : { maxUnpacked: opts.maxUnpackedSize },
+    );
+    // Where the archive's config would have a restore write is said before anyone restores it.
+    for (const { setting, value } of pathsOutside(v.config.toString('utf8'))) {
+      // Without secrets.enc a restore writes no secrets file: `secrets:` is only read.
+      if (setting === 'secrets' && v.sealedSecrets === undefined) continue;
+      console.error(
+        `hearth backup verify: note: the config puts ${setting} at ${value}, outside its own folder; hearth restore writes only in --config-dir (and --data-dir if you name one), so it moves ${setting} under --config-dir unless --data-dir holds that path`,
+      );
+    }
     const m = v.manifest;
     // The passphrase is checked too when it is there; without it the rest is still checked.
     let secrets: 'none' | 'checked' | 'not checked' = 'none';
@@ -171,14 +212,21 @@ async function restoreCommand(archive: string, opts: RestoreCliOptions): Promise
     const r = await runRestore({
       archive,
       configDir: resolve(opts.configDir),
+      ...(opts.dataDir === undefined ? {} : { dataDir: resolve(opts.dataDir) }),
+      ...(opts.maxUnpackedSize === undefined ? {} : { maxUnpacked: opts.maxUnpackedSize }),
       ...(opts.storage === undefined ? {} : { storage: opts.storage }),
       force: opts.force ?? false,
       withoutSecrets: opts.withoutSecrets ?? false,
     });
+    for (const m of r.moved) {
+      console.error(
+        `hearth restore: the archive's config put ${m.setting} at ${m.from}, outside --config-dir${opts.dataDir === undefined ? '' : ' and --data-dir'}: restored to ${m.to} instead, and the restored config says ${m.setting}: ${m.value}. Restore never writes where an archive alone says; if ${m.from} is where you want it, restore again with --force and --data-dir naming a folder that holds it`,
+      );
+    }
     for (const line of r.warnings) console.error(line);
     if (opts.json) {
       process.stdout.write(
-        `${JSON.stringify({ config: r.config, store: r.store, rows: r.rows, mediaDir: r.mediaDir, mediaFiles: r.mediaFiles, secrets: r.secrets ?? null, durationMs: r.durationMs })}\n`,
+        `${JSON.stringify({ config: r.config, store: r.store, rows: r.rows, mediaDir: r.mediaDir, mediaFiles: r.mediaFiles, secrets: r.secrets ?? null, moved: r.moved, durationMs: r.durationMs })}\n`,
       );
       return;
     }

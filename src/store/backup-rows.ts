@@ -1,4 +1,5 @@
 import { HearthError } from '../core/errors.js';
+import { idPattern, idSchema } from '../core/kinds.js';
 import { type AutomationRun, BACKUP_TABLES, type BackupTable, type DumpChunk } from './store.js';
 
 /**
@@ -22,7 +23,8 @@ import { type AutomationRun, BACKUP_TABLES, type BackupTable, type DumpChunk } f
  */
 export interface BackupColumn {
   name: string;
-  type: 'text' | 'int' | 'real' | 'json' | 'outcome';
+  /** `id`: text that is an entity or automation id by the config's rule (core/kinds.ts idSchema). */
+  type: 'text' | 'id' | 'int' | 'real' | 'json' | 'outcome';
   nullable: boolean;
 }
 
@@ -33,20 +35,20 @@ const col = (name: string, type: BackupColumn['type'], nullable = false): Backup
 });
 
 export const BACKUP_COLUMNS: Record<BackupTable, readonly BackupColumn[]> = {
-  entity_state: [col('id', 'text'), col('kind', 'text'), col('state', 'json'), col('updated_at', 'int')],
+  entity_state: [col('id', 'id'), col('kind', 'text'), col('state', 'json'), col('updated_at', 'int')],
   automation_run: [
     col('id', 'int'),
-    col('automation', 'text'),
+    col('automation', 'id'),
     col('trigger', 'text'),
     col('started_at', 'int'),
     col('ended_at', 'int', true),
     col('outcome', 'outcome'),
     col('error', 'text', true),
   ],
-  automation_mark: [col('automation', 'text'), col('at', 'int')],
-  history_raw: [col('entity', 'text'), col('at', 'int'), col('num', 'real', true), col('text', 'text', true)],
+  automation_mark: [col('automation', 'id'), col('at', 'int')],
+  history_raw: [col('entity', 'id'), col('at', 'int'), col('num', 'real', true), col('text', 'text', true)],
   history_agg: [
-    col('entity', 'text'),
+    col('entity', 'id'),
     col('at', 'int'),
     col('step', 'int'),
     col('count', 'int'),
@@ -140,6 +142,17 @@ export function checkRow(table: BackupTable, row: unknown, n: number): unknown[]
       case 'text':
         if (typeof v !== 'string') throw badBackup(`${where}: ${c.name} is ${typeOf(v)}, not text`);
         return v;
+      case 'id': {
+        // The config's own rule for ids, so a row cannot bring in an id no config or press could
+        // (a `+` or `#` in an MQTT topic, a `/` in a URL, a NUL, an endless name).
+        if (typeof v !== 'string') throw badBackup(`${where}: ${c.name} is ${typeOf(v)}, not text`);
+        // The regex for every row (history has millions); the schema only to word a refusal.
+        if (!idPattern.test(v)) {
+          const rule = idSchema.safeParse(v).error?.issues[0]?.message;
+          throw badBackup(`${where}: ${c.name} ${quote(v)} is not an id (${rule})`);
+        }
+        return v;
+      }
       case 'outcome':
         if (typeof v !== 'string' || !OUTCOMES.has(v)) {
           throw badBackup(`${where}: ${c.name} is not one of ${[...OUTCOMES].join(', ')}`);

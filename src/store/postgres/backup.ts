@@ -50,6 +50,7 @@ function pageSql(table: BackupTable): { first: string; next: string } {
 
 const ARRAY_TYPES: Record<BackupColumn['type'], string> = {
   text: 'text[]',
+  id: 'text[]',
   outcome: 'text[]',
   json: 'text[]',
   int: 'bigint[]',
