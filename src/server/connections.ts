@@ -129,6 +129,7 @@ export function refuseConnect(server: Server): void {
     if (!socket.writable) return void socket.destroy();
     socket.end(
       `HTTP/1.1 405 Method Not Allowed\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      () => socket.destroy(),
     );
   });
 }
