@@ -149,11 +149,19 @@ export async function startHearth(
     token: http.token,
     hostNames: http.hostNames,
     maxStreams: http.maxStreams,
+    limits: http,
     media,
     devices: deviceLayout(config.devices),
   });
   const publicServer = http.public
-    ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams, history: history?.reader })
+    ? buildPublicServer({
+        runtime,
+        metrics,
+        log,
+        maxStreams: http.maxStreams,
+        limits: http,
+        history: history?.reader,
+      })
     : undefined;
   let url: string;
   let publicUrl: string | undefined;

@@ -10,6 +10,16 @@ import { drivers } from '../src/drivers/index.js';
 import { kasaDriver } from '../src/drivers/kasa/index.js';
 import { wemoDriver } from '../src/drivers/wemo/index.js';
 
+/** The http keys that bound connections and name trusted proxies, at their defaults. */
+const connectionDefaults = {
+  maxStreamsPerClient: 10,
+  maxConnectionsPerClient: 64,
+  headersTimeout: 10,
+  requestTimeout: 30,
+  keepAliveTimeout: 5,
+  trustProxy: false,
+};
+
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'hearth-config-test-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -89,6 +99,7 @@ describe('a valid config', () => {
       allow: defaultAllow,
       hostNames: [],
       maxStreams: 100,
+      ...connectionDefaults,
     });
     expect(cfg.storage).toEqual({ sqlite: join(dir, 'data', 'hearth.db') });
     expect(cfg.log).toEqual({ level: 'info' });
@@ -162,6 +173,7 @@ buttons:
       allow: defaultAllow,
       hostNames: [],
       maxStreams: 100,
+      ...connectionDefaults,
     });
     expect(cfg.storage).toEqual({ sqlite: join(dir, 'data', 'hearth.db') });
     expect(cfg.devices).toEqual([]);
@@ -438,6 +450,7 @@ switches:
       allow: defaultAllow,
       hostNames: [],
       maxStreams: 100,
+      ...connectionDefaults,
     });
     expect(cfg.storage.sqlite).toBe('/var/lib/hearth/hearth.db');
     expect(cfg.devices[0]?.config).toMatchObject({ address: 'lamp-1.lan', port: 49152 });
@@ -457,6 +470,7 @@ switches:
       allow: defaultAllow,
       hostNames: [],
       maxStreams: 100,
+      ...connectionDefaults,
     });
     expect(cfg.devices[0]?.config).toMatchObject({ address: 'lamp-kitchen.lan', port: 49154 });
   });
@@ -572,6 +586,7 @@ describe('the examples', () => {
       allow: defaultAllow,
       hostNames: [],
       maxStreams: 100,
+      ...connectionDefaults,
     });
     expect(cfg.storage.sqlite).toBe(join(repoRoot, 'data', 'demo.db'));
     expect(cfg.devices.map((d) => [d.driver.name, d.config.id, d.config.simulate])).toEqual([
@@ -600,6 +615,7 @@ describe('the examples', () => {
       allow: defaultAllow,
       hostNames: [],
       maxStreams: 100,
+      ...connectionDefaults,
     });
     expect(cfg.storage.sqlite).toBe(join(dir, 'data', 'hearth.db'));
     expect(cfg.secrets).toBe(join(dir, 'secrets.yaml'));

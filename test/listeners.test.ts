@@ -10,6 +10,7 @@ import { drivers } from '../src/drivers/index.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { AllowList } from '../src/server/allow-list.js';
 import { type Answer, http, post, startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
+import { rawRequest } from './support/raw-http.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 const TOKEN = 'correct-horse-battery-staple-42';
@@ -458,13 +459,20 @@ describe('control listener with a bearer token', () => {
       { authorization: TOKEN },
       { authorization: `Bearer ${TOKEN} ${TOKEN}` },
     ];
-    for (const headers of wrong) {
+    for (const [i, headers] of wrong.entries()) {
       for (const [method, path] of [
         ['POST', '/api/v0/switches/lamp/on/'],
         ['POST', '/api/v1/entities/lamp/commands/on'],
         ['GET', '/metrics'],
       ] as const) {
-        const r = await http(h.url + path, { method, headers });
+        // Each kind of wrong token from its own address: 10 wrong tokens from one address
+        // within a minute get it 429s for a while (the guess throttle, sessions.test.ts).
+        const raw = await rawRequest(h.url + path, { method, headers, localAddress: `127.0.0.${20 + i}` });
+        const r: Answer = {
+          ...raw,
+          type: raw.type ?? null,
+          headers: new Headers(raw.headers as Record<string, string>),
+        };
         const label = `${method} ${path} ${JSON.stringify(headers)}`;
         expectForbidden(label, path, r);
         expect([label, r.headers.get('www-authenticate')]).toEqual([label, 'Bearer realm="hearth"']);
@@ -529,6 +537,12 @@ describe('listener config', () => {
       allow: [...defaultAllow],
       hostNames: [],
       maxStreams: 100,
+      maxStreamsPerClient: 10,
+      maxConnectionsPerClient: 64,
+      headersTimeout: 10,
+      requestTimeout: 30,
+      keepAliveTimeout: 5,
+      trustProxy: false,
     });
     const pub = load('public.yaml', 'http:\n  public: {}\n').load();
     expect(pub.http.public).toEqual({ host: '0.0.0.0', port: 8080 });
@@ -545,6 +559,12 @@ describe('listener config', () => {
   token: \${HEARTH_TOKEN}
   hostNames: [hearth.home.arpa, Kitchen-Pi.local]
   maxStreams: 20
+  maxStreamsPerClient: 4
+  maxConnectionsPerClient: 32
+  headersTimeout: 5
+  requestTimeout: 20
+  keepAliveTimeout: 2.5
+  trustProxy: [10.0.0.2, "fd00::/64"]
 `,
       { HEARTH_TOKEN: TOKEN },
     );
@@ -556,6 +576,12 @@ describe('listener config', () => {
       token: TOKEN,
       hostNames: ['hearth.home.arpa', 'Kitchen-Pi.local'],
       maxStreams: 20,
+      maxStreamsPerClient: 4,
+      maxConnectionsPerClient: 32,
+      headersTimeout: 5,
+      requestTimeout: 20,
+      keepAliveTimeout: 2.5,
+      trustProxy: ['10.0.0.2', 'fd00::/64'],
     });
     const optional = load('optional.yaml', `http:\n  token: \${HEARTH_TOKEN:-}\n`).load();
     expect(optional.http.token).toBeUndefined();

@@ -136,7 +136,8 @@ describe('2 000 idle event streams', () => {
 
   beforeAll(async () => {
     h = await startTestHearth('buttons:\n  - { id: bedside }\n', {
-      http: `{ host: 127.0.0.1, port: 0, maxStreams: ${STREAMS}, public: { host: 127.0.0.1, port: 0 } }`,
+      // Every stream comes from 127.0.0.1: one client, allowed them all.
+      http: `{ host: 127.0.0.1, port: 0, maxStreams: ${STREAMS}, maxStreamsPerClient: ${STREAMS}, maxConnectionsPerClient: ${STREAMS + 100}, public: { host: 127.0.0.1, port: 0 } }`,
     });
     const pub = h.publicUrl as string;
     // In batches, so the listen backlog never overflows.

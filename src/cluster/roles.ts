@@ -131,6 +131,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
     allow: new AllowList(config.http.allow),
     token: config.http.token,
     hostNames: config.http.hostNames,
+    limits: config.http,
   };
   const status = storeStatus(store);
   let leases: () => Array<{ lease: string; leading: boolean }> = () => [];
@@ -309,7 +310,14 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
         backups: async () => backups,
       });
       publicServer = http.public
-        ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams, history: historyReader })
+        ? buildPublicServer({
+            runtime,
+            metrics,
+            log,
+            maxStreams: http.maxStreams,
+            limits: http,
+            history: historyReader,
+          })
         : undefined;
     }
   }

@@ -95,9 +95,43 @@ const httpSchema = z
     hostNames: z.array(hostNameSchema).default([]),
     /** Event streams (GET /api/v1/events) open at once, per listener; one more is a 503. Default 100. */
     maxStreams: z.number().int().min(1).max(10_000).default(100),
+    /**
+     * Event streams one client address may hold open at once, per listener, so one client
+     * cannot take every place of `maxStreams` and lock the dashboards out. Default 10.
+     */
+    maxStreamsPerClient: z.number().int().min(1).max(10_000).default(10),
+    /**
+     * Connections one client address may hold open at once, per listener; one more is closed at
+     * once, so idle sockets from one address cannot use up hearth's file descriptors. Default 64
+     * (a browser opens at most 6 per server). A proxy listed in `trustProxy` is not counted.
+     */
+    maxConnectionsPerClient: z.number().int().min(1).max(100_000).default(64),
+    /** Seconds a client has to send a request's line and headers; default 10. */
+    headersTimeout: z.number().positive().max(600).default(10),
+    /** Seconds a client has to send a whole request, body included; default 30. */
+    requestTimeout: z.number().positive().max(600).default(30),
+    /** Seconds an idle keep-alive connection stays open between requests; default 5. */
+    keepAliveTimeout: z.number().positive().max(600).default(5),
+    /**
+     * The reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` hearth believes:
+     * `false` (the default) believes none, `true` one on this box (loopback), or a list of
+     * their addresses or networks (CIDR). A request from a trusted proxy is judged by the
+     * client address the proxy forwards (`http.allow`, login throttling) and counts as TLS
+     * when the proxy says it came over https (the session cookie is then `Secure`).
+     */
+    trustProxy: z
+      .union([z.boolean(), z.array(cidrSchema).min(1, 'must list at least one proxy, or be false')])
+      .default(false),
   })
   .strict()
   .superRefine((http, ctx) => {
+    if (http.headersTimeout > http.requestTimeout) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['headersTimeout'],
+        message: `is longer than requestTimeout (${http.requestTimeout}); the headers are part of the request, so make it at most that`,
+      });
+    }
     if (http.public && sameSocket(http, http.public)) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,

@@ -3,9 +3,10 @@ import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HearthError } from '../core/errors.js';
 import type { AllowList } from './allow-list.js';
+import type { AddressOf } from './connections.js';
 import type { Metrics } from './metrics.js';
 import { crossSite, HostNames } from './origin.js';
-import type { Sessions } from './sessions.js';
+import type { LoginThrottle, Sessions } from './sessions.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -101,21 +102,27 @@ export interface ControlAccess {
 export class ControlChecks {
   readonly #allow: AllowList;
   readonly hosts: HostNames;
+  /** The client address of a request: the socket's peer, or what a trusted proxy forwards. */
+  readonly clientAddress: AddressOf;
+  readonly #proxies: AllowList | undefined;
   // A socket's peer never changes, and matching costs microseconds (BlockList parses the address
-  // for every rule): decide once per connection, not per request of a keep-alive client.
+  // for every rule): decide once per connection, not per request of a keep-alive client. Not for
+  // a trusted proxy's connection, which carries the requests of many clients.
   readonly #verdicts = new WeakMap<Socket, boolean>();
 
-  constructor({ allow, hostNames }: ControlAccess) {
+  constructor({ allow, hostNames }: ControlAccess, clientAddress: AddressOf, proxies?: AllowList) {
     this.#allow = allow;
     this.hosts = new HostNames(hostNames);
+    this.clientAddress = clientAddress;
+    this.#proxies = proxies;
   }
 
   addressAllowed(req: FastifyRequest): boolean {
     let allowed = this.#verdicts.get(req.socket);
     if (allowed === undefined) {
-      const address = req.socket.remoteAddress;
-      allowed = this.#allow.allows(address);
-      if (address !== undefined) this.#verdicts.set(req.socket, allowed);
+      const peer = req.socket.remoteAddress;
+      allowed = this.#allow.allows(this.clientAddress(req));
+      if (peer !== undefined && !this.#proxies?.allows(peer)) this.#verdicts.set(req.socket, allowed);
     }
     return allowed;
   }
@@ -140,6 +147,7 @@ export class ControlChecks {
 export function controlGuard(
   metrics: Metrics,
   checks: ControlChecks,
+  throttle: LoginThrottle,
   token?: string,
   sessions?: Sessions,
 ): onRequestAsyncHookHandler {
@@ -149,14 +157,14 @@ export function controlGuard(
   return async (req, reply) => {
     if (isStatusRequest(req)) return;
     if (!checks.addressAllowed(req)) {
-      const address = req.socket.remoteAddress;
+      const address = checks.clientAddress(req);
       return refuse(
         req,
         reply,
         metrics,
         'control',
         'address',
-        `control requests from ${address ?? 'an unknown address'} are not allowed`,
+        `control requests from ${address || 'an unknown address'} are not allowed`,
         "Add the client's network to http.allow in the config (e.g. 192.168.1.0/24) and restart hearth.",
       );
     }
@@ -186,11 +194,19 @@ export function controlGuard(
       );
     }
     if (req.routeOptions.config?.access === 'session') return;
-    if (
-      expected &&
-      !bearerMatches(req.headers.authorization, expected) &&
-      !(sessions && (await sessions.authorises(req)))
-    ) {
+    if (expected) {
+      const given = req.headers.authorization;
+      // Token guesses are throttled as wrong logins are, in the same tally: an address that
+      // guessed too often is refused for a while, right token or not, and so cannot guess at
+      // speed. A request without the header is no guess (a dashboard with its cookie).
+      const address = given === undefined ? undefined : checks.clientAddress(req);
+      if (address !== undefined) {
+        const wait = throttle.retryAfter(address);
+        if (wait > 0) return tooManyGuesses(req, reply, address, wait);
+      }
+      if (bearerMatches(given, expected)) return;
+      if (sessions && (await sessions.authorises(req))) return;
+      if (address !== undefined) throttle.failed(address);
       return refuse(
         req,
         reply,
@@ -204,6 +220,22 @@ export function controlGuard(
       );
     }
   };
+}
+
+/** 429 with Retry-After for an address that guessed the token too often: one line under /api/v0. */
+export function tooManyGuesses(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  address: string,
+  wait: number,
+): FastifyReply {
+  const err = new HearthError(
+    'HEARTH_ERR_TOO_MANY_LOGINS',
+    `too many wrong tokens from ${address}: try again in ${wait} s`,
+  );
+  void reply.code(429).header('retry-after', String(wait)).header('cache-control', 'no-store');
+  if (isV0(req.url)) return reply.type('text/plain; charset=utf-8').send(`${err.message}\n`);
+  return reply.send({ error: err.toJSON() });
 }
 
 function digest(text: string): Buffer {

@@ -20,6 +20,17 @@ import { type ClusterStatus, oneBoxStatus, registerClusterRoute } from './api-cl
 import { registerApiV0 } from './api-v0.js';
 import { registerApiV1Control, registerApiV1Status } from './api-v1.js';
 import { registerBodyParsers } from './body.js';
+import {
+  type AddressOf,
+  addressOf,
+  capConnectionsPerClient,
+  defaultLimits,
+  type ListenerLimits,
+  proxyList,
+  proxyNetworks,
+  refuseConnect,
+  serverOptions,
+} from './connections.js';
 import { EventStreams } from './events.js';
 import {
   clientErrorHandler,
@@ -31,7 +42,7 @@ import {
 import { type MediaLibrary, registerMediaRoutes } from './media.js';
 import type { Metrics } from './metrics.js';
 import { publicView } from './public-view.js';
-import { registerSessionRoutes, Sessions } from './sessions.js';
+import { LoginThrottle, registerSessionRoutes, Sessions } from './sessions.js';
 import { renderStatusPage, statusPageHeaders } from './status-page.js';
 import { appPageHeaders, registerAppAssets, sendAsset, WebApp } from './web-app.js';
 
@@ -47,6 +58,8 @@ export interface ServerOptions {
   log: Logger;
   /** Event streams open at once on this listener (`http.maxStreams`); default 100. */
   maxStreams?: number | undefined;
+  /** Timeouts, per-client caps and trusted proxies (the `http:` config); defaultLimits when left out. */
+  limits?: ListenerLimits | undefined;
   /** GET /api/v1/entities/<id>/history; left out when history is off. */
   history?: HistoryReader | undefined;
 }
@@ -98,8 +111,12 @@ export type SeesDetail = (req: FastifyRequest) => boolean;
  * names this box, no other site's Origin and, when set, the bearer token (see access.ts).
  */
 export function buildControlServer(opts: ControlServerOptions): FastifyInstance {
-  const checks = new ControlChecks(opts);
+  const proxies = proxyList((opts.limits ?? defaultLimits).trustProxy);
+  const clientAddress = addressOf(proxies);
+  const checks = new ControlChecks(opts, clientAddress, proxies);
   const sessions = new Sessions(opts.sessions);
+  // Wrong logins and wrong bearer tokens share one tally per client address.
+  const throttle = new LoginThrottle();
   const web = WebApp.load();
   if (!web)
     opts.log.warn(
@@ -111,13 +128,19 @@ export function buildControlServer(opts: ControlServerOptions): FastifyInstance 
   const { app, finish } = baseServer(
     opts,
     'control',
-    controlGuard(opts.metrics, checks, opts.token, sessions),
+    controlGuard(opts.metrics, checks, throttle, opts.token, sessions),
     (req) => checks.trusted(req),
+    clientAddress,
     home,
   );
   registerControlRoutes(app, opts);
-  registerSessionRoutes(app, sessions, opts.token, () =>
-    opts.metrics.forbidden.inc({ listener: 'control', reason: 'token' }),
+  registerSessionRoutes(
+    app,
+    sessions,
+    opts.token,
+    () => opts.metrics.forbidden.inc({ listener: 'control', reason: 'token' }),
+    throttle,
+    clientAddress,
   );
   if (web) registerAppAssets(app, web);
   const devices = opts.devices ?? [];
@@ -136,7 +159,8 @@ export function buildControlServer(opts: ControlServerOptions): FastifyInstance 
 
 /** The public listener: status routes only, with generic failure reasons; anything else is a counted 403. */
 export function buildPublicServer(opts: ServerOptions): FastifyInstance {
-  const { app, finish } = baseServer(opts, 'public', readOnlyGuard(opts.metrics), () => false);
+  const clientAddress = addressOf(proxyList((opts.limits ?? defaultLimits).trustProxy));
+  const { app, finish } = baseServer(opts, 'public', readOnlyGuard(opts.metrics), () => false, clientAddress);
   finish();
   return app;
 }
@@ -187,6 +211,8 @@ export interface HealthServerOptions extends ControlAccess {
   cluster: () => Promise<ClusterStatus>;
   /** An agent's: the chime files its speakers fetch (device reads, as on the control listener). */
   media?: MediaLibrary;
+  /** Timeouts, per-client caps and trusted proxies (the `http:` config); defaultLimits when left out. */
+  limits?: ListenerLimits | undefined;
 }
 
 /**
@@ -194,18 +220,22 @@ export interface HealthServerOptions extends ControlAccess {
  * for anyone (probes), /metrics and /api/v1/cluster guarded like every control route.
  */
 export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
-  const checks = new ControlChecks(opts);
+  const limits = opts.limits ?? defaultLimits;
+  const proxies = proxyList(limits.trustProxy);
+  const checks = new ControlChecks(opts, addressOf(proxies), proxies);
   const app = Fastify({
     logger: false,
     forceCloseConnections: true,
+    ...listenerOptions(limits),
     schemaController: {
       compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas },
     },
     frameworkErrors,
     clientErrorHandler,
   });
+  boundConnections(app, limits, opts.metrics, 'control', proxies);
   const finish = methodNotAllowed(app);
-  app.addHook('onRequest', controlGuard(opts.metrics, checks, opts.token));
+  app.addHook('onRequest', controlGuard(opts.metrics, checks, new LoginThrottle(), opts.token));
   app.get('/healthz', statusRoute, async () => ({ status: 'ok' }));
   // A standby is ready: healthy and waiting; a rolling update must not stall on it.
   app.get('/readyz', statusRoute, async (_req, reply) =>
@@ -230,10 +260,11 @@ export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
  * Call `finish` after the last route: it adds what depends on every route (405 for wrong methods).
  */
 function baseServer(
-  { runtime, metrics, log, maxStreams = 100, history }: ServerOptions,
+  { runtime, metrics, log, maxStreams = 100, history, limits = defaultLimits }: ServerOptions,
   listener: ListenerName,
   guard: onRequestAsyncHookHandler,
   detail: SeesDetail,
+  clientAddress: AddressOf,
   home?: Home,
 ): { app: FastifyInstance; finish: () => void } {
   const app = Fastify({
@@ -241,6 +272,7 @@ function baseServer(
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 64 * 1024,
     forceCloseConnections: true,
+    ...listenerOptions(limits),
     // Requests are validated by the kinds' zod schemas, never by route JSON schemas, so the
     // ajv and fast-json-stringify compilers are not loaded: that is a third of start-up time.
     schemaController: {
@@ -249,6 +281,7 @@ function baseServer(
     frameworkErrors,
     clientErrorHandler,
   });
+  boundConnections(app, limits, metrics, listener, proxyList(limits.trustProxy));
   const finish = methodNotAllowed(app);
   registerBodyParsers(app);
 
@@ -272,8 +305,39 @@ function baseServer(
   app.setErrorHandler(errorHandler(log));
   app.setNotFoundHandler(notFoundHandler);
 
-  const events = new EventStreams({ runtime, metrics, listener, maxStreams });
+  const events = new EventStreams({
+    runtime,
+    metrics,
+    listener,
+    maxStreams,
+    maxStreamsPerClient: limits.maxStreamsPerClient,
+    clientAddress,
+  });
   app.addHook('onClose', async () => events.close());
   registerStatusRoutes(app, runtime, detail, events, history, home);
   return { app, finish };
+}
+
+/** fastify's options for a listener's timeouts and trusted proxies. */
+function listenerOptions(limits: ListenerLimits) {
+  const proxies = proxyNetworks(limits.trustProxy);
+  // Without trusted proxies fastify never reads X-Forwarded-*: req.ip and req.protocol are the socket's.
+  return { ...serverOptions(limits), trustProxy: proxies.length > 0 ? proxies : false };
+}
+
+/** The per-client connection cap, and a one-line answer to CONNECT, on the listener's server. */
+function boundConnections(
+  app: FastifyInstance,
+  limits: ListenerLimits,
+  metrics: Metrics,
+  listener: ListenerName,
+  proxies: ReturnType<typeof proxyList>,
+): void {
+  capConnectionsPerClient(
+    app.server,
+    limits.maxConnectionsPerClient,
+    () => metrics.connectionsRefused.inc({ listener }),
+    proxies,
+  );
+  refuseConnect(app.server);
 }

@@ -34,6 +34,10 @@ export interface EventStreamsOptions {
   listener: ListenerName;
   /** Streams open at once on this listener (`http.maxStreams`); one more is a 503. */
   maxStreams: number;
+  /** Streams one client address may hold (`http.maxStreamsPerClient`); one more is a 503. Default 10. */
+  maxStreamsPerClient?: number;
+  /** The client address of a request (the socket's peer, or what a trusted proxy forwards). */
+  clientAddress?: (req: FastifyRequest) => string;
   /** Bytes a client may leave unread before it is dropped; default 1 MiB. */
   maxBufferedBytes?: number;
   /** How long a client may leave its socket full before it is dropped; default 30 s. */
@@ -44,6 +48,8 @@ export interface EventStreamsOptions {
 
 interface Client {
   socket: Socket;
+  /** The client address, whose streams are counted together. */
+  address: string;
   detail: boolean;
   drainTimer: NodeJS.Timeout | undefined;
 }
@@ -77,6 +83,8 @@ const MAX_PENDING = 256;
 export class EventStreams {
   readonly #opts: Required<EventStreamsOptions>;
   readonly #clients = new Set<Client>();
+  /** Streams open per client address; an address with none has no entry. */
+  readonly #perAddress = new Map<string, number>();
   readonly #journal: EventJournal;
   readonly #sink = (e: JournalEntry) => this.#enqueue(e);
   #pending: JournalEntry[] = [];
@@ -89,7 +97,14 @@ export class EventStreams {
   #closed = false;
 
   constructor(opts: EventStreamsOptions) {
-    this.#opts = { maxBufferedBytes: 1024 * 1024, drainTimeoutMs: 30_000, keepAliveMs: 15_000, ...opts };
+    this.#opts = {
+      maxBufferedBytes: 1024 * 1024,
+      drainTimeoutMs: 30_000,
+      keepAliveMs: 15_000,
+      maxStreamsPerClient: 10,
+      clientAddress: (req) => req.socket.remoteAddress ?? '',
+      ...opts,
+    };
     this.#journal = openJournal(opts.runtime);
   }
 
@@ -108,12 +123,17 @@ export class EventStreams {
    */
   serve(req: FastifyRequest, reply: FastifyReply, detail: boolean): FastifyReply | undefined {
     if (req.method === 'HEAD') return reply.code(200).headers(headers).send();
-    const { maxStreams, metrics, listener } = this.#opts;
-    if (this.#closed || this.#clients.size >= maxStreams) {
+    const { maxStreams, maxStreamsPerClient, metrics, listener } = this.#opts;
+    const address = this.#opts.clientAddress(req);
+    const mine = this.#perAddress.get(address) ?? 0;
+    if (this.#closed || this.#clients.size >= maxStreams || mine >= maxStreamsPerClient) {
       metrics.sseRefused.inc({ listener });
+      // One client may not take every place: the dashboards of the others would find none.
       const err = new HearthError(
         'HEARTH_ERR_TOO_MANY_STREAMS',
-        `this listener already serves ${this.#clients.size} event streams, its limit (http.maxStreams ${maxStreams})`,
+        mine >= maxStreamsPerClient
+          ? `${address} already has ${mine} event streams open on this listener, the limit for one client (http.maxStreamsPerClient ${maxStreamsPerClient})`
+          : `this listener already serves ${this.#clients.size} event streams, its limit (http.maxStreams ${maxStreams})`,
       );
       return reply.code(err.status).header('retry-after', '30').send({ error: err.toJSON() });
     }
@@ -124,7 +144,7 @@ export class EventStreams {
     socket.setNoDelay(true);
     const lastId = lastEventId(req);
     socket.write(lastId === undefined ? head : Buffer.concat([head, this.#catchUp(lastId, detail)]));
-    const client: Client = { socket, detail, drainTimer: undefined };
+    const client: Client = { socket, address, detail, drainTimer: undefined };
     this.#add(client);
     socket.on('drain', () => {
       clearTimeout(client.drainTimer);
@@ -171,6 +191,7 @@ export class EventStreams {
 
   #add(client: Client): void {
     this.#clients.add(client);
+    this.#perAddress.set(client.address, (this.#perAddress.get(client.address) ?? 0) + 1);
     this.#opts.metrics.sseStreams.set({ listener: this.#opts.listener }, this.#clients.size);
     if (this.#subscribed) return;
     this.#subscribed = true;
@@ -184,6 +205,9 @@ export class EventStreams {
 
   #remove(client: Client): void {
     if (!this.#clients.delete(client)) return;
+    const left = (this.#perAddress.get(client.address) ?? 1) - 1;
+    if (left > 0) this.#perAddress.set(client.address, left);
+    else this.#perAddress.delete(client.address);
     clearTimeout(client.drainTimer);
     this.#opts.metrics.sseStreams.set({ listener: this.#opts.listener }, this.#clients.size);
     if (this.#clients.size === 0) this.#stop();

@@ -106,8 +106,11 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
     ? [TEXT, `${hearth.message}\n`]
     : ['application/json; charset=utf-8', JSON.stringify({ error: hearth.toJSON() })];
   if (!socket.writable) return void socket.destroy();
+  // Destroyed once written: a client that reads nothing and never closes (a slowloris) must not
+  // keep the descriptor of a half-closed socket.
   socket.end(
     `HTTP/1.1 ${status} ${statusText[status]}\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
 }
 

@@ -29,6 +29,11 @@ export class Metrics {
     'listener',
     'reason',
   ]);
+  readonly connectionsRefused = new CounterFamily(
+    'hearth_http_connections_refused_total',
+    'Connections closed on arrival because their client address already had http.maxConnectionsPerClient open',
+    ['listener'],
+  );
   readonly sseStreams = new GaugeFamily(
     'hearth_sse_streams',
     'Event streams (GET /api/v1/events) open now, by listener',
@@ -169,6 +174,7 @@ export class Metrics {
       this.httpRequests,
       this.httpDuration,
       this.forbidden,
+      this.connectionsRefused,
       this.sseStreams,
       this.sseRefused,
       this.sseDropped,

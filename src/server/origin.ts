@@ -65,7 +65,9 @@ export type CrossSite = { why: string } | undefined;
  * is not this request's own (`http(s)://` + its `Host`), `Origin: null` (sandboxed frames, file
  * pages), and `Sec-Fetch-Site` other than `same-origin` or `none`: `same-site` is refused too,
  * because another port or another box of the same site (a router's page, a printer's) is
- * exactly the kind of page that should not drive a heater.
+ * exactly the kind of page that should not drive a heater. A browser too old to send either
+ * header still sends `Referer` for a form posted from another site's page: when neither header
+ * came, a `Referer` of another origin is refused as well. Old devices send none of the three.
  */
 export function crossSite(headers: IncomingHttpHeaders): CrossSite {
   const site = headers['sec-fetch-site'];
@@ -75,7 +77,13 @@ export function crossSite(headers: IncomingHttpHeaders): CrossSite {
     };
   }
   const origin = headers.origin;
-  if (origin === undefined) return undefined;
+  if (origin === undefined) {
+    const referer = headers.referer;
+    if (site !== undefined || referer === undefined || sameOrigin(referer, headers.host)) return undefined;
+    return {
+      why: `the request comes from a page of ${JSON.stringify(refererOrigin(referer).slice(0, 100))} (its Referer), not of this server`,
+    };
+  }
   if (!sameOrigin(origin, headers.host)) {
     return {
       why: `the request comes from a page of ${JSON.stringify(origin.slice(0, 100))}, not of this server`,
@@ -84,6 +92,17 @@ export function crossSite(headers: IncomingHttpHeaders): CrossSite {
   return undefined;
 }
 
+/** The origin part of a Referer (its path may name things of the other site's), or the text if it is no URL. */
+function refererOrigin(referer: string): string {
+  try {
+    const url = new URL(referer);
+    return url.origin === 'null' ? referer : url.origin;
+  } catch {
+    return referer;
+  }
+}
+
+/** True when `origin` (an Origin, or a Referer's URL) is `http(s)://` + `host`. */
 function sameOrigin(origin: string, host: string | undefined): boolean {
   if (host === undefined) return false;
   let url: URL;

@@ -2,6 +2,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HearthError } from '../core/errors.js';
 import type { SessionStore } from '../store/store.js';
+import { tooManyGuesses } from './access.js';
+import type { AddressOf } from './connections.js';
 
 /*
  * Browser sessions of the dashboard. With `http.token` set, the app asks for the token once
@@ -85,8 +87,8 @@ interface Tally {
 }
 
 /**
- * Throttles wrong logins per client address, in this process: after LOGIN_FAILURES wrong tokens
- * within a minute, the address is answered 429 for LOGIN_BLOCK_MS, right token or not, so the
+ * Throttles wrong logins and wrong bearer tokens per client address, in this process (one tally
+ * per listener for both): after LOGIN_FAILURES wrong tokens within a minute, the address is answered 429 for LOGIN_BLOCK_MS, right token or not, so the
  * token cannot be guessed at speed. Other addresses are not affected.
  */
 export class LoginThrottle {
@@ -150,7 +152,9 @@ function cookie(req: FastifyRequest, value: string, maxAgeSeconds: number): stri
     'HttpOnly',
     'SameSite=Strict',
   ];
-  // Plain HTTP on the LAN is the usual case; behind TLS the cookie is never sent in clear.
+  // Plain HTTP on the LAN is the usual case; over TLS the cookie is never sent in clear. A
+  // request came over TLS when its socket is encrypted or, only when `http.trustProxy` names
+  // the proxy it came through, when that proxy says so (X-Forwarded-Proto: https).
   if (req.protocol === 'https') parts.push('Secure');
   return parts.join('; ');
 }
@@ -176,7 +180,8 @@ export function registerSessionRoutes(
   sessions: Sessions,
   token: string | undefined,
   refused: () => void,
-  throttle: LoginThrottle = new LoginThrottle(),
+  throttle: LoginThrottle,
+  clientAddress: AddressOf,
 ): void {
   const expected = token === undefined ? undefined : sha256(token);
 
@@ -190,19 +195,9 @@ export function registerSessionRoutes(
     if (expected === undefined) {
       return reply.header('cache-control', 'no-store').send({ tokenRequired: false, authenticated: false });
     }
-    const address = req.socket.remoteAddress ?? '';
+    const address = clientAddress(req);
     const wait = throttle.retryAfter(address);
-    if (wait > 0) {
-      const err = new HearthError(
-        'HEARTH_ERR_TOO_MANY_LOGINS',
-        `too many wrong tokens from ${address}: try again in ${wait} s`,
-      );
-      return reply
-        .code(429)
-        .header('retry-after', String(wait))
-        .header('cache-control', 'no-store')
-        .send({ error: err.toJSON() });
-    }
+    if (wait > 0) return tooManyGuesses(req, reply, address, wait);
     // Digests of equal length, compared in constant time, as for the bearer token.
     if (!timingSafeEqual(sha256(given), expected)) {
       throttle.failed(address);

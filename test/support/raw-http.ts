@@ -14,7 +14,7 @@ export interface RawAnswer {
  */
 export function rawRequest(
   url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  opts: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string } = {},
 ): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
@@ -22,6 +22,8 @@ export function rawRequest(
       {
         host: u.hostname.replace(/^\[|\]$/g, ''),
         port: u.port,
+        // Another client: any address of 127/8 reaches loopback (Linux).
+        ...(opts.localAddress ? { localAddress: opts.localAddress, agent: false } : {}),
         path: u.pathname + u.search,
         method: opts.method ?? 'GET',
         setHost: !(opts.headers && 'host' in opts.headers),
