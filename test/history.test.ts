@@ -132,6 +132,22 @@ describe('history recorder', () => {
     expect(rows.map((r) => r.text)).toEqual(['off', 'on', 'off', 'on', 'off']);
   });
 
+  it('keeps two changes of one entity in the same ms, in order, also with a flush between them', async () => {
+    // Several MQTT messages in one packet are applied in one ms; under load, often.
+    const { store, clock, recorder, runtime } = await setup({ flush: '1h' });
+    await clock.advanceAsync(1);
+    const at = clock.now();
+    await runtime.setButton('hall', 'on');
+    await runtime.setButton('hall', 'off');
+    await recorder.flush();
+    await runtime.setButton('hall', 'on');
+    await recorder.flush();
+    expect(clock.now()).toBe(at);
+    expect(recorder.stats).toMatchObject({ recorded: 4, written: 4, flushes: 2 });
+    const rows = await store.history.raw('hall', at, at + 1, 100);
+    expect(rows.map((r) => r.text)).toEqual(['on', 'off', 'on']);
+  });
+
   it('skips excluded entities', async () => {
     const { recorder, press } = await setup({ exclude: ['hall'] });
     await press(3);

@@ -88,7 +88,7 @@ const KEY: Record<BackupTable, string[]> = {
   entity_state: ['id'],
   automation_run: ['id'],
   automation_mark: ['automation'],
-  history_raw: ['entity', 'at'],
+  history_raw: ['entity', 'at', 'seq'],
   history_agg: ['entity', 'at'],
 };
 
@@ -149,6 +149,8 @@ async function fill(store: Store): Promise<void> {
   rows.push({ id: 'door', at: T0 + 5, num: null, text: 'open' });
   rows.push({ id: 'door', at: T0 + 9, num: null, text: 'closed, "really" {x} \\ NULL' });
   rows.push({ id: 'door', at: T0 + 11, num: null, text: null });
+  // A second reading in the same ms: its own row (seq 1).
+  rows.push({ id: 'door', at: T0 + 11, num: null, text: 'ajar' });
   rows.push({ id: 'climate', at: T0 + 13, num: null, text: '{"mode":"heat","target":21.5}' });
   // Past the compacted hour: an average of the largest double overflows on PostgreSQL.
   rows.push({ id: 'extreme', at: T0 + 2 * HOUR + 17, num: 1.7976931348623157e308, text: null });
@@ -268,7 +270,9 @@ describe.each(['sqlite', 'postgres'] as const)('backup on %s', (kind) => {
   it('dumps in chunks of at most chunkRows, in key order, and loads them back', async () => {
     const source = await fresh(kind);
     const rows = [];
-    for (let i = 0; i < 250; i++) rows.push({ id: `e${i % 7}`, at: T0 + i, num: i, text: null });
+    // Readings in pairs of one entity and ms (seq 0 and 1): odd chunks split some pairs.
+    for (let i = 0; i < 250; i++)
+      rows.push({ id: `e${Math.floor(i / 2) % 7}`, at: T0 + Math.floor(i / 2), num: i, text: null });
     await source.history.append(rows);
     for (let i = 0; i < 20; i++)
       await source.states.put({ id: `s${i}`, kind: 'button', state: i, updatedAt: i });
@@ -280,11 +284,21 @@ describe.each(['sqlite', 'postgres'] as const)('backup on %s', (kind) => {
     // Keyset pages: every row once, in the kind's key order.
     const all = raw.flatMap((c) => c.rows);
     expect(all.length).toBe(250);
-    const keys = all.map((r): [string | number, string | number] =>
-      kind === 'sqlite' ? [r.at as number, r.entity as string] : [r.entity as string, r.at as number],
+    const keys = all.map((r): (string | number)[] =>
+      kind === 'sqlite'
+        ? [r.at as number, r.entity as string, r.seq as number]
+        : [r.entity as string, r.at as number, r.seq as number],
     );
-    const keySorted = [...keys].sort(([a1, a2], [b1, b2]) => (a1 < b1 ? -1 : a1 > b1 ? 1 : a2 < b2 ? -1 : 1));
+    const keySorted = [...keys].sort((a, b) => {
+      for (let i = 0; i < a.length; i++) {
+        const x = a[i] as string | number;
+        const y = b[i] as string | number;
+        if (x !== y) return x < y ? -1 : 1;
+      }
+      return 0;
+    });
     expect(keys).toEqual(keySorted);
+    expect(all.filter((r) => r.seq === 1).length).toBe(125);
     expect(new Set(keys.map((k) => k.join('/'))).size).toBe(250);
 
     const target = await fresh(kind);
@@ -337,6 +351,27 @@ describe.each(['sqlite', 'postgres'] as const)('backup on %s', (kind) => {
     await it.return?.();
     // ...and not after it stopped.
     expect(await snapshotHeld(store)).toBe(false);
+  });
+
+  it('loads history rows of an archive made before seq (no such column) as the first reading of their ms', async () => {
+    const target = await fresh(kind);
+    const old: DumpChunk[] = [
+      {
+        table: 'history_raw',
+        rows: [
+          { entity: 'temp', at: T0, num: 20, text: null },
+          { entity: 'temp', at: T0 + 1000, num: 21, text: null },
+        ],
+      },
+    ];
+    expect(await target.backup.load(replay(old), { replace: false })).toEqual({ rows: 2 });
+    expect(byTable(await collect(target.backup.dump())).history_raw).toEqual([
+      { entity: 'temp', at: T0, seq: 0, num: 20, text: null },
+      { entity: 'temp', at: T0 + 1000, seq: 0, num: 21, text: null },
+    ]);
+    // A reading of the same ms recorded after the restore is kept beside it.
+    await target.history.append([{ id: 'temp', at: T0, seq: 1, num: 22, text: null }]);
+    expect((await target.history.raw('temp', T0, T0 + 1, 10)).map((r) => r.num)).toEqual([20, 22]);
   });
 
   it('loads all or nothing: a bad row in the last chunk writes nothing', async () => {

@@ -433,17 +433,16 @@ describe.each(backends)('store on $name', (backend) => {
     const DAY = 86_400_000;
     const T0 = Date.parse('2025-03-01T00:00:00Z');
 
-    it('appends in one batch, reads a range in order, replaces a row of the same instant', async () => {
+    it('appends in one batch, reads a range in order', async () => {
       await store.history.append([
         { id: 'h-temp', at: T0 + 2000, num: 21.5, text: null },
         { id: 'h-temp', at: T0, num: 20, text: null },
         { id: 'h-door', at: T0 + 1000, num: null, text: 'open' },
         { id: 'h-temp', at: T0 + 4000, num: null, text: null },
-        { id: 'h-temp', at: T0 + 2000, num: 22.25, text: null },
       ]);
       expect(await store.history.raw('h-temp', T0, T0 + 10_000, 100)).toEqual([
         { id: 'h-temp', at: T0, num: 20, text: null },
-        { id: 'h-temp', at: T0 + 2000, num: 22.25, text: null },
+        { id: 'h-temp', at: T0 + 2000, num: 21.5, text: null },
         { id: 'h-temp', at: T0 + 4000, num: null, text: null },
       ]);
       expect(await store.history.raw('h-temp', T0 + 1, T0 + 4000, 100)).toHaveLength(1);
@@ -455,6 +454,43 @@ describe.each(backends)('store on $name', (backend) => {
       expect(await store.history.has('h-door')).toBe(true);
       expect(await store.history.has('h-never')).toBe(false);
       await store.history.append([]);
+    });
+
+    it('keeps two readings of one entity in the same ms, both returned in order; a batch appended again adds nothing', async () => {
+      const at = T0 + 20_000;
+      const batch: HistoryRow[] = [
+        { id: 'd-temp', at, num: 20, text: null },
+        { id: 'd-temp', at, num: 21, text: null },
+        { id: 'd-door', at, num: null, text: 'open' },
+        { id: 'd-door', at, num: null, text: 'closed' },
+      ];
+      await store.history.append(batch);
+      // A third reading of that ms in a later batch, numbered by its recorder.
+      await store.history.append([{ id: 'd-temp', at, seq: 2, num: 19, text: null }]);
+      const temps = [
+        { id: 'd-temp', at, num: 20, text: null },
+        { id: 'd-temp', at, num: 21, text: null },
+        { id: 'd-temp', at, num: 19, text: null },
+      ];
+      expect(await store.history.raw('d-temp', at, at + 1, 100)).toEqual(temps);
+      expect(await store.history.raw('d-temp', T0, T0 + MIN, 2)).toEqual(temps.slice(0, 2));
+      expect(await store.history.countRaw('d-temp', T0, T0 + MIN)).toBe(3);
+      expect(await store.history.buckets('d-temp', T0, T0 + MIN, MIN)).toEqual([
+        { at: T0, count: 3, min: 19, mean: 20, max: 21 },
+      ]);
+      expect(await store.history.raw('d-door', at, at + 1, 100)).toEqual([
+        { id: 'd-door', at, num: null, text: 'open' },
+        { id: 'd-door', at, num: null, text: 'closed' },
+      ]);
+      // The last of a bucket is the later reading of the ms.
+      expect(await store.history.textBuckets('d-door', T0, T0 + MIN, MIN)).toEqual([
+        { at: T0, text: 'closed' },
+      ]);
+      // A flush retried after a lost reply: the same rows, the same keys, nothing added.
+      await store.history.append(batch);
+      await store.history.append([{ id: 'd-temp', at, seq: 2, num: 19, text: null }]);
+      expect(await store.history.raw('d-temp', at, at + 1, 100)).toEqual(temps);
+      expect(await store.history.countRaw('d-door', at, at + 1)).toBe(2);
     });
 
     it('buckets numbers (min, mean, max, count) and text (the last value) at read time', async () => {
@@ -514,17 +550,21 @@ describe.each(backends)('store on $name', (backend) => {
       expect(await store.history.raw('c-door', T0, T0 + DAY, 10)).toHaveLength(1);
       expect(await store.history.countRaw('c-temp', T0 + 10 * DAY, T0 + 11 * DAY)).toBe(2);
 
-      // Raw rows folded into a bucket already there are merged into it, not lost.
-      await store.history.append([{ id: 'c-temp', at: T0 + 1000, num: -30, text: null }]);
+      // Raw rows folded into a bucket already there are merged into it, not lost; two readings
+      // of one ms are two.
+      await store.history.append([
+        { id: 'c-temp', at: T0 + 1000, num: -30, text: null },
+        { id: 'c-temp', at: T0 + 1000, num: -40, text: null },
+      ]);
       expect(await store.history.compact(T0 + 8 * DAY, T0 - 365 * DAY, step)).toEqual({
-        folded: 1,
+        folded: 2,
         deleted: 0,
       });
       expect((await store.history.buckets('c-temp', T0, T0 + step, step))[0]).toEqual({
         at: T0,
-        count: 31,
-        min: -30,
-        mean: (14.5 * 30 - 30) / 31,
+        count: 32,
+        min: -40,
+        mean: (14.5 * 30 - 70) / 32,
         max: 29,
       });
 

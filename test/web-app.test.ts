@@ -189,14 +189,48 @@ automations:
     await page.screenshot({ path: join(shots, 'dashboard-phone.png'), fullPage: true });
   });
 
+  it('every toggle says on or off and names its device to assistive technology; a tap flips it', async () => {
+    await page.goto(`${hearth.url}/`);
+    // Every on/off control of the page: each a switch whose name holds its card's device name.
+    const toggles = page.locator('li.entity .controls button.toggle');
+    await expect.poll(() => toggles.count(), { timeout: 5000 }).toBeGreaterThanOrEqual(2);
+    for (const toggle of await toggles.all()) {
+      const device = (await toggle.locator('xpath=ancestor::li[1]').locator('.name').textContent()) ?? '';
+      expect(device.length).toBeGreaterThan(0);
+      expect(await toggle.getAttribute('role')).toBe('switch');
+      expect(['true', 'false']).toContain(await toggle.getAttribute('aria-checked'));
+      // As the accessibility tree has it (what a screen reader reads): a switch named for the device.
+      expect(await toggle.ariaSnapshot()).toMatch(new RegExp(`^- switch "[^"]*${device}[^"]*"`));
+    }
+    // The bedside button, off: "Bedside button, switch, off"; one tap and it is on, and says so.
+    const bedside = card(page, 'bedside');
+    const off = bedside.getByRole('switch', { name: 'Bedside button', checked: false });
+    await off.click();
+    await expect
+      .poll(() => bedside.getByRole('switch', { name: 'Bedside button', checked: true }).count(), {
+        timeout: 3000,
+      })
+      .toBe(1);
+    expect(await bedside.locator('.state').textContent()).toBe('on');
+    await bedside.getByRole('switch', { name: 'Bedside button' }).click();
+    await expect.poll(() => off.count(), { timeout: 3000 }).toBe(1);
+    expect(await bedside.locator('.state').textContent()).toBe('off');
+  });
+
   it('one tap toggles the lamp: the Wemo switches and the page shows it', async () => {
     expect(lamp.on).toBe(false);
-    const toggle = card(page, 'lamp').getByRole('button', { name: /^Turn on/ });
+    const toggle = card(page, 'lamp').getByRole('switch', { name: 'Living room lamp', checked: false });
     await toggle.click();
     await expect.poll(() => lamp.on, { timeout: 3000 }).toBe(true);
     await expect
-      .poll(() => card(page, 'lamp').getByRole('button').textContent(), { timeout: 2000 })
-      .toBe('Turn off');
+      .poll(
+        () =>
+          card(page, 'lamp').getByRole('switch', { name: 'Living room lamp' }).getAttribute('aria-checked'),
+        {
+          timeout: 2000,
+        },
+      )
+      .toBe('true');
     expect(await card(page, 'lamp').locator('.state').textContent()).toBe('on');
     await expect.poll(() => page.getByRole('status').textContent()).toBe('Living room lamp: toggle, now on');
   });
@@ -460,6 +494,7 @@ switches:
     // Entities show, without controls, before the login.
     await expect.poll(() => card(page, 'lamp').count()).toBe(1);
     expect(await card(page, 'lamp').getByRole('button').count()).toBe(0);
+    expect(await card(page, 'lamp').getByRole('switch').count()).toBe(0);
     await page.screenshot({ path: join(shots, 'login.png') });
 
     await token.fill('not-the-token');
@@ -471,7 +506,7 @@ switches:
 
     await token.fill(TOKEN);
     await page.getByRole('button', { name: 'Log in' }).click();
-    const toggle = card(page, 'lamp').getByRole('button', { name: /^Turn on/ });
+    const toggle = card(page, 'lamp').getByRole('switch', { name: 'Lamp', checked: false });
     await toggle.waitFor({ timeout: 5000 });
     const cookies = await context.cookies();
     expect(cookies).toHaveLength(1);
@@ -517,9 +552,7 @@ switches:
 
     // A reload keeps the session.
     await page.reload();
-    await card(page, 'lamp')
-      .getByRole('button', { name: /^Turn on/ })
-      .waitFor({ timeout: 5000 });
+    await card(page, 'lamp').getByRole('switch', { name: 'Lamp', checked: false }).waitFor({ timeout: 5000 });
 
     // Logging out ends it on the server too.
     await page.getByRole('button', { name: 'Log out' }).click();

@@ -149,17 +149,19 @@ function Controls({ entity: e, media, command }: Omit<Props, 'canControl'>) {
       const on =
         e.kind === 'climate' ? (e.state as { power?: string } | null)?.power === 'on' : e.state === 'on';
       const name = e.kind === 'switch' ? 'toggle' : on ? 'off' : 'on';
-      const label = on ? 'Turn off' : 'Turn on';
+      // A switch: named for the device, its state on or off ("Living room lamp, switch, on"),
+      // the name the same whatever the state. It shows the state, as a wall switch does.
       return (
         <button
           type="button"
+          role="switch"
           class="toggle"
-          data-on={String(on)}
+          aria-checked={on}
+          aria-label={e.name}
           disabled={busy}
           onClick={() => run(name)}
-          aria-label={`${label} ${e.name}`}
         >
-          {label}
+          {on ? 'On' : 'Off'}
         </button>
       );
     }

@@ -79,6 +79,8 @@ export class HistoryRecorder {
   readonly #exclude: Set<string>;
   /** The last value recorded per entity, as a key, to skip repeats. */
   readonly #last = new Map<string, string>();
+  /** The ms and seq of each entity's last row: a second reading in the same ms is seq + 1. */
+  readonly #stamp = new Map<string, { at: number; seq: number }>();
   #buffer: HistoryRow[] = [];
   #flushTimer: Timer | undefined;
   #compactTimer: Timer | undefined;
@@ -130,6 +132,13 @@ export class HistoryRecorder {
     const key = row.num !== null ? `n${row.num}` : row.text !== null ? `t${row.text}` : '-';
     if (this.#last.get(view.id) === key) return;
     this.#last.set(view.id, key);
+    // Two changes in one ms are two readings (several MQTT messages in one packet): numbered,
+    // so both are kept even when a flush falls between them, and a retried flush writes the
+    // same keys again.
+    const ms = Math.round(row.at);
+    const stamp = this.#stamp.get(view.id);
+    row.seq = stamp !== undefined && stamp.at === ms ? stamp.seq + 1 : 0;
+    this.#stamp.set(view.id, { at: ms, seq: row.seq });
     const { config } = this.#o;
     this.#buffer.push(row);
     this.stats.recorded++;

@@ -10,29 +10,29 @@ import { type AutomationRun, BACKUP_TABLES, type BackupTable, type DumpChunk } f
  *     automation_run   { id: int, automation: text, trigger: text, started_at: int,
  *                        ended_at: int | null, outcome: text, error: text | null }
  *     automation_mark  { automation: text, at: int }
- *     history_raw      { entity: text, at: int, num: real | null, text: text | null }
+ *     history_raw      { entity: text, at: int, seq: int = 0, num: real | null, text: text | null }
  *     history_agg      { entity: text, at: int, step: int, count: int, min: real, mean: real, max: real }
  *
  * Keys are the schema's column names. `int` is a safe integer (times are epoch ms), `real` a
  * finite number, `text` a string, `JSON` the state's parsed value (on SQLite it is stored as
  * text, on PostgreSQL as jsonb: both dump it parsed). `outcome` is one of AutomationRun's.
  * Each table's rows come in its primary key's order on the source (history_raw is keyed by
- * (at, entity) on SQLite, (entity, at) on PostgreSQL); loading does not depend on the order.
- * A nullable column may be left out of a row (it loads as null); any other missing column, a
- * column not listed here, or a value of the wrong type is refused.
+ * (at, entity, seq) on SQLite, (entity, at, seq) on PostgreSQL); loading does not depend on the
+ * order. A nullable column may be left out of a row (it loads as null), and so may a column with
+ * a default (`= 0`: history_raw.seq, which archives of a schema before it do not have); any other
+ * missing column, a column not listed here, or a value of the wrong type is refused.
  */
 export interface BackupColumn {
   name: string;
   /** `id`: text that is an entity or automation id by the config's rule (core/kinds.ts idSchema). */
   type: 'text' | 'id' | 'int' | 'real' | 'json' | 'outcome';
   nullable: boolean;
+  /** What a row without this column (an archive older than the column) loads as. */
+  fallback?: number;
 }
 
-const col = (name: string, type: BackupColumn['type'], nullable = false): BackupColumn => ({
-  name,
-  type,
-  nullable,
-});
+const col = (name: string, type: BackupColumn['type'], nullable = false, fallback?: number): BackupColumn =>
+  fallback === undefined ? { name, type, nullable } : { name, type, nullable, fallback };
 
 export const BACKUP_COLUMNS: Record<BackupTable, readonly BackupColumn[]> = {
   entity_state: [col('id', 'id'), col('kind', 'text'), col('state', 'json'), col('updated_at', 'int')],
@@ -46,7 +46,13 @@ export const BACKUP_COLUMNS: Record<BackupTable, readonly BackupColumn[]> = {
     col('error', 'text', true),
   ],
   automation_mark: [col('automation', 'id'), col('at', 'int')],
-  history_raw: [col('entity', 'id'), col('at', 'int'), col('num', 'real', true), col('text', 'text', true)],
+  history_raw: [
+    col('entity', 'id'),
+    col('at', 'int'),
+    col('seq', 'int', false, 0),
+    col('num', 'real', true),
+    col('text', 'text', true),
+  ],
   history_agg: [
     col('entity', 'id'),
     col('at', 'int'),
@@ -134,6 +140,7 @@ export function checkRow(table: BackupTable, row: unknown, n: number): unknown[]
     const v = record[c.name];
     if (v === undefined || v === null) {
       if (c.nullable) return null;
+      if (v === undefined && c.fallback !== undefined) return c.fallback;
       // entity_state.state may be JSON null; only a missing state is refused.
       if (c.type === 'json' && v === null) return 'null';
       throw badBackup(`${where} has no ${c.name}`);

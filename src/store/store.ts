@@ -210,6 +210,12 @@ export interface HistoryRow {
   id: string;
   /** Epoch ms. */
   at: number;
+  /**
+   * The reading's place among the readings of `id` in the same ms (0, 1, ...): two readings of
+   * one ms are two rows. Left out on append, it is the row's place among the rows of `id` at
+   * `at` in that append. Not returned by raw(), whose rows come in (at, seq) order.
+   */
+  seq?: number;
   num: number | null;
   text: string | null;
 }
@@ -232,8 +238,9 @@ export interface HistoryTextBucket {
 /**
  * The history of entity states (see src/history/). Numbers are kept raw, then as buckets of
  * `step` (count, min, mean, max); text is kept as its changes (they are few) until deleted.
- * Raw rows are keyed by (entity, ms): a second row for the same instant replaces the first, so
- * appending again after a lost reply changes nothing.
+ * Raw rows are keyed by (entity, ms, seq): every reading is kept, several in one ms too, and a
+ * row appended again with the same key (a retry after a lost reply) replaces itself, so
+ * appending a batch twice changes nothing.
  */
 export interface HistoryStore {
   /** Appends rows in one transaction (one commit, one fsync). */

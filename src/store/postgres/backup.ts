@@ -16,7 +16,7 @@ const KEYS: Record<BackupTable, readonly string[]> = {
   entity_state: ['id'],
   automation_run: ['id'],
   automation_mark: ['automation'],
-  history_raw: ['entity', 'at'],
+  history_raw: ['entity', 'at', 'seq'],
   history_agg: ['entity', 'at'],
 };
 

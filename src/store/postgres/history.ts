@@ -1,3 +1,4 @@
+import { type KeyedHistoryRow, keyedHistoryRows } from '../history-seq.js';
 import type { HistoryBucket, HistoryRow, HistoryStore, HistoryTextBucket } from '../store.js';
 import type { Db } from './db.js';
 
@@ -17,16 +18,22 @@ export function postgresHistory(db: Db): HistoryStore {
   return {
     async append(rows) {
       if (rows.length === 0) return;
-      // One statement, so one transaction; the same (entity, at) twice in one statement is an
-      // error, so the last of each wins here, as it would row by row.
-      const last = new Map<string, HistoryRow>();
-      for (const r of rows) last.set(`${r.id}\u0000${int(r.at)}`, r);
+      // One statement, so one transaction; the same key twice in one statement is an error, so
+      // the last of each wins here, as it would row by row.
+      const last = new Map<string, KeyedHistoryRow>();
+      for (const r of keyedHistoryRows(rows)) last.set(`${r.id}\u0000${r.at}\u0000${r.seq}`, r);
       const kept = [...last.values()];
       await db.query(
-        `INSERT INTO history_raw (entity, at, num, text)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::text[])
-         ON CONFLICT (entity, at) DO UPDATE SET num = excluded.num, text = excluded.text`,
-        [kept.map((r) => r.id), kept.map((r) => int(r.at)), kept.map((r) => r.num), kept.map((r) => r.text)],
+        `INSERT INTO history_raw (entity, at, seq, num, text)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::float8[], $5::text[])
+         ON CONFLICT (entity, at, seq) DO UPDATE SET num = excluded.num, text = excluded.text`,
+        [
+          kept.map((r) => r.id),
+          kept.map((r) => r.at),
+          kept.map((r) => r.seq),
+          kept.map((r) => r.num),
+          kept.map((r) => r.text),
+        ],
         // Replaying it after a lost reply writes the same rows over themselves.
         { idempotent: true, what: `record ${kept.length} history rows` },
       );
@@ -34,7 +41,7 @@ export function postgresHistory(db: Db): HistoryStore {
     async raw(id, from, to, limit) {
       return db.query<HistoryRow>(
         `SELECT entity AS id, at::float8 AS at, num, text FROM history_raw
-         WHERE entity = $1 AND at >= $2 AND at < $3 ORDER BY at LIMIT $4`,
+         WHERE entity = $1 AND at >= $2 AND at < $3 ORDER BY at, seq LIMIT $4`,
         [id, int(from), int(to), limit],
         read(`read the history of ${id}`),
       );
@@ -64,7 +71,7 @@ export function postgresHistory(db: Db): HistoryStore {
       return db.query<HistoryTextBucket>(
         `SELECT b::float8 AS at, text FROM (
            SELECT at - at % $4::bigint AS b, text,
-                  row_number() OVER (PARTITION BY at - at % $4::bigint ORDER BY at DESC) AS rn
+                  row_number() OVER (PARTITION BY at - at % $4::bigint ORDER BY at DESC, seq DESC) AS rn
            FROM history_raw WHERE entity = $1 AND at >= $2 AND at < $3 AND num IS NULL
          ) t WHERE rn = 1 ORDER BY b`,
         [id, int(from), int(to), int(step)],

@@ -88,4 +88,10 @@ export const postgresMigrations: readonly string[] = [
    );
    CREATE INDEX dashboard_session_by_created ON dashboard_session (created_at);
    CREATE INDEX dashboard_session_by_expiry ON dashboard_session (expires_at)`,
+  // Every reading kept: `seq` numbers the readings of an entity within its ms (see
+  // ../sqlite/migrations.ts). Adding a column with a constant default rewrites no row; the key
+  // is rebuilt once.
+  `ALTER TABLE history_raw ADD COLUMN seq integer NOT NULL DEFAULT 0;
+   ALTER TABLE history_raw DROP CONSTRAINT history_raw_pkey;
+   ALTER TABLE history_raw ADD CONSTRAINT history_raw_pkey PRIMARY KEY (entity, at, seq)`,
 ];

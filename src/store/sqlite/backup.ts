@@ -15,7 +15,7 @@ const KEYS: Record<BackupTable, readonly string[]> = {
   entity_state: ['id'],
   automation_run: ['id'],
   automation_mark: ['automation'],
-  history_raw: ['at', 'entity'],
+  history_raw: ['at', 'entity', 'seq'],
   history_agg: ['entity', 'at'],
 };
 

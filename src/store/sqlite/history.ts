@@ -1,4 +1,5 @@
 import type SQLite from 'better-sqlite3';
+import { keyedHistoryRows } from '../history-seq.js';
 import type { HistoryBucket, HistoryRow, HistoryStore, HistoryTextBucket } from '../store.js';
 
 interface Range {
@@ -20,16 +21,16 @@ const entitiesOf = (table: string) =>
 
 /** History on SQLite; see HistoryStore. Times are bound as integers (`at - at % step` is a bucket). */
 export function sqliteHistory(db: SQLite.Database): HistoryStore {
-  const insert = db.prepare<[string, number, number | null, string | null]>(
-    `INSERT INTO history_raw (entity, at, num, text) VALUES (?, ?, ?, ?)
-     ON CONFLICT (at, entity) DO UPDATE SET num = excluded.num, text = excluded.text`,
+  const insert = db.prepare<[string, number, number, number | null, string | null]>(
+    `INSERT INTO history_raw (entity, at, seq, num, text) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (at, entity, seq) DO UPDATE SET num = excluded.num, text = excluded.text`,
   );
   const append = db.transaction((rows: readonly HistoryRow[]) => {
-    for (const r of rows) insert.run(r.id, Math.round(r.at), r.num, r.text);
+    for (const r of keyedHistoryRows(rows)) insert.run(r.id, r.at, r.seq, r.num, r.text);
   });
   const raw = db.prepare<[Range & { limit: number }], HistoryRow>(
     `SELECT entity AS id, at, num, text FROM history_raw
-     WHERE entity = @id AND at >= @from AND at < @to ORDER BY at LIMIT @limit`,
+     WHERE entity = @id AND at >= @from AND at < @to ORDER BY at, seq LIMIT @limit`,
   );
   const countRaw = db.prepare<[Range], { n: number }>(
     'SELECT count(*) AS n FROM history_raw WHERE entity = @id AND at >= @from AND at < @to',
@@ -45,7 +46,7 @@ export function sqliteHistory(db: SQLite.Database): HistoryStore {
   );
   const textBuckets = db.prepare<[Range & { step: number }], HistoryTextBucket>(
     `SELECT b AS at, text FROM (
-       SELECT at - at % @step AS b, text, row_number() OVER (PARTITION BY at - at % @step ORDER BY at DESC) AS rn
+       SELECT at - at % @step AS b, text, row_number() OVER (PARTITION BY at - at % @step ORDER BY at DESC, seq DESC) AS rn
        FROM history_raw WHERE entity = @id AND at >= @from AND at < @to AND num IS NULL
      ) WHERE rn = 1 ORDER BY b`,
   );

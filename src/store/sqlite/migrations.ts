@@ -88,4 +88,20 @@ export const sqliteMigrations: readonly string[] = [
    );
    CREATE INDEX dashboard_session_by_created ON dashboard_session (created_at);
    CREATE INDEX dashboard_session_by_expiry ON dashboard_session (expires_at)`,
+  // Every reading kept: two of one entity in the same ms were one row under (at, entity), the
+  // second replacing the first. `seq` numbers the readings of an entity within its ms (0, 1, ...),
+  // so a reading appended again (a retried flush) still lands on its own row. Time stays first
+  // in the key (see above); seq is 0 nearly always, which SQLite stores in the record's header
+  // alone (one byte a row). A table's key cannot be altered: the rows move to a new table.
+  `CREATE TABLE history_raw_v7 (
+     at INTEGER NOT NULL,
+     entity TEXT NOT NULL,
+     seq INTEGER NOT NULL DEFAULT 0,
+     num REAL,
+     text TEXT,
+     PRIMARY KEY (at, entity, seq)
+   ) WITHOUT ROWID;
+   INSERT INTO history_raw_v7 (at, entity, seq, num, text) SELECT at, entity, 0, num, text FROM history_raw;
+   DROP TABLE history_raw;
+   ALTER TABLE history_raw_v7 RENAME TO history_raw`,
 ];
