@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LinkDownError, MqttLink, type MqttLinkOptions, topicMatches } from '../src/bus/mqtt/link.js';
@@ -66,6 +67,56 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
     await seed.publishAsync('window/late', 'hello', { qos: 1 });
     await waitUntil(() => late.length > 0, 3000, 'the message on the late filter');
     expect(late).toEqual(['hello']);
+  });
+
+  it('a filter subscribed while the link says online is subscribed too', async () => {
+    // A role registers its handlers across awaits of its own start-up (the api's backup status
+    // after it has read its buttons from the store), so a registration can land while the link
+    // is between its subscriptions and `connected`: as it sends `online`. A real TCP proxy
+    // between link and broker registers one exactly as that PUBLISH passes through it.
+    const got: string[] = [];
+    let l: MqttLink | undefined;
+    let registeredLate = false;
+    const proxy = net.createServer((inbound) => {
+      const out = net.connect(broker.port, '127.0.0.1');
+      out.pipe(inbound);
+      inbound.on('data', (chunk: Buffer) => {
+        // The first PUBLISH (packet type 3) the link sends is its retained `online`.
+        if (!registeredLate && (chunk[0] ?? 0) >> 4 === 3) {
+          registeredLate = true;
+          l?.subscribe('late/x', (m) => void got.push(m.topic), 'test');
+        }
+        out.write(chunk);
+      });
+      inbound.on('error', () => out.destroy());
+      out.on('error', () => inbound.destroy());
+      inbound.on('close', () => out.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (proxy.address() as net.AddressInfo).port;
+      l = new MqttLink({
+        url: `mqtt://127.0.0.1:${port}`,
+        role: 'test',
+        reconnectMinMs: 50,
+        reconnectMaxMs: 300,
+      });
+      l.subscribe('early/x', (m) => void got.push(m.topic), 'test');
+      opened.push(l.start());
+      await l.whenUp(5000);
+      expect(registeredLate).toBe(true);
+      const seed = await raw(broker);
+      await seed.publishAsync('early/x', 'a', { qos: 1 });
+      await seed.publishAsync('late/x', 'b', { qos: 1 });
+      await waitUntil(() => got.length === 2, 3000, 'both messages').catch(() => {
+        throw new Error(
+          `the link received only ${JSON.stringify(got)}: the late filter was never subscribed`,
+        );
+      });
+    } finally {
+      await l?.stop();
+      proxy.close();
+    }
   });
 
   it('delivers retained state to a client that connects later, and marks itself online', async () => {

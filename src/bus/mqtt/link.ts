@@ -447,24 +447,16 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
       // Until nothing new: a part that subscribes while these go out (not yet `connected`, so
       // subscribe() leaves it to us) is subscribed in the next round, never forgotten.
       const attempted = new Set<string>();
-      for (;;) {
-        const filters = [...new Set([...this.#registrations].map((r) => r.filter))].filter(
-          (f) => !attempted.has(f),
-        );
-        if (filters.length === 0) break;
-        for (const f of filters) attempted.add(f);
-        await Promise.all(
-          filters.map(async (f) => {
-            if (await this.#brokerSubscribe(client, f)) this.#subscribed.add(f);
-          }),
-        );
-      }
+      await this.#subscribeNew(client, attempted);
       if (!this.#opts.will) {
         await this.#send(client, {
           topic: this.topics.member(this.clientId),
           payload: 'online',
           options: { retain: true },
         });
+        // A part that subscribed while `online` went out is not forgotten either: from the last
+        // round's end to `connected` below nothing may await.
+        await this.#subscribeNew(client, attempted);
       }
     } catch (err) {
       // The connection went away while subscribing: `close` follows and schedules a reconnect.
@@ -530,6 +522,22 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
       this.#reconnectTimer = undefined;
       if (!this.#stopped) this.#client?.reconnect();
     }, delay);
+  }
+
+  /** Subscribes, round after round until none is new, every registered filter not in `attempted`. */
+  async #subscribeNew(client: MqttClient, attempted: Set<string>): Promise<void> {
+    for (;;) {
+      const filters = [...new Set([...this.#registrations].map((r) => r.filter))].filter(
+        (f) => !attempted.has(f),
+      );
+      if (filters.length === 0) return;
+      for (const f of filters) attempted.add(f);
+      await Promise.all(
+        filters.map(async (f) => {
+          if (await this.#brokerSubscribe(client, f)) this.#subscribed.add(f);
+        }),
+      );
+    }
   }
 
   /** One SUBSCRIBE per filter, as the subscription identifier belongs to the whole packet. */
