@@ -71,7 +71,7 @@ export class AgentRole {
   async #lead(token: number): Promise<void> {
     if (this.#runtime || this.#stopped) return;
     const { name, link, rpc, log } = this.#o;
-    log.info({ agent: name, token }, 'agent leads: starting its devices');
+    log.info({ agent: name, fencingToken: token }, 'agent leads: starting its devices');
     const bus = new LocalBus((err, event) => log.error({ err: reasonOf(err), event }, 'bus listener failed'));
     const runtime = new Runtime({
       timezone: this.#o.timezone,

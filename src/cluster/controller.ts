@@ -93,7 +93,7 @@ export class ControllerRole {
   async #lead(token: number): Promise<void> {
     if (this.#engine || this.#stopped) return;
     const { store, link, rpc, log } = this.#o;
-    log.info({ token }, 'controller leads: running automations');
+    log.info({ fencingToken: token }, 'controller leads: running automations');
     const engine = new AutomationEngine({
       automations: this.#o.automations,
       runtime: this.#o.runtime,
