@@ -110,6 +110,60 @@ describe.each(backends)('store on $name', (backend) => {
       }
     });
 
+    it('records presses of buttons, creating new undeclared ones only below the cap, from two connections at once', async () => {
+      const declared = ['p-declared'];
+      // Buttons written by the cases before count too: the cap is set above what is there.
+      const probe = await store.states.pressButton(
+        { id: 'p-probe', state: 'on', updatedAt: 1 },
+        { declared, maxUndeclared: 0 },
+      );
+      expect(probe.recorded).toBe(false);
+      const there = probe.recorded ? 0 : probe.full;
+      expect(await store.states.get('p-probe')).toBeUndefined();
+      const limit = { declared, maxUndeclared: there + 5 };
+
+      const second = await openStore(storage);
+      try {
+        const results = await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            (i % 2 ? second : store).states.pressButton(
+              { id: `p${i}`, state: 'on', updatedAt: 10 + i },
+              limit,
+            ),
+          ),
+        );
+        expect(results.filter((r) => r.recorded)).toHaveLength(5);
+        for (const r of results) if (!r.recorded) expect(r.full).toBe(there + 5);
+        const made = (await store.states.list('button')).filter((s) => /^p\d+$/.test(s.id));
+        expect(made).toHaveLength(5);
+
+        // A press of a button that exists replaces its state and answers the one before, cap or not.
+        const kept = made[0] as { id: string };
+        const again = await second.states.pressButton({ id: kept.id, state: 'off', updatedAt: 99 }, limit);
+        expect(again).toEqual({
+          recorded: true,
+          previous: expect.objectContaining({ id: kept.id, kind: 'button', state: 'on' }),
+        });
+        expect(await store.states.get(kept.id)).toEqual({
+          id: kept.id,
+          kind: 'button',
+          state: 'off',
+          updatedAt: 99,
+        });
+        // A declared id is never refused, and does not count.
+        expect(
+          await store.states.pressButton({ id: 'p-declared', state: 'on', updatedAt: 5 }, limit),
+        ).toEqual({
+          recorded: true,
+          previous: undefined,
+        });
+        const full = await store.states.pressButton({ id: 'p-late', state: 'on', updatedAt: 5 }, limit);
+        expect(full).toEqual({ recorded: false, full: there + 5 });
+      } finally {
+        await second.close();
+      }
+    });
+
     it('opens twice at once (migrations take turns)', async () => {
       const [a, b] = await Promise.all([openStore(storage), openStore(storage)]);
       await Promise.all([a.close(), b.close()]);

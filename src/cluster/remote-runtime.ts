@@ -1,10 +1,9 @@
 import type { BusEvents } from '../core/bus.js';
+import type { Buttons } from '../core/buttons.js';
 import { type Clock, clocktime } from '../core/clock.js';
 import { parseCommand } from '../core/command-args.js';
 import { HearthError } from '../core/errors.js';
-import { commandNames, idPattern } from '../core/kinds.js';
 import { BUTTON_DRIVER, type CommandOptions, type EntityView, type RuntimeApi } from '../core/runtime-api.js';
-import type { StateStore } from '../store/store.js';
 import type { EntityMirror } from './mirror.js';
 
 /** How a process that runs no device reaches the ones that do. */
@@ -30,14 +29,10 @@ export interface RemoteRuntimeOptions {
   clock: Clock;
   mirror: EntityMirror;
   channel: AgentChannel;
-  /** The shared store, where buttons live. */
-  states: StateStore;
-  /** Buttons declared in the config: id → name. */
-  buttons: ReadonlyMap<string, string>;
+  /** Buttons, in the shared store. */
+  buttons: Buttons;
   /** Each entity's own deadline (its device's `timeoutMs`), by id. */
   timeoutOf: (id: string) => number | undefined;
-  /** Called before a new, undeclared button is created; throws to refuse it (the cap). */
-  admitButton?: (id: string) => Promise<void>;
   /** False until the mirror has had the broker's retained state. */
   ready: () => boolean;
 }
@@ -71,10 +66,7 @@ export class RemoteRuntime implements RuntimeApi {
   }
 
   async button(id: string): Promise<EntityView | undefined> {
-    if (!idPattern.test(id)) return undefined;
-    const row = await this.#o.states.get(id);
-    if (row?.kind !== 'button') return undefined;
-    return buttonView(id, this.#o.buttons.get(id) ?? id, row.state, row.updatedAt);
+    return this.#o.buttons.read(id);
   }
 
   clocktime(): string {
@@ -89,7 +81,7 @@ export class RemoteRuntime implements RuntimeApi {
   ): Promise<EntityView> {
     const known = this.#o.mirror.get(id);
     const agent = this.#o.mirror.agentOf(id);
-    if (known?.driver === BUTTON_DRIVER || (!known && this.#o.buttons.has(id))) {
+    if (known?.driver === BUTTON_DRIVER || (!known && this.#o.buttons.isDeclared(id))) {
       return this.#buttonCommand(id, name, args);
     }
     if (agent === undefined) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
@@ -100,9 +92,6 @@ export class RemoteRuntime implements RuntimeApi {
   }
 
   async setButton(id: string, state: 'on' | 'off'): Promise<EntityView> {
-    if (!idPattern.test(id)) {
-      throw new HearthError('HEARTH_ERR_BAD_ID', `bad button id ${JSON.stringify(id.slice(0, 80))}`);
-    }
     const known = this.#o.mirror.get(id);
     if ((known && known.driver !== BUTTON_DRIVER) || this.#o.mirror.agentOf(id) !== undefined) {
       throw new HearthError(
@@ -110,14 +99,9 @@ export class RemoteRuntime implements RuntimeApi {
         `"${id}" is a ${known?.kind ?? 'device entity'}, not a button`,
       );
     }
-    const previous = await this.#o.states.get(id);
-    if (!previous && !this.#o.buttons.has(id)) await this.#o.admitButton?.(id);
-    const at = this.#o.clock.now();
-    // The store's error already says 503 when the database is away: never a 200 that is lost.
-    await this.#o.states.put({ id, kind: 'button', state, updatedAt: at });
-    const view = buttonView(id, this.#o.buttons.get(id) ?? id, state, at);
-    this.#o.mirror.apply(view, { previous: previous?.state ?? null });
-    this.#o.channel.publishButton(view, previous?.state ?? null);
+    const { view, previous } = await this.#o.buttons.press(id, state);
+    this.#o.mirror.apply(view, { previous });
+    this.#o.channel.publishButton(view, previous);
     return view;
   }
 
@@ -129,13 +113,7 @@ export class RemoteRuntime implements RuntimeApi {
         `"${id}" is a ${known?.kind ?? 'device entity'} of a device in the config; it cannot be deleted through the API`,
       );
     }
-    if (this.#o.buttons.has(id)) {
-      throw new HearthError(
-        'HEARTH_ERR_ENTITY_DECLARED',
-        `button "${id}" is declared under buttons: in the config; it cannot be deleted through the API`,
-      );
-    }
-    if (!(await this.#o.states.delete(id)) && !known) {
+    if (!(await this.#o.buttons.remove(id)) && !known) {
       throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
     }
     this.#o.mirror.forget(id);
@@ -169,20 +147,4 @@ export class RemoteRuntime implements RuntimeApi {
     parseCommand('button', id, name, args);
     return this.setButton(id, name as 'on' | 'off');
   }
-}
-
-/** A button as every transport shows it. */
-export function buttonView(id: string, name: string, state: unknown, updatedAt: number): EntityView {
-  return {
-    id,
-    kind: 'button',
-    name,
-    driver: BUTTON_DRIVER,
-    state,
-    available: true,
-    reason: null,
-    updatedAt: new Date(updatedAt).toISOString(),
-    commands: commandNames('button'),
-    attributes: {},
-  };
 }

@@ -6,6 +6,7 @@ import { MqttLink, openTlsFiles } from '../bus/mqtt/link.js';
 import { MqttRpc, RpcError } from '../bus/mqtt/rpc.js';
 import type { HearthConfig } from '../config/load.js';
 import { LocalBus } from '../core/bus.js';
+import { Buttons } from '../core/buttons.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { type ErrorCode, errorCatalogue, HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -24,7 +25,7 @@ import { feedMirror } from './feed.js';
 import { Leadership } from './leadership.js';
 import { type DeclaredEntity, type DynamicSource, EntityMirror } from './mirror.js';
 import { RemoteAutomations } from './remote-automations.js';
-import { buttonView, RemoteRuntime } from './remote-runtime.js';
+import { RemoteRuntime } from './remote-runtime.js';
 import { agentLease, backupStatusSchema, type EntityEvent } from './wire.js';
 
 export type Role = 'all' | 'api' | 'controller' | 'agent';
@@ -100,7 +101,14 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
     ...new Set([...[...declared.values()].map((d) => d.agent), ...sources.map((s) => s.agent)]),
   ];
   const ttlMs = config.cluster.leaseSeconds * 1000;
-  const buttons = new Map(config.buttons.map((b) => [b.id, b.name]));
+  const buttons = new Buttons({
+    declared: config.buttons,
+    maxUndeclared: config.buttonLimits.maxUndeclared,
+    rows: store.states,
+    clock,
+    log,
+    deviceOf: (id) => declared.get(id)?.driver,
+  });
   // Speakers fetch a chime from the process that tells them to play it (an agent serves the
   // media folder of its own box), unless media.baseUrl names another place.
   let listening: { host: string; port: number } | undefined;
@@ -143,23 +151,16 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   // An api replica and the controller see devices through the mirror; an agent runs them.
   const mirror = new EntityMirror({ declared, sources });
   const seedButtons = async () => {
-    const rows = await store.states.list('button');
-    for (const row of rows) {
-      mirror.apply(buttonView(row.id, buttons.get(row.id) ?? row.id, row.state, row.updatedAt));
-    }
     // A button under `buttons:` exists before its first press, with no state, as on one box:
     // listed, announced to Home Assistant, and pressable on `<base>/<id>/set`.
-    const pressed = new Set(rows.map((r) => r.id));
-    for (const [id, name] of buttons) {
-      if (!pressed.has(id) && !mirror.get(id))
-        mirror.apply({ ...buttonView(id, name, null, 0), updatedAt: null });
+    for (const view of await buttons.load()) {
+      if (view.updatedAt !== null || !mirror.get(view.id)) mirror.apply(view);
     }
   };
   const runtime = new RemoteRuntime({
     timezone: config.timezone,
     clock,
     mirror,
-    states: store.states,
     buttons,
     timeoutOf: (id) => declared.get(id)?.decl.timeoutMs,
     // Ready once it has known the broker's state: a broker that goes away later makes entities

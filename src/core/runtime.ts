@@ -1,4 +1,5 @@
 import type { Bus, BusEvents } from './bus.js';
+import { type ButtonRows, Buttons, type Pressed } from './buttons.js';
 import type { Clock, Timer } from './clock.js';
 import { clocktime } from './clock.js';
 import { parseCommand } from './command-args.js';
@@ -14,7 +15,7 @@ import type {
   SimulatorHandle,
 } from './driver.js';
 import { HearthError, reasonOf } from './errors.js';
-import { commandNames, idPattern, type Kind } from './kinds.js';
+import { commandNames, type Kind } from './kinds.js';
 import type { Logger } from './log.js';
 import { BUTTON_DRIVER, type CommandOptions, type EntityView, type RuntimeApi } from './runtime-api.js';
 import { QueueFullError, SerialQueue } from './serial-queue.js';
@@ -22,15 +23,8 @@ import { Supervisor } from './supervisor.js';
 
 /** What the store must offer the runtime: hearth-owned state, durable on resolve. */
 export interface RuntimeStore {
-  states: {
-    put(s: { id: string; kind: string; state: unknown; updatedAt: number }): Promise<void>;
-    list(kind?: string): Promise<Array<{ id: string; kind: string; state: unknown; updatedAt: number }>>;
-    delete(id: string): Promise<unknown>;
-  };
+  states: ButtonRows;
 }
-
-/** How many buttons a press may create that the config does not declare. */
-export const defaultMaxUndeclaredButtons = 100;
 
 export interface RuntimeOptions {
   timezone: string;
@@ -92,11 +86,7 @@ export class Runtime implements RuntimeApi {
   readonly #supervisor: Supervisor;
   readonly #stopping = new AbortController();
   readonly #simulators: SimulatorHandle[] = [];
-  /** Button ids under `buttons:` in the config: never capped, never deletable. */
-  readonly #declared: ReadonlySet<string>;
-  /** Buttons that exist only because something pressed them: capped, deletable. */
-  readonly #undeclared = new Set<string>();
-  readonly #maxUndeclared: number;
+  readonly #buttons: Buttons;
   /** Every entity id a configured device will register, with its driver, known before it starts. */
   readonly #deviceIds = new Map<string, string>();
   #ready = false;
@@ -104,11 +94,17 @@ export class Runtime implements RuntimeApi {
   constructor(opts: RuntimeOptions) {
     this.#opts = opts;
     this.#supervisor = new Supervisor({ log: opts.log, clock: opts.clock });
-    this.#declared = new Set(opts.buttons.map((b) => b.id));
-    this.#maxUndeclared = opts.buttonLimits?.maxUndeclared ?? defaultMaxUndeclaredButtons;
     for (const { driver, config } of opts.devices) {
       for (const e of driver.entities(config)) this.#deviceIds.set(e.id, driver.name);
     }
+    this.#buttons = new Buttons({
+      declared: opts.buttons,
+      maxUndeclared: opts.buttonLimits?.maxUndeclared,
+      rows: opts.store.states,
+      clock: opts.clock,
+      log: opts.log,
+      deviceOf: (id) => this.#deviceIds.get(id),
+    });
   }
 
   /** True once buttons are loaded and every device has had its first start attempt. */
@@ -121,26 +117,12 @@ export class Runtime implements RuntimeApi {
   }
 
   async start(): Promise<void> {
-    const { store, buttons } = this.#opts;
-    const stored = this.#opts.ownsButtons === false ? [] : await store.states.list('button');
-    if (this.#opts.ownsButtons !== false) for (const b of buttons) this.#addButton(b.id, b.name);
-    for (const s of stored) {
-      const device = this.#deviceIds.get(s.id);
-      if (device !== undefined) {
-        await this.#dropShadowedButton(s.id, device);
-        continue;
+    if (this.#opts.ownsButtons !== false) {
+      for (const b of await this.#buttons.load()) {
+        const e = this.#addButton(b.id, b.name);
+        e.state = b.state;
+        e.updatedAt = b.updatedAt === null ? null : Date.parse(b.updatedAt);
       }
-      const e = this.#entities.get(s.id) ?? this.#addButton(s.id, s.id);
-      if (e.kind !== 'button') continue;
-      e.state = s.state;
-      e.updatedAt = s.updatedAt;
-    }
-    if (this.#undeclared.size > this.#maxUndeclared) {
-      // Kept, not dropped: each one is a press someone was told was recorded.
-      this.#opts.log.warn(
-        { undeclared: this.#undeclared.size, maxUndeclared: this.#maxUndeclared },
-        'more pressed buttons are stored than buttonLimits.maxUndeclared allows; presses of new ids are refused until some are deleted with DELETE /api/v1/entities/<id> or declared under buttons:',
-      );
     }
     await Promise.all(this.#opts.devices.map((d) => this.#startDevice(d.driver, d.config)));
     this.#ready = true;
@@ -206,52 +188,14 @@ export class Runtime implements RuntimeApi {
    * the write is committed, so an acknowledged press survives a crash or a power cut.
    */
   async setButton(id: string, state: 'on' | 'off'): Promise<EntityView> {
-    if (!idPattern.test(id)) {
-      throw new HearthError('HEARTH_ERR_BAD_ID', `bad button id ${JSON.stringify(id.slice(0, 80))}`);
+    const known = this.#entities.get(id);
+    if (known && known.driver !== BUTTON_DRIVER) {
+      throw new HearthError('HEARTH_ERR_BAD_ID', `"${id}" is a ${known.kind}, not a button`);
     }
-    let e = this.#entities.get(id);
-    const created = !e;
-    if (!e) {
-      // A device that has not registered yet (still starting, or failing) still owns its ids.
-      const device = this.#deviceIds.get(id);
-      if (device !== undefined) {
-        throw new HearthError(
-          'HEARTH_ERR_BAD_ID',
-          `"${id}" is an entity of a ${device} device in the config, not a button`,
-        );
-      }
-      if (this.#undeclared.size >= this.#maxUndeclared) {
-        throw new HearthError(
-          'HEARTH_ERR_TOO_MANY_BUTTONS',
-          `button "${id}" was not created: ${this.#undeclared.size} buttons that are not under buttons: in the config exist already, the most buttonLimits.maxUndeclared allows (${this.#maxUndeclared}); delete unused ones with DELETE /api/v1/entities/<id>, or declare "${id}" under buttons:`,
-        );
-      }
-      e = this.#addButton(id, id);
-    } else if (e.driver !== BUTTON_DRIVER) {
-      throw new HearthError('HEARTH_ERR_BAD_ID', `"${id}" is a ${e.kind}, not a button`);
-    }
-    const record = e;
-    await this.#serial(record, async () => {
-      const at = this.#opts.clock.now();
-      try {
-        await this.#opts.store.states.put({ id, kind: 'button', state, updatedAt: at });
-      } catch (err) {
-        // A button that never got a state on disk was never created: it must not hold a place.
-        if (created && record.updatedAt === null) this.#remove(record);
-        throw new HearthError('HEARTH_ERR_STORE', `could not record button ${id}: ${reasonOf(err)}`, {
-          cause: err,
-        });
-      }
-      // A delete that ran just before this press removed the button; the press brings it back.
-      if (!this.#entities.has(id)) {
-        this.#entities.set(id, record);
-        if (!this.#declared.has(id)) this.#undeclared.add(id);
-        this.#opts.bus.emit('entity.added', { id, kind: record.kind, at });
-      }
-      // A press of the same state again is still a press: always announce it.
-      this.#applyState(record, state, at, true);
-    });
-    return view(record);
+    // Presses of a button run in line with each other and with its delete; a new id's first
+    // press has nothing to wait for, and is listed only once the store has it.
+    const press = async () => this.#pressed(await this.#buttons.press(id, state));
+    return known ? this.#serial(known, press) : press();
   }
 
   /**
@@ -267,21 +211,9 @@ export class Runtime implements RuntimeApi {
         `"${id}" is a ${e.kind} of the ${e.driver} device in the config; it cannot be deleted through the API`,
       );
     }
-    if (this.#declared.has(id)) {
-      throw new HearthError(
-        'HEARTH_ERR_ENTITY_DECLARED',
-        `button "${id}" is declared under buttons: in the config; it cannot be deleted through the API`,
-      );
-    }
     // In line with the button's presses: one acknowledged before the delete is deleted with it.
     await this.#serial(e, async () => {
-      try {
-        await this.#opts.store.states.delete(id);
-      } catch (err) {
-        throw new HearthError('HEARTH_ERR_STORE', `could not delete button ${id}: ${reasonOf(err)}`, {
-          cause: err,
-        });
-      }
+      await this.#buttons.remove(id);
       this.#remove(e);
     });
   }
@@ -316,26 +248,19 @@ export class Runtime implements RuntimeApi {
   }
 
   #addButton(id: string, name: string): EntityRecord {
-    const e = this.#register({ id, kind: 'button', name, timeoutMs: 0, pollMs: 0 }, {}, BUTTON_DRIVER);
-    if (!this.#declared.has(id)) this.#undeclared.add(id);
-    return e;
+    return this.#register({ id, kind: 'button', name, timeoutMs: 0, pollMs: 0 }, {}, BUTTON_DRIVER);
   }
 
-  /**
-   * A button pressed before a device with its id was added to the config: the config wins, or
-   * the device could never register ("used by hearth and wemo", retried forever).
-   */
-  async #dropShadowedButton(id: string, driver: string): Promise<void> {
-    this.#opts.log.warn(
-      { entity: id, driver },
-      `a stored button has the id "${id}" of a ${driver} device in the config; the config wins: the button is deleted`,
-    );
-    try {
-      await this.#opts.store.states.delete(id);
-    } catch (err) {
-      // Not fatal: the button is not loaded either way, and the next start tries again.
-      this.#opts.log.warn({ entity: id, err: reasonOf(err) }, 'could not delete the stored button');
+  /** A recorded press: the button is listed (again, after a delete just before) and announced. */
+  #pressed({ view: v }: Pressed): EntityView {
+    const e = this.#entities.get(v.id) ?? this.#addButton(v.id, v.name);
+    if (e.driver !== BUTTON_DRIVER) {
+      // A bridge added a device with this id while the press was being written.
+      throw new HearthError('HEARTH_ERR_BAD_ID', `"${v.id}" is a ${e.kind}, not a button`);
     }
+    // A press of the same state again is still a press: always announce it.
+    this.#applyState(e, v.state, Date.parse(v.updatedAt as string), true);
+    return view(e);
   }
 
   #register(spec: EntitySpec<Kind>, handlers: Record<string, Handler>, driver: string): EntityRecord {
@@ -383,7 +308,6 @@ export class Runtime implements RuntimeApi {
     e.pollTimer = undefined;
     e.read = undefined;
     this.#entities.delete(e.id);
-    this.#undeclared.delete(e.id);
     this.#opts.bus.emit('entity.removed', { id: e.id, kind: e.kind, at: this.#opts.clock.now() });
   }
 

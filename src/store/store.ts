@@ -17,10 +17,40 @@ export interface StateStore {
   get(id: string): Promise<StoredState | undefined>;
   /** Insert or replace; committed to disk when the promise resolves. */
   put(state: StoredState): Promise<void>;
+  /**
+   * Records a press of button `press.id`: the stored button's state is replaced, or a new button
+   * is stored. A new one whose id is not in `limit.declared` is stored only while fewer than
+   * `limit.maxUndeclared` such buttons are; otherwise nothing is written. The check and the
+   * write are one transaction, so presses through several processes at once never store more
+   * than the cap. Committed when the promise resolves.
+   */
+  pressButton(press: ButtonPress, limit: ButtonLimit): Promise<ButtonPressResult>;
   list(kind?: string): Promise<StoredState[]>;
   /** Removes the state of `id`; resolves true if a row was removed, false if there was none. */
   delete(id: string): Promise<boolean>;
 }
+
+/** A button press to record (StateStore.pressButton). */
+export interface ButtonPress {
+  id: string;
+  state: 'on' | 'off';
+  /** Epoch ms of the press. */
+  updatedAt: number;
+}
+
+/** How many buttons presses may create: `buttons:` ids never count, the others up to `maxUndeclared`. */
+export interface ButtonLimit {
+  declared: readonly string[];
+  maxUndeclared: number;
+}
+
+/**
+ * What a press came to: recorded, with the stored row before it (undefined: the press created
+ * the button); or refused, with how many undeclared buttons are stored (`full`).
+ */
+export type ButtonPressResult =
+  | { recorded: true; previous: StoredState | undefined }
+  | { recorded: false; full: number };
 
 /** One run of an automation, as recorded. */
 export interface AutomationRun {

@@ -1,6 +1,6 @@
 import { HearthError, reasonOf } from '../../core/errors.js';
 import { redactText } from '../redact.js';
-import type { AutomationRun, Store, StoredState } from '../store.js';
+import type { AutomationRun, ButtonPressResult, Store, StoredState } from '../store.js';
 import { postgresBackup } from './backup.js';
 import { postgresCluster } from './cluster.js';
 import { postgresConfigStacks } from './configstacks.js';
@@ -15,6 +15,8 @@ export type { PostgresOptions } from './db.js';
 const RUNS_KEPT = 500;
 /** Any constant: every hearth migrating this database takes the same advisory lock. */
 const MIGRATION_LOCK = 0x6865617274;
+/** Another: every process creating a button takes it, so the count of buttons and the insert are one step. */
+const NEW_BUTTON_LOCK = 0x627574746f6e;
 
 interface Row {
   id: string;
@@ -116,6 +118,42 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
            ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, updated_at = excluded.updated_at`,
           [s.id, s.kind, JSON.stringify(s.state), Math.round(s.updatedAt)],
           { idempotent: true, what: `save the state of ${s.id}` },
+        );
+      },
+      async pressButton(p, limit) {
+        // The usual press, of a button that exists: one statement, which also reads the state
+        // it replaces.
+        const updated = await q<Row>(
+          `UPDATE entity_state AS e SET kind = 'button', state = $2::jsonb, updated_at = $3
+             FROM (SELECT id, kind, state, updated_at FROM entity_state WHERE id = $1 FOR UPDATE) AS old
+            WHERE e.id = old.id
+           RETURNING old.id, old.kind, old.state, old.updated_at::float8 AS updated_at`,
+          [p.id, JSON.stringify(p.state), Math.round(p.updatedAt)],
+          { idempotent: true, what: `save the state of ${p.id}` },
+        );
+        if (updated[0]) return { recorded: true, previous: toStored(updated[0]) };
+        // A new button: counted and inserted under one lock, so replicas creating buttons at once
+        // take turns and the cap holds. Retried whole: a retry after a commit finds the row.
+        return db.transaction(
+          async (tq): Promise<ButtonPressResult> => {
+            await tq('SELECT pg_advisory_xact_lock($1)', [NEW_BUTTON_LOCK]);
+            const [before] = await tq<Row>(`SELECT ${STATE_COLUMNS} FROM entity_state WHERE id = $1`, [p.id]);
+            if (!before && !limit.declared.includes(p.id)) {
+              const [count] = await tq<{ n: number }>(
+                `SELECT count(*)::int AS n FROM entity_state WHERE kind = 'button' AND NOT (id = ANY($1::text[]))`,
+                [limit.declared],
+              );
+              const n = count?.n ?? 0;
+              if (n >= limit.maxUndeclared) return { recorded: false, full: n };
+            }
+            await tq(
+              `INSERT INTO entity_state (id, kind, state, updated_at) VALUES ($1, 'button', $2::jsonb, $3)
+               ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, updated_at = excluded.updated_at`,
+              [p.id, JSON.stringify(p.state), Math.round(p.updatedAt)],
+            );
+            return { recorded: true, previous: before && toStored(before) };
+          },
+          { idempotent: true, what: `save the state of ${p.id}` },
         );
       },
       async list(kind) {

@@ -2,7 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { HearthError, reasonOf } from '../../core/errors.js';
-import type { AutomationRun, Store, StoredState } from '../store.js';
+import type {
+  AutomationRun,
+  ButtonLimit,
+  ButtonPress,
+  ButtonPressResult,
+  Store,
+  StoredState,
+} from '../store.js';
 import { sqliteBackup } from './backup.js';
 import { sqliteCluster } from './cluster.js';
 import { sqliteConfigStacks } from './configstacks.js';
@@ -64,6 +71,19 @@ export async function openSqliteStore(path: string): Promise<Store> {
      ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, updated_at = excluded.updated_at`,
   );
   const remove = db.prepare<[string]>('DELETE FROM entity_state WHERE id = ?');
+  const undeclaredButtons = db.prepare<[string], { n: number }>(
+    "SELECT count(*) AS n FROM entity_state WHERE kind = 'button' AND id NOT IN (SELECT value FROM json_each(?))",
+  );
+  // One transaction for the check and the write (one commit, as a put): the cap holds.
+  const pressButton = db.transaction((p: ButtonPress, limit: ButtonLimit): ButtonPressResult => {
+    const before = get.get(p.id);
+    if (!before && !limit.declared.includes(p.id)) {
+      const n = undeclaredButtons.get(JSON.stringify(limit.declared))?.n ?? 0;
+      if (n >= limit.maxUndeclared) return { recorded: false, full: n };
+    }
+    put.run(p.id, 'button', JSON.stringify(p.state), p.updatedAt);
+    return { recorded: true, previous: before ? toStored(before) : undefined };
+  });
   const all = db.prepare<[], Row>('SELECT id, kind, state, updated_at FROM entity_state ORDER BY id');
   const byKind = db.prepare<[string], Row>(
     'SELECT id, kind, state, updated_at FROM entity_state WHERE kind = ? ORDER BY id',
@@ -151,6 +171,9 @@ export async function openSqliteStore(path: string): Promise<Store> {
       },
       async put(s) {
         put.run(s.id, s.kind, JSON.stringify(s.state), s.updatedAt);
+      },
+      async pressButton(p, limit) {
+        return pressButton(p, limit);
       },
       async list(kind) {
         return (kind === undefined ? all.all() : byKind.all(kind)).map(toStored);
