@@ -93,7 +93,7 @@ export async function startHearth(
     media,
     ...(link ? { mqtt: link.access } : {}),
   });
-  const metrics = new Metrics(runtime, bus);
+  const metrics = new Metrics(runtime);
   if (link) {
     const { access, stats } = link;
     metrics.watchMqtt(() => ({
@@ -107,7 +107,6 @@ export async function startHearth(
   const automations = new AutomationEngine({
     automations: config.automations,
     runtime,
-    bus,
     store: store.automations,
     clock,
     timezone: config.timezone,

@@ -133,6 +133,29 @@ automations:
     expect(plug.on).toBe(true);
   });
 
+  it("counts the commands an agent ran in that agent process's /metrics", async () => {
+    const gauges = await leaders(agents, 'agent:main');
+    const leader = agents[gauges.indexOf(1)] as RoleProcess;
+    const count = async () => {
+      const { body } = await call(`${leader.url}/metrics`);
+      const line = body
+        .split('\n')
+        .find((l) =>
+          l.startsWith(
+            'hearth_device_call_duration_seconds_count{driver="wemo",entity="lamp",op="on",outcome="ok"}',
+          ),
+        );
+      return line === undefined ? 0 : Number(line.split(' ').at(-1));
+    };
+    const before = await count();
+    expect(await call(`${apis[0]?.url}/api/v0/switches/lamp/on/`, { method: 'POST' })).toEqual({
+      status: 200,
+      body: 'OK',
+    });
+    // The agent counts the call before it answers, so the scrape after the answer has it.
+    expect(await count()).toBe(before + 1);
+  });
+
   it('fires a schedule once per instant', async () => {
     const from = Date.now();
     await new Promise((r) => setTimeout(r, 7000));

@@ -182,7 +182,7 @@ automations:
       for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) exposed.set(m[1] as string, m[2] as string);
     };
     declare(await scrape(h));
-    const role = new Metrics({ list: () => [], ready: true }, new LocalBus(), () => [
+    const role = new Metrics({ list: () => [], ready: true, events: new LocalBus() }, () => [
       { lease: 'controller', leading: true },
     ]);
     declare(await role.registry.metrics());

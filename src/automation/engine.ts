@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import type { Bus, BusEvents } from '../core/bus.js';
+import type { BusEvents } from '../core/bus.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { clocktime } from '../core/clock.js';
 import { HearthError, reasonOf } from '../core/errors.js';
@@ -19,8 +19,8 @@ import {
 
 export interface EngineOptions {
   automations: readonly AutomationConfig[];
+  /** Entities to read and command, and the events triggers listen to (`runtime.events`). */
   runtime: RuntimeApi;
-  bus: Bus;
   store: AutomationStore;
   clock: Clock;
   timezone: string;
@@ -130,7 +130,7 @@ export class AutomationEngine implements AutomationsApi {
   }
 
   async start(): Promise<void> {
-    const { bus } = this.#opts;
+    const bus = this.#opts.runtime.events;
     bus.on('entity.state', (e) => this.#onState(e), 'automations');
     bus.on('entity.event', (e) => this.#onEntityEvent(e), 'automations');
     for (const a of this.#opts.automations) {
@@ -168,7 +168,7 @@ export class AutomationEngine implements AutomationsApi {
   /** Stops scheduling, cuts delays short and waits for runs in progress to end. */
   async stop(): Promise<void> {
     this.#stopping.abort(new HearthError('HEARTH_ERR_NOT_READY', 'hearth is stopping'));
-    this.#opts.bus.offOwner('automations');
+    this.#opts.runtime.events.offOwner('automations');
     for (const list of this.#schedules.values()) {
       for (const s of list) if (s.timer) this.#opts.clock.clearTimeout(s.timer);
     }
@@ -310,7 +310,7 @@ export class AutomationEngine implements AutomationsApi {
 
   /** Tells the bus (metrics) how a run ended, once it is recorded. */
   #ended(automation: string, outcome: BusEvents['automation.run']['outcome']): void {
-    this.#opts.bus.emit('automation.run', { automation, outcome, at: this.#opts.clock.now() });
+    this.#opts.runtime.events.emit('automation.run', { automation, outcome, at: this.#opts.clock.now() });
   }
 
   /** Frees a run's slot and starts the next queued run, if any. */

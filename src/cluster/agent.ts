@@ -2,10 +2,10 @@ import { mqttAccess } from '../bus/mqtt/access.js';
 import type { MqttLink } from '../bus/mqtt/link.js';
 import type { MqttRpc } from '../bus/mqtt/rpc.js';
 import type { DeviceEntry } from '../config/load.js';
-import { LocalBus } from '../core/bus.js';
+import type { Bus } from '../core/bus.js';
 import type { Clock } from '../core/clock.js';
 import type { MediaAccess } from '../core/driver.js';
-import { HearthError, reasonOf } from '../core/errors.js';
+import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { Runtime } from '../core/runtime.js';
 import type { EntityView } from '../core/runtime-api.js';
@@ -22,6 +22,8 @@ export interface AgentOptions {
   link: MqttLink;
   rpc: MqttRpc;
   leadership: Leadership;
+  /** The process's bus: each term's devices announce their state and calls on it. */
+  bus: Bus;
   clock: Clock;
   log: Logger;
   media?: MediaAccess;
@@ -72,7 +74,7 @@ export class AgentRole {
     if (this.#runtime || this.#stopped) return;
     const { name, link, rpc, log } = this.#o;
     log.info({ agent: name, fencingToken: token }, 'agent leads: starting its devices');
-    const bus = new LocalBus((err, event) => log.error({ err: reasonOf(err), event }, 'bus listener failed'));
+    const bus = this.#o.bus;
     const runtime = new Runtime({
       timezone: this.#o.timezone,
       devices: this.#o.devices,
@@ -139,6 +141,7 @@ export class AgentRole {
     this.#runtime = undefined;
     // Stopping the runtime stops every driver, which leaves heaters off and valves closed.
     await runtime.stop();
+    this.#o.bus.offOwner('agent');
     // What this process published as leader must not be re-sent after a reconnect over what
     // its successor publishes; the last word is said once, now, if the broker is there.
     const topics = link.topics;

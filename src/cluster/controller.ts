@@ -97,7 +97,6 @@ export class ControllerRole {
     const engine = new AutomationEngine({
       automations: this.#o.automations,
       runtime: this.#o.runtime,
-      bus: this.#o.mirror.bus,
       store: store.automations,
       clock: this.#o.clock,
       timezone: this.#o.timezone,

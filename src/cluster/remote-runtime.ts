@@ -1,4 +1,4 @@
-import type { BusEvents } from '../core/bus.js';
+import type { Bus, BusEvents } from '../core/bus.js';
 import type { Buttons } from '../core/buttons.js';
 import { type Clock, clocktime } from '../core/clock.js';
 import { parseCommand } from '../core/command-args.js';
@@ -51,6 +51,10 @@ export class RemoteRuntime implements RuntimeApi {
 
   get timezone(): string {
     return this.#o.timezone;
+  }
+
+  get events(): Bus {
+    return this.#o.mirror.bus;
   }
 
   get ready(): boolean {

@@ -191,6 +191,9 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   });
 
   if (role === 'agent') {
+    // One bus for the process: the devices of every term announce their calls on it, which
+    // /metrics counts (hearth_device_call_*).
+    const bus = new LocalBus((err, event) => log.error({ err: reasonOf(err), event }, 'bus listener failed'));
     const leadership = new Leadership({
       leases: store.leases,
       name: agentLease(agentName),
@@ -206,6 +209,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
       link,
       rpc,
       leadership,
+      bus,
       clock,
       log: log.child({ role: 'agent', agent: agentName }),
       media,
@@ -214,7 +218,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
     stops.push(() => agent.stop());
     leases = () => [{ lease: agentLease(agentName), leading: agent.leading }];
     const metrics = watchLink(
-      new Metrics({ list: () => agent.runtime?.list() ?? [], ready: true }, new LocalBus(), () => leases()),
+      new Metrics({ list: () => agent.runtime?.list() ?? [], ready: true, events: bus }, () => leases()),
       link,
     );
     server = buildHealthServer({ ...access, log, metrics, ready: () => ready(), cluster: status, media });
@@ -260,14 +264,13 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
       controller.start();
       stops.push(() => controller.stop());
       leases = () => [{ lease: CONTROLLER_LEASE, leading: controller.leading }];
-      const metrics = watchLink(new Metrics(runtime, mirror.bus, () => leases()), link);
+      const metrics = watchLink(new Metrics(runtime, () => leases()), link);
       metrics.watchBackups(() => controller.backupStatus());
       server = buildHealthServer({ ...access, log, metrics, ready: () => ready(), cluster: status });
     } else {
       const views = new AutomationEngine({
         automations: config.automations,
         runtime,
-        bus: mirror.bus,
         store: store.automations,
         clock,
         timezone: config.timezone,
@@ -280,7 +283,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
             throw toHearthError(err);
           }) as ReturnType<AutomationEngine['trigger']>,
       );
-      const metrics = watchLink(new Metrics(runtime, mirror.bus, () => leases()), link);
+      const metrics = watchLink(new Metrics(runtime, () => leases()), link);
       // The dashboard's backup line: what the leading controller last said.
       let backups: BackupStatus | null = null;
       link.subscribeJson(

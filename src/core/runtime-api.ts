@@ -1,4 +1,4 @@
-import type { BusEvents } from './bus.js';
+import type { Bus, BusEvents } from './bus.js';
 import type { Kind } from './kinds.js';
 
 /** The `driver` of a button: hearth keeps its state itself. */
@@ -39,6 +39,12 @@ export interface CommandOptions {
 export interface RuntimeApi {
   /** The configured IANA time zone. */
   readonly timezone: string;
+  /**
+   * This process's one event bus: entity changes, device calls, automation runs. Every
+   * consumer (metrics, automations, SSE) listens here, keyed by its owner, so none can be
+   * handed a bus that the entities it reads are not announced on.
+   */
+  readonly events: Bus;
   /** True once this process can answer for every entity it knows. */
   readonly ready: boolean;
   /** Every entity this process knows, with its last known state. */

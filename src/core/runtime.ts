@@ -116,6 +116,10 @@ export class Runtime implements RuntimeApi {
     return this.#opts.timezone;
   }
 
+  get events(): Bus {
+    return this.#opts.bus;
+  }
+
   async start(): Promise<void> {
     if (this.#opts.ownsButtons !== false) {
       for (const b of await this.#buttons.load()) {

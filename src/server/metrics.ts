@@ -1,8 +1,10 @@
 import type { Registry } from 'prom-client';
 import type { BackupStatus } from '../backup/scheduler.js';
-import type { Bus } from '../core/bus.js';
 import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
 import { hearthVersion } from '../version.js';
+
+/** What metrics read of the runtime: its entities at scrape time, and its events. */
+export type MetricsRuntime = Pick<RuntimeApi, 'list' | 'ready' | 'events'>;
 
 /**
  * Prometheus metrics, fed by the bus and by reading the runtime at scrape time.
@@ -80,7 +82,7 @@ export class Metrics {
     'Failed calls to devices (timeouts and errors), by driver and entity',
     ['driver', 'entity', 'op', 'outcome'],
   );
-  readonly #runtime: Pick<RuntimeApi, 'list' | 'ready'>;
+  readonly #runtime: MetricsRuntime;
   readonly #leases: (() => ReadonlyArray<{ lease: string; leading: boolean }>) | undefined;
   #mqtt: (() => MqttHealth) | undefined;
   #backups: (() => BackupStatus | null) | undefined;
@@ -93,16 +95,15 @@ export class Metrics {
   };
 
   /**
-   * `leases`: what this process leads (`hearth_leader{lease}`: 1 holder, 0 standby); a cluster
-   * role's. One box leads nothing and has no such series.
+   * Device calls and automation runs are counted from `runtime.events`, the bus the runtime's
+   * own devices and automations announce them on. `leases`: what this process leads
+   * (`hearth_leader{lease}`: 1 holder, 0 standby); a cluster role's. One box leads nothing and
+   * has no such series.
    */
-  constructor(
-    runtime: Pick<RuntimeApi, 'list' | 'ready'>,
-    bus: Bus,
-    leases?: () => ReadonlyArray<{ lease: string; leading: boolean }>,
-  ) {
+  constructor(runtime: MetricsRuntime, leases?: () => ReadonlyArray<{ lease: string; leading: boolean }>) {
     this.#runtime = runtime;
     this.#leases = leases;
+    const bus = runtime.events;
     bus.on(
       'device.call',
       (c) => {
