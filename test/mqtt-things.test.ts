@@ -7,7 +7,7 @@ import { MqttLink } from '../src/bus/mqtt/link.js';
 import { ConfigError } from '../src/config/errors.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { drivers } from '../src/drivers/index.js';
-import { mqttThingConfigSchema } from '../src/drivers/mqtt-things/index.js';
+import { mqttThingConfigSchema, mqttThingsDriver } from '../src/drivers/mqtt-things/index.js';
 import { setupMqttThing } from '../src/drivers/mqtt-things/setup.js';
 import { fakeDriverContext } from './support/driver-context.js';
 import { http, post, startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
@@ -181,22 +181,15 @@ describe.skipIf(mosquittoMissing)('mqtt_things bad input', () => {
   });
 
   it('ignores and counts garbage on every topic, and the entity is not stuck', async () => {
-    const f = fakeDriverContext();
     const cfg = (raw: unknown) => mqttThingConfigSchema.parse(raw);
-    const running = [
-      await setupMqttThing(
-        { ...f.ctx, mqtt: mqttAccess(link) },
-        cfg({ id: 'fan', kind: 'mqtt-switch/v1', topic: 'home/fan' }),
-      ),
-      await setupMqttThing(
-        { ...f.ctx, mqtt: mqttAccess(link) },
-        cfg({ id: 'rain', kind: 'mqtt-sensor/v1', topic: 'home/rain', field: 'mm' }),
-      ),
-      await setupMqttThing(
-        { ...f.ctx, mqtt: mqttAccess(link) },
-        cfg({ id: 'ac', kind: 'mqtt-climate/v1', topic: 'home/ac' }),
-      ),
+    const things = [
+      cfg({ id: 'fan', kind: 'mqtt-switch/v1', topic: 'home/fan' }),
+      cfg({ id: 'rain', kind: 'mqtt-sensor/v1', topic: 'home/rain', field: 'mm' }),
+      cfg({ id: 'ac', kind: 'mqtt-climate/v1', topic: 'home/ac' }),
     ];
+    const f = fakeDriverContext(mqttThingsDriver, things);
+    const running = [];
+    for (const t of things) running.push(await setupMqttThing({ ...f.ctx, mqtt: mqttAccess(link) }, t));
     const fan = f.entity('fan', 'switch');
     const rain = f.entity('rain', 'sensor');
     const ac = f.entity('ac', 'climate');

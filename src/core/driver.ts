@@ -1,5 +1,6 @@
 import type { z } from 'zod/v3';
 import type { Clock } from './clock.js';
+import { HearthError } from './errors.js';
 import type { CommandArgs, CommandName, Kind, StateOf } from './kinds.js';
 import type { Logger } from './log.js';
 
@@ -60,12 +61,34 @@ export interface MediaAccess {
   contentType(file: string): string;
 }
 
+/** How the runtime reaches a bound entity's device beside its commands. */
+export interface EntityBinding<K extends Kind> {
+  /** How often the runtime reads the device's state, in ms; 0 (the default) never. */
+  pollMs?: number;
+  /** Reads the device's state; used by polling and to recover an unavailable entity. */
+  read?: (call: CallContext) => Promise<StateOf<K>>;
+}
+
 /** One object, so the contract can grow without breaking drivers. */
 export interface DriverContext {
   entities: {
     /**
-     * Adds an entity, or takes it back after a restart of the driver (its state is kept). Throws
-     * HEARTH_ERR_CONFIG when another driver (or a pressed button) has the id.
+     * Binds the device's commands to `id`, an entity that the driver's `entities(config)`
+     * declared: its kind, name, deadline and fixed attributes are the declaration's, so every
+     * process sees the same entity whether or not it runs the device. Binding again after a
+     * restart of the driver takes the entity back (its state is kept). Throws
+     * HEARTH_ERR_CONFIG for an id the driver did not declare, or declared as another kind.
+     */
+    bind<K extends Kind>(
+      id: string,
+      kind: K,
+      handlers: CommandHandlers<K>,
+      binding?: EntityBinding<K>,
+    ): EntityHandle<K>;
+    /**
+     * Adds an entity found at run time: only a driver with `dynamic: true` (a zigbee2mqtt
+     * bridge, whose devices are known once it runs) may; any other throws HEARTH_ERR_CONFIG.
+     * Throws HEARTH_ERR_CONFIG too when another driver (or a pressed button) has the id.
      */
     add<K extends Kind>(spec: EntitySpec<K>, handlers: CommandHandlers<K>): EntityHandle<K>;
     /**
@@ -73,7 +96,7 @@ export interface DriverContext {
      * removed or renamed in zigbee2mqtt). Entities of other devices are never touched.
      */
     remove(id: string): void;
-    /** The ids this device has added and not removed, across restarts of the driver. */
+    /** The ids this device has bound or added and not removed, across restarts of the driver. */
     ids(): string[];
   };
   log: Logger;
@@ -212,7 +235,8 @@ export interface Driver<C extends DeviceConfig = DeviceConfig> {
   /**
    * The entities a device entry creates, from its config alone, without touching the device:
    * every process (an api replica, `hearth check`) knows every entity, its kind and its deadline
-   * before any driver runs. `setup` must add exactly these.
+   * before any driver runs. The one place they are declared: `setup` binds its commands to
+   * these ids (`ctx.entities.bind`) and cannot make others.
    */
   entities(config: C): EntityDecl[];
   /**
@@ -230,4 +254,26 @@ export interface Driver<C extends DeviceConfig = DeviceConfig> {
   setup(ctx: DriverContext, config: C): Promise<Running>;
   /** A real network peer speaking the device's protocol, for tests, benchmarks and the demo. */
   simulator?: Simulator;
+}
+
+/**
+ * The declaration of `id` among what a device entry declared (Driver.entities), checked to be
+ * of `kind`: what `ctx.entities.bind` binds to. Throws HEARTH_ERR_CONFIG otherwise, naming the
+ * driver, the device and what it does declare.
+ */
+export function declaredEntity(
+  device: { driver: string; id: string; declared: readonly EntityDecl[] },
+  id: string,
+  kind: Kind,
+): EntityDecl {
+  const decl = device.declared.find((d) => d.id === id);
+  const declares = device.declared.map((d) => `"${d.id}" (${d.kind})`).join(', ') || 'none';
+  if (!decl || decl.kind !== kind) {
+    throw new HearthError(
+      'HEARTH_ERR_CONFIG',
+      `the ${device.driver} driver binds ${kind} "${id}" for device "${device.id}", which its entities() does not declare (it declares ${declares})`,
+      { hint: "Declare every entity in the driver's entities(config); setup binds only those." },
+    );
+  }
+  return decl;
 }

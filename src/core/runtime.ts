@@ -4,15 +4,17 @@ import type { Clock, Timer } from './clock.js';
 import { clocktime } from './clock.js';
 import { parseCommand } from './command-args.js';
 import { withDeadline } from './deadline.js';
-import type {
-  CallContext,
-  DeviceConfig,
-  Driver,
-  DriverContext,
-  EntitySpec,
-  MediaAccess,
-  MqttAccess,
-  SimulatorHandle,
+import {
+  type CallContext,
+  type DeviceConfig,
+  type Driver,
+  type DriverContext,
+  declaredEntity,
+  type EntityHandle,
+  type EntitySpec,
+  type MediaAccess,
+  type MqttAccess,
+  type SimulatorHandle,
 } from './driver.js';
 import { HearthError, reasonOf } from './errors.js';
 import { commandNames, type Kind } from './kinds.js';
@@ -341,34 +343,41 @@ export class Runtime implements RuntimeApi {
       }
     }
     const owned: EntityRecord[] = [];
+    // What the device's entry declares (from the config as written: a simulator moves the
+    // device, never its entities) is all it may bind; only a dynamic bridge adds at run time.
+    const device = { driver: driver.name, id: config.id, declared: driver.entities(config) };
     await this.#supervisor.add({
       name,
       start: async (signal) => {
+        const take = (spec: EntitySpec<Kind>, handlers: Record<string, Handler>) => {
+          const e = this.#register(spec, handlers, driver.name);
+          if (!owned.includes(e)) owned.push(e);
+          this.#schedulePoll(e, 0);
+          return e;
+        };
         const ctx: DriverContext = {
           entities: {
-            add: (spec, handlers) => {
-              const e = this.#register(
-                spec as EntitySpec<Kind>,
-                handlers as Record<string, Handler>,
-                driver.name,
-              );
-              if (!owned.includes(e)) owned.push(e);
-              this.#schedulePoll(e, 0);
-              return {
-                id: e.id,
-                setState: (s, o) => this.#applyState(e, s, this.#opts.clock.now(), o?.always === true),
-                setAttributes: (attrs) => this.#setAttributes(e, attrs),
-                fire: (event, data) =>
-                  this.#opts.bus.emit('entity.event', {
-                    id: e.id,
-                    kind: e.kind,
-                    event,
-                    data,
-                    at: this.#opts.clock.now(),
-                  }),
-                setUnavailable: (reason) => this.#markUnavailable(e, reason),
-                setAvailable: () => this.#markAvailable(e),
+            bind: (id, kind, handlers, binding = {}) => {
+              const decl = declaredEntity(device, id, kind);
+              const spec: EntitySpec<Kind> = {
+                id,
+                kind,
+                name: decl.name,
+                timeoutMs: decl.timeoutMs,
+                pollMs: binding.pollMs ?? 0,
+                ...(decl.attributes ? { attributes: decl.attributes } : {}),
+                ...(binding.read ? { read: binding.read as EntitySpec<Kind>['read'] } : {}),
               };
+              return this.#handle(take(spec, handlers as Record<string, Handler>));
+            },
+            add: (spec, handlers) => {
+              if (driver.dynamic !== true) {
+                throw new HearthError(
+                  'HEARTH_ERR_CONFIG',
+                  `the ${driver.name} driver adds entity "${spec.id}" at run time for device "${config.id}", but only a driver with dynamic: true may; declare it in entities(config) and bind it`,
+                );
+              }
+              return this.#handle(take(spec as EntitySpec<Kind>, handlers as Record<string, Handler>));
             },
             remove: (id) => {
               const i = owned.findIndex((e) => e.id === id);
@@ -392,6 +401,25 @@ export class Runtime implements RuntimeApi {
         for (const e of owned) this.#markUnavailable(e, `driver failed to start: ${reason}`);
       },
     });
+  }
+
+  /** What a driver holds of one of its entities. */
+  #handle<K extends Kind>(e: EntityRecord): EntityHandle<K> {
+    return {
+      id: e.id,
+      setState: (s, o) => this.#applyState(e, s, this.#opts.clock.now(), o?.always === true),
+      setAttributes: (attrs) => this.#setAttributes(e, attrs),
+      fire: (event, data) =>
+        this.#opts.bus.emit('entity.event', {
+          id: e.id,
+          kind: e.kind,
+          event,
+          data,
+          at: this.#opts.clock.now(),
+        }),
+      setUnavailable: (reason) => this.#markUnavailable(e, reason),
+      setAvailable: () => this.#markAvailable(e),
+    };
   }
 
   #schedulePoll(e: EntityRecord, delayMs: number): void {

@@ -15,19 +15,13 @@ const toState = (on: boolean): 'on' | 'off' => (on ? 'on' : 'off');
  */
 export function addPlugSwitch(
   ctx: DriverContext,
-  config: { id: string; name: string; timeoutMs: number; pollSeconds: number },
+  config: { id: string; pollSeconds: number },
   plug: PlugCalls,
 ): void {
   const set = (on: boolean, signal: AbortSignal) => plug.set(on, signal).then(toState);
-  ctx.entities.add(
-    {
-      id: config.id,
-      kind: 'switch',
-      name: config.name,
-      timeoutMs: config.timeoutMs,
-      pollMs: config.pollSeconds * 1000,
-      read: ({ signal }) => plug.get(signal).then(toState),
-    },
+  ctx.entities.bind(
+    config.id,
+    'switch',
     {
       on: (_args, { signal }) => set(true, signal),
       off: (_args, { signal }) => set(false, signal),
@@ -35,5 +29,6 @@ export function addPlugSwitch(
       // last saw it (and homeslice's toggle always sent "on").
       toggle: async (_args, { signal }) => set(!(await plug.get(signal)), signal),
     },
+    { pollMs: config.pollSeconds * 1000, read: ({ signal }) => plug.get(signal).then(toState) },
   );
 }

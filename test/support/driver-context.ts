@@ -1,11 +1,15 @@
 import type { Clock } from '../../src/core/clock.js';
 import { systemClock } from '../../src/core/clock.js';
-import type {
-  CommandHandlers,
-  DriverContext,
-  EntityHandle,
-  EntitySpec,
-  MediaAccess,
+import {
+  type CommandHandlers,
+  type DeviceConfig,
+  type Driver,
+  type DriverContext,
+  declaredEntity,
+  type EntityBinding,
+  type EntityHandle,
+  type EntitySpec,
+  type MediaAccess,
 } from '../../src/core/driver.js';
 import type { Kind } from '../../src/core/kinds.js';
 import { silentLogger } from '../../src/core/log.js';
@@ -31,29 +35,65 @@ export interface FakeDriverContext {
 
 /**
  * A DriverContext standing in for the runtime, for testing one driver on its own against its
- * simulator: it records what the driver registers and reports. Tests through the real runtime
- * use test/support/hearth.ts instead.
+ * simulator: it records what the driver registers and reports. As the runtime does, it lets the
+ * driver bind only what its `entities(config)` declares for `configs` (one device entry, or
+ * several sharing the context), and add at run time only when it is `dynamic`. Tests through the real runtime use test/support/hearth.ts instead.
  */
-export function fakeDriverContext(opts: { clock?: Clock; media?: MediaAccess } = {}): FakeDriverContext {
+export function fakeDriverContext<C extends DeviceConfig>(
+  driver: Driver<C>,
+  configs: C | readonly C[],
+  opts: { clock?: Clock; media?: MediaAccess } = {},
+): FakeDriverContext {
+  const entries = Array.isArray(configs) ? (configs as readonly C[]) : [configs as C];
+  const device = {
+    driver: driver.name,
+    id: entries.map((c) => c.id).join(', '),
+    declared: entries.flatMap((c) => driver.entities(c)),
+  };
   const added: AddedEntity[] = [];
   const controller = new AbortController();
+  const add = <K extends Kind>(spec: EntitySpec<K>, handlers: CommandHandlers<K>): EntityHandle<K> => {
+    const record: AddedEntity<K> = { spec, handlers, states: [], available: undefined };
+    added.push(record as unknown as AddedEntity);
+    return {
+      id: spec.id,
+      setState: (state) => record.states.push(state),
+      setAttributes() {},
+      setUnavailable: () => {
+        record.available = false;
+      },
+      setAvailable: () => {
+        record.available = true;
+      },
+      fire() {},
+    };
+  };
   const ctx: DriverContext = {
     entities: {
+      bind<K extends Kind>(
+        id: string,
+        kind: K,
+        handlers: CommandHandlers<K>,
+        binding: EntityBinding<K> = {},
+      ): EntityHandle<K> {
+        const decl = declaredEntity(device, id, kind);
+        return add(
+          {
+            id,
+            kind,
+            name: decl.name,
+            timeoutMs: decl.timeoutMs,
+            pollMs: binding.pollMs ?? 0,
+            ...(decl.attributes ? { attributes: decl.attributes } : {}),
+            ...(binding.read ? { read: binding.read } : {}),
+          },
+          handlers,
+        );
+      },
       add<K extends Kind>(spec: EntitySpec<K>, handlers: CommandHandlers<K>): EntityHandle<K> {
-        const record: AddedEntity<K> = { spec, handlers, states: [], available: undefined };
-        added.push(record as unknown as AddedEntity);
-        return {
-          id: spec.id,
-          setState: (state) => record.states.push(state),
-          setAttributes() {},
-          setUnavailable: () => {
-            record.available = false;
-          },
-          setAvailable: () => {
-            record.available = true;
-          },
-          fire() {},
-        };
+        if (driver.dynamic !== true)
+          throw new Error(`${driver.name} is not dynamic: it must bind the entities it declares`);
+        return add(spec, handlers);
       },
       remove: (id) => {
         const i = added.findIndex((a) => a.spec.id === id);

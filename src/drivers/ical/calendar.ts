@@ -65,10 +65,7 @@ export class CalendarEntity {
     this.#ctx = ctx;
     this.#opts = opts;
     this.#signal = AbortSignal.any([ctx.signal, this.#abort.signal]);
-    this.#handle = ctx.entities.add(
-      { id: opts.id, kind: 'calendar', name: opts.name, timeoutMs: opts.timeoutMs, pollMs: 0 },
-      {},
-    );
+    this.#handle = ctx.entities.bind(opts.id, 'calendar', {});
   }
 
   /** Starts polling. Does not wait for the first read: a slow feed must not hold up start-up. */

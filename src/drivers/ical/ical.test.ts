@@ -83,15 +83,18 @@ describe('the ical driver with a bare DriverContext', () => {
     const stopping = new AbortController();
     const ctx: DriverContext = {
       entities: {
-        add(spec) {
+        bind(id) {
           return {
-            id: spec.id,
+            id,
             setState() {},
             setAttributes() {},
             setUnavailable: (reason) => reasons.push(reason),
             setAvailable() {},
             fire() {},
           };
+        },
+        add() {
+          throw new Error('the ical driver declares its entity');
         },
         remove() {},
         ids: () => [],

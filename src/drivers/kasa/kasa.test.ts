@@ -4,7 +4,7 @@ import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import type { CallContext, CommandHandlers, EntitySpec } from '../../core/driver.js';
 import { silentLogger } from '../../core/log.js';
 import { KasaClient } from './client.js';
-import { kasaDriver } from './index.js';
+import { type KasaConfig, kasaDriver } from './index.js';
 import { decrypt, encodeFrame, encrypt, FrameDecoder, FrameTooLargeError } from './protocol.js';
 import { type KasaSimulator, simulator, startKasaSimulator } from './simulator.js';
 
@@ -63,8 +63,8 @@ async function sendChunks(port: number, chunks: Buffer[]): Promise<string> {
 }
 
 /** A DriverContext double that keeps what the driver registered. */
-function fakeContext() {
-  const { ctx, added, controller } = fakeDriverContext();
+function fakeContext(config: KasaConfig) {
+  const { ctx, added, controller } = fakeDriverContext(kasaDriver, config);
   return {
     ctx,
     added: added as unknown as Array<{ spec: EntitySpec<'switch'>; handlers: CommandHandlers<'switch'> }>,
@@ -74,7 +74,7 @@ function fakeContext() {
 
 async function setupDriver(config: Record<string, unknown>) {
   const parsed = kasaDriver.configSchema.parse(config);
-  const { ctx, added, controller } = fakeContext();
+  const { ctx, added, controller } = fakeContext(parsed);
   const running = await kasaDriver.setup(ctx, parsed);
   cleanups.push(() => running.stop());
   expect(added).toHaveLength(1);

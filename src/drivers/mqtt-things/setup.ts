@@ -54,17 +54,14 @@ export async function setupMqttThing(ctx: DriverContext, config: MqttThingConfig
       await state.until((v) => v === want, signal);
       return want;
     };
-    const h = ctx.entities.add(
-      { id: config.id, kind: 'switch', name: config.name, timeoutMs: config.timeoutMs, pollMs: 0 },
-      {
-        on: (_a, { signal }) => set(true, signal),
-        off: (_a, { signal }) => set(false, signal),
-        toggle: (_a, { signal }) => {
-          if (state.value === undefined) throw new Error(`the state of ${config.topic} is not known yet`);
-          return set(state.value === 'off', signal);
-        },
+    const h = ctx.entities.bind(config.id, 'switch', {
+      on: (_a, { signal }) => set(true, signal),
+      off: (_a, { signal }) => set(false, signal),
+      toggle: (_a, { signal }) => {
+        if (state.value === undefined) throw new Error(`the state of ${config.topic} is not known yet`);
+        return set(state.value === 'off', signal);
       },
-    );
+    });
     handle = h as EntityHandle<Kind>;
     if (mqtt)
       follow(mqtt, `${config.topic}/state/get`, parseOnOff, (v) => {
@@ -74,17 +71,7 @@ export async function setupMqttThing(ctx: DriverContext, config: MqttThingConfig
       });
   } else if (config.kind === 'mqtt-sensor/v1') {
     const field = config.field;
-    const h = ctx.entities.add(
-      {
-        id: config.id,
-        kind: 'sensor',
-        name: config.name,
-        timeoutMs: config.timeoutMs,
-        pollMs: 0,
-        ...(config.unit ? { attributes: { unit: config.unit } } : {}),
-      },
-      {},
-    );
+    const h = ctx.entities.bind(config.id, 'sensor', {});
     handle = h as EntityHandle<Kind>;
     if (mqtt)
       follow(
@@ -131,14 +118,11 @@ export async function setupMqttThing(ctx: DriverContext, config: MqttThingConfig
       if (!now) throw new Error(`the state of ${config.topic} is not known yet`);
       return now;
     };
-    const h = ctx.entities.add(
-      { id: config.id, kind: 'climate', name: config.name, timeoutMs: config.timeoutMs, pollMs: 0 },
-      {
-        set: (args, { signal }) => set(args, signal),
-        on: (_a, { signal }) => set({ power: 'on' }, signal),
-        off: (_a, { signal }) => set({ power: 'off' }, signal),
-      },
-    );
+    const h = ctx.entities.bind(config.id, 'climate', {
+      set: (args, { signal }) => set(args, signal),
+      on: (_a, { signal }) => set({ power: 'on' }, signal),
+      off: (_a, { signal }) => set({ power: 'off' }, signal),
+    });
     handle = h as EntityHandle<Kind>;
     const publish = () => {
       const now = current();

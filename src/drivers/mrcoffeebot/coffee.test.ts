@@ -666,7 +666,6 @@ describe('the driver in hearth', () => {
 describe('the driver with a bare DriverContext', () => {
   it('cancels a brew whose deadline passes before the pot confirms it', async () => {
     const s = await sim();
-    const { ctx, added, entity } = fakeDriverContext();
     const config = coffeeConfigSchema.parse({
       id: 'coffee',
       kind: 'mrcoffeebot/v1',
@@ -674,6 +673,7 @@ describe('the driver with a bare DriverContext', () => {
       settleMs: 20,
       pollMs: 200,
     });
+    const { ctx, added, entity } = fakeDriverContext(coffeeDriver, config);
     const running = await coffeeDriver.setup(ctx, config);
     cleanups.push(() => running.stop());
     expect(added.map((e) => e.spec.id)).toEqual([

@@ -11,7 +11,7 @@ import type { CallContext, DriverContext, EntityHandle } from '../../core/driver
 import { reasonOf } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { LinePort } from '../../transport/line-port.js';
-import { type CoffeeConfig, coffeeEntityIds, commandTimeoutMs } from './index.js';
+import { type CoffeeConfig, coffeeEntityIds } from './index.js';
 import {
   type Command,
   HEATER_DEADMAN_MS,
@@ -107,38 +107,13 @@ export class CoffeePot {
     this.#config = config;
     this.#log = ctx.log;
     const ids = coffeeEntityIds(config.id);
-    const spec = { timeoutMs: commandTimeoutMs(config), pollMs: 0 };
-    this.#heater = ctx.entities.add(
-      {
-        ...spec,
-        id: ids.heater,
-        kind: 'heater',
-        name: config.name,
-        attributes: { maxBrewMinutes: config.maxBrewMinutes },
-      },
-      {
-        brew: (args, call) => this.brew(args.minutes, call),
-        stop: (_args, call) => this.stop(call),
-      },
-    );
-    this.#water = ctx.entities.add(
-      { ...spec, id: ids.water, kind: 'sensor', name: `${config.name} water`, attributes: { unit: 'in' } },
-      {},
-    );
-    this.#temperature = ctx.entities.add(
-      {
-        ...spec,
-        id: ids.temperature,
-        kind: 'sensor',
-        name: `${config.name} temperature`,
-        attributes: { unit: '°C' },
-      },
-      {},
-    );
-    this.#lastStatus = ctx.entities.add(
-      { ...spec, id: ids.lastStatus, kind: 'sensor', name: `${config.name} last status` },
-      {},
-    );
+    this.#heater = ctx.entities.bind(ids.heater, 'heater', {
+      brew: (args, call) => this.brew(args.minutes, call),
+      stop: (_args, call) => this.stop(call),
+    });
+    this.#water = ctx.entities.bind(ids.water, 'sensor', {});
+    this.#temperature = ctx.entities.bind(ids.temperature, 'sensor', {});
+    this.#lastStatus = ctx.entities.bind(ids.lastStatus, 'sensor', {});
     this.#phase = { name: 'connecting', reason: `connecting to ${config.path}` };
     this.#setUnavailable(this.#phase.reason);
 

@@ -69,27 +69,14 @@ export class RelayBoard {
     this.#wire = new SerialQueue(`exchanges with relay board ${config.id}`);
     this.#log = ctx.log;
     this.#clock = ctx.clock;
-    // The runtime's deadline for a command covers waiting behind the other zones' refreshes,
-    // closing the zones open longest, and the open itself.
-    const commandMs = config.timeoutMs * (config.zones.length + 3);
     this.#zones = config.zones.map((z: ZoneConfig) => {
       const zone: Zone = {
         name: z.name,
         relay: z.relay,
-        handle: ctx.entities.add(
-          {
-            id: zoneEntityId(config.id, z.name),
-            kind: 'valve',
-            name: `${config.name} ${z.name}`,
-            timeoutMs: commandMs,
-            pollMs: 0,
-            attributes: { relay: z.relay, maxOpenMinutes: config.maxOpenMinutes },
-          },
-          {
-            open: ({ seconds }, { signal }) => this.#open(zone, seconds, signal),
-            close: (_args, { signal }) => this.#close(zone, signal),
-          },
-        ),
+        handle: ctx.entities.bind(zoneEntityId(config.id, z.name), 'valve', {
+          open: ({ seconds }, { signal }) => this.#open(zone, seconds, signal),
+          close: (_args, { signal }) => this.#close(zone, signal),
+        }),
         open: false,
         sure: false,
         session: 0,

@@ -696,9 +696,6 @@ describe('relayBoardDriver with a clock that never fires', () => {
   const stuckClock: Clock = { now: () => Date.now(), setTimeout: () => ({}), clearTimeout: () => {} };
 
   async function setup(s: RelayBoardSimulator) {
-    const { ctx, entity } = fakeDriverContext({ clock: stuckClock });
-    /** The last state each zone reported. */
-    const states = { get: (id: string) => entity(id, 'valve').states.at(-1) };
     const config = relayBoardConfigSchema.parse({
       id: 'garden',
       kind: 'relay-board/v1',
@@ -707,6 +704,9 @@ describe('relayBoardDriver with a clock that never fires', () => {
       settleMs: 0,
       refreshMs: 100,
     });
+    const { ctx, entity } = fakeDriverContext(relayBoardDriver, config, { clock: stuckClock });
+    /** The last state each zone reported. */
+    const states = { get: (id: string) => entity(id, 'valve').states.at(-1) };
     const running = await relayBoardDriver.setup(ctx, config);
     await waitFor(() => states.get('garden-back') === 'closed', 3000, 'the start sweep');
     const front = entity('garden-front', 'valve').handlers;

@@ -3,7 +3,7 @@ import { HearthError } from '../../core/errors.js';
 import { SerialQueue } from '../../core/serial-queue.js';
 import { playChime } from './chime.js';
 import { SonosClient, SonosError } from './client.js';
-import { chimeDeadlineMs, type SonosConfig } from './index.js';
+import type { SonosConfig } from './index.js';
 import { escapeXml } from './soap.js';
 
 /** What the Sonos app shows while the chime plays. */
@@ -37,24 +37,9 @@ export async function setupSonos(ctx: DriverContext, config: SonosConfig): Promi
   const chimes = new SerialQueue(`chimes on ${config.id}`);
   let playing = 0;
 
-  const handle = ctx.entities.add(
-    {
-      id: config.id,
-      kind: 'chime',
-      name: config.name,
-      timeoutMs: chimeDeadlineMs(config),
-      pollMs: config.pollSeconds * 1000,
-      attributes: { volume: config.volume },
-      // A cheap call that says whether the speaker is there; the state is hearth's own.
-      read: async ({ signal }) => {
-        try {
-          await client.getTransportInfo(signal);
-        } catch (err) {
-          throw asHearthError(err);
-        }
-        return playing > 0 ? 'playing' : 'idle';
-      },
-    },
+  const handle = ctx.entities.bind(
+    config.id,
+    'chime',
     {
       play: async (args, { signal }) => {
         if (!media) throw new HearthError('HEARTH_ERR_CONFIG', 'hearth was started without a media folder');
@@ -93,6 +78,18 @@ export async function setupSonos(ctx: DriverContext, config: SonosConfig): Promi
             if (playing === 0) handle.setState('idle');
           }
         });
+      },
+    },
+    {
+      pollMs: config.pollSeconds * 1000,
+      // A cheap call that says whether the speaker is there; the state is hearth's own.
+      read: async ({ signal }) => {
+        try {
+          await client.getTransportInfo(signal);
+        } catch (err) {
+          throw asHearthError(err);
+        }
+        return playing > 0 ? 'playing' : 'idle';
       },
     },
   );

@@ -376,7 +376,13 @@ describe('sonosDriver', () => {
   it('cuts a chime short when hearth stops, and stop() waits until the music is back', async () => {
     const s = await sim({ clipMs: 10_000 });
     s.load({ uri: QUEUE, nrTracks: 4, track: 2, position: 40, volume: 25, transport: 'PLAYING' });
-    const fake = fakeDriverContext({
+    const config = sonosConfigSchema.parse({
+      id: 'kitchen',
+      kind: 'sonos/v1',
+      address: s.host,
+      port: s.port,
+    });
+    const fake = fakeDriverContext(sonosDriver, config, {
       media: {
         dir: '/media',
         has: async (file) => file === 'ding.mp3',
@@ -385,12 +391,6 @@ describe('sonosDriver', () => {
       },
     });
     const { ctx } = fake;
-    const config = sonosConfigSchema.parse({
-      id: 'kitchen',
-      kind: 'sonos/v1',
-      address: s.host,
-      port: s.port,
-    });
     const running = await sonosDriver.setup(ctx, config);
     const chime = fake.entity('kitchen', 'chime');
     const { play } = chime.handlers;

@@ -4,7 +4,7 @@ import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import type { CommandHandlers, DriverContext, EntitySpec } from '../../core/driver.js';
 import { silentLogger } from '../../core/log.js';
 import { MAX_REPLY_BYTES, WEMO_PORTS, WemoClient } from './client.js';
-import { wemoConfigSchema, wemoDriver } from './index.js';
+import { type WemoConfig, wemoConfigSchema, wemoDriver } from './index.js';
 import { startWemoSimulator, type WemoSimulator } from './simulator.js';
 
 const open: WemoSimulator[] = [];
@@ -255,8 +255,8 @@ interface Added {
 }
 
 /** A DriverContext that records what the driver adds, standing in for the runtime. */
-function fakeContext(): { ctx: DriverContext; added: Added[] } {
-  const { ctx, added } = fakeDriverContext();
+function fakeContext(config: WemoConfig): { ctx: DriverContext; added: Added[] } {
+  const { ctx, added } = fakeDriverContext(wemoDriver, config);
   return { ctx, added: added as unknown as Added[] };
 }
 
@@ -283,7 +283,6 @@ describe('wemoDriver', () => {
 
   it('adds one switch entity without contacting the device', async () => {
     const s = await sim();
-    const { ctx, added } = fakeContext();
     const config = wemoConfigSchema.parse({
       id: 'lamp',
       kind: 'wemo/v1',
@@ -293,6 +292,7 @@ describe('wemoDriver', () => {
       pollSeconds: 5,
       timeoutMs: 700,
     });
+    const { ctx, added } = fakeContext(config);
     const running = await wemoDriver.setup(ctx, config);
     expect(added).toHaveLength(1);
     const { spec } = added[0] as Added;
@@ -309,11 +309,14 @@ describe('wemoDriver', () => {
 
   it('maps on, off, toggle and read onto the plug; toggle reads the plug first', async () => {
     const s = await sim({ initial: false });
-    const { ctx, added } = fakeContext();
-    await wemoDriver.setup(
-      ctx,
-      wemoConfigSchema.parse({ id: 'lamp', kind: 'wemo/v1', address: '127.0.0.1', port: s.port }),
-    );
+    const config = wemoConfigSchema.parse({
+      id: 'lamp',
+      kind: 'wemo/v1',
+      address: '127.0.0.1',
+      port: s.port,
+    });
+    const { ctx, added } = fakeContext(config);
+    await wemoDriver.setup(ctx, config);
     const { spec, handlers } = added[0] as Added;
     const call = { signal: signal() };
     expect(await handlers.on({}, call)).toBe('on');
@@ -338,11 +341,14 @@ describe('wemoDriver', () => {
   it('fails a command with the device error when the plug is broken', async () => {
     const s = await sim();
     s.mode = 'error';
-    const { ctx, added } = fakeContext();
-    await wemoDriver.setup(
-      ctx,
-      wemoConfigSchema.parse({ id: 'lamp', kind: 'wemo/v1', address: '127.0.0.1', port: s.port }),
-    );
+    const config = wemoConfigSchema.parse({
+      id: 'lamp',
+      kind: 'wemo/v1',
+      address: '127.0.0.1',
+      port: s.port,
+    });
+    const { ctx, added } = fakeContext(config);
+    await wemoDriver.setup(ctx, config);
     await expect((added[0] as Added).handlers.toggle({}, { signal: signal() })).rejects.toThrow(
       /answered HTTP 500/,
     );
