@@ -112,14 +112,21 @@ export class AgentRole {
     bus.on('entity.event', (e) => publishEvent(e.id, { type: 'event', ...e }), 'agent');
     await runtime.start();
     for (const v of runtime.list()) publishView(v);
-    this.#stopServing = rpc.serve(topics.cmd(name), async (body, ctx) => {
-      const req = commandRequestSchema.safeParse(body);
-      if (!req.success) throw new HearthError('HEARTH_ERR_BAD_REQUEST', 'not a command request');
-      if (!this.#runtime) throw new HearthError('HEARTH_ERR_NOT_READY', `agent "${name}" is stepping down`);
-      return this.#runtime.command(req.data.id, req.data.name, req.data.args, {
-        timeoutMs: ctx.deadline - Date.now(),
-      });
-    });
+    // A request's deadline is the caller's, but never longer than the entity's own (its device's
+    // timeoutMs): one that says "a day from now" is held no longer than a real one.
+    const deadlineOf = entityDeadlines(this.#o.devices);
+    this.#stopServing = rpc.serve(
+      topics.cmd(name),
+      async (body, ctx) => {
+        const req = commandRequestSchema.safeParse(body);
+        if (!req.success) throw new HearthError('HEARTH_ERR_BAD_REQUEST', 'not a command request');
+        if (!this.#runtime) throw new HearthError('HEARTH_ERR_NOT_READY', `agent "${name}" is stepping down`);
+        return this.#runtime.command(req.data.id, req.data.name, req.data.args, {
+          timeoutMs: Math.min(ctx.deadline - Date.now(), deadlineOf(req.data.id)),
+        });
+      },
+      { maxMs: (body) => deadlineOf(commandRequestSchema.safeParse(body).data?.id) + replySlackMs },
+    );
     link.publish(
       topics.leader(leaseTopicId(`agent:${name}`)),
       { holder: link.clientId, token },
@@ -154,4 +161,23 @@ export class AgentRole {
       );
     }
   }
+}
+
+/** Time beyond an entity's deadline for its reply (an error at the deadline) to go out. */
+const replySlackMs = 1000;
+
+/**
+ * Each entity's deadline by id (its device's `timeoutMs`, as its driver declares it); for an id
+ * the config does not declare (a zigbee2mqtt device found at run time, or none), the longest
+ * of this agent's devices.
+ */
+function entityDeadlines(devices: readonly DeviceEntry[]): (id: string | undefined) => number {
+  const byId = new Map<string, number>();
+  let longest = 0;
+  for (const d of devices) {
+    for (const e of d.driver.entities(d.config)) byId.set(e.id, e.timeoutMs);
+    if (typeof d.config.timeoutMs === 'number') longest = Math.max(longest, d.config.timeoutMs);
+  }
+  for (const ms of byId.values()) longest = Math.max(longest, ms);
+  return (id) => (id === undefined ? undefined : byId.get(id)) ?? (longest || 5000);
 }
