@@ -50,11 +50,12 @@ describe.skipIf(mosquittoMissing)('a stalled agent leader resumed after its succ
       procs.push(p);
       return p;
     });
-  const lamp = async (api: RoleProcess) =>
-    JSON.parse((await call(`${api.url}/api/v1/entities/lamp`)).body).entity as {
-      available: boolean;
-      reason: string | null;
-    };
+  /** The lamp as a replica shows it; an answer without it (not ready yet) counts as unavailable. */
+  const lamp = async (api: RoleProcess): Promise<{ available: boolean; reason: string | null }> => {
+    const r = await call(`${api.url}/api/v1/entities/lamp`);
+    const entity = r.status === 200 ? JSON.parse(r.body).entity : undefined;
+    return entity ?? { available: false, reason: `${r.status} ${r.body.slice(0, 200)}` };
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -165,6 +166,9 @@ switches:
         );
         // A replica that connects now learns only what the broker kept.
         late = await start('api');
+        // Ready: connected to the broker, and so holding what it kept.
+        const api = late;
+        await until(async () => (await call(`${api.url}/readyz`)).status === 200, 10_000, 'the late replica');
         lateReadyAt = Date.now();
         await watch(late, 2, Math.max(end, lateReadyAt + 2000));
       })(),
