@@ -199,4 +199,22 @@ describe('EntityMirror', () => {
     m.apply({ ...button, state: 'off' }, { previous: 'on' });
     expect(m.get('bedside')).toMatchObject({ state: 'off', available: true });
   });
+
+  it('does not bring back a device found at run time and gone with an older view of it', () => {
+    const m = new EntityMirror({
+      declared,
+      sources: [{ driver: 'zigbee2mqtt', agent: 'main', timeoutMs: 1000 }],
+    });
+    m.setLinkDown(null);
+    m.setAgentLeader('main', 5, null);
+    const remote = (fence: number) => m.apply(view('remote', { driver: 'zigbee2mqtt' }), undefined, fence);
+    remote(5);
+    m.forget('remote');
+    // The deposed leader's last word about it, late.
+    expect(remote(4)).toBe(true);
+    expect(m.get('remote')).toBeUndefined();
+    // The leader finds it again.
+    remote(5);
+    expect(m.get('remote')?.available).toBe(true);
+  });
 });

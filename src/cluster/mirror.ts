@@ -46,6 +46,8 @@ export class EntityMirror {
   readonly #terms = new Map<string, number>();
   /** The fence of the view shown, per entity an agent runs (none for a declared one never seen). */
   readonly #fences = new Map<string, number>();
+  /** The fence of the last view of each entity found at run time and then gone: no older view brings it back. */
+  readonly #gone = new Map<string, { agent: string; fence: number }>();
   #linkDown: string | null = 'not yet connected to the message broker';
   readonly #maxEntities: number;
 
@@ -127,7 +129,8 @@ export class EntityMirror {
     const agent = declared?.agent ?? source?.agent;
     if (agent !== undefined) {
       const f = fence ?? 0;
-      const shown = this.#fences.get(view.id);
+      const gone = this.#gone.get(view.id);
+      const shown = this.#fences.get(view.id) ?? (gone?.agent === agent ? gone.fence : undefined);
       if (shown !== undefined && f < shown) return true;
       if (f < (this.#terms.get(agent) ?? 0)) change = undefined;
     }
@@ -135,6 +138,7 @@ export class EntityMirror {
     if (!before && this.#reported.size >= this.#maxEntities) return false;
     // An id that changes hands (a pressed button, then a zigbee device) is a new entity.
     if (before && (before.driver !== view.driver || before.kind !== view.kind)) this.forget(view.id);
+    this.#gone.delete(view.id);
     const known = this.#reported.has(view.id);
     this.#reported.set(view.id, view);
     if (agent !== undefined) this.#fences.set(view.id, fence ?? 0);
@@ -151,6 +155,9 @@ export class EntityMirror {
     if (this.#declared.has(id)) return;
     const v = this.#reported.get(id);
     if (!v) return;
+    const fence = this.#fences.get(id);
+    const source = this.#found.get(id);
+    if (fence !== undefined && source) this.#gone.set(id, { agent: source.agent, fence });
     this.#reported.delete(id);
     this.#found.delete(id);
     this.#fences.delete(id);
