@@ -10,8 +10,9 @@ import type { Logger } from '../core/log.js';
 import { Runtime } from '../core/runtime.js';
 import type { EntityView } from '../core/runtime-api.js';
 import type { Store } from '../store/store.js';
+import { LeaderTerm } from './fence.js';
 import type { Leadership } from './leadership.js';
-import { commandRequestSchema, type EntityEvent, leaseTopicId } from './wire.js';
+import { agentLease, commandRequestSchema, type EntityEvent } from './wire.js';
 
 export interface AgentOptions {
   name: string;
@@ -36,6 +37,8 @@ export interface AgentOptions {
 export class AgentRole {
   readonly #o: AgentOptions;
   #runtime: Runtime | undefined;
+  /** What this process publishes as leader, fenced with its lease term's token. */
+  #term: LeaderTerm | undefined;
   #stopServing: (() => void) | undefined;
   #stopped = false;
 
@@ -88,8 +91,10 @@ export class AgentRole {
     });
     this.#runtime = runtime;
     const topics = link.topics;
-    const publishView = (v: EntityView) => link.publish(topics.state(v.id), v, { retain: true });
-    const publishEvent = (id: string, e: EntityEvent) => link.publish(topics.event(id), e, { qos: 1 });
+    const term = new LeaderTerm(link, { lease: agentLease(name), token, views: (id) => runtime.get(id) });
+    this.#term = term;
+    const publishView = (v: EntityView) => term.view(v);
+    const publishEvent = (id: string, e: EntityEvent) => term.event(id, e);
     bus.on(
       'entity.state',
       (e) => {
@@ -108,7 +113,7 @@ export class AgentRole {
     // Devices found at run time (zigbee2mqtt): a new one is published; one gone is deleted, with
     // an empty retained state that every api replica and controller takes as "forget it".
     bus.on('entity.added', publishCurrent, 'agent');
-    bus.on('entity.removed', (e) => link.publish(topics.state(e.id), '', { retain: true }), 'agent');
+    bus.on('entity.removed', (e) => term.removed(e.id), 'agent');
     bus.on('entity.event', (e) => publishEvent(e.id, { type: 'event', ...e }), 'agent');
     await runtime.start();
     for (const v of runtime.list()) publishView(v);
@@ -127,19 +132,13 @@ export class AgentRole {
       },
       { maxMs: (body) => deadlineOf(commandRequestSchema.safeParse(body).data?.id) + replySlackMs },
     );
-    link.publish(
-      topics.leader(leaseTopicId(`agent:${name}`)),
-      { holder: link.clientId, token },
-      {
-        retain: true,
-      },
-    );
+    term.announce();
   }
 
   async #lose(reason: string): Promise<void> {
     const runtime = this.#runtime;
     if (!runtime) return;
-    const { name, link, log } = this.#o;
+    const { name, log } = this.#o;
     log.warn({ agent: name, reason }, 'agent no longer leads: stopping its devices');
     this.#stopServing?.();
     this.#stopServing = undefined;
@@ -147,19 +146,11 @@ export class AgentRole {
     // Stopping the runtime stops every driver, which leaves heaters off and valves closed.
     await runtime.stop();
     // What this process published as leader must not be re-sent after a reconnect over what
-    // its successor publishes; the last word is said once, now, if the broker is there.
-    const topics = link.topics;
-    for (const v of runtime.list()) link.forgetRetained(topics.state(v.id));
-    const leaderTopic = topics.leader(leaseTopicId(`agent:${name}`));
-    link.forgetRetained(leaderTopic);
-    link.publish(leaderTopic, { holder: null, token: 0 }, { retain: true, remember: false });
-    for (const v of runtime.list()) {
-      link.publish(
-        topics.state(v.id),
-        { ...v, available: false, reason: `the hearth agent "${name}" stepped down: ${reason}` },
-        { retain: true, remember: false },
-      );
-    }
+    // its successor publishes; the last word is said once, now, if the broker is there, with
+    // this term's token, so it never overwrites a successor's (src/cluster/fence.ts).
+    const term = this.#term;
+    this.#term = undefined;
+    term?.end(runtime.list(), `the hearth agent "${name}" stepped down: ${reason}`);
   }
 }
 

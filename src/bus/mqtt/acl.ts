@@ -155,9 +155,17 @@ export function brokerUsers(input: AclInput): BrokerUser[] {
       what: `the processes of agent ${name} (hearth start --role agent --agent ${name})`,
       grants: [
         member,
-        { access: 'write', topic: `${r}/state/+`, why: 'the states of its devices' },
+        {
+          access: 'readwrite',
+          topic: `${r}/state/+`,
+          why: "the states of its devices, read back to answer an older term's with its own",
+        },
         { access: 'write', topic: `${r}/event/+`, why: 'their live changes and announcements' },
-        { access: 'write', topic: `${r}/leader/agent-${name}`, why: 'its own leader record' },
+        {
+          access: 'readwrite',
+          topic: `${r}/leader/agent-${name}`,
+          why: "its own leader record, read back to answer an older term's",
+        },
         { access: 'read', topic: `${r}/cmd/${name}`, why: 'commands to its devices' },
         { access: 'write', topic: `${r}/reply/+`, why: 'replies to those commands' },
         ...(input.deviceTopics?.[name] ?? []).map(
