@@ -6,12 +6,13 @@ import {
   call,
   leaderGauge,
   type RoleProcess,
+  startLockedBroker,
   startRole,
   until,
   writeClusterConfig,
 } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 import { metricSample } from './support/raw-http.js';
 
@@ -45,7 +46,7 @@ describe.skipIf(mosquittoMissing)('scheduled backups in a cluster', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    broker = await TestMosquitto.start();
+    broker = await startLockedBroker({ agents: [] });
     dir = tempDir();
     config = writeClusterConfig(dir, {
       pgUrl: db.url,

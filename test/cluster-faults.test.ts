@@ -5,9 +5,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcoffeebot/simulator.js';
 import { type SonosSimulator, startSonosSimulator } from '../src/drivers/sonos/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
-import { call, type RoleProcess, startRole, until, writeClusterConfig } from './support/cluster.js';
+import {
+  call,
+  type RoleProcess,
+  startLockedBroker,
+  startRole,
+  until,
+  writeClusterConfig,
+} from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, type TestDatabase, terminateBackends } from './support/postgres.js';
 
 /*
@@ -29,7 +36,7 @@ describe.skipIf(mosquittoMissing)('a cluster when parts of it fail', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    broker = await TestMosquitto.start();
+    broker = await startLockedBroker({ agents: ['main', 'kitchen'] });
     plug = await startWemoSimulator();
     dir = tempDir();
     pot = await startCoffeeSimulator({ path: join(dir, 'ttyCOFFEE') });

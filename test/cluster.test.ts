@@ -3,16 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { runCli } from './support/cli-run.js';
 import {
+  brokerEnv,
   call,
   leaderGauge,
   type RoleProcess,
+  startLockedBroker,
   startRecorder,
   startRole,
   until,
   writeClusterConfig,
 } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 
 /*
@@ -35,7 +37,7 @@ describe.skipIf(mosquittoMissing)('hearth on several boxes', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    broker = await TestMosquitto.start();
+    broker = await startLockedBroker();
     plug = await startWemoSimulator();
     recorder = await startRecorder();
     dir = tempDir();
@@ -98,7 +100,7 @@ automations:
     expect(cluster.members).toHaveLength(6);
     expect(cluster.leases.map((l: { name: string }) => l.name).sort()).toEqual(['agent:main', 'controller']);
     // `hearth status` prints the same from the store.
-    const status = await runCli(['status', '--config', config]);
+    const status = await runCli(['status', '--config', config], { env: brokerEnv('hearth-api') });
     expect(status.code).toBe(0);
     expect(status.stdout.match(/^hearth-(api|controller|agent)-/gm)).toHaveLength(6);
     expect(status.stdout).toMatch(/^agent:main +hearth-agent-\S+ +\d+ +yes/m);

@@ -2,9 +2,17 @@ import { rmSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
-import { leaderGauge, type RoleProcess, startRole, until, writeClusterConfig } from './support/cluster.js';
+import {
+  brokerPassword,
+  leaderGauge,
+  type RoleProcess,
+  startLockedBroker,
+  startRole,
+  until,
+  writeClusterConfig,
+} from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 
 /*
@@ -14,6 +22,7 @@ import { createTestDatabase, type TestDatabase } from './support/postgres.js';
  */
 const LEASE_S = 2;
 const CONFIG_TOPIC = 'homeassistant/switch/hearth/plug/config';
+const asUser = (username: string) => ({ username, password: brokerPassword(username) });
 
 describe.skipIf(mosquittoMissing)('Home Assistant and hearth topics in a cluster', () => {
   let db: TestDatabase;
@@ -45,7 +54,7 @@ describe.skipIf(mosquittoMissing)('Home Assistant and hearth topics in a cluster
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    broker = await TestMosquitto.start();
+    broker = await startLockedBroker({ clients: ['homeassistant'] });
     plug = await startWemoSimulator({ initial: false });
     dir = tempDir();
     config = writeClusterConfig(dir, {
@@ -59,7 +68,7 @@ buttons:
   - { id: bedside }
 `,
     });
-    ha = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    ha = await mqtt.connectAsync(broker.url, { protocolVersion: 5, ...asUser('homeassistant') });
     ha.on('message', (topic, payload, packet) => {
       seen.set(topic, { text: String(payload), live: !packet.retain });
       if (topic === 'hearth/bridge/state') bridge.push(String(payload));
@@ -92,7 +101,7 @@ buttons:
     expect(await leaderOf(controllers)).toBeDefined();
 
     // What a Home Assistant that starts now gets: retained copies.
-    const late = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    const late = await mqtt.connectAsync(broker.url, { protocolVersion: 5, ...asUser('homeassistant') });
     try {
       const retained = new Map<string, string>();
       late.on('message', (topic, payload, packet) => {
@@ -185,7 +194,9 @@ buttons:
     // An offline that reaches the broker late (a partitioned leader's will, noticed at its
     // keep-alive) is answered at once by the leader.
     bridge.length = 0;
-    await ha.publishAsync('hearth/bridge/state', 'offline', { retain: true });
+    const late = await mqtt.connectAsync(broker.url, { protocolVersion: 5, ...asUser('hearth-controller') });
+    await late.publishAsync('hearth/bridge/state', 'offline', { retain: true });
+    await late.endAsync();
     await until(() => bridge.join() === 'offline,online', 5000, 'the leader to say online again');
     const before = sets();
     await ha.publishAsync('hearth/plug/set', 'off');

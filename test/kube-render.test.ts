@@ -15,7 +15,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
@@ -28,11 +28,13 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { ConfigError } from '../src/config/errors.js';
 import { checkRendered, KubeRenderError, renderKube, serialise, writeRendered } from '../src/kube/render.js';
 import { repoRoot, runCli } from './support/cli-run.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 
 const example = join(repoRoot, 'examples', 'cluster.yaml');
 const golden = join(repoRoot, 'test', 'golden', 'kube');
@@ -86,6 +88,16 @@ function renderError(file: string, env: NodeJS.ProcessEnv = {}): string {
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
+
+/** The Secrets of a secret.yaml: name → stringData. */
+function secretsIn(file: string): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const s = doc.toJS() as { metadata: { name: string }; stringData: Record<string, string> };
+    out.set(s.metadata.name, s.stringData);
+  }
+  return out;
+}
 
 describe('hearth kube render', () => {
   it('renders examples/cluster.yaml to the golden files (UPDATE_GOLDEN=1 rewrites them)', () => {
@@ -301,9 +313,18 @@ describe('hearth kube render', () => {
       },
     );
     expect(run2.code).toBe(0);
-    const secret = parse(readFileSync(join(withSecrets, 'secret.yaml'), 'utf8'));
-    // The literal of the file wins over nothing, the environment over the literal.
-    expect(secret.stringData).toEqual(env);
+    const secrets = secretsIn(join(withSecrets, 'secret.yaml'));
+    // The literal of the file wins over nothing, the environment over the literal. MQTT_PASSWORD
+    // is no longer referenced: each role has its own broker user (the Secret hearth-mqtt).
+    const { MQTT_PASSWORD: _mqtt, ...referenced } = env;
+    expect(secrets.get('hearth-env')).toEqual(referenced);
+    expect(Object.keys(secrets.get('hearth-mqtt') ?? {}).sort()).toEqual([
+      'hearth-agent-kitchen',
+      'hearth-agent-main',
+      'hearth-api',
+      'hearth-controller',
+      'passwd',
+    ]);
     expect(parse(readFileSync(join(withSecrets, 'kustomization.yaml'), 'utf8')).resources).toContain(
       'secret.yaml',
     );
@@ -317,7 +338,7 @@ describe('hearth kube render', () => {
     );
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim()).toBe(
-      'hearth kube render: --with-secrets: HEARTH_PG_PASSWORD, MQTT_PASSWORD are not set; export them (the config references them) and render again',
+      'hearth kube render: --with-secrets: HEARTH_PG_PASSWORD is not set; export it (the config references it) and render again',
     );
   });
 
@@ -384,19 +405,17 @@ describe('hearth kube render', () => {
     expect((await render(env)).code).toBe(0);
     expect(mode()).toBe(0o600);
 
-    // --check with a changed token and password: the keys that differ are named, no value is shown.
-    const next = {
-      ...env,
-      HEARTH_TOKEN: 'tok-second-0b9d4e6f27a1c3ee',
-      MQTT_PASSWORD: 'mqtt-second-9a7c3d1e',
-    };
+    // --check with a changed token: the keys that differ are named, no value is shown. The
+    // broker's passwords were made by the first render and kept since: they do not differ.
+    const broker = secretsIn(join(out, 'secret.yaml')).get('hearth-mqtt') ?? {};
+    const next = { ...env, HEARTH_TOKEN: 'tok-second-0b9d4e6f27a1c3ee' };
     const check = await render(next, '--check');
     expect(check.code).toBe(1);
     expect(check.stdout).toContain(`--- ${join(out, 'secret.yaml')} (on disk)`);
     expect(check.stdout).toMatch(/^- +HEARTH_TOKEN: <secret, on disk>$/m);
     expect(check.stdout).toMatch(/^\+ +HEARTH_TOKEN: <secret, rendered>$/m);
-    expect(check.stdout).toMatch(/^\+ +MQTT_PASSWORD: <secret, rendered>$/m);
-    for (const value of [...Object.values(env), ...Object.values(next)]) {
+    expect(check.stdout).not.toMatch(/hearth-api: <secret, rendered>|passwd: <secret, rendered>/);
+    for (const value of [...Object.values(env), ...Object.values(next), ...Object.values(broker)]) {
       expect(check.stdout + check.stderr).not.toContain(value);
     }
 
@@ -564,12 +583,12 @@ describe('hearth kube render', () => {
     it('--check and --with-secrets work with the backups volume', async () => {
       const file = configWith([backupBlock, nfsVolume]);
       const out = join(tempDir(), 'deploy');
-      const env = { HEARTH_TOKEN: 'secret-value-123', HEARTH_PG_PASSWORD: 'pg456abc', MQTT_PASSWORD: 'm789' };
+      const env = { HEARTH_TOKEN: 'secret-value-123', HEARTH_PG_PASSWORD: 'pg456abc' };
       const run = await runCli(['kube', 'render', '--config', file, '--out', out, '--with-secrets'], { env });
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
       // The backups folder adds no variable to the Secret.
-      expect(parse(readFileSync(join(out, 'secret.yaml'), 'utf8')).stringData).toEqual(env);
+      expect(secretsIn(join(out, 'secret.yaml')).get('hearth-env')).toEqual(env);
       const fresh = await runCli(
         ['kube', 'render', '--config', file, '--out', out, '--check', '--with-secrets'],
         {
@@ -794,4 +813,154 @@ describe('hearth kube render: TLS to an external broker (mqtt.ca, cert, key)', (
       expect(text, name).not.toContain('projected');
     }
   });
+});
+
+describe("hearth kube render: the in-cluster broker's users and ACL", () => {
+  const deployments = (files: Map<string, string>) =>
+    [...files.keys()].filter((f) => f.startsWith('deployment-')).map((f) => parse(files.get(f) as string));
+  const hearthYaml = (files: Map<string, string>) =>
+    parse(files.get('configmap-hearth-config.yaml') as string).data['hearth.yaml'] as string;
+
+  it('gives each role its own user: its Deployment names it and holds only its own password; Mosquitto takes no anonymous client and applies the ACL', () => {
+    const files = renderKube(example, { env: {} });
+    const users = deployments(files).map((d) => {
+      const env = d.spec.template.spec.containers[0].env as Array<{
+        name: string;
+        value?: string;
+        valueFrom?: { secretKeyRef: { name: string; key: string } };
+      }>;
+      const user = env.find((e) => e.name === 'HEARTH_MQTT_USERNAME')?.value;
+      expect(env.find((e) => e.name === 'HEARTH_MQTT_PASSWORD')?.valueFrom).toEqual({
+        secretKeyRef: { name: 'hearth-mqtt', key: user },
+      });
+      return [d.metadata.name, user];
+    });
+    expect(Object.fromEntries(users)).toEqual({
+      'hearth-agent-kitchen': 'hearth-agent-kitchen',
+      'hearth-agent-main': 'hearth-agent-main',
+      'hearth-api': 'hearth-api',
+      'hearth-controller': 'hearth-controller',
+    });
+    // The user's lines, each replaced where it was: every error still names the user's line.
+    const config = hearthYaml(files);
+    expect(config.split('\n').length).toBe(exampleText.split('\n').length);
+    expect(config.split('\n')[lineOf(exampleText, 'username: hearth') - 1]).toBe(
+      `  username: "\${HEARTH_MQTT_USERNAME}"`,
+    );
+    expect(config.split('\n')[lineOf(exampleText, `password: \${MQTT_PASSWORD}`) - 1]).toBe(
+      `  password: "\${HEARTH_MQTT_PASSWORD}"`,
+    );
+    const mosquitto = parse(files.get('configmap-mosquitto-config.yaml') as string).data;
+    expect(mosquitto['mosquitto.conf']).toContain(
+      'allow_anonymous false\npassword_file /mosquitto/auth/passwd\nacl_file /mosquitto/config/acl\n',
+    );
+    expect(mosquitto.acl).toContain('user hearth-agent-kitchen\n');
+    expect(mosquitto.acl).toContain('topic read hearth/cluster/cmd/kitchen\n');
+    // zigbee2mqtt is followed by agent main (zigbee2mqtt: has no agent), so its topics are main's.
+    expect(mosquitto.acl.split('user hearth-agent-main')[1]).toContain('topic readwrite zigbee2mqtt/#\n');
+    const pod = parse(files.get('statefulset-mosquitto.yaml') as string).spec.template.spec;
+    expect(pod.volumes).toContainEqual({
+      name: 'secret',
+      secret: { secretName: 'hearth-mqtt', items: [{ key: 'passwd', path: 'passwd', mode: 0o440 }] },
+    });
+  });
+
+  it('adds the user and password to a config without them, on the line in a flow mapping', () => {
+    const flow = configWith([
+      [
+        `mqtt:\n  url: mqtt://192.168.1.5:1883 # in the pods: the mosquitto Service\n  username: hearth\n  password: \${MQTT_PASSWORD}\n`,
+        'mqtt: { url: mqtt://192.168.1.5:1883 }\n',
+      ],
+    ]);
+    const config = hearthYaml(renderKube(flow, { env: {} }));
+    expect(config).toContain(
+      `mqtt: { username: "\${HEARTH_MQTT_USERNAME}", password: "\${HEARTH_MQTT_PASSWORD}", url: "mqtt://mosquitto:1883" }\n`,
+    );
+    const block = configWith([[`  username: hearth\n  password: \${MQTT_PASSWORD}\n`, '']]);
+    expect(hearthYaml(renderKube(block, { env: {} }))).toContain(
+      `mqtt:\n  username: "\${HEARTH_MQTT_USERNAME}"\n  password: "\${HEARTH_MQTT_PASSWORD}"\n  url: "mqtt://mosquitto:1883"`,
+    );
+  });
+
+  it('leaves an external broker to its owner: the config says who logs in, no per-role user, no hearth-mqtt', () => {
+    const file = configWith([['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }']]);
+    const files = renderKube(file, { env: {} });
+    expect(hearthYaml(files)).toContain(`  username: hearth\n  password: \${MQTT_PASSWORD}\n`);
+    for (const d of deployments(files)) {
+      const names = d.spec.template.spec.containers[0].env.map((e: { name: string }) => e.name);
+      expect(names).toEqual(['HEARTH_CONFIG']);
+    }
+    expect(files.get('secret.example.yaml')).not.toContain('hearth-mqtt');
+  });
+
+  it('clients: Home Assistant and zigbee2mqtt get users of their own, and the broker takes the LAN, on a NodePort when asked', () => {
+    const file = configWith([
+      [
+        'mqtt: { inCluster: true }',
+        'mqtt: { inCluster: true, clients: [homeassistant, zigbee2mqtt], nodePort: 31883 }',
+      ],
+    ]);
+    const files = renderKube(file, { env: {} });
+    const acl = parse(files.get('configmap-mosquitto-config.yaml') as string).data.acl as string;
+    const homeassistant = `${acl.split('user homeassistant\n')[1]?.split('\n\n')[0]}\n`;
+    expect(homeassistant).toContain('topic read homeassistant/#\n');
+    expect(homeassistant).toContain('topic write hearth/+/set\n');
+    expect(homeassistant).not.toContain('cluster');
+    expect(acl).toContain('user zigbee2mqtt\n');
+    const secret = [...parseAllDocuments(files.get('secret.example.yaml') as string)]
+      .map((d) => d.toJS())
+      .find((d) => d.metadata.name === 'hearth-mqtt');
+    expect(Object.keys(secret.stringData)).toContain('homeassistant');
+    expect(Object.keys(secret.stringData)).toContain('zigbee2mqtt');
+    const policy = parse(files.get('networkpolicy-mosquitto.yaml') as string).spec.ingress[0];
+    expect(policy.from).toContainEqual({ ipBlock: { cidr: '192.168.1.0/24' } });
+    expect(parse(files.get('service-mosquitto.yaml') as string).spec).toMatchObject({
+      type: 'NodePort',
+      ports: [{ nodePort: 31883 }],
+    });
+  });
+
+  it.skipIf(mosquittoMissing)(
+    '--with-secrets: a password per user, kept by the next render; a real Mosquitto takes the password file and the ACL',
+    { timeout: 60_000 },
+    async () => {
+      const file = configWith();
+      const out = join(tempDir(), 'deploy');
+      const env = { HEARTH_TOKEN: 'tok-7f3a9c2e51d0b8aa', HEARTH_PG_PASSWORD: 'pg4d2c9e7b' };
+      const render = () =>
+        runCli(['kube', 'render', '--config', file, '--out', out, '--with-secrets'], { env });
+      expect((await render()).code).toBe(0);
+      const first = secretsIn(join(out, 'secret.yaml')).get('hearth-mqtt') ?? {};
+      expect((await render()).code).toBe(0);
+      expect(secretsIn(join(out, 'secret.yaml')).get('hearth-mqtt')).toEqual(first);
+      const { passwd, ...passwords } = first;
+      for (const pw of Object.values(passwords)) expect(pw).toMatch(/^[0-9a-f]{64}$/);
+      expect(
+        passwd
+          ?.split('\n')
+          .filter(Boolean)
+          .map((l) => l.split(':')[0])
+          .sort(),
+      ).toEqual(Object.keys(passwords).sort());
+      for (const line of passwd?.trim().split('\n') ?? []) expect(line).toMatch(/^[a-z0-9-]+:\$7\$101\$/);
+
+      const acl = parse(readFileSync(join(out, 'configmap-mosquitto-config.yaml'), 'utf8')).data.acl;
+      writeFileSync(join(out, 'passwd'), passwd ?? '', { mode: 0o600 });
+      writeFileSync(join(out, 'acl'), acl);
+      const broker = await TestMosquitto.start({
+        extraConfig: [`user ${userInfo().username}`, `password_file ${out}/passwd`, `acl_file ${out}/acl`],
+      });
+      try {
+        const connect = (username: string, password: string) =>
+          mqtt.connectAsync(broker.url, { username, password, reconnectPeriod: 0 }, false).then(
+            (c) => c.endAsync().then(() => 'in'),
+            (err: Error) => err.message,
+          );
+        for (const [user, pw] of Object.entries(passwords)) expect(await connect(user, pw), user).toBe('in');
+        expect(await connect('hearth-api', passwords['hearth-controller'] ?? '')).toMatch(/Not authorized/i);
+      } finally {
+        await broker.stop();
+      }
+    },
+  );
 });

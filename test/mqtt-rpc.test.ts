@@ -153,6 +153,33 @@ describe.skipIf(mosquittoMissing)('request/response over a real Mosquitto', () =
     expect(agent.rpc.stats.late).toBe(1);
   });
 
+  it("a responder's bound (maxMs) caps a deadline a day ahead: the handler's deadline and signal end at the bound", async () => {
+    const agent = await member(broker, 'agent-bound');
+    const seen: Array<{ arrived: number; deadline: number; aborted?: number }> = [];
+    agent.rpc.serve(
+      agent.link.topics.cmd('bound'),
+      (_body, ctx) =>
+        new Promise((resolve) => {
+          const s: (typeof seen)[number] = { arrived: Date.now(), deadline: ctx.deadline };
+          seen.push(s);
+          ctx.signal.addEventListener('abort', () => {
+            s.aborted = Date.now();
+            resolve(null);
+          });
+        }),
+      { maxMs: () => 200 },
+    );
+    const c = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
+    raws.push(c);
+    const payload = JSON.stringify({ deadline: Date.now() + 86_400_000, body: {} });
+    const properties = { responseTopic: 'hearth/cluster/reply/raw-bound', correlationData: randomBytes(16) };
+    await c.publishAsync('hearth/cluster/cmd/bound', payload, { qos: 1, properties });
+    await waitUntil(() => seen[0]?.aborted !== undefined, 200 + 1000, 'the handler aborted at the bound');
+    const s = seen[0] as Required<(typeof seen)[number]>;
+    expect(s.deadline - s.arrived).toBeLessThanOrEqual(200);
+    expect(s.aborted).toBeGreaterThanOrEqual(s.deadline - 1);
+  });
+
   it('a QoS 1 redelivery (same correlation data) is not executed twice; the reply is sent again', async () => {
     const agent = await member(broker, 'agent-dup');
     let runs = 0;

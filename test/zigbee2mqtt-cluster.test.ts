@@ -3,9 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntityView } from '../src/core/runtime-api.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { ZigbeeSimulator } from '../src/drivers/zigbee2mqtt/simulator.js';
-import { call, type RoleProcess, startRole, until, writeClusterConfig } from './support/cluster.js';
+import {
+  brokerUrlAs,
+  call,
+  type RoleProcess,
+  startLockedBroker,
+  startRole,
+  until,
+  writeClusterConfig,
+} from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 
 /*
@@ -29,9 +37,13 @@ describe.skipIf(mosquittoMissing)('zigbee2mqtt devices in a cluster', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    broker = await TestMosquitto.start();
+    broker = await startLockedBroker({
+      agents: ['main', 'zigbee'],
+      deviceTopics: { zigbee: ['zigbee2mqtt/#'] },
+      clients: ['zigbee2mqtt'],
+    });
     lamp = await startWemoSimulator({ initial: false });
-    z2m = await ZigbeeSimulator.start({ mqttUrl: broker.url });
+    z2m = await ZigbeeSimulator.start({ mqttUrl: brokerUrlAs(broker, 'zigbee2mqtt') });
     dir = tempDir();
     const config = writeClusterConfig(dir, {
       pgUrl: db.url,

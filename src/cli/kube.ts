@@ -32,12 +32,13 @@ export function registerKube(program: Command): void {
       const withSecrets = opts.withSecrets === true;
       try {
         // Loaded only here: `hearth start` never parses the Kubernetes models.
-        const { renderKube, writeRendered, checkRendered, KubeRenderError } = await import(
-          '../kube/render.js'
-        );
+        const { renderKube, writeRendered, checkRendered, readPreviousSecret, KubeRenderError } =
+          await import('../kube/render.js');
         let files: Map<string, string>;
         try {
-          files = renderKube(path, { withSecrets });
+          // The broker's generated passwords stay what they were (a new one for a new user only).
+          const previousSecret = withSecrets ? readPreviousSecret(opts.out) : undefined;
+          files = renderKube(path, { withSecrets, previousSecret });
         } catch (err) {
           if (err instanceof KubeRenderError) {
             console.error(`hearth kube render: ${err.message}`);
@@ -60,11 +61,15 @@ export function registerKube(program: Command): void {
         writeRendered(opts.out, files, withSecrets);
         console.log(`wrote ${files.size} files to ${opts.out}; apply with: kubectl apply -k ${opts.out}`);
         if (!withSecrets) {
-          const tls = files.get('secret.example.yaml')?.includes('name: hearth-mqtt-tls') === true;
+          const example = files.get('secret.example.yaml') ?? '';
+          const tls = example.includes('name: hearth-mqtt-tls');
+          const users = example.includes('name: hearth-mqtt\n');
           console.log(
             tls
               ? `the Secrets hearth-env and hearth-mqtt-tls (the MQTT TLS files) are not among them: see ${opts.out}/secret.example.yaml for the kubectl commands, or render with --with-secrets`
-              : `the Secret is not among them: see ${opts.out}/secret.example.yaml, or render with --with-secrets`,
+              : users
+                ? `the Secrets hearth-env and hearth-mqtt (the broker's users) are not among them: see ${opts.out}/secret.example.yaml for the kubectl commands, or render with --with-secrets`
+                : `the Secret is not among them: see ${opts.out}/secret.example.yaml, or render with --with-secrets`,
           );
         }
       } catch (err) {

@@ -10,8 +10,9 @@ import type { Logger } from '../core/log.js';
 import { Runtime } from '../core/runtime.js';
 import type { EntityView } from '../core/runtime-api.js';
 import type { Store } from '../store/store.js';
+import { LeaderTerm } from './fence.js';
 import type { Leadership } from './leadership.js';
-import { commandRequestSchema, type EntityEvent, leaseTopicId } from './wire.js';
+import { agentLease, commandRequestSchema, type EntityEvent } from './wire.js';
 
 export interface AgentOptions {
   name: string;
@@ -38,6 +39,8 @@ export interface AgentOptions {
 export class AgentRole {
   readonly #o: AgentOptions;
   #runtime: Runtime | undefined;
+  /** What this process publishes as leader, fenced with its lease term's token. */
+  #term: LeaderTerm | undefined;
   #stopServing: (() => void) | undefined;
   #stopped = false;
 
@@ -90,8 +93,10 @@ export class AgentRole {
     });
     this.#runtime = runtime;
     const topics = link.topics;
-    const publishView = (v: EntityView) => link.publish(topics.state(v.id), v, { retain: true });
-    const publishEvent = (id: string, e: EntityEvent) => link.publish(topics.event(id), e, { qos: 1 });
+    const term = new LeaderTerm(link, { lease: agentLease(name), token, views: (id) => runtime.get(id) });
+    this.#term = term;
+    const publishView = (v: EntityView) => term.view(v);
+    const publishEvent = (id: string, e: EntityEvent) => term.event(id, e);
     bus.on(
       'entity.state',
       (e) => {
@@ -110,31 +115,32 @@ export class AgentRole {
     // Devices found at run time (zigbee2mqtt): a new one is published; one gone is deleted, with
     // an empty retained state that every api replica and controller takes as "forget it".
     bus.on('entity.added', publishCurrent, 'agent');
-    bus.on('entity.removed', (e) => link.publish(topics.state(e.id), '', { retain: true }), 'agent');
+    bus.on('entity.removed', (e) => term.removed(e.id), 'agent');
     bus.on('entity.event', (e) => publishEvent(e.id, { type: 'event', ...e }), 'agent');
     await runtime.start();
     for (const v of runtime.list()) publishView(v);
-    this.#stopServing = rpc.serve(topics.cmd(name), async (body, ctx) => {
-      const req = commandRequestSchema.safeParse(body);
-      if (!req.success) throw new HearthError('HEARTH_ERR_BAD_REQUEST', 'not a command request');
-      if (!this.#runtime) throw new HearthError('HEARTH_ERR_NOT_READY', `agent "${name}" is stepping down`);
-      return this.#runtime.command(req.data.id, req.data.name, req.data.args, {
-        timeoutMs: ctx.deadline - Date.now(),
-      });
-    });
-    link.publish(
-      topics.leader(leaseTopicId(`agent:${name}`)),
-      { holder: link.clientId, token },
-      {
-        retain: true,
+    // A request's deadline is the caller's, but never longer than the entity's own (its device's
+    // timeoutMs): one that says "a day from now" is held no longer than a real one.
+    const deadlineOf = entityDeadlines(this.#o.devices);
+    this.#stopServing = rpc.serve(
+      topics.cmd(name),
+      async (body, ctx) => {
+        const req = commandRequestSchema.safeParse(body);
+        if (!req.success) throw new HearthError('HEARTH_ERR_BAD_REQUEST', 'not a command request');
+        if (!this.#runtime) throw new HearthError('HEARTH_ERR_NOT_READY', `agent "${name}" is stepping down`);
+        return this.#runtime.command(req.data.id, req.data.name, req.data.args, {
+          timeoutMs: Math.min(ctx.deadline - Date.now(), deadlineOf(req.data.id)),
+        });
       },
+      { maxMs: (body) => deadlineOf(commandRequestSchema.safeParse(body).data?.id) + replySlackMs },
     );
+    term.announce();
   }
 
   async #lose(reason: string): Promise<void> {
     const runtime = this.#runtime;
     if (!runtime) return;
-    const { name, link, log } = this.#o;
+    const { name, log } = this.#o;
     log.warn({ agent: name, reason }, 'agent no longer leads: stopping its devices');
     this.#stopServing?.();
     this.#stopServing = undefined;
@@ -143,18 +149,29 @@ export class AgentRole {
     await runtime.stop();
     this.#o.bus.offOwner('agent');
     // What this process published as leader must not be re-sent after a reconnect over what
-    // its successor publishes; the last word is said once, now, if the broker is there.
-    const topics = link.topics;
-    for (const v of runtime.list()) link.forgetRetained(topics.state(v.id));
-    const leaderTopic = topics.leader(leaseTopicId(`agent:${name}`));
-    link.forgetRetained(leaderTopic);
-    link.publish(leaderTopic, { holder: null, token: 0 }, { retain: true, remember: false });
-    for (const v of runtime.list()) {
-      link.publish(
-        topics.state(v.id),
-        { ...v, available: false, reason: `the hearth agent "${name}" stepped down: ${reason}` },
-        { retain: true, remember: false },
-      );
-    }
+    // its successor publishes; the last word is said once, now, if the broker is there, with
+    // this term's token, so it never overwrites a successor's (src/cluster/fence.ts).
+    const term = this.#term;
+    this.#term = undefined;
+    term?.end(runtime.list(), `the hearth agent "${name}" stepped down: ${reason}`);
   }
+}
+
+/** Time beyond an entity's deadline for its reply (an error at the deadline) to go out. */
+const replySlackMs = 1000;
+
+/**
+ * Each entity's deadline by id (its device's `timeoutMs`, as its driver declares it); for an id
+ * the config does not declare (a zigbee2mqtt device found at run time, or none), the longest
+ * of this agent's devices.
+ */
+function entityDeadlines(devices: readonly DeviceEntry[]): (id: string | undefined) => number {
+  const byId = new Map<string, number>();
+  let longest = 0;
+  for (const d of devices) {
+    for (const e of d.driver.entities(d.config)) byId.set(e.id, e.timeoutMs);
+    if (typeof d.config.timeoutMs === 'number') longest = Math.max(longest, d.config.timeoutMs);
+  }
+  for (const ms of byId.values()) longest = Math.max(longest, ms);
+  return (id) => (id === undefined ? undefined : byId.get(id)) ?? (longest || 5000);
 }

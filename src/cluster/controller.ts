@@ -20,9 +20,10 @@ import {
   startHomeAssistant,
 } from '../homeassistant/start.js';
 import type { Store } from '../store/store.js';
+import { LeaderTerm } from './fence.js';
 import type { Leadership } from './leadership.js';
 import type { EntityMirror } from './mirror.js';
-import { leaseTopicId, runRequestSchema } from './wire.js';
+import { runRequestSchema } from './wire.js';
 
 export const CONTROLLER_LEASE = 'controller';
 
@@ -61,6 +62,8 @@ export interface ControllerOptions {
 export class ControllerRole {
   readonly #o: ControllerOptions;
   #engine: AutomationEngine | undefined;
+  /** The leader record this process publishes while it leads, fenced with the term's token. */
+  #term: LeaderTerm | undefined;
   #stopServing: (() => void) | undefined;
   #homeassistant: { bridge: BridgeLink; parts: HomeAssistant } | undefined;
   #recorder: HistoryRecorder | undefined;
@@ -122,11 +125,8 @@ export class ControllerRole {
       if (!this.#engine) throw new HearthError('HEARTH_ERR_NOT_READY', 'the controller is stepping down');
       return this.#engine.trigger(req.data.automation, req.data.trigger);
     });
-    link.publish(
-      link.topics.leader(leaseTopicId(CONTROLLER_LEASE)),
-      { holder: link.clientId, token },
-      { retain: true },
-    );
+    this.#term = new LeaderTerm(link, { lease: CONTROLLER_LEASE, token });
+    this.#term.announce();
     const backup = this.#o.backup;
     if (backup) {
       const scheduler = new BackupScheduler({
@@ -158,6 +158,10 @@ export class ControllerRole {
     this.#stopServing?.();
     this.#stopServing = undefined;
     this.#engine = undefined;
+    // Its record is not re-sent after a reconnect; its step-down carries its term's token, which
+    // a successor's record outranks wherever the two meet (src/cluster/fence.ts).
+    this.#term?.end();
+    this.#term = undefined;
     // No more MQTT commands taken here; `offline` said (the next leader says `online`), and the
     // connection closed, so nothing this term published retained is sent again after a reconnect.
     const ha = this.#homeassistant;

@@ -1,5 +1,6 @@
 import type { MqttLink } from '../bus/mqtt/link.js';
 import { parseJson } from '../bus/mqtt/topics.js';
+import { supersedes } from './fence.js';
 import type { EntityMirror } from './mirror.js';
 import {
   agentLease,
@@ -7,13 +8,18 @@ import {
   type LeaderRecord,
   leaderSchema,
   leaseTopicId,
-  viewSchema,
+  splitFence,
+  stateSchema,
 } from './wire.js';
 
 /**
  * Keeps a mirror in step with what agents publish: retained views, live state reports and
  * events, who leads each agent name and whether that process is still connected. Returns the
  * function that stops it.
+ *
+ * Fenced (src/cluster/fence.ts): of each lease it keeps the record of the newest term, so a
+ * deposed leader's late record (or its step-down) never hides its successor; views and events
+ * carry their term's token and the mirror weighs them against it.
  */
 export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonly string[]): () => void {
   const owner = 'mirror';
@@ -29,7 +35,7 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
           : offline.has(leader.holder)
             ? `the hearth agent "${name}" that ran this device went away; a standby takes over`
             : null;
-      mirror.setAgentDown(name, reason);
+      mirror.setAgentLeader(name, leader?.token ?? 0, reason);
     }
   };
   judgeAgents();
@@ -41,8 +47,9 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
       if (id === undefined) return link.countGarbage(m.topic, 'not an entity id');
       // An empty retained payload is how a state is deleted (an entity gone from the config).
       if (m.payload.length === 0) return mirror.forget(id);
-      const view = parseJson(viewSchema, m.payload);
-      if (!view || view.id !== id || !mirror.apply(view)) {
+      const message = parseJson(stateSchema, m.payload);
+      const { view, fence } = message ? splitFence(message) : { view: undefined, fence: undefined };
+      if (!view || view.id !== id || !mirror.apply(view, undefined, fence)) {
         return link.countGarbage(m.topic, 'not a view of an entity of the config');
       }
     },
@@ -57,9 +64,9 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
         return link.countGarbage(m.topic, 'not an entity event');
       }
       if (e.type === 'state') {
-        if (!mirror.apply(e.view, { previous: e.previous }))
+        if (!mirror.apply(e.view, { previous: e.previous }, e.fence))
           link.countGarbage(m.topic, 'not an entity of the config');
-      } else mirror.event({ id: e.id, kind: e.kind, event: e.event, data: e.data, at: e.at });
+      } else mirror.event({ id: e.id, kind: e.kind, event: e.event, data: e.data, at: e.at }, e.fence);
     },
     owner,
   );
@@ -68,10 +75,14 @@ export function feedMirror(link: MqttLink, mirror: EntityMirror, agents: readonl
     (m) => {
       const lease = link.topics.idOf('leader', m.topic);
       if (lease === undefined) return link.countGarbage(m.topic, 'not a lease');
-      const record = m.payload.length === 0 ? undefined : parseJson(leaderSchema, m.payload);
-      if (m.payload.length > 0 && !record) return link.countGarbage(m.topic, 'not a leader record');
-      if (record) leaders.set(lease, record);
-      else leaders.delete(lease);
+      // An empty retained record (someone cleared the topic) says nothing of any term: the newest
+      // one known stands.
+      if (m.payload.length === 0) return;
+      const record = parseJson(leaderSchema, m.payload);
+      if (!record) return link.countGarbage(m.topic, 'not a leader record');
+      // Of an older term than one already seen: a deposed leader speaking late, ignored.
+      if (!supersedes(record, leaders.get(lease))) return;
+      leaders.set(lease, record);
       judgeAgents();
     },
     owner,

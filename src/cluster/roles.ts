@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { AutomationEngine } from '../automation/engine.js';
 import type { BackupStatus } from '../backup/scheduler.js';
 import { MqttLink, openTlsFiles } from '../bus/mqtt/link.js';
+import { refuseOpenBroker } from '../bus/mqtt/probe.js';
 import { MqttRpc, RpcError } from '../bus/mqtt/rpc.js';
 import type { HearthConfig } from '../config/load.js';
 import { LocalBus } from '../core/bus.js';
@@ -86,6 +87,7 @@ export async function startRole(config: HearthConfig, opts: RoleOptions): Promis
   // made whenever it comes to lead, uses what was read now.
   const mqtt = { ...config.mqtt, tls: openTlsFiles(config.mqtt) };
   const store = await openStore(config.storage);
+  await refuseOpenBroker(mqtt, { role, agent: agentName, log, undo: () => store.close() });
   const link = new MqttLink({ ...mqtt, role, log }).start();
   const rpc = new MqttRpc(link, { log }).start();
   const declared = declaredEntities(config);

@@ -10,8 +10,7 @@ import type { EntityView } from '../core/runtime-api.js';
 
 const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 
-/** `<base>/cluster/state/<entity>`, retained: the entity's whole view. */
-export const viewSchema: z.ZodType<EntityView, z.ZodTypeDef, unknown> = z.object({
+const viewShape = {
   id: idSchema,
   kind: z.enum(kindNames),
   name: z.string().max(200),
@@ -22,17 +21,44 @@ export const viewSchema: z.ZodType<EntityView, z.ZodTypeDef, unknown> = z.object
   updatedAt: z.string().max(40).nullable(),
   commands: z.array(z.string().max(64)).max(32),
   attributes: z.record(z.unknown()),
-}) as z.ZodType<EntityView, z.ZodTypeDef, unknown>;
+};
+
+/** An entity's whole view, as HTTP clients see it (`GET /api/v1/entities/<id>`). */
+export const viewSchema: z.ZodType<EntityView, z.ZodTypeDef, unknown> = z.object(viewShape) as z.ZodType<
+  EntityView,
+  z.ZodTypeDef,
+  unknown
+>;
+
+/**
+ * The fencing token of the lease term a message was published in: an agent leader puts its
+ * lease's token beside every view and event it publishes, and a consumer never lets a message of
+ * an older term overwrite one of a newer (src/cluster/fence.ts). Cluster wire only: the views
+ * HTTP clients see never carry it.
+ */
+const fenceSchema = z.number().int().nonnegative().optional();
+
+/**
+ * `<base>/cluster/state/<entity>`, retained: the entity's whole view, with beside its fields the
+ * `fence` of the agent leader that published it (absent on a button, which no lease owns).
+ */
+export const stateSchema = z.object({ ...viewShape, fence: fenceSchema });
+
+/** A state message's view (what HTTP clients see) and its fence, apart. */
+export function splitFence(message: z.infer<typeof stateSchema>): { view: EntityView; fence?: number } {
+  const { fence, ...view } = message;
+  return { view: view as EntityView, ...(fence === undefined ? {} : { fence }) };
+}
 
 /**
  * `<base>/cluster/event/<entity>`, not retained: a state the entity reported (`state`, with the state
  * before it: a press of the same state again is still a press), or something it announced
  * (`event`, a calendar event starting). State changes travel here as well as in the retained
  * state, because a retained message is re-sent after every reconnect and must never look like
- * a new press.
+ * a new press. Each carries the publishing leader's `fence`, as a state message does.
  */
 export const entityEventSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('state'), view: viewSchema, previous: z.unknown() }),
+  z.object({ type: z.literal('state'), view: viewSchema, previous: z.unknown(), fence: fenceSchema }),
   z.object({
     type: z.literal('event'),
     id: idSchema,
@@ -40,11 +66,16 @@ export const entityEventSchema = z.discriminatedUnion('type', [
     event: z.string().min(1).max(64),
     data: z.record(z.unknown()),
     at: z.number().finite(),
+    fence: fenceSchema,
   }),
 ]);
 export type EntityEvent = z.infer<typeof entityEventSchema>;
 
-/** `<base>/cluster/leader/<lease>`, retained: who leads a lease now (holder null: nobody, it stepped down). */
+/**
+ * `<base>/cluster/leader/<lease>`, retained: who leads a lease now, with the lease's fencing
+ * token; `holder: null` with the token of the term that ended once its holder stepped down. A
+ * record of an older term than one already seen is ignored (src/cluster/fence.ts).
+ */
 export const leaderSchema = z.object({
   holder: z.string().max(128).nullable(),
   token: z.number().int().nonnegative(),

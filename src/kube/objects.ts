@@ -18,7 +18,9 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
+import { agentUser, apiUser, controllerUser } from '../bus/mqtt/acl.js';
 import type { KubernetesConfig } from './schema.js';
+import { mqttPasswordVar, mqttUserVar } from './source.js';
 
 /** A Kubernetes object as kubernetes-models builds it: validates itself and serialises to JSON. */
 export interface KubeObject {
@@ -39,8 +41,12 @@ export interface ClusterPlan {
   agents: AgentPlan[];
   /** Keys of the Secret `hearth-env` (variables the config references), sorted. */
   secretKeys: string[];
-  /** The broker's user and the Secret key of its password, when the config logs in. */
-  mqttAuth: { username: string; passwordVar: string } | undefined;
+  /**
+   * The in-cluster Mosquitto's users (hearth's roles first, src/bus/mqtt/acl.ts) and its
+   * `acl_file`; undefined with an external broker. Their passwords, and the password file
+   * (key `passwd`), are in the Secret hearth-mqtt.
+   */
+  broker: { users: string[]; acl: string } | undefined;
   /** Keys of the Secret `hearth-mqtt-tls` (ca.crt, tls.crt, tls.key: the files the config sets); empty without TLS. */
   tlsKeys: string[];
 }
@@ -57,6 +63,9 @@ export interface AgentPlan {
 }
 
 export const secretName = 'hearth-env';
+/** The broker's users' passwords (a key per user) and Mosquitto's password file of them (`passwd`). */
+export const mqttSecretName = 'hearth-mqtt';
+export const passwdKey = 'passwd';
 /** The Secret of the MQTT TLS files; the pods see its keys in `${configDir}/tls`. */
 export const tlsSecretName = 'hearth-mqtt-tls';
 const configDir = '/etc/hearth';
@@ -150,7 +159,19 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
       // The image's entrypoint (tini, then `node /app/bin/hearth.js`) stays: tini is PID 1.
       args: ['start', ...args, '--config', `${configDir}/hearth.yaml`],
       envFrom: [{ secretRef: { name: secretName } }],
-      env: [{ name: 'HEARTH_CONFIG', value: `${configDir}/hearth.yaml` }],
+      env: [
+        { name: 'HEARTH_CONFIG', value: `${configDir}/hearth.yaml` },
+        // Its own broker user: only its own password is in this pod.
+        ...(plan.broker === undefined
+          ? []
+          : [
+              { name: mqttUserVar, value: opts.mqttUser },
+              {
+                name: mqttPasswordVar,
+                valueFrom: { secretKeyRef: { name: mqttSecretName, key: opts.mqttUser } },
+              },
+            ]),
+      ],
       ports,
       livenessProbe: httpProbe('/healthz', 10, 3),
       readinessProbe: httpProbe('/readyz', 5, 2),
@@ -257,12 +278,14 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
       publicPort: plan.publicPort,
       devices: [],
       recreate: false,
+      mqttUser: apiUser,
     }),
     role('controller', ['--role', 'controller'], {
       replicas: 2,
       devices: [],
       recreate: false,
       backups: true,
+      mqttUser: controllerUser,
     }),
   );
   for (const component of ['api', 'controller']) {
@@ -286,6 +309,7 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
         node: agent.node,
         devices: agent.devices,
         group: serial ? agent.group : undefined,
+        mqttUser: agentUser(agent.name),
       }),
     );
   }
@@ -403,6 +427,8 @@ interface RoleOptions {
   group?: number | undefined;
   /** Mount `cluster.kubernetes.backups` at backupsDir (the controllers run the backup schedule). */
   backups?: boolean;
+  /** Its user on the in-cluster broker. */
+  mqttUser: string;
 }
 
 type Meta = (
@@ -574,45 +600,41 @@ function mosquittoObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
   const mq = plan.kube.mqtt;
   if ('external' in mq) return externalService('mosquitto', 1883, mq.external, meta);
   const labels = { [appLabel]: 'mosquitto', [componentLabel]: 'database' };
-  const auth = plan.mqttAuth;
+  // Every client logs in, each hearth role as its own user, and may do only what the ACL says.
   const conf = [
     'listener 1883',
     'set_tcp_nodelay true',
     'persistence true',
     'persistence_location /mosquitto/data/',
     'log_dest stdout',
-    ...(auth ? ['allow_anonymous false', 'password_file /mosquitto/auth/passwd'] : ['allow_anonymous true']),
+    'allow_anonymous false',
+    'password_file /mosquitto/auth/passwd',
+    'acl_file /mosquitto/config/acl',
     '',
   ].join('\n');
+  const acl = plan.broker?.acl ?? '';
   const probe: IProbe = { tcpSocket: { port: 'mqtt' }, periodSeconds: 10, failureThreshold: 3 };
-  const confHash = createHash('sha256').update(conf).digest('hex').slice(0, 16);
+  const confHash = createHash('sha256').update(conf).update(acl).digest('hex').slice(0, 16);
   const set = statefulSet(plan, meta, 'mosquitto', 1883, mq.storage, () => ({
-    ...(auth
-      ? {
-          // The password file holds a hash of the Secret's password, made at every start.
-          initContainers: [
-            {
-              name: 'passwd',
-              image: mq.image,
-              imagePullPolicy: 'IfNotPresent',
-              command: [
-                'sh',
-                '-c',
-                'mosquitto_passwd -c -b /mosquitto/auth/passwd "$MQTT_USERNAME" "$MQTT_PASSWORD"',
-              ],
-              env: [
-                { name: 'MQTT_USERNAME', value: auth.username },
-                {
-                  name: 'MQTT_PASSWORD',
-                  valueFrom: { secretKeyRef: { name: secretName, key: auth.passwordVar } },
-                },
-              ],
-              securityContext: containerSecurity,
-              volumeMounts: [{ name: 'auth', mountPath: '/mosquitto/auth' }],
-            },
-          ],
-        }
-      : {}),
+    // The password file, copied from the Secret so that it is Mosquitto's own (uid 1883, 0600):
+    // Mosquitto warns about, and later versions refuse, one that others own or may read.
+    initContainers: [
+      {
+        name: 'passwd',
+        image: mq.image,
+        imagePullPolicy: 'IfNotPresent',
+        command: [
+          'sh',
+          '-c',
+          'cp /mosquitto/secret/passwd /mosquitto/auth/passwd && chmod 0600 /mosquitto/auth/passwd',
+        ],
+        securityContext: containerSecurity,
+        volumeMounts: [
+          { name: 'secret', mountPath: '/mosquitto/secret', readOnly: true },
+          { name: 'auth', mountPath: '/mosquitto/auth' },
+        ],
+      },
+    ],
     containers: [
       {
         name: 'mosquitto',
@@ -627,33 +649,56 @@ function mosquittoObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
         volumeMounts: [
           { name: 'config', mountPath: '/mosquitto/config', readOnly: true },
           { name: 'data', mountPath: '/mosquitto/data' },
-          ...(auth ? [{ name: 'auth', mountPath: '/mosquitto/auth', readOnly: true }] : []),
+          { name: 'auth', mountPath: '/mosquitto/auth', readOnly: true },
         ],
       },
     ],
     volumes: [
       { name: 'config', configMap: { name: 'mosquitto-config' } },
-      ...(auth ? [{ name: 'auth', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }] : []),
+      {
+        name: 'secret',
+        secret: { secretName: mqttSecretName, items: [{ key: passwdKey, path: 'passwd', mode: 0o440 }] },
+      },
+      { name: 'auth', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
     ],
   }));
   const template = set.spec?.template;
   if (template?.metadata) template.metadata.annotations = { 'hearth/config-sha256': confHash };
+  // Home Assistant or zigbee2mqtt log in from the LAN or from pods of other namespaces.
+  const policy = backendPolicy('mosquitto', 1883, meta);
+  const from = policy.spec?.ingress?.[0]?.from;
+  if (mq.clients.length > 0 && from) {
+    from.push(...plan.kube.lanCidrs.map((cidr) => ({ ipBlock: { cidr } })), { namespaceSelector: {} });
+  }
   return [
     new ConfigMap({
       metadata: meta('mosquitto-config', 'mosquitto', 'database'),
-      data: { 'mosquitto.conf': conf },
+      data: { 'mosquitto.conf': conf, acl },
     }),
     new Service({
       metadata: meta('mosquitto', 'mosquitto', 'database'),
       spec: {
-        type: 'ClusterIP',
+        type: mq.nodePort === undefined ? 'ClusterIP' : 'NodePort',
         selector: labels,
-        ports: [{ name: 'mqtt', port: 1883, targetPort: 'mqtt', protocol: 'TCP' }],
+        ports: [
+          {
+            name: 'mqtt',
+            port: 1883,
+            targetPort: 'mqtt',
+            protocol: 'TCP',
+            ...(mq.nodePort === undefined ? {} : { nodePort: mq.nodePort }),
+          },
+        ],
       },
     }),
     set,
-    backendPolicy('mosquitto', 1883, meta),
+    policy,
   ];
+}
+
+/** The Secret of the broker's users: a password per user and the password file (`passwd`). */
+export function mqttSecretObject(plan: ClusterPlan, values: Record<string, string>): KubeObject {
+  return opaqueSecret(plan, mqttSecretName, [...(plan.broker?.users ?? []), passwdKey], values);
 }
 
 /** The Secret of the MQTT TLS files (PEM text by key); only with --with-secrets are values real. */

@@ -14,9 +14,11 @@ import {
 } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isScalar, type Node, parseAllDocuments, stringify } from 'yaml';
+import { aclFile, aclInputOf, type BrokerClient, brokerUsers } from '../bus/mqtt/acl.js';
+import { newPassword, passwordFile } from '../bus/mqtt/passwd.js';
 import { isTlsFileProblem, readTlsFiles } from '../bus/mqtt/tls.js';
 import { ConfigError, type ConfigIssue, formatPath } from '../config/errors.js';
-import { parseConfig } from '../config/load.js';
+import { type HearthConfig, parseConfig } from '../config/load.js';
 import { readSmallFile } from '../config/read-file.js';
 import { parseYaml } from '../config/yaml.js';
 import { reasonOf } from '../core/errors.js';
@@ -28,6 +30,9 @@ import {
   buildObjects,
   type ClusterPlan,
   type KubeObject,
+  mqttSecretName,
+  mqttSecretObject,
+  passwdKey,
   secretName,
   secretObject,
   tlsSecretName,
@@ -40,6 +45,11 @@ export interface RenderOptions {
   withSecrets?: boolean;
   /** Where `${VAR}` values come from; process.env by default. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The secret.yaml of an earlier render ({@link readPreviousSecret}): the broker's passwords
+   * in it are kept, so rendering again changes nothing; a user without one gets a new one.
+   */
+  previousSecret?: string | undefined;
 }
 
 /** A problem with the rendered objects themselves (a bug, or a value the schema let through). */
@@ -193,7 +203,7 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
     publicPort: config.http.public?.port,
     agents,
     secretKeys: prepared.vars.map((v) => v.name),
-    mqttAuth: 'inCluster' in kube.mqtt ? prepared.mqttAuth : undefined,
+    broker: 'inCluster' in kube.mqtt ? brokerPlan(config, kube.mqtt.clients) : undefined,
     tlsKeys: prepared.tls.map((t) => t.secretKey),
   };
   if (plan.controlPort === 0 || plan.publicPort === 0) {
@@ -222,6 +232,11 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
       );
     }
     let text = serialise(secretObject(plan, values), source);
+    if (plan.broker !== undefined) {
+      const passwords = brokerPasswords(plan.broker.users, options.previousSecret);
+      const mqttValues = { ...Object.fromEntries(passwords), [passwdKey]: passwordFile(passwords) };
+      text += `---\n${serialise(mqttSecretObject(plan, mqttValues), source).slice(header(source).length)}`;
+    }
     if (prepared.tls.length > 0) {
       text += `---\n${serialise(tlsSecretObject(plan, readTls(prepared.tls, file)), source).slice(header(source).length)}`;
     }
@@ -238,6 +253,7 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
         `# or run \`hearth kube render --with-secrets\` with them exported: it writes ${secretFile} (git-ignored)\n` +
         `# and lists it in kustomization.yaml.\n` +
         serialise(secretObject(plan, {}), source).slice(header(source).length) +
+        (plan.broker === undefined ? '' : brokerExample(plan, plan.broker.users, source)) +
         (prepared.tls.length === 0 ? '' : tlsExample(plan, prepared.tls, source)),
     );
   }
@@ -259,6 +275,60 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
       ),
   );
   return new Map([...files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** The in-cluster broker's users and ACL from the config (src/bus/mqtt/acl.ts). */
+function brokerPlan(
+  config: HearthConfig,
+  clients: readonly BrokerClient[],
+): { users: string[]; acl: string } {
+  const input = aclInputOf(config, clients);
+  return { users: brokerUsers(input).map((u) => u.username), acl: aclFile(input) };
+}
+
+/** A password per user: the earlier render's (secret.yaml's hearth-mqtt), or a new one. */
+function brokerPasswords(users: readonly string[], previous: string | undefined): Map<string, string> {
+  const old = new Map<string, string>();
+  for (const doc of previous === undefined ? [] : parseAllDocuments(previous)) {
+    if (!('get' in doc) || doc.errors.length > 0) continue;
+    const data = doc.toJS() as { metadata?: { name?: unknown }; stringData?: Record<string, unknown> } | null;
+    if (data?.metadata?.name !== mqttSecretName) continue;
+    for (const [k, v] of Object.entries(data.stringData ?? {})) if (typeof v === 'string' && v) old.set(k, v);
+  }
+  return new Map(users.map((u) => [u, old.get(u) ?? newPassword()]));
+}
+
+/**
+ * The secret.yaml of an earlier render in `dir`, to keep its generated passwords; undefined when
+ * there is none (or it is not a regular file, which writeRendered refuses anyway).
+ */
+export function readPreviousSecret(dir: string): string | undefined {
+  const path = join(dir, secretFile);
+  if (notRegularFile(path)) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The document of secret.example.yaml that says how to make the Secret of the broker's users. */
+function brokerExample(plan: ClusterPlan, users: readonly string[], source: string): string {
+  const list = users.join(' ');
+  return (
+    `---\n# The broker's users, one per hearth role (and Home Assistant's, zigbee2mqtt's when\n` +
+    `# cluster.kubernetes.mqtt.clients names them), each with its own password, and Mosquitto's\n` +
+    `# password file of them. --with-secrets makes new passwords (and keeps those of an earlier\n` +
+    `# secret.yaml); or by hand, with mosquitto_passwd (Mosquitto 2):\n#\n` +
+    `#   for u in ${list}; do openssl rand -hex 32 | tr -d '\\n' > "$u"; done\n` +
+    `#   : > passwd; for u in ${list}; do mosquitto_passwd -b passwd "$u" "$(cat "$u")"; done\n` +
+    `#   kubectl -n ${plan.kube.namespace} create secret generic ${mqttSecretName} \\\n` +
+    users.map((u) => `#     --from-file=${u}=${u} \\\n`).join('') +
+    `#     --from-file=${passwdKey}=passwd --dry-run=client -o yaml | kubectl apply -f -\n#\n` +
+    `# then delete those files. After a change, restart the broker and hearth:\n` +
+    `#   kubectl -n ${plan.kube.namespace} rollout restart statefulset/mosquitto && kubectl -n ${plan.kube.namespace} rollout restart deployment\n` +
+    serialise(mqttSecretObject(plan, {}), source).slice(header(source).length)
+  );
 }
 
 /** The second document of secret.example.yaml: how to make the Secret of the MQTT TLS files. */

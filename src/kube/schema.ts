@@ -27,9 +27,33 @@ const ipAddress = z
   );
 
 const port = z.number().int().min(1).max(65_535);
+const nodePort = z
+  .number()
+  .int()
+  .min(30_000, 'must be in the NodePort range 30000-32767')
+  .max(32_767, 'must be in the NodePort range 30000-32767');
+
+/**
+ * The in-cluster Mosquitto's users beside hearth's roles (src/bus/mqtt/acl.ts): Home Assistant
+ * and zigbee2mqtt, each with its own topics and hearth's public ones. With any of them, the
+ * broker takes connections from `lanCidrs` and other namespaces, and `nodePort` opens it to the LAN.
+ */
+const mqttInCluster = {
+  clients: z
+    .array(z.enum(['homeassistant', 'zigbee2mqtt']))
+    .max(2)
+    .default([]),
+  nodePort: nodePort.optional(),
+};
 
 /** Where the roles find PostgreSQL or Mosquitto: a StatefulSet of ours, or an address outside. */
-const backendSchema = (what: string, image: string, defaultPort: number) =>
+const backendSchema = <E extends z.ZodRawShape>(
+  what: string,
+  image: string,
+  defaultPort: number,
+  extra: E,
+  extraHint = '',
+) =>
   z.union(
     [
       z
@@ -42,6 +66,7 @@ const backendSchema = (what: string, image: string, defaultPort: number) =>
             .string()
             .regex(/^[1-9][0-9]*(Mi|Gi|Ti)$/, 'must be a size like 1Gi or 512Mi')
             .default('1Gi'),
+          ...extra,
         })
         .strict(),
       z
@@ -52,7 +77,7 @@ const backendSchema = (what: string, image: string, defaultPort: number) =>
     ],
     {
       errorMap: () => ({
-        message: `must be { inCluster: true } (a ${what} StatefulSet in the namespace) or { external: { host: IP, port: ${defaultPort} } }`,
+        message: `must be { inCluster: true${extraHint} } (a ${what} StatefulSet in the namespace) or { external: { host: IP, port: ${defaultPort} } }`,
       }),
     },
   );
@@ -144,12 +169,7 @@ export const kubernetesSchema = z
       .object({
         type: z.enum(['NodePort', 'LoadBalancer']).default('NodePort'),
         /** With NodePort: the port on every node, 30000-32767; Kubernetes picks one when left out. */
-        nodePort: z
-          .number()
-          .int()
-          .min(30_000, 'must be in the NodePort range 30000-32767')
-          .max(32_767, 'must be in the NodePort range 30000-32767')
-          .optional(),
+        nodePort: nodePort.optional(),
       })
       .strict()
       .default({}),
@@ -157,8 +177,14 @@ export const kubernetesSchema = z
     lanCidrs: z.array(cidr).min(1).default(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']),
     /** StorageClass of the PersistentVolumeClaims (local-path on k3s); the cluster's default when left out. */
     storageClass: dnsLabel.optional(),
-    postgres: backendSchema('PostgreSQL', 'postgres:16-alpine', 5432).default({ inCluster: true }),
-    mqtt: backendSchema('Mosquitto', 'eclipse-mosquitto:2', 1883).default({ inCluster: true }),
+    postgres: backendSchema('PostgreSQL', 'postgres:16-alpine', 5432, {}).default({ inCluster: true }),
+    mqtt: backendSchema(
+      'Mosquitto',
+      'eclipse-mosquitto:2',
+      1883,
+      mqttInCluster,
+      ', clients: [homeassistant, zigbee2mqtt], nodePort: 31883',
+    ).default({ inCluster: true }),
     /** The controllers' volume for `backup.dir`; required with `backup.every`. */
     backups: backupsSchema.optional(),
     /**

@@ -21,9 +21,11 @@ import { parseYaml } from '../config/yaml.js';
  *   (with TLS files, `mqtt.url` stays: its host is the name of the broker's certificate);
  * - `mqtt.ca`, `cert` and `key` name the files of the Secret hearth-mqtt-tls in the pods;
  * - a literal secret (`http.token`, a password, a calendar URL) becomes a `${VAR}`;
- * - `!secret name` becomes `${NAME}` (the pods have no secrets file).
+ * - `!secret name` becomes `${NAME}` (the pods have no secrets file);
+ * - with the in-cluster broker, `mqtt.username` and `mqtt.password` become (or are added as)
+ *   `${HEARTH_MQTT_USERNAME}` and `${HEARTH_MQTT_PASSWORD}`: each role's own user.
  *
- * Every `${VAR}` left in the result is an environment variable the pods get from the Secret.
+ * Every other `${VAR}` left in the result is an environment variable the pods get from the Secret.
  */
 export interface PreparedConfig {
   /** The ConfigMap's hearth.yaml. */
@@ -32,8 +34,12 @@ export interface PreparedConfig {
   vars: ConfigVar[];
   /** Environment in which `text` validates at render time (placeholders for unset secrets). */
   validationEnv: Record<string, string>;
-  /** The `mqtt.username` and the variable of `mqtt.password`, for the in-cluster broker's password file. */
-  mqttAuth?: { username: string; passwordVar: string } | undefined;
+  /**
+   * With the in-cluster broker: `mqtt.username` and `mqtt.password` are `${HEARTH_MQTT_USERNAME}`
+   * and `${HEARTH_MQTT_PASSWORD}` (written, or added), which each Deployment sets to its role's
+   * user; those two are not among `vars`.
+   */
+  perRoleUsers: boolean;
   /** `mqtt.ca`, `cert` and `key` as written (the text now names the mounted files instead). */
   tls: TlsFile[];
 }
@@ -60,6 +66,9 @@ export interface ConfigVar {
 }
 
 export const pgPasswordVar = 'HEARTH_PG_PASSWORD';
+/** What each hearth pod's environment says its broker user and password are (objects.ts sets them). */
+export const mqttUserVar = 'HEARTH_MQTT_USERNAME';
+export const mqttPasswordVar = 'HEARTH_MQTT_PASSWORD';
 export const inClusterPgUrl = `postgres://hearth:\${${pgPasswordVar}}@postgres:5432/hearth`;
 export const inClusterMqttUrl = 'mqtt://mosquitto:1883';
 
@@ -141,6 +150,22 @@ export function prepareConfig(text: string, file: string, env: NodeJS.ProcessEnv
     replace(node, `${tlsDir}/${tlsSecretKeys[field]}`);
   }
   if (mqttUrl && tls.length === 0) replace(mqttUrl, inClusterMqttUrl, tagStart(text, mqttUrl));
+  // The in-cluster broker has a user per role: each pod's environment names its own.
+  const perRoleUsers = doc.getIn(['cluster', 'kubernetes', 'mqtt', 'external']) === undefined;
+  const userNodes = new Set<Scalar>();
+  const missingUser: string[] = [];
+  if (perRoleUsers && mqttUrl) {
+    for (const [field, name] of [
+      ['username', mqttUserVar],
+      ['password', mqttPasswordVar],
+    ] as const) {
+      const node = scalarAt(['mqtt', field]);
+      if (node) {
+        userNodes.add(node);
+        replace(node, `\${${name}}`, tagStart(text, node));
+      } else missingUser.push(`${field}: ${JSON.stringify(`\${${name}}`)}`);
+    }
+  }
 
   // The secrets file, when it is here: `!secret name` becomes `${NAME}` with its value.
   const secretsPath = doc.get('secrets');
@@ -160,7 +185,7 @@ export function prepareConfig(text: string, file: string, env: NodeJS.ProcessEnv
     Scalar(_key, node, path) {
       const parent = path[path.length - 1];
       if (isPair(parent) && parent.key === node) return;
-      if (node === pgUrl || node === mqttUrl || tlsNodes.has(node)) return;
+      if (node === pgUrl || node === mqttUrl || tlsNodes.has(node) || userNodes.has(node)) return;
       const keyName = isPair(parent) && isScalar(parent.key) ? String(parent.key.value) : '';
       const fieldPath = doc.contents ? pathOf(path, node) : [];
       if (node.tag === '!secret') {
@@ -193,6 +218,7 @@ export function prepareConfig(text: string, file: string, env: NodeJS.ProcessEnv
     const newlines = out.slice(e.start, e.end).split('\n').length - 1;
     out = out.slice(0, e.start) + e.text + '\n'.repeat(newlines) + out.slice(e.end);
   }
+  if (missingUser.length > 0) out = addToMapping(out, 'mqtt', missingUser);
 
   // Which variables the result references, and in which fields (for placeholders).
   const result = parseDocument(out, { customTags: [{ tag: '!secret', resolve: (v: string) => v }] });
@@ -219,7 +245,10 @@ export function prepareConfig(text: string, file: string, env: NodeJS.ProcessEnv
       }
     },
   });
+  // Each pod's own: the Deployments set them, the Secret hearth-env does not hold them.
+  const fromPod = new Set(perRoleUsers ? [mqttUserVar, mqttPasswordVar] : []);
   const vars: ConfigVar[] = [...refs.entries()]
+    .filter(([name]) => !fromPod.has(name))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, r]) => ({ name, value: nonEmpty(env[name]) ?? lifted.get(name), optional: r.optional }));
   const validationEnv: Record<string, string> = {};
@@ -232,14 +261,32 @@ export function prepareConfig(text: string, file: string, env: NodeJS.ProcessEnv
     }
   }
 
-  let mqttAuth: PreparedConfig['mqttAuth'];
-  const username = result.getIn(['mqtt', 'username']);
-  const password = result.getIn(['mqtt', 'password']);
-  if (typeof username === 'string' && typeof password === 'string') {
-    const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}$/.exec(password);
-    if (m) mqttAuth = { username, passwordVar: m[1] as string };
+  if (perRoleUsers) {
+    validationEnv[mqttUserVar] = 'hearth-api';
+    validationEnv[mqttPasswordVar] = placeholder;
   }
-  return { text: out, vars, validationEnv, mqttAuth, tls };
+  return { text: out, vars, validationEnv, perRoleUsers, tls };
+}
+
+/**
+ * `text` with `pairs` (`key: value`, YAML) added to the top-level mapping `section`: on its line
+ * in a flow mapping (`mqtt: { url: ... }`), as new lines at its top in a block mapping (the
+ * lines below then move down).
+ */
+function addToMapping(text: string, section: string, pairs: readonly string[]): string {
+  const doc = parseDocument(text, { customTags: [{ tag: '!secret', resolve: (v: string) => v }] });
+  const map = doc.get(section, true);
+  if (!isMap(map) || !map.range) throw new Error(`${section}: is not a mapping`);
+  if (map.flow) {
+    const open = text.indexOf('{', map.range[0]);
+    const rest = map.items.length > 0 ? ', ' : ' ';
+    return `${text.slice(0, open + 1)} ${pairs.join(', ')}${rest}${text.slice(open + 1).replace(/^ +/, '')}`;
+  }
+  const keyStart = (map.items[0]?.key as Node | undefined)?.range?.[0];
+  if (keyStart === undefined) throw new Error(`${section}: is an empty block mapping`);
+  const lineStart = text.lastIndexOf('\n', keyStart - 1) + 1;
+  const indent = text.slice(lineStart, keyStart);
+  return `${text.slice(0, lineStart)}${pairs.map((p) => `${indent}${p}\n`).join('')}${text.slice(lineStart)}`;
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

@@ -44,6 +44,12 @@ export const mqttConfigSchema = z
     cert: z.string().min(1).optional(),
     /** PEM private key of `cert`, unencrypted; keep it readable by hearth's user only. */
     key: z.string().min(1).optional(),
+    /**
+     * A role of a cluster refuses to start on a broker that lets a client without a user name
+     * publish on the cluster topics (src/bus/mqtt/probe.ts); `true` starts it anyway, for a
+     * broker on a network trusted as it is. The long name is on purpose: nobody sets it by accident.
+     */
+    insecure: z.boolean().optional(),
   })
   .strict()
   .superRefine((m, ctx) => {

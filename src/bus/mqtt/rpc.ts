@@ -66,6 +66,18 @@ export interface RequestContext {
 
 export type RpcHandler = (body: unknown, ctx: RequestContext) => unknown | Promise<unknown>;
 
+export interface ServeOptions {
+  /** Who the subscription belongs to (MqttLink owners); default `serve:<topic>`. */
+  owner?: string;
+  /**
+   * The longest a request may take from its arrival, whatever deadline it carries (a body's
+   * own limit, such as the entity's deadline); undefined keeps the request's. A deadline a day
+   * ahead (a forged request, a caller whose clock is a day fast) then holds a responder no longer
+   * than this: its handler's deadline and signal, and the memory of its correlation id, end here.
+   */
+  maxMs?: (body: unknown) => number | undefined;
+}
+
 export interface RpcOptions {
   log?: Logger;
   /** Requests waiting for a reply; past it `request` rejects at once. Default 256. */
@@ -255,11 +267,12 @@ export class MqttRpc {
    * Serves requests on `topic`: runs `handler` once per request that arrives before its
    * deadline, and replies with its result or its error. Returns a function that stops serving.
    */
-  serve(topic: string, handler: RpcHandler, owner = `serve:${topic}`): () => void {
-    return this.#link.subscribe(topic, (m) => this.#onRequest(m, handler), owner);
+  serve(topic: string, handler: RpcHandler, options: ServeOptions = {}): () => void {
+    const owner = options.owner ?? `serve:${topic}`;
+    return this.#link.subscribe(topic, (m) => this.#onRequest(m, handler, options.maxMs), owner);
   }
 
-  async #onRequest(m: IncomingMessage, handler: RpcHandler): Promise<void> {
+  async #onRequest(m: IncomingMessage, handler: RpcHandler, maxMs: ServeOptions['maxMs']): Promise<void> {
     const responseTopic = m.properties.responseTopic;
     const correlation = m.properties.correlationData;
     if (!responseTopic || !correlation || m.retain) {
@@ -290,6 +303,9 @@ export class MqttRpc {
       this.stats.late += 1;
       return;
     }
+    const bound = maxMs?.(request.body);
+    const deadline =
+      bound === undefined ? request.deadline : Math.min(request.deadline, now + Math.max(1, bound));
     const key = `${responseTopic}\u0000${correlation.toString('hex')}`;
     const seen = this.#remembered.get(key);
     if (seen) {
@@ -297,8 +313,8 @@ export class MqttRpc {
       if (seen.reply) this.#reply(responseTopic, correlation, seen.deadline, seen.reply);
       return;
     }
-    if (!this.#remember(key, request.deadline, now)) {
-      this.#reply(responseTopic, correlation, request.deadline, {
+    if (!this.#remember(key, deadline, now)) {
+      this.#reply(responseTopic, correlation, deadline, {
         error: {
           code: 'HEARTH_ERR_NOT_READY',
           message: `the agent serving ${m.topic} has ${this.#remembered.size} requests in progress (its limit)`,
@@ -309,11 +325,11 @@ export class MqttRpc {
       return;
     }
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new Error('deadline passed')), request.deadline - now);
+    const timer = setTimeout(() => controller.abort(new Error('deadline passed')), deadline - now);
     let reply: object;
     try {
       const result = await handler(request.body, {
-        deadline: request.deadline,
+        deadline,
         signal: controller.signal,
         topic: m.topic,
       });
@@ -325,7 +341,7 @@ export class MqttRpc {
     }
     const entry = this.#remembered.get(key);
     if (entry) entry.reply = reply;
-    if (Date.now() < request.deadline) this.#reply(responseTopic, correlation, request.deadline, reply);
+    if (Date.now() < deadline) this.#reply(responseTopic, correlation, deadline, reply);
   }
 
   /** Remembers a request until its deadline; false when full of requests still within theirs. */
