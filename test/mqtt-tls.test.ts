@@ -10,8 +10,9 @@ import { drivers } from '../src/drivers/index.js';
 import { startHearth } from '../src/hearth.js';
 import { runCli } from './support/cli-run.js';
 import { http, type TestHearth, tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { type HearthProcess, spawnHearth } from './support/process.js';
+import { until } from './support/wait.js';
 
 // mqtts:// with a private CA (mqtt.ca) and a client certificate (mqtt.cert, mqtt.key), against a
 // real Mosquitto with a TLS listener, certificates made by the openssl CLI for this run.
@@ -186,11 +187,10 @@ describe.skipIf(skipReason)('mqtt over TLS with a private CA', () => {
         ].join('\n'),
         ca ? [ca] : [],
       );
-      await waitUntil(
-        () => hearth.output().includes("MQTT: the broker's certificate is not trusted ("),
-        10_000,
-        'the log line about the certificate',
-      );
+      await until(() => hearth.output().includes("MQTT: the broker's certificate is not trusted ("), {
+        timeoutMs: 10_000,
+        what: 'the log line about the certificate',
+      });
       expect(hearth.output()).toMatch(
         /MQTT: the broker's certificate is not trusted \([^)]*\): set mqtt\.ca to the CA that signed it/,
       );
@@ -207,11 +207,10 @@ describe.skipIf(skipReason)('mqtt over TLS with a private CA', () => {
 
   it('a broker certificate made for another name is not trusted either, and the line says which name to use', async () => {
     const hearth = await spawn(`mqtt: { url: "${otherNameBroker.url}", ca: ca.pem }\n`, ['ca.pem']);
-    await waitUntil(
-      () => hearth.output().includes("MQTT: the broker's certificate is not trusted ("),
-      10_000,
-      'the log line about the certificate',
-    );
+    await until(() => hearth.output().includes("MQTT: the broker's certificate is not trusted ("), {
+      timeoutMs: 10_000,
+      what: 'the log line about the certificate',
+    });
     expect(hearth.output()).toMatch(
       /MQTT: the broker's certificate is not trusted \([^)]*broker\.example[^)]*\): connect by a name the certificate holds/,
     );

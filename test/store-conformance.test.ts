@@ -14,7 +14,6 @@ import { historySchema } from '../src/history/config.js';
 import { HistoryRecorder } from '../src/history/recorder.js';
 import { openStore, type StorageConfig } from '../src/store/open.js';
 import type { HistoryRow, Store } from '../src/store/store.js';
-import { until } from './support/cluster.js';
 import { FakeClock } from './support/fake-clock.js';
 import {
   admin,
@@ -24,6 +23,7 @@ import {
   terminateBackends,
 } from './support/postgres.js';
 import { repoRoot } from './support/process.js';
+import { until } from './support/wait.js';
 
 interface Backend {
   name: 'sqlite' | 'postgres';
@@ -49,8 +49,6 @@ const backends: Backend[] = [
     },
   },
 ];
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.each(backends)('store on $name', (backend) => {
   let storage: StorageConfig;
@@ -180,8 +178,9 @@ describe.each(backends)('store on $name', (backend) => {
     it('lets another holder take an expired lease with the next token', async () => {
       expect((await store.leases.acquire('l2', 'alice', 300))?.token).toBe(1);
       expect(await store.leases.acquire('l2', 'bob', 5000)).toBeUndefined();
-      await sleep(450);
-      expect((await store.leases.list()).find((l) => l.name === 'l2')?.held).toBe(false);
+      await until(async () => (await store.leases.list()).find((l) => l.name === 'l2')?.held === false, {
+        what: 'the 300 ms lease l2 to expire',
+      });
       expect((await store.leases.acquire('l2', 'bob', 5000))?.token).toBe(2);
       expect(await store.leases.acquire('l2', 'alice', 5000)).toBeUndefined();
     });
@@ -216,7 +215,9 @@ describe.each(backends)('store on $name', (backend) => {
 
     it('refuses a stale token, an expired lease and a lease never taken', async () => {
       const first = await store.leases.acquire('c2', 'alice', 200);
-      await sleep(350);
+      await until(async () => (await store.leases.list()).find((l) => l.name === 'c2')?.held === false, {
+        what: 'the 200 ms lease c2 to expire',
+      });
       const expired = { automation: 'brew', instant: 1000, lease: 'c2', token: first?.token ?? -1 };
       expect(await store.claims.claim(expired)).toBe(false);
       const second = await store.leases.acquire('c2', 'bob', 5000);
@@ -295,13 +296,12 @@ describe.each(backends)('store on $name', (backend) => {
     it('lets a new holder take the entry of a holder whose claim ran out; renewing keeps it', async () => {
       expect(await store.configstacks.claim('s3', 'old', hashes(2), 400)).toMatchObject({ index: 0 });
       expect(await store.configstacks.claim('s3', 'kept', hashes(2), 400)).toMatchObject({ index: 1 });
-      await sleep(250);
-      expect(await store.configstacks.renew('s3', 'kept', 2, 400)).toMatchObject({ index: 1 });
-      await sleep(250);
-      // old's claim ran out (650 ms); kept renewed at 250 ms, so it lasts until 650 ms + margin.
+      // kept renews before its 400 ms run out; old does not.
       expect(await store.configstacks.renew('s3', 'kept', 2, 5000)).toMatchObject({ index: 1 });
-      const held = await store.configstacks.list('s3');
-      expect(held.find((c) => c.index === 0)?.held).toBe(false);
+      const entry = async (index: number) =>
+        (await store.configstacks.list('s3')).find((c) => c.index === index);
+      await until(async () => (await entry(0))?.held === false, { what: "old's 400 ms claim to run out" });
+      expect(await entry(1)).toMatchObject({ holder: 'kept', held: true });
       expect(await store.configstacks.claim('s3', 'new', hashes(2), 5000)).toMatchObject({
         index: 0,
         previousHash: null,
@@ -312,10 +312,15 @@ describe.each(backends)('store on $name', (backend) => {
     });
 
     it('gives back its own expired entry to a holder nobody replaced', async () => {
+      const expired = () =>
+        until(async () => (await store.configstacks.list('s4')).find((c) => c.index === 0)?.held === false, {
+          what: "slow's 200 ms claim to run out",
+        });
       expect(await store.configstacks.claim('s4', 'slow', hashes(3), 200)).toMatchObject({ index: 0 });
-      await sleep(300);
-      expect(await store.configstacks.renew('s4', 'slow', 3, 5000)).toMatchObject({ index: 0 });
-      await sleep(300);
+      await expired();
+      // By renewing, and again by claiming.
+      expect(await store.configstacks.renew('s4', 'slow', 3, 200)).toMatchObject({ index: 0 });
+      await expired();
       expect(await store.configstacks.claim('s4', 'slow', hashes(3), 5000)).toMatchObject({ index: 0 });
     });
 
@@ -691,7 +696,8 @@ describe('store on postgres: connection loss', () => {
   it('survives idle connections being cut (no crash) and opens fresh ones', async () => {
     await Promise.all(Array.from({ length: 4 }, (_, i) => store.states.get(`idle${i}`)));
     expect(await terminateBackends(db.name)).toBeGreaterThan(0);
-    await sleep(200);
+    // Gone on the server: their sockets are closed, and the pool hears of it as they were idle.
+    await until(async () => (await hearthBackends(db.name, '')) === 0, { what: 'the cut connections gone' });
     await store.states.put({ id: 'idle-after', kind: 'button', state: 'off', updatedAt: 2 });
     expect((await store.states.get('idle-after'))?.state).toBe('off');
     expect((await store.leases.acquire('idle-lease', 'a', 5000))?.token).toBe(1);
@@ -722,11 +728,10 @@ describe('store on postgres: connection loss', () => {
     await cutter.connect();
     let killed = 0;
     try {
-      await until(
-        () => out.includes('up') || child.exitCode !== null,
-        15_000,
-        'the storm process to open its store',
-      );
+      await until(() => out.includes('up') || child.exitCode !== null, {
+        timeoutMs: 15_000,
+        what: 'the storm process to open its store',
+      });
       while (child.exitCode === null) {
         const rows = await cutter.query(
           "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'hearth'",
@@ -768,6 +773,15 @@ describe('store on postgres: connection loss', () => {
   });
 });
 
+/** hearth's connections to `database` as the server counts them, `and` narrowing them. */
+async function hearthBackends(database: string, and: string): Promise<number> {
+  const rows = await admin(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'hearth' ${and}`,
+    [database],
+  );
+  return Number(rows[0]?.n);
+}
+
 /**
  * Holds a lock that blocks every write to entity_state, lets writes pile up behind it, then
  * cuts every connection of the store: the writes die mid-statement, uncommitted.
@@ -778,12 +792,9 @@ async function cutWhileBlocked(database: string, url: string): Promise<number> {
   try {
     await blocker.query('BEGIN');
     await blocker.query('LOCK TABLE entity_state IN SHARE ROW EXCLUSIVE MODE');
-    await sleep(150);
-    const waiting = await admin(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'hearth' AND wait_event_type = 'Lock'",
-      [database],
-    );
-    expect(Number(waiting[0]?.n)).toBeGreaterThan(0);
+    await until(async () => (await hearthBackends(database, "AND wait_event_type = 'Lock'")) > 0, {
+      what: 'writes waiting behind the lock',
+    });
     const killed = await terminateBackends(database);
     await blocker.query('ROLLBACK');
     return killed;

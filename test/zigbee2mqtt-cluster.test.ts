@@ -3,10 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntityView } from '../src/core/runtime-api.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { ZigbeeSimulator } from '../src/drivers/zigbee2mqtt/simulator.js';
-import { call, type RoleProcess, startRole, until, writeClusterConfig } from './support/cluster.js';
+import { call, type RoleProcess, startRole, writeClusterConfig } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { until } from './support/wait.js';
 
 /*
  * zigbee2mqtt in a cluster: an agent follows the bridge, an api replica lists and commands its
@@ -66,7 +67,10 @@ automations:
   }, 30_000);
 
   it('the api replica lists the zigbee entities its agent found, and a command reaches the device', async () => {
-    await until(async () => (await entity('kitchen-plug'))?.state === 'off', 10_000, 'the plug, read');
+    await until(async () => (await entity('kitchen-plug'))?.state === 'off', {
+      timeoutMs: 10_000,
+      what: 'the plug, read',
+    });
     expect((await entities()).filter((e) => e.driver === 'zigbee2mqtt')).toHaveLength(15);
     const r = await call(`${api.url}/api/v0/switches/kitchen-plug/on/`, { method: 'POST' });
     expect(r.status).toBe(200);
@@ -79,23 +83,31 @@ automations:
         (r: { endedAt: number | null }) => r.endedAt !== null,
       ).length;
     await z2m.press('Hall Remote');
-    await until(() => lamp.on, 5000, 'the lamp on');
+    await until(() => lamp.on, { what: 'the lamp on' });
     // The automation runs one at a time (mode single): the next press once this run has ended.
-    await until(async () => (await finished()) === 1, 5000, 'the first run recorded');
+    await until(async () => (await finished()) === 1, { what: 'the first run recorded' });
     await z2m.press('Hall Remote');
-    await until(() => !lamp.on, 5000, 'the lamp off again');
+    await until(() => !lamp.on, { what: 'the lamp off again' });
   });
 
   it('a rename and a removal reach the api replica; bridge offline makes them unavailable there', async () => {
     await z2m.rename('Front Door', 'Back Door');
-    await until(async () => (await entity('back-door')) !== undefined, 5000, 'back-door listed');
+    await until(async () => (await entity('back-door')) !== undefined, {
+      what: 'back-door listed',
+    });
     expect(await entity('front-door')).toBeUndefined();
     await z2m.remove('Desk Lamp');
-    await until(async () => (await entity('desk-lamp')) === undefined, 5000, 'desk-lamp gone');
+    await until(async () => (await entity('desk-lamp')) === undefined, {
+      what: 'desk-lamp gone',
+    });
     await z2m.setBridge('offline');
-    await until(async () => (await entity('kitchen-plug'))?.available === false, 5000, 'unavailable');
+    await until(async () => (await entity('kitchen-plug'))?.available === false, {
+      what: 'unavailable',
+    });
     expect(await entity('lamp')).toMatchObject({ available: true });
     await z2m.setBridge('online');
-    await until(async () => (await entity('kitchen-plug'))?.available === true, 5000, 'available again');
+    await until(async () => (await entity('kitchen-plug'))?.available === true, {
+      what: 'available again',
+    });
   });
 });
