@@ -12,6 +12,7 @@ import { type Hearth, startHearth } from '../src/hearth.js';
 import { http, tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase } from './support/postgres.js';
+import { until } from './support/wait.js';
 
 interface Backend {
   name: string;
@@ -74,28 +75,32 @@ describe.skipIf(mosquittoMissing).each(backends)('history API on $name', (backen
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Polls the history of `id` until `ok` holds. */
-  async function until(id: string, ok: (body: { points: Record<string, unknown>[] }) => boolean) {
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const r = await json(`${base}/${id}/history`);
-      if (r.status === 200 && ok(r.body)) return r.body;
-      if (Date.now() > deadline) throw new Error(`history of ${id} never held: ${JSON.stringify(r.body)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+  /** The history of `id` once `ok` holds for it. */
+  function historyWhen(
+    id: string,
+    ok: (body: { points: Record<string, unknown>[] }) => boolean,
+    what: string,
+  ) {
+    return until(
+      async () => {
+        const r = await json(`${base}/${id}/history`);
+        return r.status === 200 && ok(r.body) ? r.body : undefined;
+      },
+      { what: `the history of ${id} to hold ${what}` },
+    );
   }
 
   it('answers the raw readings of the last 24 h, with the unit', async () => {
     // The first retained, so hearth has it however late it subscribes; the others once it has.
     await device.publishAsync('home/temp', '20', { retain: true });
-    const deadline = Date.now() + 5000;
-    while (h.runtime.get('temp')?.state !== 20) {
-      if (Date.now() > deadline) throw new Error('the sensor never read 20');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until(() => h.runtime.get('temp')?.state === 20, { what: 'the sensor to read 20' });
     // Back to back: both often reach hearth in one packet, and so are recorded in one ms.
     for (const v of ['21', '25']) await device.publishAsync('home/temp', v);
-    const body = await until('temp', (b) => b.points.filter((p) => typeof p.v === 'number').length === 3);
+    const body = await historyWhen(
+      'temp',
+      (b) => b.points.filter((p) => typeof p.v === 'number').length === 3,
+      'three readings',
+    );
     expect(body).toMatchObject({ id: 'temp', unit: '°C', step: null });
     expect(body.to - body.from).toBe(86_400_000);
     const numbers = body.points.filter((p: { v: unknown }) => typeof p.v === 'number');
@@ -158,7 +163,7 @@ describe.skipIf(mosquittoMissing).each(backends)('history API on $name', (backen
 
   it('keeps the history of a button after it is deleted', async () => {
     expect((await http(`${h.url}/api/v0/buttons/gone/on`, { method: 'POST' })).status).toBeLessThan(300);
-    await until('gone', (b) => b.points.some((p) => p.v === 'on'));
+    await historyWhen('gone', (b) => b.points.some((p) => p.v === 'on'), 'the press');
     expect((await http(`${base}/gone`, { method: 'DELETE' })).status).toBe(204);
     const after = await json(`${base}/gone/history`);
     expect(after.status).toBe(200);

@@ -14,6 +14,7 @@ import { postgresMigrations } from '../src/store/postgres/migrations.js';
 import { sqliteMigrations } from '../src/store/sqlite/migrations.js';
 import { BACKUP_TABLES, type BackupTable, type DumpChunk, type Store } from '../src/store/store.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { letTimePass } from './support/wait.js';
 
 type Kind = 'sqlite' | 'postgres';
 type Rows = Record<string, unknown>[];
@@ -176,9 +177,12 @@ function expectChunksOk(chunks: readonly DumpChunk[], chunkRows: number): void {
   expect([...order].sort((x, y) => x - y)).toEqual(order);
 }
 
-/** Resolves 'blocked' if `p` has not settled within `ms`. */
-const within = <T>(p: Promise<T>, ms = 2000) =>
-  Promise.race([p, new Promise<'blocked'>((r) => setTimeout(() => r('blocked'), ms))]);
+/**
+ * Resolves 'blocked' if `p` has not settled within `ms`. A write blocked by the open dump would
+ * wait for ever; the bound only decides when to say so, so it is a generous backstop.
+ */
+const within = <T>(p: Promise<T>, ms = 10_000) =>
+  Promise.race([p, letTimePass(ms).then(() => 'blocked' as const)]);
 
 async function rejection(p: Promise<unknown>): Promise<HearthError> {
   try {
