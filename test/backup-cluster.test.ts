@@ -5,7 +5,7 @@ import { runCli } from './support/cli-run.js';
 import { call, leaderGauge, type RoleProcess, startRole, writeClusterConfig } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { createTestDatabase, postgresMissing, type TestDatabase } from './support/postgres.js';
 import { metricSample } from './support/raw-http.js';
 import { until } from './support/wait.js';
 
@@ -15,7 +15,7 @@ import { until } from './support/wait.js';
  * controller makes backups; the api's dashboard line shows what it said; when the leader is
  * killed, the next one goes on.
  */
-describe.skipIf(mosquittoMissing)('scheduled backups in a cluster', () => {
+describe.skipIf(mosquittoMissing ?? postgresMissing)('scheduled backups in a cluster', () => {
   let db: TestDatabase;
   let broker: TestMosquitto;
   let dir: string;

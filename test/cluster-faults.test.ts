@@ -8,7 +8,12 @@ import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simu
 import { call, type RoleProcess, startRole, writeClusterConfig } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase, terminateBackends } from './support/postgres.js';
+import {
+  createTestDatabase,
+  postgresMissing,
+  type TestDatabase,
+  terminateBackends,
+} from './support/postgres.js';
 import { until } from './support/wait.js';
 
 /*
@@ -18,7 +23,7 @@ import { until } from './support/wait.js';
  */
 const LEASE_S = 2;
 
-describe.skipIf(mosquittoMissing)('a cluster when parts of it fail', () => {
+describe.skipIf(mosquittoMissing ?? postgresMissing)('a cluster when parts of it fail', () => {
   let db: TestDatabase;
   let broker: TestMosquitto;
   let plug: WemoSimulator;

@@ -12,7 +12,7 @@ import {
 } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { createTestDatabase, postgresMissing, type TestDatabase } from './support/postgres.js';
 import { letTimePass, until } from './support/wait.js';
 
 /*
@@ -21,7 +21,7 @@ import { letTimePass, until } from './support/wait.js';
  */
 const LEASE_S = 2;
 
-describe.skipIf(mosquittoMissing)('hearth on several boxes', () => {
+describe.skipIf(mosquittoMissing ?? postgresMissing)('hearth on several boxes', () => {
   let db: TestDatabase;
   let broker: TestMosquitto;
   let plug: WemoSimulator;

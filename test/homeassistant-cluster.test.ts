@@ -5,7 +5,7 @@ import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simu
 import { leaderGauge, type RoleProcess, startRole, writeClusterConfig } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { createTestDatabase, postgresMissing, type TestDatabase } from './support/postgres.js';
 import { letTimePass, until } from './support/wait.js';
 
 /*
@@ -16,7 +16,7 @@ import { letTimePass, until } from './support/wait.js';
 const LEASE_S = 2;
 const CONFIG_TOPIC = 'homeassistant/switch/hearth/plug/config';
 
-describe.skipIf(mosquittoMissing)('Home Assistant and hearth topics in a cluster', () => {
+describe.skipIf(mosquittoMissing ?? postgresMissing)('Home Assistant and hearth topics in a cluster', () => {
   let db: TestDatabase;
   let broker: TestMosquitto;
   let plug: WemoSimulator;

@@ -8,8 +8,6 @@ import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { repoRoot } from './support/process.js';
 import { until, untilOutput } from './support/wait.js';
 
-if (mosquittoMissing) console.warn(`skipping MQTT link tests: ${mosquittoMissing}`);
-
 const opened: MqttLink[] = [];
 const raws: MqttClient[] = [];
 

@@ -7,8 +7,6 @@ import { HearthError } from '../src/core/errors.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { until } from './support/wait.js';
 
-if (mosquittoMissing) console.warn(`skipping MQTT request/response tests: ${mosquittoMissing}`);
-
 const links: MqttLink[] = [];
 const rpcs: MqttRpc[] = [];
 const raws: MqttClient[] = [];

@@ -1,9 +1,10 @@
 /**
  * The dashboard in a real browser: Debian's chromium driven by playwright-core, against the
  * built CLI with a simulated Wemo lamp and a simulated MrCoffeeBot pot. Without
- * /usr/bin/chromium the tests are skipped, and say why (.ci/run installs it).
+ * /usr/bin/chromium the tests are skipped and say why, or fail where the run requires chromium
+ * (HEARTH_TEST_REQUIRE, CI: support/services.ts; .ci/run installs it).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -12,15 +13,10 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcoffeebot/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
-import { CHROMIUM, CHROMIUM_ARGS } from './support/chromium.js';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './support/chromium.js';
 import { runCli } from './support/cli-run.js';
 import { http, post, tempDir } from './support/hearth.js';
 import { type HearthProcess, repoRoot, spawnHearth } from './support/process.js';
-
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  console.log(`test/web-app.test.ts: skipped: ${CHROMIUM} is missing (apt-get install chromium)`);
-}
 
 const shots = join(repoRoot, 'test-results', 'web-app');
 const TOKEN = 'dashboard-test-token-0123456789';
@@ -60,7 +56,7 @@ function freePort(): Promise<number> {
   });
 }
 
-describe.skipIf(!haveChromium)('the dashboard (control listener, no token)', () => {
+describe.skipIf(chromiumMissing)('the dashboard (control listener, no token)', () => {
   const dir = tempDir('hearth-web-app-');
   let lamp: WemoSimulator;
   let pot: CoffeeSimulator;
@@ -446,7 +442,7 @@ Promise.allSettled(tries).then((r) => { document.title = 'done ' + r.map((x) => 
   });
 });
 
-describe.skipIf(!haveChromium)('the dashboard with http.token: log in once, a session cookie', () => {
+describe.skipIf(chromiumMissing)('the dashboard with http.token: log in once, a session cookie', () => {
   const dir = tempDir('hearth-web-token-');
   let lamp: WemoSimulator;
   let hearth: HearthProcess;

@@ -6,7 +6,7 @@ import { ZigbeeSimulator } from '../src/drivers/zigbee2mqtt/simulator.js';
 import { call, type RoleProcess, startRole, writeClusterConfig } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { createTestDatabase, postgresMissing, type TestDatabase } from './support/postgres.js';
 import { until } from './support/wait.js';
 
 /*
@@ -15,7 +15,7 @@ import { until } from './support/wait.js';
  * PostgreSQL database of this file's own, a Mosquitto this file starts, the zigbee2mqtt and
  * Wemo simulators.
  */
-describe.skipIf(mosquittoMissing)('zigbee2mqtt devices in a cluster', () => {
+describe.skipIf(mosquittoMissing ?? postgresMissing)('zigbee2mqtt devices in a cluster', () => {
   let db: TestDatabase;
   let broker: TestMosquitto;
   let z2m: ZigbeeSimulator;

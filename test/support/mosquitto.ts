@@ -3,15 +3,20 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { missing } from './services.js';
 import { until } from './wait.js';
 
 /** The Debian package's binary; `.ci/run` installs it. */
 export const mosquittoBinary = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p));
 
-/** Why the MQTT tests are skipped, or undefined when they can run. */
-export const mosquittoMissing = mosquittoBinary
-  ? undefined
-  : 'mosquitto is not installed (apt-get install mosquitto; .ci/run does it)';
+/**
+ * Why the MQTT tests are skipped, or undefined when they can run; where the run requires
+ * mosquitto (HEARTH_TEST_REQUIRE, CI), importing this fails instead (services.ts).
+ */
+export const mosquittoMissing = missing(
+  'mosquitto',
+  mosquittoBinary ? undefined : 'mosquitto is not installed (apt-get install mosquitto; .ci/run does it)',
+);
 
 export interface TestMosquittoOptions {
   /**
