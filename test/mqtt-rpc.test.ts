@@ -5,7 +5,7 @@ import { MqttLink } from '../src/bus/mqtt/link.js';
 import { MqttRpc, RpcError } from '../src/bus/mqtt/rpc.js';
 import { HearthError } from '../src/core/errors.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
-import { until } from './support/wait.js';
+import { settlesAtOnce, until } from './support/wait.js';
 
 const links: MqttLink[] = [];
 const rpcs: MqttRpc[] = [];
@@ -18,24 +18,6 @@ async function member(broker: TestMosquitto, clientId: string, maxInFlight?: num
   rpcs.push(rpc);
   await link.whenUp(5000);
   return { link, rpc };
-}
-
-/**
- * Whether `p` settles before the event loop turns once: a rejection "at once", made without
- * waiting for any I/O (a time bound would be at the mercy of a loaded machine's scheduler).
- */
-async function settlesAtOnce(p: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  p.then(
-    () => {
-      settled = true;
-    },
-    () => {
-      settled = true;
-    },
-  );
-  await new Promise((r) => setImmediate(r));
-  return settled;
 }
 
 /** Settles `p` and tells how long it took, so a test can check "rejected at the deadline". */

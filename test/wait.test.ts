@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { letTimePass, until, untilOutput, waitUntil } from './support/wait.js';
+import { letTimePass, settlesAtOnce, until, untilOutput, waitUntil } from './support/wait.js';
 
 // The one wait helper of the tests (test/support/wait.ts): what it returns, and what its
 // failures say, since a failure's message is all a reader of a CI log gets.
@@ -79,6 +79,12 @@ describe('test/support/wait.ts', () => {
     expect((err as Error).message).toContain(
       'waiting for /never/ in the output; the output ends:\nstarting\n',
     );
+  });
+
+  it('settlesAtOnce tells a refusal made at once from one that waits for a timer', async () => {
+    expect(await settlesAtOnce(Promise.reject(new Error('full')))).toBe(true);
+    expect(await settlesAtOnce((async () => Promise.resolve(1))())).toBe(true);
+    expect(await settlesAtOnce(letTimePass(5))).toBe(false);
   });
 
   it('waitUntil keeps the (check, timeoutMs, what) form', async () => {

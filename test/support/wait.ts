@@ -87,6 +87,25 @@ export function letTimePass(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * Whether `p` settles before the event loop turns once: "at once", without waiting for any I/O
+ * or timer. For a promise to refuse at once (a full queue, a link that is down), this proves
+ * what a bound of a few milliseconds would, without being at the mercy of a loaded machine.
+ */
+export async function settlesAtOnce(p: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  p.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  return settled;
+}
+
 async function poll<T>(
   check: () => T | Promise<T>,
   opts: UntilOptions,
