@@ -68,24 +68,31 @@ buttonLimits: { maxUndeclared: 10000 }
     await Promise.all([start('agent'), start('agent', ['--agent', 'kitchen']), start('controller')]);
     apis = (await Promise.all([start('api'), start('api')])) as [RoleProcess, RoleProcess];
     for (const id of ['lamp', 'coffee']) {
+      let last: unknown;
       await until(
-        async () =>
-          JSON.parse((await call(`${apis[1].url}/api/v1/entities/${id}`)).body).entity?.available === true,
-        { timeoutMs: 15_000, what: `${id} to be available` },
-      );
+        async () => {
+          last = JSON.parse((await call(`${apis[1].url}/api/v1/entities/${id}`)).body).entity;
+          return (last as { available?: boolean } | undefined)?.available === true;
+        },
+        { timeoutMs: 15_000, what: () => `${id} to be available (it is ${JSON.stringify(last)})` },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n${outputs()}`);
+      });
     }
   }, 90_000);
 
+  /** What each process said (warnings and up): a failure here is usually a process's story. */
+  const outputs = () =>
+    procs
+      .map(
+        (p) =>
+          `--- ${p.role} (pid ${p.child.pid}, exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'}):\n${p.output().trim().slice(-4000)}`,
+      )
+      .join('\n');
+
   // A failure here is usually a process's story: print what each one said (warnings and up).
   afterEach((ctx) => {
-    if (ctx.task.result?.state !== 'fail') return;
-    for (const p of procs) {
-      const out = p.output().trim();
-      if (out)
-        console.log(
-          `--- ${p.role} (pid ${p.child.pid}, exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'}):\n${out.slice(-4000)}`,
-        );
-    }
+    if (ctx.task.result?.state === 'fail') console.log(outputs());
   });
 
   afterAll(async () => {

@@ -66,6 +66,16 @@ automations:
     agents = await Promise.all([start('agent'), start('agent')]);
     controllers = await Promise.all([start('controller'), start('controller')]);
     apis = await Promise.all([start('api'), start('api')]);
+    // Ready is not leading: one controller and one agent lead once their first lease is granted.
+    for (const [group, lease] of [
+      [controllers, 'controller'],
+      [agents, 'agent:main'],
+    ] as const) {
+      await until(async () => (await leaders(group, lease)).includes(1), {
+        timeoutMs: 20_000,
+        what: `a ${lease} leader`,
+      });
+    }
     // Ready once an agent leads and its state has reached both api replicas.
     for (const api of apis) {
       await until(

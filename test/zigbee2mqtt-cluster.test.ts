@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntityView } from '../src/core/runtime-api.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { ZigbeeSimulator } from '../src/drivers/zigbee2mqtt/simulator.js';
-import { call, type RoleProcess, startRole, writeClusterConfig } from './support/cluster.js';
+import { call, leaderGauge, type RoleProcess, startRole, writeClusterConfig } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, postgresMissing, type TestDatabase } from './support/postgres.js';
@@ -55,6 +55,13 @@ automations:
     ]);
     procs.push(...started);
     api = started[3] as RoleProcess;
+    // Ready is not leading: a press before the controller runs its automations is not heard
+    // (nobody leads yet). Leading, it hears every state change from then on.
+    const controller = started[2] as RoleProcess;
+    await until(async () => (await leaderGauge(controller.url, 'controller')) === 1, {
+      timeoutMs: 20_000,
+      what: 'the controller to lead',
+    });
   }, 60_000);
 
   afterAll(async () => {
