@@ -300,9 +300,7 @@ automations:
     );
     const view = JSON.parse((await http(`${h.url}/api/v1/automations/tick`)).body).automation;
     expect(Date.parse(view.nextRunAt) % 1000).toBe(0);
-    await expect
-      .poll(async () => (await runsOf(h, 'tick')).length, { timeout: 5000 })
-      .toBeGreaterThanOrEqual(2);
+    await expect.poll(async () => (await runsOf(h, 'tick')).length).toBeGreaterThanOrEqual(2);
     for (const run of await runsOf(h, 'tick')) expect(run.startedAt % 1000).toBeLessThan(100);
   });
 
@@ -347,9 +345,7 @@ automations:
       clock,
     );
     // The feed has been read once it reports when its last good copy came.
-    await expect
-      .poll(() => h.runtime.get('coffee-cal')?.attributes.lastGoodAt, { timeout: 5000 })
-      .toBeTruthy();
+    await expect.poll(() => h.runtime.get('coffee-cal')?.attributes.lastGoodAt).toBeTruthy();
     for (let i = 0; i < 3 * 60; i++) await clock.advanceAsync(60_000);
     const brew = await runsOf(h, 'brew-from-calendar');
     expect(brew.map((r) => [new Date(r.startedAt).toISOString(), r.trigger, r.outcome])).toEqual([

@@ -27,6 +27,7 @@ import { BACKUP_TABLES } from '../src/store/store.js';
 import { hearthVersion } from '../src/version.js';
 import { runCli, startCli } from './support/cli-run.js';
 import { tempDir } from './support/hearth.js';
+import { until } from './support/wait.js';
 
 const PASS = 'correct horse battery staple';
 const TOKEN = 'backup-test-token-0123456789abcdef';
@@ -143,8 +144,11 @@ describe('hearth backup, backup verify and restore', () => {
     expect(a.stderr).toBe('');
     expect(a.code).toBe(0);
     plain = JSON.parse(a.stdout).archive;
-    // Two archives in one second would share a name.
-    await new Promise((r) => setTimeout(r, 1100));
+    // Two archives in one second would share a name: the next one is made in the next second.
+    const madeAt = Date.parse(JSON.parse(a.stdout).createdAt);
+    await until(() => Date.now() >= Math.floor(madeAt / 1000) * 1000 + 1000, {
+      what: 'the second after the first archive',
+    });
     const b = await runCli(['backup', '--config', config, '--to', archives, '--json', '--include-secrets'], {
       env: { HEARTH_BACKUP_PASSPHRASE: PASS },
     });
@@ -585,14 +589,10 @@ describe('hearth backup, backup verify and restore', () => {
     const to = scratch('big-archives');
 
     const stopped = startCli(['backup', '--config', bigConfig, '--to', to]);
-    const deadline = Date.now() + 20_000;
-    while (
-      !(existsSync(to) && readdirSync(to).some((f) => f.endsWith('.partial'))) &&
-      Date.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(readdirSync(to).some((f) => f.endsWith('.partial'))).toBe(true);
+    await until(() => existsSync(to) && readdirSync(to).some((f) => f.endsWith('.partial')), {
+      timeoutMs: 20_000,
+      what: () => `a .partial archive in ${to} (stderr: ${stopped.stderr()})`,
+    });
     const end = await stopped.stop('SIGTERM');
     expect(end.code).toBe(1);
     expect(stopped.stderr()).toMatch(/hearth backup: stopped by SIGTERM; no archive was written/);

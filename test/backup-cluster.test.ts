@@ -2,19 +2,12 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './support/cli-run.js';
-import {
-  call,
-  leaderGauge,
-  type RoleProcess,
-  startLockedBroker,
-  startRole,
-  until,
-  writeClusterConfig,
-} from './support/cluster.js';
+import { call, leaderGauge, type RoleProcess, startLockedBroker, startRole, writeClusterConfig } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { createTestDatabase, type TestDatabase, postgresMissing } from './support/postgres.js';
 import { metricSample } from './support/raw-http.js';
+import { until } from './support/wait.js';
 
 /*
  * Scheduled backups in a cluster: real processes of the built CLI (an api, two controllers), a
@@ -22,7 +15,7 @@ import { metricSample } from './support/raw-http.js';
  * controller makes backups; the api's dashboard line shows what it said; when the leader is
  * killed, the next one goes on.
  */
-describe.skipIf(mosquittoMissing)('scheduled backups in a cluster', () => {
+describe.skipIf(mosquittoMissing ?? postgresMissing)('scheduled backups in a cluster', () => {
   let db: TestDatabase;
   let broker: TestMosquitto;
   let dir: string;
@@ -69,7 +62,7 @@ backup: { dir: archives, every: "*/2 * * * * *", keep: 20 }
 
   it('the leading controller alone makes them, and the api shows the newest', async () => {
     expect((await call(`${api.url}/api/v0/buttons/bedside/on`, { method: 'POST' })).status).toBe(200);
-    await until(() => archives().length >= 2, 30_000, 'two archives');
+    await until(() => archives().length >= 2, { timeoutMs: 30_000, what: 'two archives' });
     const gauges = await Promise.all(controllers.map((c) => leaderGauge(c.url, 'controller')));
     const leader = controllers[gauges.indexOf(1)];
     const standby = controllers[gauges.indexOf(0)];
@@ -89,8 +82,7 @@ backup: { dir: archives, every: "*/2 * * * * *", keep: 20 }
         };
         return backups?.every === '*/2 * * * * *' && archives().includes(backups.newest?.name ?? '');
       },
-      30_000,
-      'the api to show the newest archive',
+      { timeoutMs: 30_000, what: 'the api to show the newest archive' },
     ).catch((err: Error) => {
       throw new Error(`${err.message}; the api said ${said}; archives: ${archives().join(', ')}`);
     });
@@ -102,11 +94,10 @@ backup: { dir: archives, every: "*/2 * * * * *", keep: 20 }
     // The leader dies: the standby leads and goes on making backups.
     await leader.kill9();
     const before = archives().length;
-    await until(
-      () => written(standby) >= 1 && archives().length > before,
-      30_000,
-      'a backup by the new leader',
-    );
+    await until(() => written(standby) >= 1 && archives().length > before, {
+      timeoutMs: 30_000,
+      what: 'a backup by the new leader',
+    });
     expect(await leaderGauge(standby.url, 'controller')).toBe(1);
   }, 90_000);
 });

@@ -5,6 +5,7 @@ import { runCli } from './support/cli-run.js';
 import { tempDir } from './support/hearth.js';
 import { type HearthProcess, spawnHearth } from './support/process.js';
 import { metricSample } from './support/raw-http.js';
+import { until, untilOutput } from './support/wait.js';
 
 /*
  * Scheduled backups (`backup: { every, keep }`) in the built CLI: `hearth start` runs `hearth
@@ -42,20 +43,6 @@ const archives = (dir: string) =>
     .filter((n) => n.endsWith('.tar.gz'))
     .sort();
 
-async function until<T>(
-  what: string,
-  read: () => Promise<T | undefined> | T | undefined,
-  ms = 20_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const backups = async (url: string) =>
   ((await (await fetch(`${url}/api/v1/backups`)).json()) as { backups: Record<string, unknown> }).backups;
 
@@ -64,9 +51,10 @@ describe('scheduled backups in the built CLI', () => {
     const { h, dir } = await start('{ dir: archives, every: "*/2 * * * * *", keep: 2 }');
     const out = join(dir, 'archives');
     // Three backups written: the first is deleted again (keep: 2).
-    await until('three backups', () =>
-      (h.output().match(/backup written and verified/g) ?? []).length >= 3 ? true : undefined,
-    );
+    await until(() => (h.output().match(/backup written and verified/g) ?? []).length >= 3, {
+      timeoutMs: 20_000,
+      what: 'three backups',
+    });
     const kept = archives(out);
     expect(kept).toHaveLength(2);
     expect(readdirSync(out).filter((n) => n.endsWith('.partial'))).toEqual([]);
@@ -74,10 +62,13 @@ describe('scheduled backups in the built CLI', () => {
       const v = await runCli(['backup', 'verify', join(out, name)]);
       expect([name, v.code, v.stderr]).toEqual([name, 0, '']);
     }
-    const status = await until('the API to show the newest', async () => {
-      const b = await backups(h.url);
-      return (b.newest as { name: string } | null)?.name === archives(out).at(-1) ? b : undefined;
-    });
+    const status = await until(
+      async () => {
+        const b = await backups(h.url);
+        return (b.newest as { name: string } | null)?.name === archives(out).at(-1) ? b : undefined;
+      },
+      { what: 'the API to show the newest' },
+    );
     const newest = status.newest as { name: string; at: string; bytes: number };
     expect(newest.bytes).toBe(statSync(join(out, newest.name)).size);
     expect(Date.now() - Date.parse(newest.at)).toBeLessThan(10_000);
@@ -96,15 +87,18 @@ describe('scheduled backups in the built CLI', () => {
     // The folder is a file: every backup fails.
     const { h, dir } = await start('{ dir: archives, every: "*/2 * * * * *" }');
     writeFileSync(join(dir, 'archives'), 'not a folder');
-    const status = await until('a late, failed backup', async () => {
-      const b = await backups(h.url);
-      return b.stale === true && b.lastError !== null ? b : undefined;
-    });
+    const status = await until(
+      async () => {
+        const b = await backups(h.url);
+        return b.stale === true && b.lastError !== null ? b : undefined;
+      },
+      { timeoutMs: 20_000, what: 'a late, failed backup' },
+    );
     expect(status.newest).toBeNull();
     expect((status.lastError as { message: string }).message).toMatch(/archives/);
     expect(h.output()).toMatch(/scheduled backup failed/);
     // Said in the log at the next check (each run, and every minute).
-    await until('the warning in the log', () => (/backups are late/.test(h.output()) ? true : undefined));
+    await untilOutput(h.output, /backups are late/, { timeoutMs: 20_000, failOn: h.exited });
     const metrics = await (await fetch(`${h.url}/metrics`)).text();
     expect(metricSample(metrics, 'hearth_backup_stale')).toBe(1);
     expect(metrics).not.toMatch(/^hearth_backup_last_success_timestamp_seconds /m);

@@ -167,9 +167,7 @@ describe('the built CLI (dist/ bundle)', () => {
     const cli = startCli(['start', '--config', config], { env: { HEARTH_LOG_LEVEL: 'info' } });
     try {
       await cli.waitFor(/"msg":"ready"/);
-      await expect
-        .poll(cli.stderr, { timeout: 5000 })
-        .toMatch(/hearth is ready on http:\/\/127\.0\.0\.1:\d+/);
+      await expect.poll(cli.stderr).toMatch(/hearth is ready on http:\/\/127\.0\.0\.1:\d+/);
     } finally {
       expect(await cli.stop()).toEqual({ code: 0, signal: null });
     }

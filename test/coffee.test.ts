@@ -11,6 +11,7 @@ import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcof
 import { startCli } from './support/cli-run.js';
 import { http, post, tempDir } from './support/hearth.js';
 import { type HearthProcess, spawnHearth } from './support/process.js';
+import { until } from './support/wait.js';
 
 /**
  * The firmware drops the heater 1000 ms after the last B+1, by its own timer. The simulator's
@@ -45,16 +46,8 @@ async function setup(): Promise<{ sim: CoffeeSimulator; hearth: HearthProcess }>
     if (hearth.child.exitCode === null && hearth.child.signalCode === null) hearth.child.kill('SIGKILL');
     return hearth.exited;
   });
-  await waitFor(async () => (await entity(hearth, 'coffee')).available === true, 5000, 'the pot ready');
+  await until(async () => (await entity(hearth, 'coffee')).available === true, { what: 'the pot ready' });
   return { sim, hearth };
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = performance.now() + ms;
-  while (!(await cond())) {
-    if (performance.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 async function entity(h: HearthProcess, id: string) {
@@ -75,13 +68,22 @@ async function brew(h: HearthProcess, sim: CoffeeSimulator): Promise<void> {
   // After a fault hearth refuses to brew until one good status again, and an idle pot is polled
   // every 2 s (pollMs): wait for a couple of polls, late ones included on a loaded machine.
   let r = await command(h, 'brew', { minutes: 1 });
-  const end = performance.now() + 5000;
-  while (r.status !== 200 && performance.now() < end) {
-    await new Promise((res) => setTimeout(res, 50));
-    r = await command(h, 'brew', { minutes: 1 });
-  }
+  await until(
+    async () => {
+      if (r.status !== 200) r = await command(h, 'brew', { minutes: 1 });
+      return r.status === 200;
+    },
+    { intervalMs: 50, what: () => `a brew to be taken (last answer ${r.status} ${JSON.stringify(r.body)})` },
+  );
   expect([r.status, r.body.entity?.state, r.body.error?.message]).toEqual([200, 'on', undefined]);
   expect(sim.events.at(-1)).toMatchObject({ heater: true, cause: 'B+1' });
+}
+
+/** Resolves once the board has had `count` more heartbeats (B+1) than now: hearth is brewing along. */
+function heartbeats(sim: CoffeeSimulator, count: number): Promise<true> {
+  const beats = () => sim.received.filter((r) => r.line === 'B+1').length;
+  const target = beats() + count;
+  return until(() => beats() >= target, { what: () => `${count} more heartbeats (B+1) at the board` });
 }
 
 /** What the report prints: kill -9 → heater off, per run. */
@@ -121,11 +123,9 @@ describe('a real hearth process and the coffee pot', () => {
     off = await sim.waitForHeater(false, 2000);
     expect([off.cause, off.t > t0]).toEqual(['B+0', true]);
     measured.push(`CRC error -> heater off: ${(off.t - t0).toFixed(1)} ms`);
-    await waitFor(
-      async () => (await entity(hearth, 'coffee-temperature')).available === false,
-      1000,
-      'sensor',
-    );
+    await until(async () => (await entity(hearth, 'coffee-temperature')).available === false, {
+      what: 'sensor',
+    });
     expect((await entity(hearth, 'coffee-temperature')).reason).toBe(
       'the temperature sensor failed its CRC check (T+-1000.0)',
     );
@@ -145,7 +145,7 @@ describe('a real hearth process and the coffee pot', () => {
   it('off at once on SIGTERM: hearth sends B+0 before it exits', async () => {
     const { sim, hearth } = await setup();
     await brew(hearth, sim);
-    await new Promise((r) => setTimeout(r, 500));
+    await heartbeats(sim, 2);
     const t0 = performance.now();
     hearth.child.kill('SIGTERM');
     const off = await sim.waitForHeater(false, 2000);
@@ -162,14 +162,18 @@ describe('a real hearth process and the coffee pot', () => {
   it('a hearth that was paused (hung) and wakes up never turns the heater back on', async () => {
     const { sim, hearth } = await setup();
     await brew(hearth, sim);
-    await new Promise((r) => setTimeout(r, 400));
+    await heartbeats(sim, 1);
     hearth.child.kill('SIGSTOP');
     const off = await sim.waitForHeater(false, 2000);
     expect(off.cause).toBe('deadman');
     hearth.child.kill('SIGCONT');
     // Awake again, its brew timer still running: it must end the brew, not resume it.
-    await waitFor(async () => (await entity(hearth, 'coffee')).state === 'off', 3000, 'the brew ended');
-    await new Promise((r) => setTimeout(r, 500));
+    await until(async () => (await entity(hearth, 'coffee')).state === 'off', { what: 'the brew ended' });
+    // The marker: hearth back to idle polls status (S+?), which it does only once B+0 is
+    // answered and no brew runs; a B+1 to resume would have come before it.
+    await until(() => sim.received.some((r) => r.t > off.t && r.line === 'S+?'), {
+      what: 'an idle status poll after the brew ended',
+    });
     expect(sim.events.filter((e) => e.t > off.t && e.heater)).toEqual([]);
     expect(sim.heater).toBe(false);
     const received = sim.received.filter((r) => r.t > off.t).map((r) => r.line);
@@ -191,10 +195,13 @@ describe('a real hearth process and the coffee pot', () => {
     port.on('data', (d: Buffer) => {
       got += d.toString('latin1');
     });
-    await new Promise((r) => setTimeout(r, 100));
+    // Whatever the board said before (its boot banner, if the pty kept it) is not the answer:
+    // a status read first, then only what follows it counts.
+    port.write('S+?\n');
+    await until(() => /B\+0\n/.test(got), { what: () => `the answer to S+? (got ${JSON.stringify(got)})` });
     got = '';
     port.write('B+1\n');
-    await waitFor(() => got.includes('\n'), 1000, 'an answer');
+    await until(() => got.includes('\n'), { what: 'an answer' });
     expect(got).toMatch(/^W\+1\.50,T\+21\.\d,B\+1\n$/);
     // The record, one JSON line per change: on by B+1, off by the dead-man 1 s later.
     const m = await cli.waitFor(/\{[^\n]*"cause":"deadman"[^\n]*\}/, 3000);
@@ -220,7 +227,7 @@ describe('a real hearth process and the coffee pot', () => {
 /** Brews, lets a few heartbeats pass, kills hearth with SIGKILL, and checks the board. */
 async function killMidBrew(sim: CoffeeSimulator, hearth: HearthProcess): Promise<void> {
   await brew(hearth, sim);
-  await new Promise((r) => setTimeout(r, 700));
+  await heartbeats(sim, 2);
   expect(sim.heater).toBe(true);
   const killedAt = performance.now();
   hearth.child.kill('SIGKILL');

@@ -8,8 +8,9 @@ import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simu
 import { componentOf, discoveryConfig } from '../src/homeassistant/discovery.js';
 import { parseCommand } from '../src/homeassistant/gateway.js';
 import { http, startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { spawnHearth } from './support/process.js';
+import { until } from './support/wait.js';
 
 /**
  * The keys Home Assistant documents for each MQTT component (integrations/<component>.mqtt),
@@ -200,7 +201,9 @@ things:
       outside: 'homeassistant/sensor/hearth/outside/config',
       aircon: 'homeassistant/climate/hearth/aircon/config',
     };
-    await waitUntil(() => Object.values(topics).every((t) => seen.has(t)), 5000, 'every discovery config');
+    await until(() => Object.values(topics).every((t) => seen.has(t)), {
+      what: 'every discovery config',
+    });
     const lampCfg = payloadOf(topics.lamp);
     checkKeys('switch', lampCfg);
     expect(lampCfg).toMatchObject({
@@ -218,41 +221,51 @@ things:
       state_class: 'measurement',
     });
     checkKeys('climate', payloadOf(topics.aircon));
-    await waitUntil(
-      () => payloadOf('hearth/outside/state')?.state === 21.5,
-      5000,
-      'the sensor state published',
-    );
+    await until(() => payloadOf('hearth/outside/state')?.state === 21.5, {
+      what: 'the sensor state published',
+    });
     expect(payloadOf('hearth/outside/state')).toMatchObject({ available: true, attributes: { unit: '°C' } });
   });
 
   it('a command on the discovery command topic reaches the Wemo plug, and the state comes back', async () => {
     const cfg = payloadOf('homeassistant/switch/hearth/lamp/config');
     await ha.publishAsync(cfg.command_topic, cfg.payload_on);
-    await waitUntil(() => lamp.on, 5000, 'the plug on');
-    await waitUntil(() => payloadOf('hearth/lamp/state')?.state === 'on', 5000, 'state on published');
+    await until(() => lamp.on, { what: 'the plug on' });
+    await until(() => payloadOf('hearth/lamp/state')?.state === 'on', {
+      what: 'state on published',
+    });
     await ha.publishAsync('hearth/lamp/set', JSON.stringify({ command: 'off', args: {} }));
-    await waitUntil(() => !lamp.on, 5000, 'the plug off');
+    await until(() => !lamp.on, { what: 'the plug off' });
   });
 
   it("the climate's mode and temperature commands, rendered as Home Assistant does, reach the aircon", async () => {
     const cfg = payloadOf('homeassistant/climate/hearth/aircon/config');
-    await waitUntil(() => payloadOf('hearth/aircon/state')?.available === true, 5000, 'aircon available');
+    await until(() => payloadOf('hearth/aircon/state')?.available === true, {
+      what: 'aircon available',
+    });
     await ha.publishAsync(cfg.mode_command_topic, cfg.mode_command_template.replace('{{ value }}', 'heat'));
-    await waitUntil(() => payloadOf('hearth/aircon/state')?.state?.mode === 'heat', 5000, 'mode heat');
+    await until(() => payloadOf('hearth/aircon/state')?.state?.mode === 'heat', {
+      what: 'mode heat',
+    });
     await ha.publishAsync(
       cfg.temperature_command_topic,
       cfg.temperature_command_template.replace('{{ value | int }}', '24'),
     );
-    await waitUntil(() => payloadOf('hearth/aircon/state')?.state?.target === 24, 5000, 'target 24');
+    await until(() => payloadOf('hearth/aircon/state')?.state?.target === 24, {
+      what: 'target 24',
+    });
     await ha.publishAsync(cfg.power_command_topic, cfg.payload_off);
-    await waitUntil(() => payloadOf('hearth/aircon/state')?.state?.power === 'off', 5000, 'power off');
+    await until(() => payloadOf('hearth/aircon/state')?.state?.power === 'off', {
+      what: 'power off',
+    });
   });
 
   it('a button a press creates is announced too', async () => {
     const res = await fetch(`${h?.url}/api/v0/buttons/porch/on/`, { method: 'POST' });
     expect(res.status).toBe(200);
-    await waitUntil(() => seen.has('homeassistant/switch/hearth/porch/config'), 5000, 'porch announced');
+    await until(() => seen.has('homeassistant/switch/hearth/porch/config'), {
+      what: 'porch announced',
+    });
     expect(payloadOf('homeassistant/switch/hearth/porch/config').device.name).toBe('hearth buttons');
   });
 
@@ -269,8 +282,10 @@ things:
     // Under the connection's cap (8 MiB, for zigbee2mqtt's device list), over a command's 4 kB:
     // it reaches hearth, and the gateway refuses it unread (test/mqtt-floods.test.ts: over the cap).
     await ha.publishAsync('hearth/lamp/set', Buffer.alloc(1024 * 1024, 'x'));
-    await waitUntil(() => parts.gateway.stats.garbage - before === 5, 5000, 'five counted');
-    await waitUntil(() => parts.mqtt.garbage - linkBefore === 6, 5000, 'the bad status counted too');
+    await until(() => parts.gateway.stats.garbage - before === 5, { what: 'five counted' });
+    await until(() => parts.mqtt.garbage - linkBefore === 6, {
+      what: 'the bad status counted too',
+    });
     // And in /metrics, for whoever watches the box.
     const metrics = (await http(`${h?.url}/metrics`)).body;
     const garbage = /^hearth_mqtt_garbage_total (\d+)$/m.exec(metrics)?.[1];
@@ -279,23 +294,19 @@ things:
     expect(lamp.on).toBe(false);
     const errorsBefore = parts.gateway.stats.commandErrors;
     await ha.publishAsync('hearth/lamp/set', 'explode');
-    await waitUntil(
-      () => parts.gateway.stats.commandErrors > errorsBefore,
-      5000,
-      'an unknown command refused',
-    );
+    await until(() => parts.gateway.stats.commandErrors > errorsBefore, {
+      what: 'an unknown command refused',
+    });
     await ha.publishAsync('hearth/lamp/set', 'toggle');
-    await waitUntil(() => lamp.on, 5000, 'the plug still switches');
+    await until(() => lamp.on, { what: 'the plug still switches' });
   });
 
   it('publishes every config again when Home Assistant says it is online', async () => {
     seen.delete('homeassistant/switch/hearth/bedside/config');
     await ha.publishAsync('homeassistant/status', 'online');
-    await waitUntil(
-      () => seen.get('homeassistant/switch/hearth/bedside/config')?.live === true,
-      5000,
-      'republished',
-    );
+    await until(() => seen.get('homeassistant/switch/hearth/bedside/config')?.live === true, {
+      what: 'republished',
+    });
   });
 
   it('says offline on a clean stop, and empties the config of an entity removed from the config', async () => {
@@ -303,20 +314,24 @@ things:
     // A retained command runs once, live; its retained copy must not run again at the next start.
     const commandsBefore = h?.homeassistant?.gateway.stats.commands ?? 0;
     await ha.publishAsync('hearth/bedside/set', 'on', { retain: true });
-    await waitUntil(() => payloadOf('hearth/bedside/state')?.state === 'on', 5000, 'bedside on');
+    await until(() => payloadOf('hearth/bedside/state')?.state === 'on', {
+      what: 'bedside on',
+    });
     expect(h?.homeassistant?.gateway.stats.commands).toBe(commandsBefore + 1);
     await h?.close();
     h = undefined;
-    await waitUntil(() => seen.get('hearth/bridge/state')?.text === 'offline', 5000, 'bridge offline');
+    await until(() => seen.get('hearth/bridge/state')?.text === 'offline', {
+      what: 'bridge offline',
+    });
     seen.delete('homeassistant/switch/hearth/lamp/config');
     seen.delete('homeassistant/switch/hearth/bedside/config');
     h = await startTestHearth(config(false));
-    await waitUntil(() => seen.get('hearth/bridge/state')?.text === 'online', 5000, 'bridge online');
-    await waitUntil(
-      () => seen.get('homeassistant/switch/hearth/lamp/config')?.text === '',
-      5000,
-      'lamp config emptied',
-    );
+    await until(() => seen.get('hearth/bridge/state')?.text === 'online', {
+      what: 'bridge online',
+    });
+    await until(() => seen.get('homeassistant/switch/hearth/lamp/config')?.text === '', {
+      what: 'lamp config emptied',
+    });
     // The new hearth has a new store, so the pressed button is gone with the lamp.
     expect([...(h.homeassistant?.discovery?.removed ?? [])].sort()).toEqual([
       'homeassistant/switch/hearth/lamp/config',
@@ -337,14 +352,15 @@ things:
       );
       await ha.subscribeAsync('crash/bridge/state');
       const hearth = await spawnHearth(file);
-      await waitUntil(() => seen.get('crash/bridge/state')?.text === 'online', 10_000, 'bridge online');
+      await until(() => seen.get('crash/bridge/state')?.text === 'online', {
+        timeoutMs: 10_000,
+        what: 'bridge online',
+      });
       hearth.child.kill('SIGKILL');
       await hearth.exited;
-      await waitUntil(
-        () => seen.get('crash/bridge/state')?.text === 'offline',
-        5000,
-        'bridge offline by the will',
-      );
+      await until(() => seen.get('crash/bridge/state')?.text === 'offline', {
+        what: 'bridge offline by the will',
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

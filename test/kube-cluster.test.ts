@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './support/cli-run.js';
 import { freePort } from './support/mosquitto.js';
+import { until } from './support/wait.js';
 
 /*
  * hearth on a real Kubernetes cluster (k3s, microk8s, kind ...): render the manifests with the
@@ -113,16 +114,11 @@ spec:
       stdio: 'ignore',
     });
     url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const ready = await call('/readyz').then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      if (ready) break;
-      if (Date.now() > deadline) throw new Error('the api Service did not answer /readyz within 30 s');
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await until(async () => (await call('/readyz')).status === 200, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      what: 'the api Service to answer /readyz',
+    });
   }, 900_000);
 
   afterAll(async () => {
@@ -136,14 +132,13 @@ spec:
     const leader = await controllerLeader();
     expect(leader, 'a controller leads').toBeDefined();
     await kubectl('delete', 'pod', leader as string, '--wait=false');
-    const deadline = Date.now() + 30_000;
-    let next: string | undefined;
-    while (Date.now() < deadline) {
-      next = await controllerLeader().catch(() => undefined);
-      if (next && next !== leader) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    expect(next).toBeDefined();
+    const next = await until(
+      async () => {
+        const now = await controllerLeader();
+        return now !== leader && now;
+      },
+      { timeoutMs: 30_000, intervalMs: 500, what: `a controller other than ${leader} to lead` },
+    );
     expect(next).not.toBe(leader);
     expect((await call('/api/v0/switches/lamp/toggle/', 'POST')).status).toBe(200);
   }, 120_000);

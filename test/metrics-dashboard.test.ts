@@ -8,6 +8,7 @@ import { hearthVersion } from '../src/version.js';
 import { http, post, startTestHearth, type TestHearth } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { metricSample } from './support/raw-http.js';
+import { until } from './support/wait.js';
 
 /*
  * /metrics for Grafana: build info, entity states as gauges (on/off, sensors by unit),
@@ -20,14 +21,6 @@ const scrape = async (h: TestHearth) => (await http(`${h.url}/metrics`)).body;
 /** The sample lines of `name` (any labels). */
 const lines = (text: string, name: string) =>
   text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-
-async function until(check: () => Promise<boolean>, what: () => Promise<string>): Promise<void> {
-  const end = Date.now() + 5000;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out: ${await what()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe.skipIf(mosquittoMissing)('/metrics for Grafana, through a real hearth', () => {
   let broker: TestMosquitto;
@@ -94,18 +87,29 @@ automations:
   });
 
   it('shows on/off entities as 0/1 and sensors in metrics named by their unit', async () => {
+    let last = '';
     await until(
-      async () => metricSample(await scrape(h), 'hearth_sensor_value', { entity: 'link' }) === 77,
-      async () => lines(await scrape(h), 'hearth_sensor_value').join('\n'),
+      async () => {
+        last = await scrape(h);
+        return metricSample(last, 'hearth_sensor_value', { entity: 'link' }) === 77;
+      },
+      {
+        what: () =>
+          `hearth_sensor_value{entity="link"} 77; it had:\n${lines(last, 'hearth_sensor_value').join('\n')}`,
+      },
     );
     await until(
-      async () =>
-        metricSample(await scrape(h), 'hearth_sensor_hectopascals', { entity: 'pressure' }) === 1013,
-      async () =>
-        (await scrape(h))
-          .split('\n')
-          .filter((l) => l.startsWith('hearth_sensor'))
-          .join('\n'),
+      async () => {
+        last = await scrape(h);
+        return metricSample(last, 'hearth_sensor_hectopascals', { entity: 'pressure' }) === 1013;
+      },
+      {
+        what: () =>
+          `hearth_sensor_hectopascals{entity="pressure"} 1013; it had:\n${last
+            .split('\n')
+            .filter((l) => l.startsWith('hearth_sensor'))
+            .join('\n')}`,
+      },
     );
     const m = await scrape(h);
     expect(lines(m, 'hearth_sensor_celsius').sort()).toEqual([
@@ -145,12 +149,13 @@ automations:
     for (const id of ['fine', 'fine', 'doomed', 'picky']) {
       expect((await post(`${h.url}/api/v1/automations/${id}/run`)).status).toBeLessThan(300);
     }
+    let last = '';
     await until(
       async () => {
-        const m = await scrape(h);
-        return runs(m, 'fine', 'ok') === 2 && runs(m, 'doomed', 'failed') === 1;
+        last = await scrape(h);
+        return runs(last, 'fine', 'ok') === 2 && runs(last, 'doomed', 'failed') === 1;
       },
-      async () => lines(await scrape(h), 'hearth_automation_runs_total').join('\n'),
+      { what: () => `the runs counted; it had:\n${lines(last, 'hearth_automation_runs_total').join('\n')}` },
     );
     const m = await scrape(h);
     expect(runs(m, 'picky', 'skipped')).toBe(1);

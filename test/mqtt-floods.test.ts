@@ -6,8 +6,9 @@ import { maxPayloadBytes } from '../src/bus/mqtt/limits.js';
 import type { EntityView } from '../src/core/runtime-api.js';
 import { republishEveryMs } from '../src/homeassistant/discovery.js';
 import { http, tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { type HearthProcess, spawnHearth } from './support/process.js';
+import { until, untilOutput } from './support/wait.js';
 
 /**
  * Floods that anyone who may publish on the broker can send stay cheap for the built hearth:
@@ -55,7 +56,10 @@ buttons:
 `,
     );
     hearth = await spawnHearth(config);
-    await waitUntil(() => bedsideState !== undefined, 10_000, 'hearth publishing the button state');
+    await until(() => bedsideState !== undefined, {
+      timeoutMs: 10_000,
+      what: 'hearth publishing the button state',
+    });
     expect(bedsideState).not.toBe('on');
   });
   afterAll(async () => {
@@ -73,7 +77,7 @@ buttons:
     // hearth reads its connection in order: once the command sent after the flood has turned the
     // button on, every `online` before it has been handled.
     await client.publishAsync('hearth/bedside/set', 'on');
-    await waitUntil(() => bedsideState === 'on', 10_000, 'the command sent after the flood');
+    await until(() => bedsideState === 'on', { timeoutMs: 10_000, what: 'the command sent after the flood' });
     const seen = republishes.slice(before);
     expect(seen.length).toBeGreaterThanOrEqual(1);
     // Republishes are at least a window apart, so over the span from the first one to the end
@@ -83,11 +87,10 @@ buttons:
     expect(seen.length).toBeLessThan(flood / 10);
     // The onlines that came during the window are folded into one republish at its end.
     const count = seen.length;
-    await waitUntil(
-      () => republishes.length - before > count,
-      republishEveryMs + 5000,
-      'the folded republish',
-    );
+    await until(() => republishes.length - before > count, {
+      timeoutMs: republishEveryMs + 5000,
+      what: 'the folded republish',
+    });
     const [first, second] = republishes.slice(before + count - 1);
     expect((second as number) - (first as number)).toBeGreaterThanOrEqual(republishEveryMs - 200);
   });
@@ -135,8 +138,16 @@ buttons:
     await expect
       .poll(() => metric('hearth_mqtt_oversize_total'), { timeout: 10_000, interval: 100 })
       .toBe(oversizeBefore + 1);
-    const line = logLines().find((l) => l.includes('zigbee2mqtt/bridge/devices') && l.includes('limit'));
-    expect(line).toBeDefined();
+    // Counted first, logged at the same moment; the line reaches this process through a pipe,
+    // so it may come a little after the counter moved: waited for, not looked up at once.
+    const [line] = await untilOutput(
+      () => logLines().join('\n'),
+      /^.*zigbee2mqtt\/bridge\/devices.*limit.*$/m,
+      {
+        what: 'the line logging the oversize device list',
+        failOn: hearth?.exited,
+      },
+    );
     expect(JSON.parse(line as string).msg).toContain(
       `on zigbee2mqtt/bridge/devices: its ${maxPayloadBytes + 1} bytes are over hearth's limit of ${maxPayloadBytes} bytes`,
     );
@@ -158,13 +169,12 @@ buttons:
     // The summary comes at the end of the log interval (10 s) that the flood began.
     const summary =
       /MQTT: \d+ more ignored MQTT messages in the last \d+ s were not logged one by one \((\d+) on topics past the first (\d+),/;
-    await waitUntil(
+    await until(
       () =>
         logLines()
           .slice(linesBefore)
           .some((l) => summary.test(l)),
-      15_000,
-      'the summary line of the garbage not logged',
+      { timeoutMs: 15_000, what: 'the summary line of the garbage not logged' },
     );
     const lines = logLines().slice(linesBefore);
     const oneByOne = lines.filter(

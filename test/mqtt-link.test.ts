@@ -4,10 +4,9 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LinkDownError, MqttLink, type MqttLinkOptions, topicMatches } from '../src/bus/mqtt/link.js';
 import { type StatePayload, statePayloadSchema, TopicIdError, Topics } from '../src/bus/mqtt/topics.js';
-import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { repoRoot } from './support/process.js';
-
-if (mosquittoMissing) console.warn(`skipping MQTT link tests: ${mosquittoMissing}`);
+import { until, untilOutput } from './support/wait.js';
 
 const opened: MqttLink[] = [];
 const raws: MqttClient[] = [];
@@ -62,10 +61,10 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
     for (let i = 0; i < 30; i++) l.subscribe(`window/other-${i}`, () => {}, 'test');
     opened.push(l.start());
     await l.whenUp(5000);
-    await waitUntil(() => subscribedIn !== undefined, 5000, 'the retained message');
+    await until(() => subscribedIn !== undefined, { what: 'the retained message' });
     expect(subscribedIn).toBe(true);
     await seed.publishAsync('window/late', 'hello', { qos: 1 });
-    await waitUntil(() => late.length > 0, 3000, 'the message on the late filter');
+    await until(() => late.length > 0, { what: 'the message on the late filter' });
     expect(late).toEqual(['hello']);
   });
 
@@ -108,7 +107,7 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
       const seed = await raw(broker);
       await seed.publishAsync('early/x', 'a', { qos: 1 });
       await seed.publishAsync('late/x', 'b', { qos: 1 });
-      await waitUntil(() => got.length === 2, 3000, 'both messages').catch(() => {
+      await until(() => got.length === 2, { what: 'both messages' }).catch(() => {
         throw new Error(
           `the link received only ${JSON.stringify(got)}: the late filter was never subscribed`,
         );
@@ -135,11 +134,9 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
     );
     b.subscribe(b.topics.members, (m) => void members.set(m.topic, String(m.payload)), 'api');
     await b.whenUp(5000);
-    await waitUntil(
-      () => seen.length > 0 && members.has('hearth/cluster/members/agent-a'),
-      3000,
-      'retained messages',
-    );
+    await until(() => seen.length > 0 && members.has('hearth/cluster/members/agent-a'), {
+      what: 'retained messages',
+    });
     expect(seen[0]).toMatchObject({ value: { state: 'on', available: true }, retain: true });
     expect(members.get('hearth/cluster/members/agent-a')).toBe('online');
     expect(members.get('hearth/cluster/members/api-b')).toBe('online');
@@ -175,14 +172,14 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
     await c.publishAsync('garbage/cluster/state/big', Buffer.alloc(300 * 1024, 0x41), { qos: 1 });
     await c.publishAsync('garbage/cluster/state/x', JSON.stringify(state('fine')), { qos: 1 });
 
-    await waitUntil(() => good.length === 1, 3000, 'the valid message');
+    await until(() => good.length === 1, { what: 'the valid message' });
     expect(good).toEqual(['fine']);
     // The broker sends one copy per matching subscription (the state filter and #): two here.
     expect(l.stats.oversize).toBe(2);
     expect(l.stats.garbage).toBe(5);
     expect(alsoCalled.filter((t) => t === 'garbage/cluster/state/x')).toHaveLength(4);
     expect(alsoCalled).not.toContain('garbage/cluster/state/big');
-    await waitUntil(() => l.stats.handlerErrors === 8, 1000, 'handler errors counted');
+    await until(() => l.stats.handlerErrors === 8, { what: 'handler errors counted' });
     expect(l.connected).toBe(true);
   });
 
@@ -197,8 +194,9 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
     const c = await raw(broker);
     await c.publishAsync('owners/state/x', 'x', { qos: 1 });
     await c.publishAsync('owners/event/x', 'x', { qos: 1 });
-    await waitUntil(() => got.length > 0, 3000, 'a message for b');
-    await new Promise((r) => setTimeout(r, 100));
+    // The marker: event/x came after state/x on one connection, and every handler of a message
+    // runs when it arrives, so by now a's handlers would have had both.
+    await until(() => got.length > 0, { what: 'a message for b' });
     expect(got).toEqual(['b:owners/event/x']);
   });
 
@@ -213,19 +211,22 @@ describe.skipIf(mosquittoMissing)('MqttLink against a real Mosquitto', () => {
       ['--import', 'tsx', 'test/support/mqtt-member.ts', broker.url, 'will', 'child-1'],
       { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
     );
+    let out = '';
+    child.stdout?.on('data', (d) => {
+      out += String(d);
+    });
+    const exited = new Promise<string>((resolve) =>
+      child.once('exit', (code) => resolve(`it exited (${code})`)),
+    );
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('child did not connect')), 15_000);
-        child.stdout?.on('data', (d) => {
-          if (String(d).includes('up')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
+      await untilOutput(() => out, /^up$/m, {
+        timeoutMs: 15_000,
+        what: 'the member to connect',
+        failOn: exited,
       });
-      await waitUntil(() => status.includes('online'), 3000, 'online');
+      await until(() => status.includes('online'), { what: 'online' });
       child.kill('SIGKILL');
-      await waitUntil(() => status.at(-1) === 'offline', 3000, 'the will (offline)');
+      await until(() => status.at(-1) === 'offline', { what: 'the will (offline)' });
     } finally {
       child.kill('SIGKILL');
     }
@@ -274,10 +275,10 @@ describe.skipIf(mosquittoMissing)('MqttLink when the broker dies', () => {
     const downs: string[] = [];
     api.on('down', (r) => downs.push(r));
     agent.publish(agent.topics.state('lamp'), state(1), { retain: true });
-    await waitUntil(() => apiStates.includes(1), 3000, 'state 1');
+    await until(() => apiStates.includes(1), { what: 'state 1' });
 
     await broker.kill();
-    await waitUntil(() => !api.connected && !agent.connected, 3000, 'both links down');
+    await until(() => !api.connected && !agent.connected, { what: 'both links down' });
     expect(downs).toHaveLength(1);
     await expect(agent.publishNow('hearth/x', 'x')).rejects.toBeInstanceOf(LinkDownError);
     // While down: retained state coalesces to the latest; other publishes queue up to the bound.
@@ -293,9 +294,9 @@ describe.skipIf(mosquittoMissing)('MqttLink when the broker dies', () => {
     await ups;
     await agent.whenUp(5000);
     // The api's subscriptions came back without anyone asking: it sees the latest state only.
-    await waitUntil(() => apiStates.includes(3), 3000, 'state 3 after the restart');
+    await until(() => apiStates.includes(3), { what: 'state 3 after the restart' });
     expect(apiStates).not.toContain(2);
-    await waitUntil(() => apiEvents.length === 2, 3000, 'the queued events');
+    await until(() => apiEvents.length === 2, { what: 'the queued events' });
     expect(apiEvents).toEqual(['e1', 'e2']);
 
     // A broker without persistence lost its retained messages; the agent re-sent them.
@@ -303,7 +304,9 @@ describe.skipIf(mosquittoMissing)('MqttLink when the broker dies', () => {
     const lateStates: unknown[] = [];
     late.subscribeJson(late.topics.states, statePayloadSchema, (v) => void lateStates.push(v.state), 'x');
     await late.whenUp(5000);
-    await waitUntil(() => lateStates.length > 0, 3000, 'retained state on the restarted broker');
+    await until(() => lateStates.length > 0, {
+      what: 'retained state on the restarted broker',
+    });
     expect(lateStates).toEqual([3]);
     expect(api.stats.reconnects).toBe(1);
   });

@@ -11,7 +11,8 @@ import { mqttThingConfigSchema, mqttThingsDriver } from '../src/drivers/mqtt-thi
 import { setupMqttThing } from '../src/drivers/mqtt-things/setup.js';
 import { fakeDriverContext } from './support/driver-context.js';
 import { http, post, startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { until } from './support/wait.js';
 
 /**
  * A tiny mqtt_things firmware: it takes `.../set` and reports the new value retained on
@@ -47,14 +48,22 @@ async function entity(h: TestHearth, id: string) {
   return body.entity ?? body;
 }
 
-async function until(h: TestHearth, id: string, test: (e: Record<string, unknown>) => boolean, what: string) {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const e = await entity(h, id);
-    if (test(e)) return e;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(e)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** The entity once `test` holds for it. */
+async function entityWhen(
+  h: TestHearth,
+  id: string,
+  test: (e: Record<string, unknown>) => boolean,
+  what: string,
+): Promise<Record<string, unknown>> {
+  let last: Record<string, unknown> | undefined;
+  return until(
+    async () => {
+      const e: Record<string, unknown> = await entity(h, id);
+      last = e;
+      return test(e) ? e : undefined;
+    },
+    { what: () => `${what}; ${id} was ${JSON.stringify(last)}` },
+  );
 }
 
 describe.skipIf(mosquittoMissing)('mqtt_things devices through a real hearth and Mosquitto', () => {
@@ -89,7 +98,7 @@ describe.skipIf(mosquittoMissing)('mqtt_things devices through a real hearth and
   });
 
   it('switches a relay: 1/0 on state/set, done when state/get reports it', async () => {
-    await until(h, 'lamp', (e) => e.available === true && e.state === 'off', 'the retained state');
+    await entityWhen(h, 'lamp', (e) => e.available === true && e.state === 'off', 'the retained state');
     const on = await post(`${h.url}/api/v1/entities/lamp/commands/on`);
     expect(on.status).toBe(200);
     expect(JSON.parse(on.body).entity).toMatchObject({ state: 'on', available: true });
@@ -99,7 +108,7 @@ describe.skipIf(mosquittoMissing)('mqtt_things devices through a real hearth and
     expect(fw.got.at(-1)).toBe('home/lamp/state/set=0');
     // Switched by hand at the device: hearth follows.
     await fw.report('home/lamp/state/get', '1');
-    await until(h, 'lamp', (e) => e.state === 'on', 'the state switched by hand');
+    await entityWhen(h, 'lamp', (e) => e.state === 'on', 'the state switched by hand');
   });
 
   it('a device that never reports is unavailable, and its command times out instead of hanging', async () => {
@@ -108,7 +117,7 @@ describe.skipIf(mosquittoMissing)('mqtt_things devices through a real hearth and
     expect(r.status).toBeGreaterThanOrEqual(400);
     // Once the device answers, it works.
     await fw.report('home/dead/state/get', '1');
-    await until(h, 'dead', (e) => e.available === true && e.state === 'on', 'the late device');
+    await entityWhen(h, 'dead', (e) => e.available === true && e.state === 'on', 'the late device');
   });
 
   it('a switch whose firmware hangs times out, then works again', async () => {
@@ -124,18 +133,18 @@ describe.skipIf(mosquittoMissing)('mqtt_things devices through a real hearth and
   it('reads sensors: a plain number, or a field of a JSON object, with their unit', async () => {
     await fw.report('home/temp', '21.5');
     await fw.report('home/weather', JSON.stringify({ humidity: 41, wind: 3 }));
-    expect(await until(h, 'temp', (e) => e.state === 21.5, 'the temperature')).toMatchObject({
+    expect(await entityWhen(h, 'temp', (e) => e.state === 21.5, 'the temperature')).toMatchObject({
       kind: 'sensor',
       available: true,
       attributes: { unit: '°C' },
     });
-    expect(await until(h, 'hum', (e) => e.state === 41, 'the humidity')).toMatchObject({
+    expect(await entityWhen(h, 'hum', (e) => e.state === 41, 'the humidity')).toMatchObject({
       attributes: { unit: '%' },
     });
   });
 
   it('runs an aircon: power, mode and temperature on their own topics', async () => {
-    await until(h, 'ac', (e) => e.available === true, 'the aircon state');
+    await entityWhen(h, 'ac', (e) => e.available === true, 'the aircon state');
     expect((await entity(h, 'ac')).state).toEqual({ power: 'off', mode: 'off', target: 24 });
     const set = await post(`${h.url}/api/v1/entities/ac/commands/set`, {
       body: JSON.stringify({ power: 'on', mode: 'cool', temperature: 20 }),
@@ -171,7 +180,7 @@ describe.skipIf(mosquittoMissing)('mqtt_things bad input', () => {
   beforeAll(async () => {
     broker = await TestMosquitto.start();
     link = new MqttLink({ url: broker.url, clientId: 'things-test' }).start();
-    await waitUntil(() => link.connected, 5000, 'the link');
+    await until(() => link.connected, { what: 'the link' });
     fw = await FakeFirmware.start(broker.url, ['home/fan']);
   });
   afterAll(async () => {
@@ -203,7 +212,9 @@ describe.skipIf(mosquittoMissing)('mqtt_things bad input', () => {
     await fw.report('home/ac/temperature/get', '99');
     await fw.report('home/ac/mode/get', 'turbo');
     await fw.report('home/rain', Buffer.alloc(4096, 0x31)); // under the link's cap, over a reading's
-    await waitUntil(() => link.stats.garbage - before === 7, 5000, 'seven counted garbage payloads');
+    await until(() => link.stats.garbage - before === 7, {
+      what: 'seven counted garbage payloads',
+    });
     // 1 MB: past the link's 256 kB cap, the broker drops it for hearth; nothing breaks.
     await fw.report('home/rain', Buffer.alloc(1024 * 1024, 0x31));
     expect(fan.states).toEqual([]);
@@ -217,11 +228,9 @@ describe.skipIf(mosquittoMissing)('mqtt_things bad input', () => {
     await fw.report('home/ac/power/get', 'ON');
     await fw.report('home/ac/mode/get', 'heat');
     await fw.report('home/ac/temperature/get', '22');
-    await waitUntil(
-      () => fan.states.length === 1 && rain.states.length === 1 && ac.states.length > 0,
-      5000,
-      'states',
-    );
+    await until(() => fan.states.length === 1 && rain.states.length === 1 && ac.states.length > 0, {
+      what: 'states',
+    });
     expect(fan.states).toEqual(['on']);
     expect(rain.states).toEqual([2.5]);
     expect(ac.states.at(-1)).toEqual({ power: 'on', mode: 'heat', target: 22 });
@@ -231,12 +240,12 @@ describe.skipIf(mosquittoMissing)('mqtt_things bad input', () => {
 
     // The broker dies: unavailable; back, the retained state makes it available again.
     await broker.kill();
-    await waitUntil(() => fan.available === false, 5000, 'unavailable without the broker');
+    await until(() => fan.available === false, { what: 'unavailable without the broker' });
     await broker.restart();
     await fw.client.endAsync();
     fw = await FakeFirmware.start(broker.url, ['home/fan']);
     await fw.report('home/fan/state/get', '0');
-    await waitUntil(() => fan.available === true, 10_000, 'available again');
+    await until(() => fan.available === true, { timeoutMs: 10_000, what: 'available again' });
     for (const r of running) await r.stop();
   }, 20_000);
 });

@@ -10,8 +10,9 @@ import { drivers } from '../src/drivers/index.js';
 import { startHearth } from '../src/hearth.js';
 import { runCli } from './support/cli-run.js';
 import { http, type TestHearth, tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { type HearthProcess, spawnHearth } from './support/process.js';
+import { letTimePass, until, untilOutput } from './support/wait.js';
 
 // mqtts:// with a private CA (mqtt.ca) and a client certificate (mqtt.cert, mqtt.key), against a
 // real Mosquitto with a TLS listener, certificates made by the openssl CLI for this run.
@@ -186,16 +187,17 @@ describe.skipIf(skipReason)('mqtt over TLS with a private CA', () => {
         ].join('\n'),
         ca ? [ca] : [],
       );
-      await waitUntil(
-        () => hearth.output().includes("MQTT: the broker's certificate is not trusted ("),
-        10_000,
-        'the log line about the certificate',
-      );
+      await until(() => hearth.output().includes("MQTT: the broker's certificate is not trusted ("), {
+        timeoutMs: 10_000,
+        what: 'the log line about the certificate',
+      });
       expect(hearth.output()).toMatch(
         /MQTT: the broker's certificate is not trusted \([^)]*\): set mqtt\.ca to the CA that signed it/,
       );
-      // A few reconnects later: still up, still refusing, and /metrics says so.
-      await new Promise((r) => setTimeout(r, 1000));
+      // Observation window: the link retries from 250 ms on, doubling, so a few attempts fail in
+      // this second (each logged at most once per 10 s: nothing to wait for); hearth stays up,
+      // still refusing, and /metrics says so.
+      await letTimePass(1000);
       expect(hearth.child.exitCode).toBeNull();
       expect(await metric(hearth.url)).toBe('0');
       const health = await http(`${hearth.url}/api/v1/entities`);
@@ -207,11 +209,10 @@ describe.skipIf(skipReason)('mqtt over TLS with a private CA', () => {
 
   it('a broker certificate made for another name is not trusted either, and the line says which name to use', async () => {
     const hearth = await spawn(`mqtt: { url: "${otherNameBroker.url}", ca: ca.pem }\n`, ['ca.pem']);
-    await waitUntil(
-      () => hearth.output().includes("MQTT: the broker's certificate is not trusted ("),
-      10_000,
-      'the log line about the certificate',
-    );
+    await until(() => hearth.output().includes("MQTT: the broker's certificate is not trusted ("), {
+      timeoutMs: 10_000,
+      what: 'the log line about the certificate',
+    });
     expect(hearth.output()).toMatch(
       /MQTT: the broker's certificate is not trusted \([^)]*broker\.example[^)]*\): connect by a name the certificate holds/,
     );
@@ -231,15 +232,18 @@ describe.skipIf(skipReason)('mqtt over TLS with a private CA', () => {
       `mqtt: { url: "${mtlsBroker.url}", ca: ca.pem, cert: stranger.pem, key: stranger.key }\n`,
       ['ca.pem', 'stranger.pem', 'stranger.key'],
     );
-    await new Promise((r) => setTimeout(r, 1500));
+    await untilOutput(
+      without.output,
+      /MQTT: the broker asks for a client certificate \(tlsv13 alert certificate required\): set mqtt\.cert and mqtt\.key/,
+      { failOn: without.exited },
+    );
+    await untilOutput(
+      stranger.output,
+      /MQTT: the broker refused hearth's client certificate \(tlsv1 alert unknown ca\): mqtt\.cert must be signed by a CA the broker trusts/,
+      { failOn: stranger.exited },
+    );
     expect(await metric(without.url)).toBe('0');
     expect(await metric(stranger.url)).toBe('0');
-    expect(without.output()).toContain(
-      'MQTT: the broker asks for a client certificate (tlsv13 alert certificate required): set mqtt.cert and mqtt.key',
-    );
-    expect(stranger.output()).toMatch(
-      /MQTT: the broker refused hearth's client certificate \(tlsv1 alert unknown ca\): mqtt\.cert must be signed by a CA the broker trusts/,
-    );
     // The key's contents are never in the output.
     const keyBody = readFileSync(join(certs, 'stranger.key'), 'utf8').split('\n')[1] ?? 'none';
     expect(stranger.output()).not.toContain(keyBody);

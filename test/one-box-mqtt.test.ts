@@ -1,7 +1,8 @@
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestHearth, type TestHearth } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { until } from './support/wait.js';
 
 /* One box with `mqtt:`: the process keeps one connection to the broker, for MQTT devices and Home Assistant. */
 describe.skipIf(mosquittoMissing)('one box with an MQTT broker', () => {
@@ -22,10 +23,14 @@ describe.skipIf(mosquittoMissing)('one box with an MQTT broker', () => {
     const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
     client.on('message', (topic, payload) => seen.set(topic, String(payload)));
     await client.subscribeAsync('hearth/bridge/state');
-    await waitUntil(() => seen.get('hearth/bridge/state') === 'online', 5000, 'hearth online');
+    await until(() => seen.get('hearth/bridge/state') === 'online', {
+      what: 'hearth online',
+    });
     // A clean stop says offline too.
     await h.close();
-    await waitUntil(() => seen.get('hearth/bridge/state') === 'offline', 5000, 'hearth offline');
+    await until(() => seen.get('hearth/bridge/state') === 'offline', {
+      what: 'hearth offline',
+    });
     await client.endAsync();
     expect(seen.get('hearth/bridge/state')).toBe('offline');
   });

@@ -7,6 +7,7 @@ import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simu
 import { publicReason, publicReasons, publicView } from '../src/server/public-view.js';
 import { http, post, startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
 import { rawRequest } from './support/raw-http.js';
+import { until } from './support/wait.js';
 
 /*
  * Finding 5 of the hardening issue: the public listener told the internet LAN addresses, serial
@@ -15,15 +16,6 @@ import { rawRequest } from './support/raw-http.js';
  */
 
 const SERIAL = '/dev/serial/by-id/usb-Hearth_Test_Coffee_SN0042-if00-port0';
-
-async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what}: not within ${ms} ms`);
-}
 
 /** Opens an SSE stream; `next(n)` resolves with the next n `state` events. */
 function stream(url: string) {
@@ -91,7 +83,7 @@ calendars:
     pub = h.publicUrl;
     // The dead plug is unavailable once a command to it has failed.
     await post(`${h.url}/api/v1/entities/dead-plug/commands/on`);
-    await waitFor(
+    await until(
       async () => {
         const { entities } = JSON.parse((await http(`${h.url}/api/v1/entities`)).body) as {
           entities: EntityView[];
@@ -100,8 +92,7 @@ calendars:
           (id) => entities.find((e) => e.id === id)?.available === false,
         );
       },
-      10_000,
-      'the three failing entities unavailable',
+      { timeoutMs: 10_000, what: 'the three failing entities unavailable' },
     );
   });
 
@@ -153,11 +144,10 @@ calendars:
     await plug.close();
     // The plug is gone: the command fails and the plug becomes unavailable, on both streams.
     expect((await post(`${h.url}/api/v1/entities/plug/commands/off`)).status).toBe(502);
-    await waitFor(
+    await until(
       async () =>
         [publicStream, controlStream].every((s) => s.got.some((e) => e.id === 'plug' && !e.available)),
-      5000,
-      'the plug unavailable on both streams',
+      { what: 'the plug unavailable on both streams' },
     );
     const down = (s: typeof publicStream) => s.got.find((e) => e.id === 'plug' && !e.available);
     expect(down(publicStream)?.reason).toBe('not answering');

@@ -63,9 +63,7 @@ switches:
       expect((await post(`${url}/api/v1/entities/lamp/commands/on`, { headers: right })).status).toBe(502);
       lamp.mode = 'ok';
       await expect
-        .poll(async () => JSON.parse((await http(`${url}/api/v1/entities/lamp`)).body).entity.available, {
-          timeout: 5000,
-        })
+        .poll(async () => JSON.parse((await http(`${url}/api/v1/entities/lamp`)).body).entity.available)
         .toBe(true);
     } finally {
       proc.child.kill('SIGTERM');

@@ -9,6 +9,7 @@ import {
 } from '../src/drivers/relay-board/simulator.js';
 import { http, post, tempDir } from './support/hearth.js';
 import { type HearthProcess, spawnHearth } from './support/process.js';
+import { letTimePass, until } from './support/wait.js';
 
 /**
  * The sprinkler rules end to end: a real hearth process (`hearth start`) drives the simulated
@@ -46,7 +47,7 @@ async function hearthFor(s: RelayBoardSimulator, name: string): Promise<HearthPr
   );
   const p = await spawnHearth(config);
   procs.push(p);
-  await waitFor(async () => (await zones(p)).every((z) => z.available), 8000, 'the zones to be available');
+  await until(async () => (await zones(p)).every((z) => z.available), { what: 'the zones to be available' });
   return p;
 }
 
@@ -69,14 +70,6 @@ async function command(p: HearthProcess, id: string, name: string, body: unknown
     status: r.status,
     body: JSON.parse(r.body) as { entity: EntityView; error?: { message: string } },
   };
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** The most relays on at any one instant, replaying the board's own record in order. */
@@ -136,7 +129,7 @@ describe('sprinklers: a real hearth process and the simulated relay board on a p
     const openFor = off.at - (events[0]?.at ?? 0);
     expect(openFor).toBeGreaterThanOrEqual(990);
     expect(openFor).toBeLessThan(1400);
-    await waitFor(async () => (await entity(hearthA, 'garden-front')).state === 'closed', 1000, 'closed');
+    await until(async () => (await entity(hearthA, 'garden-front')).state === 'closed', { what: 'closed' });
     expect((await entity(hearthA, 'garden-front')).attributes).toEqual({
       relay: 1,
       maxOpenMinutes: 30,
@@ -175,7 +168,7 @@ describe('sprinklers: a real hearth process and the simulated relay board on a p
     expect(await simA.waitForEvent((e) => e.relay === 3 && !e.on, { since, timeoutMs: 3000 })).toMatchObject({
       cause: 'off',
     });
-    await waitFor(async () => (await entity(hearthA, 'garden-beds')).state === 'closed', 1000, 'closed');
+    await until(async () => (await entity(hearthA, 'garden-beds')).state === 'closed', { what: 'closed' });
     expect((await entity(hearthA, 'garden-beds')).attributes).toMatchObject({
       closedBy: 'failure',
       failure: expect.stringMatching(/^the relay board sent garbage: /),
@@ -187,7 +180,7 @@ describe('sprinklers: a real hearth process and the simulated relay board on a p
     expect(await simA.waitForEvent((e) => e.relay === 3 && !e.on, { since, timeoutMs: 3000 })).toMatchObject({
       cause: 'off',
     });
-    await waitFor(async () => (await entity(hearthA, 'garden-beds')).state === 'closed', 1000, 'closed');
+    await until(async () => (await entity(hearthA, 'garden-beds')).state === 'closed', { what: 'closed' });
     expect((await entity(hearthA, 'garden-beds')).attributes.failure).toBe(
       'the relay board said "ERROR: overcurrent on relay 3" unasked',
     );
@@ -206,7 +199,7 @@ describe('sprinklers: a real hearth process and the simulated relay board on a p
   it('unplug: zones unavailable, the board drops the relay; replug: all off again, nothing resumes', async () => {
     expect((await command(hearthA, 'garden-front', 'open', { seconds: 60 })).status).toBe(200);
     await simA.unplug();
-    await waitFor(async () => !(await entity(hearthA, 'garden-front')).available, 3000, 'unavailable');
+    await until(async () => !(await entity(hearthA, 'garden-front')).available, { what: 'unavailable' });
     const front = await entity(hearthA, 'garden-front');
     expect(front).toMatchObject({ state: 'closed', attributes: { closedBy: 'port' } });
     expect(front.reason).toMatch(new RegExp(`^relay board port ${simA.path}: `));
@@ -216,9 +209,14 @@ describe('sprinklers: a real hearth process and the simulated relay board on a p
 
     const before = simA.received.length;
     await simA.plug();
-    await waitFor(async () => (await zones(hearthA)).every((z) => z.available), 10_000, 'available again');
+    await until(async () => (await zones(hearthA)).every((z) => z.available), {
+      timeoutMs: 10_000,
+      what: 'available again',
+    });
     expect(simA.received.slice(before).map((r) => r.line)).toEqual(['1,off', '2,off', '3,off']);
-    await new Promise((r) => setTimeout(r, 2 * REFRESH_MS));
+    // Observation window: a zone resumed would be switched on again at the next refresh (every
+    // REFRESH_MS); two of them pass from the moment all was available again, and nothing is sent.
+    await letTimePass(2 * REFRESH_MS);
     expect(simA.received.slice(before).map((r) => r.line)).toEqual(['1,off', '2,off', '3,off']);
     expect(simA.onRelays()).toEqual([]);
     expect((await entity(hearthA, 'garden-front')).state).toBe('closed');
@@ -240,9 +238,13 @@ describe('sprinklers: a real hearth process and the simulated relay board on a p
   });
 
   it("after kill -9 with a zone open, the board's dead-man closes it within its dead-man time", async () => {
+    const from = simB.received.length;
     expect((await command(hearthB, 'garden-back', 'open', { seconds: 60 })).status).toBe(200);
-    // Long enough for refreshes to have kept it on past the dead-man's first chance.
-    await new Promise((r) => setTimeout(r, DEADMAN_MS + 300));
+    // Refreshes have kept it on past the dead-man's first chance: one came DEADMAN_MS after the on.
+    const ons = () => simB.received.slice(from).filter((r) => r.line === '2,on');
+    await until(() => (ons().at(-1)?.at ?? 0) - (ons()[0]?.at ?? Infinity) >= DEADMAN_MS, {
+      what: 'a refresh of relay 2 a dead-man time after it went on',
+    });
     expect(simB.onRelays()).toEqual([2]);
     const killedAt = Date.now();
     hearthB.child.kill('SIGKILL');

@@ -4,6 +4,7 @@ import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simu
 import { EventJournal, REPLAY_EVENTS } from '../src/server/event-journal.js';
 import { http, post, startTestHearth, type TestHearth } from './support/hearth.js';
 import { metricSample } from './support/raw-http.js';
+import { until } from './support/wait.js';
 
 /*
  * Event streams that survive reconnects: every frame has an id of one sequence per process,
@@ -65,20 +66,8 @@ function stream(url: string, opts: { lastEventId?: string; query?: string } = {}
   return s;
 }
 
-async function waitFor(check: () => boolean, ms: number, what: () => string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`${what()} (after ${ms} ms)`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const framesOf = (s: Stream, n: number) =>
-  waitFor(
-    () => s.frames.length >= n,
-    5000,
-    () => `got ${s.frames.length} of ${n} frames: ${s.text}`,
-  );
+  until(() => s.frames.length >= n, { what: () => `${n} frames (got ${s.frames.length}: ${s.text})` });
 
 /** `<epoch>-<n>` split; the test fails on any other shape. */
 function parseId(id: string | undefined): { epoch: string; seq: number } {
@@ -172,23 +161,23 @@ switches:
     });
     expect(after - before).toBe(5);
 
-    // Live after the replay, with the next id, no repeat.
+    // Live after the replay, with the next id.
     await press(h, 'bedside', 'on');
     await framesOf(back, 6);
     expect(parseId(back.frames[5]?.id).seq).toBe(start + 6);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(back.frames).toHaveLength(6);
 
     // Up to date: nothing to replay. And the query parameter does what the header does.
     const last = back.frames[5]?.id as string;
-    back.socket.destroy();
     const current = track(stream(h.url, { query: `?lastEventId=${encodeURIComponent(last)}` }));
     await current.opened;
-    await new Promise((r) => setTimeout(r, 100));
-    expect(current.frames).toEqual([]);
+    // The next change is the marker: on the new stream it comes first (nothing was replayed
+    // before it), on the old one right after the sixth frame (no repeat).
     await press(h, 'bedside', 'off');
     await framesOf(current, 1);
     expect(parseId(current.frames[0]?.id).seq).toBe(start + 7);
+    await framesOf(back, 7);
+    expect(back.frames.map((f) => parseId(f.id).seq)).toEqual([1, 2, 3, 4, 5, 6, 7].map((n) => start + n));
+    back.socket.destroy();
     const fromQuery = track(stream(h.url, { query: `?lastEventId=${encodeURIComponent(seen)}` }));
     await framesOf(fromQuery, 7);
     expect(fromQuery.frames.map((f) => parseId(f.id).seq)).toEqual(
@@ -208,16 +197,19 @@ switches:
     // More changes than the journal keeps: the oldest that client missed is gone.
     for (let i = 0; i <= REPLAY_EVENTS; i++) await h.runtime.setButton('bedside', i % 2 ? 'on' : 'off');
     await framesOf(live, REPLAY_EVENTS + 2);
-    const newest = live.frames.at(-1)?.id as string;
     live.socket.destroy();
 
     // The last REPLAY_EVENTS are kept: one id later still replays them all.
     const oneLater = track(stream(h.url, { lastEventId: live.frames[1]?.id as string }));
     await framesOf(oneLater, REPLAY_EVENTS);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(oneLater.frames).toHaveLength(REPLAY_EVENTS);
+    // A marker: the lamp switched on comes live, right after the whole replay and nothing more.
+    expect((await post(`${h.url}/api/v0/switches/lamp/on/`)).status).toBe(200);
+    await framesOf(oneLater, REPLAY_EVENTS + 1);
+    expect(oneLater.frames.map((f) => (f.data as { id: string }).id).indexOf('lamp')).toBe(REPLAY_EVENTS);
     expect(oneLater.frames[0]?.id).toBe(live.frames[2]?.id);
     expect(oneLater.frames.every((f) => f.event === 'state')).toBe(true);
+    // The resets below are current as of the newest change: the marker now.
+    const newest = oneLater.frames[REPLAY_EVENTS]?.id as string;
     oneLater.socket.destroy();
 
     const cases: Array<[string, string]> = [
@@ -282,11 +274,9 @@ switches:
     const control = track(stream(h.url, { lastEventId: before }));
     const pub = track(stream(h.publicUrl as string, { lastEventId: before }));
     const lampFrame = (s: Stream) => s.frames.find((f) => (f.data as { id: string }).id === 'lamp');
-    await waitFor(
-      () => lampFrame(control) !== undefined && lampFrame(pub) !== undefined,
-      5000,
-      () => `no lamp frame replayed: ${control.text} / ${pub.text}`,
-    );
+    await until(() => lampFrame(control) !== undefined && lampFrame(pub) !== undefined, {
+      what: () => `a lamp frame replayed on both (${control.text} / ${pub.text})`,
+    });
     // The trusted client gets the detail (so the check below can fail) ...
     expect(lampFrame(control)?.data).toMatchObject({ available: false });
     expect((lampFrame(control)?.data as { reason: string } | undefined)?.reason).toContain('did not answer');
@@ -350,7 +340,8 @@ describe('what a replay may not be', () => {
     // Within the linger a change is still recorded and replayed.
     await press(h, 'big', 'on');
     expect(journal.since(id)).toMatchObject({ entries: [{ seq: 2 }] });
-    await new Promise((r) => setTimeout(r, 1250));
+    // Its linger over, it stops listening: then no id resumes, not even the newest.
+    await until(() => 'reset' in journal.since(journal.lastId), { what: 'the journal to stop listening' });
     // Not listening: a change now goes unrecorded, so no id given out can resume.
     await press(h, 'big', 'off');
     expect(journal.since(journal.idOf(2))).toEqual({ reset: 'too-old' });

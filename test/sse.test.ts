@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBus } from '../src/core/bus.js';
 import { http, post, startTestHearth, type TestHearth } from './support/hearth.js';
 import { metricSample } from './support/raw-http.js';
+import { until } from './support/wait.js';
 
 /*
  * Finding 6 of the hardening issue: event streams without limits. Streams are capped per
@@ -35,19 +36,6 @@ function subscribe(url: string, opts: { read?: boolean } = {}): Subscriber {
   });
   socket.write(`GET /api/v1/events HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`);
   return sub;
-}
-
-async function waitFor(
-  check: () => boolean | Promise<boolean>,
-  ms: number,
-  what: () => string,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what()} (after ${ms} ms)`);
 }
 
 const metrics = async (h: TestHearth) => (await http(`${h.url}/metrics`)).body;
@@ -92,10 +80,11 @@ describe('event streams: a cap per listener, and clients that do not read are dr
     expect(metricSample(m, 'hearth_sse_streams', { listener: 'public' })).toBe(3);
 
     open.pop()?.socket.destroy();
-    await waitFor(
+    await until(
       async () => metricSample(await metrics(h), 'hearth_sse_streams', { listener: 'public' }) === 2,
-      5000,
-      () => 'the closed stream was not let go',
+      {
+        what: 'the closed stream to be let go',
+      },
     );
     const again = subscribe(`${pub}/api/v1/events`);
     open.push(again);
@@ -119,11 +108,9 @@ describe('event streams: a cap per listener, and clients that do not read are dr
       presses++;
       if (presses > 400) throw new Error('a client that reads nothing was never dropped');
     }
-    await waitFor(
-      () => reader.states === presses,
-      10_000,
-      () => `the reading client got ${reader.states} of ${presses} events`,
-    );
+    await until(() => reader.states === presses, {
+      what: () => `the reading client to get all ${presses} events (it got ${reader.states})`,
+    });
     expect(metricSample(await metrics(h), 'hearth_sse_streams', { listener: 'public' })).toBe(1);
   });
 });
@@ -163,12 +150,11 @@ describe('2 000 idle event streams', () => {
       const r = await post(`${h.url}/api/v0/buttons/bedside/${i % 2 ? 'off' : 'on'}/`);
       expect(r.status).toBe(200);
     }
-    await waitFor(
-      () => subs.every((s) => s.states === PRESSES),
-      20_000,
-      () =>
-        `${subs.filter((s) => s.states === PRESSES).length} of ${STREAMS} streams got all ${PRESSES} presses`,
-    );
+    await until(() => subs.every((s) => s.states === PRESSES), {
+      timeoutMs: 30_000,
+      what: () =>
+        `every stream to get all ${PRESSES} presses (${subs.filter((s) => s.states === PRESSES).length} of ${STREAMS} did)`,
+    });
     // One JSON.stringify per press for all 2 000 streams, not one per stream.
     expect(frames(await metrics(h)) - frames(before)).toBe(PRESSES);
     // A stream past the cap is refused, not served.

@@ -1,9 +1,10 @@
 /**
  * The dashboard in a real browser: Debian's chromium driven by playwright-core, against the
  * built CLI with a simulated Wemo lamp and a simulated MrCoffeeBot pot. Without
- * /usr/bin/chromium the tests are skipped, and say why (.ci/run installs it).
+ * /usr/bin/chromium the tests are skipped and say why, or fail where the run requires chromium
+ * (HEARTH_TEST_REQUIRE, CI: support/services.ts; .ci/run installs it).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -12,15 +13,10 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcoffeebot/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
-import { CHROMIUM, CHROMIUM_ARGS } from './support/chromium.js';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing } from './support/chromium.js';
 import { runCli } from './support/cli-run.js';
 import { http, post, tempDir } from './support/hearth.js';
 import { type HearthProcess, repoRoot, spawnHearth } from './support/process.js';
-
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  console.log(`test/web-app.test.ts: skipped: ${CHROMIUM} is missing (apt-get install chromium)`);
-}
 
 const shots = join(repoRoot, 'test-results', 'web-app');
 const TOKEN = 'dashboard-test-token-0123456789';
@@ -60,7 +56,7 @@ function freePort(): Promise<number> {
   });
 }
 
-describe.skipIf(!haveChromium)('the dashboard (control listener, no token)', () => {
+describe.skipIf(chromiumMissing)('the dashboard (control listener, no token)', () => {
   const dir = tempDir('hearth-web-app-');
   let lamp: WemoSimulator;
   let pot: CoffeeSimulator;
@@ -73,8 +69,10 @@ describe.skipIf(!haveChromium)('the dashboard (control listener, no token)', () 
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
     lamp = await startWemoSimulator({ initial: false });
-    // The board's own 1 s rule is pushed out of the way: a loaded machine that holds hearth up
-    // for a second would cut a brew short (the rule working), and these tests are of the page.
+    // These tests are of the page, and a brew lasts a minute: the safety rules are pushed as far
+    // as they go, so a loaded machine does not cut it short (the rules working). The board's own
+    // 1 s rule is off; hearth waits up to 850 ms for an answer (timeoutMs, default 250: the board
+    // lives in this process, which also drives the browser) and beats every 100 ms.
     pot = await startCoffeeSimulator({ path: join(dir, 'ttyCOFFEE'), deadmanMs: 10_000 });
     const dead = await freePort();
     mkdirSync(join(dir, 'media'));
@@ -91,7 +89,7 @@ switches:
   - { id: lamp, kind: wemo/v1, name: Living room lamp, room: Living room, address: 127.0.0.1, port: ${lamp.port}, pollSeconds: 0 }
   - { id: porch, kind: wemo/v1, name: Porch light, room: Outside, address: 127.0.0.1, port: ${dead}, timeoutMs: 200, pollSeconds: 1 }
 coffee:
-  - { id: coffee, kind: mrcoffeebot/v1, name: Coffee pot, room: Kitchen, path: ${pot.path}, settleMs: 100, maxBrewMinutes: 5 }
+  - { id: coffee, kind: mrcoffeebot/v1, name: Coffee pot, room: Kitchen, path: ${pot.path}, settleMs: 100, maxBrewMinutes: 5, heartbeatMs: 100, timeoutMs: 850 }
 buttons:
   - { id: bedside, name: Bedside button }
 backup: { dir: archives, every: "0 3 * * *" }
@@ -167,11 +165,11 @@ automations:
 
   it('shows every entity grouped by room and device, unavailable ones first with their reason', async () => {
     await page.goto(`${hearth.url}/`);
-    await expect.poll(() => card(page, 'lamp').count(), { timeout: 5000 }).toBe(1);
+    await expect.poll(() => card(page, 'lamp').count()).toBe(1);
     // Rooms and devices come with the device list, read beside the entities: polled.
     for (const heading of ['Living room', 'Kitchen', 'Outside', 'Coffee pot', 'Buttons']) {
       await expect
-        .poll(() => page.getByRole('heading', { name: heading, exact: true }).count(), { timeout: 5000 })
+        .poll(() => page.getByRole('heading', { name: heading, exact: true }).count())
         .toBeGreaterThan(0);
     }
     // The pot's sensors sit in its group.
@@ -179,9 +177,7 @@ automations:
     await expect.poll(() => pot.locator('li.entity').count()).toBe(4);
     // The porch light's plug does not answer: it is listed first, with why.
     await expect
-      .poll(() => page.locator('section[aria-labelledby="attention"] li').first().textContent(), {
-        timeout: 8000,
-      })
+      .poll(() => page.locator('section[aria-labelledby="attention"] li').first().textContent())
       .toMatch(/^Porch light: .{5,}/);
     expect(await card(page, 'porch').getAttribute('data-available')).toBe('false');
     expect(await page.locator('#app h2').first().textContent()).toBe('Unavailable');
@@ -193,7 +189,7 @@ automations:
     await page.goto(`${hearth.url}/`);
     // Every on/off control of the page: each a switch whose name holds its card's device name.
     const toggles = page.locator('li.entity .controls button.toggle');
-    await expect.poll(() => toggles.count(), { timeout: 5000 }).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => toggles.count()).toBeGreaterThanOrEqual(2);
     for (const toggle of await toggles.all()) {
       const device = (await toggle.locator('xpath=ancestor::li[1]').locator('.name').textContent()) ?? '';
       expect(device.length).toBeGreaterThan(0);
@@ -207,13 +203,11 @@ automations:
     const off = bedside.getByRole('switch', { name: 'Bedside button', checked: false });
     await off.click();
     await expect
-      .poll(() => bedside.getByRole('switch', { name: 'Bedside button', checked: true }).count(), {
-        timeout: 3000,
-      })
+      .poll(() => bedside.getByRole('switch', { name: 'Bedside button', checked: true }).count())
       .toBe(1);
     expect(await bedside.locator('.state').textContent()).toBe('on');
     await bedside.getByRole('switch', { name: 'Bedside button' }).click();
-    await expect.poll(() => off.count(), { timeout: 3000 }).toBe(1);
+    await expect.poll(() => off.count()).toBe(1);
     expect(await bedside.locator('.state').textContent()).toBe('off');
   });
 
@@ -221,14 +215,10 @@ automations:
     expect(lamp.on).toBe(false);
     const toggle = card(page, 'lamp').getByRole('switch', { name: 'Living room lamp', checked: false });
     await toggle.click();
-    await expect.poll(() => lamp.on, { timeout: 3000 }).toBe(true);
+    await expect.poll(() => lamp.on).toBe(true);
     await expect
-      .poll(
-        () =>
-          card(page, 'lamp').getByRole('switch', { name: 'Living room lamp' }).getAttribute('aria-checked'),
-        {
-          timeout: 2000,
-        },
+      .poll(() =>
+        card(page, 'lamp').getByRole('switch', { name: 'Living room lamp' }).getAttribute('aria-checked'),
       )
       .toBe('true');
     expect(await card(page, 'lamp').locator('.state').textContent()).toBe('on');
@@ -236,30 +226,26 @@ automations:
   });
 
   it('a change made by another client appears within a second', async () => {
-    const started = performance.now();
     const r = await post(`${hearth.url}/api/v1/entities/lamp/commands/off`, { headers: json, body: '{}' });
     expect(r.status).toBe(200);
-    await expect
-      .poll(() => card(page, 'lamp').locator('.state').textContent(), { timeout: 1000, interval: 20 })
-      .toBe('off');
-    expect(performance.now() - started).toBeLessThan(1000);
+    // Measured from the change (the command's answer says the plug is off), not from the request.
+    const changed = performance.now();
+    await expect.poll(() => card(page, 'lamp').locator('.state').textContent(), { interval: 20 }).toBe('off');
+    expect(performance.now() - changed).toBeLessThan(1000);
     expect(lamp.on).toBe(false);
   });
 
   it('shows a button a press creates, and drops it when it is deleted (event: removed)', async () => {
     expect((await post(`${hearth.url}/api/v0/buttons/hall/on/`)).status).toBe(200);
-    await expect.poll(() => card(page, 'hall').count(), { timeout: 2000 }).toBe(1);
+    await expect.poll(() => card(page, 'hall').count()).toBe(1);
     expect((await http(`${hearth.url}/api/v1/entities/hall`, { method: 'DELETE' })).status).toBe(204);
-    await expect.poll(() => card(page, 'hall').count(), { timeout: 2000 }).toBe(0);
+    await expect.poll(() => card(page, 'hall').count()).toBe(0);
   });
 
   it('brews 1 minute on the pot, shows it brewing, and stops it', async () => {
     await expect
       .poll(
         async () => JSON.parse((await http(`${hearth.url}/api/v1/entities/coffee`)).body).entity.available,
-        {
-          timeout: 8000,
-        },
       )
       .toBe(true);
     const coffee = card(page, 'coffee');
@@ -268,11 +254,11 @@ automations:
     await minutes.fill('1');
     await coffee.getByRole('button', { name: 'Brew Coffee pot' }).click();
     await pot.waitForHeater(true, 5000);
-    await expect.poll(() => coffee.locator('.state').textContent(), { timeout: 3000 }).toMatch(/^on until /);
+    await expect.poll(() => coffee.locator('.state').textContent()).toMatch(/^on until /);
     await page.screenshot({ path: join(shots, 'brewing.png') });
     await coffee.getByRole('button', { name: 'Stop Coffee pot' }).click();
     await pot.waitForHeater(false, 5000);
-    await expect.poll(() => coffee.locator('.state').textContent(), { timeout: 3000 }).toBe('off');
+    await expect.poll(() => coffee.locator('.state').textContent()).toBe('off');
   });
 
   it('a 1-minute brew ends by itself: the heater goes off and the page shows it', async () => {
@@ -281,31 +267,37 @@ automations:
     const started = Date.now();
     await coffee.getByRole('button', { name: 'Brew Coffee pot' }).click();
     await pot.waitForHeater(true, 5000);
-    await expect.poll(() => coffee.locator('.state').textContent(), { timeout: 3000 }).toMatch(/^on until /);
+    await expect.poll(() => coffee.locator('.state').textContent()).toMatch(/^on until /);
     const off = await pot.waitForHeater(false, 75_000);
-    // Not before its minute: the brew ran its time, it was not cut short.
-    expect(Date.now() - started, `the heater went off early, by ${off.cause}`).toBeGreaterThanOrEqual(59_000);
-    await expect.poll(() => coffee.locator('.state').textContent(), { timeout: 3000 }).toBe('off');
+    // Not before its minute: the brew ran its time, it was not cut short (and if it was, hearth's
+    // warning says by which rule).
+    expect(
+      Date.now() - started,
+      `the heater went off early, by ${off.cause}; hearth said:\n${hearth
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"level":40'))
+        .join('\n')}`,
+    ).toBeGreaterThanOrEqual(59_000);
+    await expect.poll(() => coffee.locator('.state').textContent()).toBe('off');
     await page.screenshot({ path: join(shots, 'brew-ended.png') });
   }, 90_000);
 
   it('lists automations and runs one now', async () => {
     const a = page.locator('li[data-automation="lamp-on"]');
-    await expect.poll(() => a.count(), { timeout: 5000 }).toBe(1);
+    await expect.poll(() => a.count()).toBe(1);
     expect(await a.textContent()).toContain('Last run: never');
     await a.getByRole('button', { name: 'Run now: Lamp on' }).click();
-    await expect.poll(() => lamp.on, { timeout: 3000 }).toBe(true);
-    await expect
-      .poll(() => a.locator('.outcome').first().textContent(), { timeout: 3000 })
-      .toMatch(/running|ok/);
+    await expect.poll(() => lamp.on).toBe(true);
+    await expect.poll(() => a.locator('.outcome').first().textContent()).toMatch(/running|ok/);
     await a.locator('summary').click();
-    await expect.poll(() => a.locator('.runs li').count(), { timeout: 3000 }).toBe(1);
+    await expect.poll(() => a.locator('.runs li').count()).toBe(1);
     expect(await a.locator('.runs li').textContent()).toContain('webhook');
   });
 
   it("shows the newest backup's age and the next scheduled one", async () => {
     const line = page.locator('section.backups');
-    await expect.poll(() => line.count(), { timeout: 5000 }).toBe(1);
+    await expect.poll(() => line.count()).toBe(1);
     const text = (await line.textContent()) ?? '';
     expect(text).toMatch(/Newest backup \d+ (second|minute)s? ago \(0\.\d MB\)/);
     expect(text).toContain('· next');
@@ -347,13 +339,13 @@ automations:
     const html = (await http(`${publicUrl}/`)).body;
     expect(html).toMatch(/<ul id="entities" data-last-event-id="[0-9a-f]{8}-\d+">/);
     await pub.goto(`${publicUrl}/`);
-    await expect.poll(() => pub.locator('#live').textContent(), { timeout: 5000 }).toBe('live');
+    await expect.poll(() => pub.locator('#live').textContent()).toBe('live');
     const row = (id: string) => pub.locator(`li[data-id="${id}"]`);
     expect((await post(`${hearth.url}/api/v0/buttons/porchbell/on/`)).status).toBe(200);
-    await expect.poll(() => row('porchbell').count(), { timeout: 2000 }).toBe(1);
+    await expect.poll(() => row('porchbell').count()).toBe(1);
     expect(await row('porchbell').locator('[data-f="state"]').textContent()).toBe('on');
     expect((await http(`${hearth.url}/api/v1/entities/porchbell`, { method: 'DELETE' })).status).toBe(204);
-    await expect.poll(() => row('porchbell').count(), { timeout: 2000 }).toBe(0);
+    await expect.poll(() => row('porchbell').count()).toBe(0);
     expect(await row('lamp').count()).toBe(1);
     // A reset replaces the whole list with its snapshot: this one has a single entity.
     const snapshot = {
@@ -378,13 +370,13 @@ automations:
       }),
     );
     await pub.reload();
-    await expect.poll(() => pub.locator('#entities li').count(), { timeout: 3000 }).toBe(1);
+    await expect.poll(() => pub.locator('#entities li').count()).toBe(1);
     expect(await row('only-one').locator('[data-f="name"]').textContent()).toBe('Only one');
     expect(await pub.locator('#empty').isHidden()).toBe(true);
     // A reset to nothing says so.
     snapshot.entities = [];
     await pub.reload();
-    await expect.poll(() => pub.locator('#empty').isVisible(), { timeout: 3000 }).toBe(true);
+    await expect.poll(() => pub.locator('#empty').isVisible()).toBe(true);
     expect(await pub.locator('#entities li').count()).toBe(0);
     expect(pubErrors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
     await pub.close();
@@ -430,7 +422,7 @@ Promise.allSettled(tries).then((r) => { document.title = 'done ' + r.map((x) => 
     try {
       const other = await context.newPage();
       await other.goto(`http://127.0.0.1:${port}/`);
-      await expect.poll(() => other.title(), { timeout: 5000 }).toMatch(/^done /);
+      await expect.poll(() => other.title()).toMatch(/^done /);
       // The JSON fetch dies at the preflight; the no-cors ones reach hearth and are refused.
       expect(await other.title()).toMatch(/^done rejected:,fulfilled:0,fulfilled:0,fulfilled:0$/);
       // A plain form POST: a navigation, which carries no preflight.
@@ -440,8 +432,8 @@ Promise.allSettled(tries).then((r) => { document.title = 'done ' + r.map((x) => 
       ]);
       expect(await other.locator('body').textContent()).toContain('HEARTH_ERR_FORBIDDEN');
       await other.close();
+      // All four answered, refused: none of them is still on its way to a device.
       expect(await forbidden()).toBeGreaterThanOrEqual(refusedBefore + 4);
-      await new Promise((r) => setTimeout(r, 300));
       expect({ lamp: lamp.on, heater: pot.heater }).toEqual(before);
     } finally {
       evil.closeAllConnections();
@@ -450,7 +442,7 @@ Promise.allSettled(tries).then((r) => { document.title = 'done ' + r.map((x) => 
   });
 });
 
-describe.skipIf(!haveChromium)('the dashboard with http.token: log in once, a session cookie', () => {
+describe.skipIf(chromiumMissing)('the dashboard with http.token: log in once, a session cookie', () => {
   const dir = tempDir('hearth-web-token-');
   let lamp: WemoSimulator;
   let hearth: HearthProcess;
@@ -499,9 +491,7 @@ switches:
 
     await token.fill('not-the-token');
     await page.getByRole('button', { name: 'Log in' }).click();
-    await expect
-      .poll(() => page.getByRole('alert').textContent(), { timeout: 3000 })
-      .toContain('not the token');
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('not the token');
     expect(await context.cookies()).toEqual([]);
 
     await token.fill(TOKEN);
@@ -530,7 +520,7 @@ switches:
     expect(page.url()).not.toContain(TOKEN);
 
     await toggle.click();
-    await expect.poll(() => lamp.on, { timeout: 3000 }).toBe(true);
+    await expect.poll(() => lamp.on).toBe(true);
 
     // The cookie is what authorises: the same request without it is refused.
     expect(

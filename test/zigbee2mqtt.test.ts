@@ -13,6 +13,7 @@ import { runCli, startCli } from './support/cli-run.js';
 import { http, post, tempDir } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { type HearthProcess, spawnHearth } from './support/process.js';
+import { until } from './support/wait.js';
 
 describe('zigbee2mqtt devices as entities (the mapping)', () => {
   it('makes ids of friendly names', () => {
@@ -136,7 +137,7 @@ describe.skipIf(mosquittoMissing)('zigbee2mqtt through the built hearth and a re
     JSON.parse((await http(`${hearth?.url}/api/v1/entities`)).body).entities;
   const entity = async (id: string): Promise<EntityView | undefined> =>
     (await entities()).find((e) => e.id === id);
-  const poll = (id: string) => expect.poll(() => entity(id), { timeout: 5000, interval: 50 });
+  const poll = (id: string) => expect.poll(() => entity(id), { interval: 50 });
 
   beforeAll(async () => {
     broker = await TestMosquitto.start();
@@ -178,15 +179,11 @@ automations:
 
   it('the device list becomes entities of the right kinds, with units and device classes', async () => {
     await expect
-      .poll(
-        async () =>
-          (await entities())
-            .filter((e) => e.driver === 'zigbee2mqtt')
-            .map((e) => e.id)
-            .sort(),
-        {
-          timeout: 5000,
-        },
+      .poll(async () =>
+        (await entities())
+          .filter((e) => e.driver === 'zigbee2mqtt')
+          .map((e) => e.id)
+          .sort(),
       )
       .toEqual(
         [
@@ -284,11 +281,11 @@ automations:
         endedAt: number | null;
       }>;
     await z2m.press('Hall Remote', 'single');
-    await expect.poll(() => lamp.on, { timeout: 5000 }).toBe(true);
+    await expect.poll(() => lamp.on).toBe(true);
     // The automation runs one at a time (mode single): the next press once this run has ended.
     await expect.poll(async () => (await runs()).filter((r) => r.endedAt !== null).length).toBe(1);
     await z2m.press('Hall Remote', 'single');
-    await expect.poll(() => lamp.on, { timeout: 5000 }).toBe(false);
+    await expect.poll(() => lamp.on).toBe(false);
     // A double press is not the automation's.
     await z2m.press('Hall Remote', 'double');
     await poll('hall-remote').toMatchObject({ state: 'double' });
@@ -301,7 +298,7 @@ automations:
     const states = new Map<string, string>();
     watcher.on('message', (topic, payload) => states.set(topic, String(payload)));
     await watcher.subscribeAsync('hearth/+/state');
-    await expect.poll(() => states.get('hearth/hall-motion/state'), { timeout: 5000 }).toBeDefined();
+    await expect.poll(() => states.get('hearth/hall-motion/state')).toBeDefined();
 
     // As zigbee2mqtt's frontend asks it.
     await watcher.publishAsync(
@@ -310,12 +307,12 @@ automations:
     );
     await poll('landing-motion').toMatchObject({ kind: 'binary_sensor', name: 'Landing Motion' });
     expect(await entity('hall-motion')).toBeUndefined();
-    await expect.poll(() => states.get('hearth/hall-motion/state'), { timeout: 5000 }).toBe('');
+    await expect.poll(() => states.get('hearth/hall-motion/state')).toBe('');
     await z2m.report('Landing Motion', { occupancy: true });
     await poll('landing-motion').toMatchObject({ state: 'on' });
 
     await z2m.remove('Desk Lamp');
-    await expect.poll(() => entity('desk-lamp'), { timeout: 5000 }).toBeUndefined();
+    await expect.poll(() => entity('desk-lamp')).toBeUndefined();
   });
 
   it('bridge offline makes every zigbee entity unavailable, and online brings them back; a device offline only its own', async () => {
@@ -346,16 +343,22 @@ automations:
     const fresh = await mqtt.connectAsync(broker.url, { reconnectPeriod: 200 });
     try {
       const retained = new Map<string, string>();
+      let markers = 0;
       fresh.on('message', (topic, payload, packet) => {
-        if (packet.retain) retained.set(topic, String(payload));
+        if (topic === 'test/marker') markers++;
+        else if (packet.retain) retained.set(topic, String(payload));
       });
-      // Subscribed again and again: only the copies the broker holds on subscribing count.
+      await fresh.subscribeAsync('test/marker');
+      // Subscribed again and again: only the copies the broker holds on subscribing count. They
+      // come before a marker published after the subscription, on the same connection.
       await expect
         .poll(
           async () => {
             await fresh.unsubscribeAsync(['homeassistant/#', 'hearth/#']);
             await fresh.subscribeAsync(['homeassistant/#', 'hearth/#']);
-            await new Promise((r) => setTimeout(r, 100));
+            const marker = markers + 1;
+            await fresh.publishAsync('test/marker', 'after the retained copies');
+            await until(() => markers >= marker, { what: 'the marker after the retained copies' });
             return [
               retained.get('homeassistant/switch/hearth/lamp/config') !== undefined,
               retained.get('hearth/bridge/state'),
@@ -392,7 +395,7 @@ automations:
     await z2m.raw('Kitchen Plug', Buffer.alloc(70 * 1024, 'x'));
     await z2m.raw('bridge/state', 'sideways');
     await z2m.raw('bridge/devices', '{"not": "a list"}');
-    await expect.poll(garbage, { timeout: 5000 }).toBeGreaterThanOrEqual(before + 7);
+    await expect.poll(garbage).toBeGreaterThanOrEqual(before + 7);
     // The retained device list was replaced by garbage; the entities hearth has stay.
     expect(await entity('kitchen-plug')).toMatchObject({ available: true });
     await z2m.report('Living Room Sensor', { temperature: 19 });
@@ -410,23 +413,17 @@ describe.skipIf(mosquittoMissing)('hearth sim zigbee2mqtt', () => {
       const seen = new Map<string, string>();
       client.on('message', (topic, payload) => seen.set(topic, String(payload)));
       await client.subscribeAsync(['zigbee2mqtt/bridge/#', 'zigbee2mqtt/Kitchen Plug']);
-      await expect
-        .poll(() => seen.get('zigbee2mqtt/bridge/state'), { timeout: 5000 })
-        .toBe('{"state":"online"}');
+      await expect.poll(() => seen.get('zigbee2mqtt/bridge/state')).toBe('{"state":"online"}');
       // The device list follows the bridge's state: it may still be on its way.
       const names = () =>
         (JSON.parse(seen.get('zigbee2mqtt/bridge/devices') ?? '[]') as Array<{ friendly_name: string }>).map(
           (d) => d.friendly_name,
         );
-      await expect.poll(names, { timeout: 5000 }).toContain('Hall Remote');
+      await expect.poll(names).toContain('Hall Remote');
       await client.publishAsync('zigbee2mqtt/Kitchen Plug/set', '{"state":"ON"}');
-      await expect
-        .poll(() => seen.get('zigbee2mqtt/Kitchen Plug'), { timeout: 5000 })
-        .toMatch(/"state":"ON"/);
+      await expect.poll(() => seen.get('zigbee2mqtt/Kitchen Plug')).toMatch(/"state":"ON"/);
       expect(await sim.stop()).toEqual({ code: 0, signal: null });
-      await expect
-        .poll(() => seen.get('zigbee2mqtt/bridge/state'), { timeout: 5000 })
-        .toBe('{"state":"offline"}');
+      await expect.poll(() => seen.get('zigbee2mqtt/bridge/state')).toBe('{"state":"offline"}');
     } finally {
       await sim.stop();
       await client.endAsync();

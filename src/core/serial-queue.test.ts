@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { QueueFullError, SerialQueue } from './serial-queue.js';
 
-const tick = () => new Promise((r) => setTimeout(r, 1));
+/** Work that takes a turn of the event loop (timers and I/O run meanwhile), so overlap would show. */
+const aTurn = () => new Promise((r) => setImmediate(r));
 
 describe('SerialQueue', () => {
   it('runs work one at a time, in the order given, past failures', async () => {
@@ -13,7 +14,7 @@ describe('SerialQueue', () => {
         running++;
         expect(running).toBe(1);
         log.push(`start ${name}`);
-        await tick();
+        await aTurn();
         log.push(`end ${name}`);
         running--;
         if (fail) throw new Error(`${name} failed`);
@@ -59,11 +60,11 @@ describe('SerialQueue', () => {
     const q = new SerialQueue('test');
     let done = false;
     q.run(async () => {
-      await tick();
+      await aTurn();
       throw new Error('ignored by idle');
     }).catch(() => {});
     q.run(async () => {
-      await tick();
+      await aTurn();
       done = true;
     });
     await q.idle();

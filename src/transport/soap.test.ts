@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../../test/support/wait.js';
 import {
   elementText,
   escapeXml,
@@ -31,8 +32,8 @@ beforeAll(async () => {
       } else if (req.url === '/big') res.end('x'.repeat(5000));
       else if (req.url === '/cut') {
         res.writeHead(200, { 'content-length': '100' });
-        res.write('half');
-        setTimeout(() => res.socket?.destroy(), 20);
+        // Half the body on the wire, then the connection dies.
+        res.write('half', () => res.socket?.destroy());
       }
       // '/hang': never answers.
     });
@@ -96,8 +97,11 @@ describe('soapPost', () => {
 
   it('rejects with the signal’s reason when aborted', async () => {
     const ac = new AbortController();
+    const asked = seen.length;
     const pending = call('/hang', { signal: ac.signal });
-    setTimeout(() => ac.abort(new Error('given up')), 50);
+    // Given up while the peer holds the request.
+    await until(() => seen.length > asked, { what: 'the request at the peer' });
+    ac.abort(new Error('given up'));
     await expect(pending).rejects.toThrow('given up');
   });
 

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { missing } from './services.js';
+
 /** Debian's chromium, which the browser tests and the dashboard bench drive with playwright-core. */
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -12,3 +15,12 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
+
+/**
+ * Why the browser tests are skipped, or undefined when they can run; where the run requires
+ * chromium (HEARTH_TEST_REQUIRE, CI), importing this fails instead (services.ts).
+ */
+export const chromiumMissing = missing(
+  'chromium',
+  existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install chromium; .ci/run does it)`,
+);

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { untilOutput } from './wait.js';
 
 /** The hearth checkout: the built CLI is run from here, as `node bin/hearth.js` (see build-dist.ts). */
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -81,7 +82,6 @@ export function startCli(args: readonly string[], opts: Pick<CliOptions, 'env'> 
   });
   child.stdout?.setEncoding('utf8').on('data', (s: string) => {
     out += s;
-    child.emit('hearth:stdout');
   });
   child.stderr?.setEncoding('utf8').on('data', (s: string) => {
     err += s;
@@ -92,33 +92,10 @@ export function startCli(args: readonly string[], opts: Pick<CliOptions, 'env'> 
     stdout: () => out,
     stderr: () => err,
     waitFor(pattern, timeoutMs = 30_000) {
-      return new Promise<RegExpMatchArray>((resolve, reject) => {
-        const check = (): boolean => {
-          const m = out.match(pattern);
-          if (!m) return false;
-          cleanup();
-          resolve(m);
-          return true;
-        };
-        const onExit = (): void => {
-          if (check()) return;
-          cleanup();
-          reject(new Error(`hearth ${args.join(' ')} exited before printing ${pattern}; stderr: ${err}`));
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(
-            new Error(`hearth ${args.join(' ')} printed no ${pattern} in ${timeoutMs} ms; stderr: ${err}`),
-          );
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          child.off('hearth:stdout', check);
-          child.off('close', onExit);
-        };
-        if (check()) return;
-        child.on('hearth:stdout', check);
-        child.once('close', onExit);
+      return untilOutput(() => out, pattern, {
+        timeoutMs,
+        what: () => `hearth ${args.join(' ')} to print ${pattern} (stderr: ${err})`,
+        failOn: exited.then(({ code, signal }) => `it exited (${signal ?? code})`),
       });
     },
     async stop(signal = 'SIGTERM') {

@@ -156,17 +156,3 @@ export async function leaderGauge(url: string, lease: string): Promise<number | 
   const line = body.split('\n').find((l) => l.startsWith(`hearth_leader{lease="${lease}"}`));
   return line === undefined ? undefined : Number(line.split(' ').at(-1));
 }
-
-/** Polls until `check` is truthy or `timeoutMs` passes; answers how long it took. */
-export async function until(
-  check: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -3,14 +3,20 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { missing } from './services.js';
+import { until } from './wait.js';
 
 /** The Debian package's binary; `.ci/run` installs it. */
 export const mosquittoBinary = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((p) => existsSync(p));
 
-/** Why the MQTT tests are skipped, or undefined when they can run. */
-export const mosquittoMissing = mosquittoBinary
-  ? undefined
-  : 'mosquitto is not installed (apt-get install mosquitto; .ci/run does it)';
+/**
+ * Why the MQTT tests are skipped, or undefined when they can run; where the run requires
+ * mosquitto (HEARTH_TEST_REQUIRE, CI), importing this fails instead (services.ts).
+ */
+export const mosquittoMissing = missing(
+  'mosquitto',
+  mosquittoBinary ? undefined : 'mosquitto is not installed (apt-get install mosquitto; .ci/run does it)',
+);
 
 export interface TestMosquittoOptions {
   /**
@@ -102,15 +108,13 @@ export class TestMosquitto {
     child.stderr?.on('data', (d) => {
       this.#output += String(d);
     });
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`mosquitto exited at start on port ${this.port}:\n${this.#output}`);
-      if (await accepts(this.port)) return;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error(
-      `mosquitto did not accept connections on port ${this.port} within 10 s:\n${this.#output}`,
+    const exited = new Promise<string>((resolve) =>
+      child.once('exit', (code, signal) => resolve(`mosquitto exited (${signal ?? code})`)),
     );
+    await until(() => accepts(this.port), {
+      what: () => `mosquitto to accept connections on port ${this.port}; its output:\n${this.#output}`,
+      failOn: exited,
+    });
   }
 
   async #end(signal: NodeJS.Signals): Promise<void> {
@@ -142,13 +146,4 @@ export function freePort(): Promise<number> {
       srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
     });
   });
-}
-
-/** Polls `check` every 10 ms until it returns true; throws with `what` after `timeoutMs`. */
-export async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }

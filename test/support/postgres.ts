@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { missing } from './services.js';
 
 /**
  * The PostgreSQL that tests use: 127.0.0.1:5432 as user postgres (trust auth), as `.ci/run`
@@ -7,6 +8,34 @@ import pg from 'pg';
  * CREATE DATABASE, e.g. .../postgres).
  */
 export const adminUrl = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** Host, port and database of a PostgreSQL URL: what a message may show of it. */
+function where(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+}
+
+/** Why the PostgreSQL at `url` cannot be used by the tests, or undefined when it can. */
+export async function postgresProblem(url = adminUrl): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return undefined;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    return `cannot reach PostgreSQL at ${where(url)} (${e.code ?? e.message}): start it, or point HEARTH_TEST_PG_URL at one (.ci/run installs and starts it)`;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Why the tests that need PostgreSQL are skipped, or undefined when they can run; where the run
+ * requires postgres (HEARTH_TEST_REQUIRE, CI), importing this fails instead (services.ts).
+ */
+export const postgresMissing = missing('postgres', await postgresProblem());
 
 export interface TestDatabase {
   /** URL of the fresh database. */

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { untilOutput } from './wait.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -36,22 +37,16 @@ export async function spawnReady(args: string[], env: NodeJS.ProcessEnv = {}): P
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hearth did not get ready:\n${out}`)), 15_000);
-    const check = () => {
-      const m = /hearth is ready on (http:\/\/[^\s]+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    // The banner is on stderr (stdout carries only JSON log lines); either stream will do.
-    child.stdout?.on('data', check);
-    child.stderr?.on('data', check);
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`hearth exited with ${code} before it was ready:\n${out}`));
-    });
+  // The banner is on stderr (stdout carries only JSON log lines); either stream will do.
+  const ready = await untilOutput(() => out, /hearth is ready on (http:\/\/[^\s]+)/, {
+    what: "hearth's ready line",
+    timeoutMs: 20_000,
+    failOn: exited.then(({ code, signal }) => `hearth exited (${signal ?? code}) before it was ready`),
+  }).catch((err: unknown) => {
+    // Not left running behind a failed test, to load the machine for the files after it.
+    child.kill('SIGKILL');
+    throw err;
   });
+  const url = ready[1] as string;
   return { child, url, output: () => out, exited };
 }

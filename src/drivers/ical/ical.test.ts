@@ -1,7 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { until } from '../../../test/support/wait.js';
 import { ConfigError } from '../../config/errors.js';
 import { parseConfig } from '../../config/load.js';
 import { systemClock } from '../../core/clock.js';
@@ -107,7 +108,13 @@ describe('the ical driver with a bare DriverContext', () => {
     try {
       const running = await icalDriver.setup(ctx, config);
       expect(reasons).toEqual([]); // setup returned before the fetch answered
-      await vi.waitFor(() => expect(reasons).toEqual(['fetch failed: HTTP 404']));
+      await until(
+        () => {
+          expect(reasons).toEqual(['fetch failed: HTTP 404']);
+          return true;
+        },
+        { what: "expect(reasons).toEqual(['fetch failed: HTTP 404'])" },
+      );
       await running.stop();
       stopping.abort();
     } finally {

@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakeDriverContext } from '../../../test/support/driver-context.js';
+import { letTimePass } from '../../../test/support/wait.js';
 import type { CallContext, CommandHandlers, EntitySpec } from '../../core/driver.js';
 import { silentLogger } from '../../core/log.js';
 import { KasaClient } from './client.js';
@@ -52,8 +53,9 @@ async function sendChunks(port: number, chunks: Buffer[]): Promise<string> {
   });
   for (const chunk of chunks) {
     socket.write(chunk);
-    // Gives the peer a read per chunk rather than one coalesced buffer.
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // Pacing, not synchronisation: spaced out, the peer most likely reads each chunk on its own
+    // rather than one coalesced buffer. Read together, the reply is the same.
+    await letTimePass(10);
   }
   try {
     return await reply;
@@ -284,8 +286,9 @@ describe('KasaClient', () => {
     const s = await sim();
     const client = new KasaClient({ host: s.host, port: s.port });
     await expect(client.getState(AbortSignal.abort())).rejects.toThrow(/did not answer: aborted/);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(s.calls).toHaveLength(0);
+    // The marker: a request made after it, answered; the aborted one, had it connected, was first.
+    await client.getState(deadline());
+    expect(s.calls).toHaveLength(1);
   });
 
   it('reports a refused connection', async () => {

@@ -11,6 +11,7 @@ import { SerialPort } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import { http, post, tempDir } from '../../../test/support/hearth.js';
+import { letTimePass, until } from '../../../test/support/wait.js';
 import { loadConfigFile } from '../../config/load.js';
 import type { EntityView } from '../../core/runtime.js';
 import { startHearth } from '../../hearth.js';
@@ -41,24 +42,10 @@ async function sim(opts: Partial<CoffeeSimulatorOptions> = {}): Promise<CoffeeSi
   return s;
 }
 
-async function waitFor(
-  cond: () => boolean | Promise<boolean>,
-  ms: number,
-  what = 'condition',
-): Promise<void> {
-  const end = performance.now() + ms;
-  while (!(await cond())) {
-    if (performance.now() > end) throw new Error(`${what} not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 interface CommandAnswer {
   entity?: EntityView;
   error?: { code: string; message: string };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Pot {
   url: string;
@@ -114,7 +101,7 @@ async function hearth(path: string, extra = ''): Promise<Pot> {
 /** A hearth whose pot has answered its first B+0 and is idle. */
 async function readyPot(s: CoffeeSimulator, extra = ''): Promise<Pot> {
   const pot = await hearth(s.path, extra);
-  await waitFor(async () => (await pot.entity()).available === true, 3000, 'heater available');
+  await until(async () => (await pot.entity()).available === true, { what: 'heater available' });
   return pot;
 }
 
@@ -134,10 +121,20 @@ async function offAfter(s: CoffeeSimulator, since: number, timeoutMs = 2000) {
 
 /** Waits for hearth to show the heater off (the board's answer is a few ms behind its event). */
 async function heaterOff(pot: Pot, what = 'heater'): Promise<void> {
-  await waitFor(async () => (await pot.entity()).state === 'off', 1000, `${what}: state off`);
+  await until(async () => (await pot.entity()).state === 'off', { what: `${what}: state off` });
 }
 
 const linesAfter = (s: CoffeeSimulator, t: number) => s.received.filter((r) => r.t > t).map((r) => r.line);
+
+/**
+ * Resolves once hearth has sent `n` commands after `t`. Its loop sends one command at a time,
+ * each decided from what it knows then: a B+1 it was going to send (to resume a brew, say)
+ * comes among the next ones, so these stand in for a fixed wait.
+ */
+const commandsAfter = (s: CoffeeSimulator, t: number, n: number) =>
+  until(() => linesAfter(s, t).length >= n, {
+    what: () => `${n} commands from hearth (got ${JSON.stringify(linesAfter(s, t))})`,
+  });
 
 describe('protocol', () => {
   it('parses exactly the firmware status format and formats it back byte for byte', () => {
@@ -240,8 +237,8 @@ describe('config', () => {
 });
 
 /** A plain serial client on the device end, as a person with a terminal would use it. */
-async function terminal(path: string) {
-  const port = new SerialPort({ path, baudRate: 115200 });
+async function terminal(s: CoffeeSimulator) {
+  const port = new SerialPort({ path: s.path, baudRate: 115200 });
   await new Promise<void>((resolve, reject) => port.once('open', resolve).once('error', reject));
   cleanups.push(
     () => new Promise<void>((resolve) => (port.isOpen ? port.close(() => resolve()) : resolve())),
@@ -255,17 +252,18 @@ async function terminal(path: string) {
       buf = buf.slice(nl + 1);
     }
   });
-  // A banner written just before the port opened may or may not come through: start clean.
-  await sleep(100);
+  // A banner written just before the port opened may or may not come through: start clean,
+  // from a marker line the board sends once the port is open.
+  await s.sendRaw('-- marker --\n');
+  await until(() => lines.includes('-- marker --'), { what: 'the marker line' });
   lines.length = 0;
-  buf = '';
   return {
     lines,
     write: (text: string) => new Promise<void>((resolve) => port.write(text, () => resolve())),
     async ask(command: string): Promise<string> {
       const n = lines.length;
       port.write(`${command}\n`);
-      await waitFor(() => lines.length > n, 1000, `an answer to ${command}`);
+      await until(() => lines.length > n, { what: `an answer to ${command}` });
       return lines[n] as string;
     },
   };
@@ -274,14 +272,18 @@ async function terminal(path: string) {
 describe('the simulated board', () => {
   it('answers every command with a status line and keeps the heater only while B+1 comes', async () => {
     const s = await sim();
-    const t = await terminal(s.path);
+    const t = await terminal(s);
     expect(await t.ask('S+?')).toBe('W+1.50,T+21.0,B+0');
     expect(await t.ask('B+1')).toMatch(/^W\+1\.50,T\+21\.\d,B\+1$/);
     // Heartbeats every 300 ms for 1.2 s keep it on.
-    for (let i = 0; i < 4; i++) {
-      await sleep(HEARTBEAT_MS);
-      expect(await t.ask('B+1')).toMatch(/,B\+1$/);
-    }
+    const first = performance.now();
+    await until(
+      async () => {
+        expect(await t.ask('B+1')).toMatch(/,B\+1$/);
+        return performance.now() - first >= 1200;
+      },
+      { intervalMs: HEARTBEAT_MS, what: 'heartbeats for 1.2 s' },
+    );
     expect(s.events.map((e) => [e.heater, e.cause])).toEqual([
       [false, 'boot'],
       [true, 'B+1'],
@@ -301,27 +303,30 @@ describe('the simulated board', () => {
 
   it('ignores garbage, reboots after silence, on RESET, and reports sensor faults', async () => {
     const s = await sim({ rebootAfterMs: 600 });
-    const t = await terminal(s.path);
+    const t = await terminal(s);
     expect(await t.ask('S+?')).toBe('W+1.50,T+21.0,B+0');
-    const valid = s.received.at(-1)?.t ?? 0;
     await t.write('B+2\nhello\nS+?x\n');
-    await sleep(100);
-    expect(t.lines).toHaveLength(1);
+    // The marker: a valid S+? after them gets the next line, so the garbage got no answer.
+    expect(await t.ask('S+?')).toBe('W+1.50,T+21.0,B+0');
+    expect(t.lines).toHaveLength(2);
     expect(s.received.map((r) => [r.line, r.valid])).toEqual([
       ['S+?', true],
       ['B+2', false],
       ['hello', false],
       ['S+?x', false],
+      ['S+?', true],
     ]);
-    // Garbage is not a valid command: the watchdog reboots the board 600 ms after the S+?.
-    await sleep(valid + 550 - performance.now());
+    const valid = s.received.at(-1)?.t ?? 0;
+    // Garbage is not a valid command: the watchdog reboots the board 600 ms after the last S+?,
+    // and not before (an observation window, measured from that S+?).
+    await letTimePass(valid + 550 - performance.now());
     expect(s.boots).toBe(1);
-    await waitFor(() => s.boots === 2, 1000, 'a reboot');
-    await waitFor(() => t.lines.length === 2, 500, 'the banner');
-    expect(t.lines[1]).toBe(BANNER);
+    await until(() => s.boots === 2, { what: 'a reboot' });
+    await until(() => t.lines.length === 3, { what: 'the banner' });
+    expect(t.lines[2]).toBe(BANNER);
     expect(await t.ask('B+1')).toMatch(/,B\+1$/);
     expect(await t.ask('RESET')).toMatch(/,B\+0$/);
-    await waitFor(() => t.lines.length === 5, 500, 'the banner after RESET');
+    await until(() => t.lines.length === 6, { what: 'the banner after RESET' });
     expect(t.lines.at(-1)).toBe(BANNER);
     expect(s.events.at(-1)?.cause).toBe('RESET');
     s.crcError = true;
@@ -329,9 +334,11 @@ describe('the simulated board', () => {
     s.crcError = false;
     s.silent = true;
     await t.write('B+1\n');
-    await sleep(100);
-    expect(t.lines).toHaveLength(6);
-    expect(s.heater).toBe(true);
+    // Obeyed, unanswered: the heater is on, and the next answer is the marker's.
+    await until(() => s.heater, { what: 'the silent B+1 obeyed' });
+    s.silent = false;
+    expect(await t.ask('S+?')).toMatch(/,B\+1$/);
+    expect(t.lines).toHaveLength(8);
   });
 });
 
@@ -347,12 +354,11 @@ describe('the driver in hearth', () => {
       [true, 'test'],
       [false, 'B+0'],
     ]);
-    await sleep(500);
+    await until(() => s.received.length >= 3, { what: 'two polls after the B+0' });
     expect(new Set(s.received.slice(1).map((r) => r.line))).toEqual(new Set(['S+?']));
-    expect(s.received.length).toBeGreaterThanOrEqual(3);
     // Polled: on a loaded machine one late status answer makes the pot unavailable for a moment.
     await expect
-      .poll(() => pot.entity(), { timeout: 3000 })
+      .poll(() => pot.entity())
       .toMatchObject({
         kind: 'heater',
         name: 'Coffee pot',
@@ -363,7 +369,7 @@ describe('the driver in hearth', () => {
         commands: ['brew', 'stop'],
       });
     await expect
-      .poll(() => pot.entity('coffee-water'), { timeout: 3000 })
+      .poll(() => pot.entity('coffee-water'))
       .toMatchObject({
         kind: 'sensor',
         state: 1.5,
@@ -372,7 +378,7 @@ describe('the driver in hearth', () => {
       });
     // It was heated for a moment before hearth came: warmer than the room, cooling.
     await expect
-      .poll(() => pot.entity('coffee-temperature'), { timeout: 3000 })
+      .poll(() => pot.entity('coffee-temperature'))
       .toMatchObject({ kind: 'sensor', available: true, attributes: { unit: '°C' } });
     const temp = await pot.entity('coffee-temperature');
     expect(temp.state).toBeCloseTo(s.temperatureC, 0);
@@ -386,13 +392,15 @@ describe('the driver in hearth', () => {
     const logsBefore = pot.logs.length;
     const started = Date.now();
     await brew(pot, s, 1);
+    const answered = Date.now();
     const view = await pot.entity();
-    const until = Date.parse(String(view.attributes.until));
-    expect(until - started).toBeGreaterThanOrEqual(60_000);
-    expect(until - started).toBeLessThan(60_500);
+    const endsAt = Date.parse(String(view.attributes.until));
+    // A minute from when hearth took the command: between the request and its answer.
+    expect(endsAt - started).toBeGreaterThanOrEqual(60_000);
+    expect(endsAt - answered).toBeLessThanOrEqual(60_000);
     // Five heartbeats: 1.5 s on an idle machine, a little more on a loaded one.
     const heartbeats = () => s.received.filter((r) => r.line === 'B+1').map((r) => r.t);
-    await expect.poll(() => heartbeats().length, { timeout: 3000, interval: 100 }).toBeGreaterThanOrEqual(5);
+    await expect.poll(() => heartbeats().length, { interval: 100 }).toBeGreaterThanOrEqual(5);
     const beats = heartbeats();
     const gaps = beats.slice(1).map((t, i) => t - (beats[i] as number));
     expect(Math.max(...gaps)).toBeLessThan(HEARTBEAT_MS + 150);
@@ -407,7 +415,7 @@ describe('the driver in hearth', () => {
     ]);
     expect(s.events.at(-1)).toMatchObject({ heater: false, cause: 'B+0' });
     const offT = s.events.at(-1)?.t ?? 0;
-    await sleep(400);
+    await commandsAfter(s, offT, 2);
     expect(linesAfter(s, offT)).not.toContain('B+1');
     // One line per transition, none per heartbeat. On a loaded machine a late status answer after
     // the stop may cost the pot's confidence for a moment (its own, correct, lines): not counted.
@@ -426,15 +434,17 @@ describe('the driver in hearth', () => {
     const t0 = performance.now();
     const asked = Date.now();
     await brew(pot, s, 5);
-    const until = Date.parse(String((await pot.entity()).attributes.until));
-    expect(until - asked).toBeGreaterThanOrEqual(1200);
-    expect(until - asked).toBeLessThan(1300);
+    const answered = Date.now();
+    const endsAt = Date.parse(String((await pot.entity()).attributes.until));
+    // 1.2 s from when hearth took the command: between the request and its answer.
+    expect(endsAt - asked).toBeGreaterThanOrEqual(1200);
+    expect(endsAt - answered).toBeLessThanOrEqual(1200);
     const off = await offAfter(s, t0, 3000);
     expect(off.cause).toBe('B+0');
     // Off at the brew's end, measured from when it was asked (the heater may come on a little
     // later on a busy box; the end does not move with it): never early, and promptly.
-    expect(off.at).toBeGreaterThanOrEqual(until - 5);
-    expect(off.at - until).toBeLessThan(250);
+    expect(off.at).toBeGreaterThanOrEqual(endsAt - 5);
+    expect(off.at - endsAt).toBeLessThan(250);
     await heaterOff(pot);
     expect(await pot.entity()).toMatchObject({ available: true, attributes: { maxBrewMinutes: 0.02 } });
     expect((await pot.entity()).attributes.until).toBeUndefined();
@@ -464,12 +474,10 @@ describe('the driver in hearth', () => {
     expect(s.events.at(-1)?.t).toBe(off.t);
 
     s.crcError = false;
-    await waitFor(
-      async () => (await pot.entity('coffee-temperature')).available === true,
-      1000,
-      'sensor back',
-    );
-    await waitFor(async () => (await pot.entity()).available === true, 1000, 'heater back');
+    await until(async () => (await pot.entity('coffee-temperature')).available === true, {
+      what: 'sensor back',
+    });
+    await until(async () => (await pot.entity()).available === true, { what: 'heater back' });
     await brew(pot, s);
   });
 
@@ -495,14 +503,12 @@ describe('the driver in hearth', () => {
       ],
     ];
     for (const [what, fault] of faults) {
-      await waitFor(
-        async () => (await pot.entity()).available === true,
-        2000,
-        `heater available before ${what}`,
-      );
+      await until(async () => (await pot.entity()).available === true, {
+        what: `heater available before ${what}`,
+      });
       s.temperatureC = 60;
       s.waterIn = 2;
-      await waitFor(async () => (await pot.command('brew', { minutes: 1 })).status === 200, 2000, what);
+      await until(async () => (await pot.command('brew', { minutes: 1 })).status === 200, { what: what });
       expect([what, s.heater]).toEqual([what, true]);
       const t0 = performance.now();
       await fault();
@@ -512,12 +518,14 @@ describe('the driver in hearth', () => {
       // hearth is alive and says so.
       await heaterOff(pot, what);
       expect([what, (await pot.entity()).attributes.until]).toEqual([what, undefined]);
-      await sleep(HEARTBEAT_MS);
+      await commandsAfter(s, off.t, 1);
       expect([what, linesAfter(s, off.t).includes('B+1')]).toEqual([what, false]);
     }
     s.temperatureC = 60;
     s.waterIn = 2;
-    await waitFor(async () => (await pot.command('brew', { minutes: 1 })).status === 200, 2000, 'brew again');
+    await until(async () => (await pot.command('brew', { minutes: 1 })).status === 200, {
+      what: 'brew again',
+    });
     expect(s.heater).toBe(true);
   });
 
@@ -539,14 +547,14 @@ describe('the driver in hearth', () => {
     const refused = await pot.command('brew', { minutes: 1 });
     expect(refused.status).toBe(502);
     expect(refused.body.error?.message).toMatch(/cannot brew: no answer to "B\+[01]" within 250 ms$/);
-    await sleep(HEARTBEAT_MS * 2);
+    await commandsAfter(s, t1, 2);
     expect(s.heater).toBe(false);
     expect(new Set(linesAfter(s, t1))).toEqual(new Set(['B+0']));
 
     s.silent = false;
-    await waitFor(async () => (await pot.entity()).available === true, 2000, 'available again');
+    await until(async () => (await pot.entity()).available === true, { what: 'available again' });
     const t2 = performance.now();
-    await sleep(HEARTBEAT_MS * 2);
+    await commandsAfter(s, t2, 2);
     expect(linesAfter(s, t2)).not.toContain('B+1');
     expect(s.heater).toBe(false);
   });
@@ -558,8 +566,8 @@ describe('the driver in hearth', () => {
     const t0 = performance.now();
     s.reboot();
     expect(s.events.at(-1)).toMatchObject({ heater: false, cause: 'reboot' });
-    await waitFor(() => linesAfter(s, t0).includes('B+0'), 1000, 'B+0 after the banner');
-    await sleep(HEARTBEAT_MS * 2);
+    await until(() => linesAfter(s, t0).includes('B+0'), { what: 'B+0 after the banner' });
+    await commandsAfter(s, t0, linesAfter(s, t0).indexOf('B+0') + 3);
     expect(linesAfter(s, t0).filter((l) => l === 'B+1')).toHaveLength(0);
     expect(s.heater).toBe(false);
     expect(await pot.entity()).toMatchObject({ state: 'off' });
@@ -582,7 +590,7 @@ describe('the driver in hearth', () => {
     await brew(pot, s);
     await s.unplug();
     const unplugged = performance.now();
-    await waitFor(async () => (await pot.entity()).available === false, 1000, 'unavailable');
+    await until(async () => (await pot.entity()).available === false, { what: 'unavailable' });
     for (const id of ['coffee', 'coffee-water', 'coffee-temperature', 'coffee-last-status']) {
       const view = await pot.entity(id);
       expect([id, view.available]).toEqual([id, false]);
@@ -598,9 +606,9 @@ describe('the driver in hearth', () => {
 
     const plugged = performance.now();
     await s.plug();
-    await waitFor(async () => (await pot.entity()).available === true, 5000, 'available again');
+    await until(async () => (await pot.entity()).available === true, { what: 'available again' });
     expect(linesAfter(s, plugged)[0]).toBe('B+0');
-    await sleep(HEARTBEAT_MS * 2);
+    await commandsAfter(s, plugged, 3);
     expect(linesAfter(s, plugged)).not.toContain('B+1');
     expect(s.heater).toBe(false);
     expect(await pot.entity()).toMatchObject({ state: 'off', available: true });
@@ -625,7 +633,7 @@ describe('the driver in hearth', () => {
     expect(refused.status).toBe(502);
     expect(refused.body.error?.message).toContain('the coffee pot is not connected');
     await s.plug();
-    await waitFor(async () => (await pot.entity()).available === true, 5000, 'available');
+    await until(async () => (await pot.entity()).available === true, { what: 'available' });
     expect(s.received[0]?.line).toBe('B+0');
     await brew(pot, s);
   });
@@ -641,22 +649,27 @@ describe('the driver in hearth', () => {
     expect(off).toMatchObject({ heater: false, cause: 'B+0' });
     expect((off?.t ?? 0) - t0).toBeLessThan(2 * TIMEOUT_MS);
     expect(stopped).toBeGreaterThan(off?.t ?? Number.POSITIVE_INFINITY);
-    await sleep(HEARTBEAT_MS * 2);
+    // The port is closed now, so nothing can follow; and nothing came between.
     expect(linesAfter(s, t0)).toEqual(['B+0']);
   });
 
   it('runs against its own simulator with simulate: true', async () => {
     const path = join(dir(), 'ttySIM');
     const pot = await hearth(path, ', simulate: true');
-    await waitFor(async () => (await pot.entity()).available === true, 3000, 'available');
+    await until(async () => (await pot.entity()).available === true, { what: 'available' });
     // The board runs in this process: on a loaded machine one of its answers can come later than
     // the 250 ms hearth waits, and hearth then refuses a brew (correctly) until the next good status.
     let r = await pot.command('brew', { minutes: 1 });
-    const end = performance.now() + 3000;
-    while (r.status !== 200 && performance.now() < end) {
-      await sleep(50);
-      r = await pot.command('brew', { minutes: 1 });
-    }
+    await until(
+      async () => {
+        if (r.status !== 200) r = await pot.command('brew', { minutes: 1 });
+        return r.status === 200;
+      },
+      {
+        intervalMs: 50,
+        what: () => `a brew to be taken (last answer ${r.status} ${JSON.stringify(r.body)})`,
+      },
+    );
     expect([r.status, r.body.entity?.state, r.body.error?.message]).toEqual([200, 'on', undefined]);
     const stop = await pot.command('stop');
     expect([stop.status, stop.body.entity?.state]).toEqual([200, 'off']);
@@ -682,20 +695,23 @@ describe('the driver with a bare DriverContext', () => {
       'coffee-temperature',
       'coffee-last-status',
     ]);
-    await waitFor(() => entity('coffee', 'heater').available === true, 2000, 'ready');
+    await until(() => entity('coffee', 'heater').available === true, { what: 'ready' });
     const brewHandler = entity('coffee', 'heater').handlers.brew;
     if (!brewHandler) throw new Error('no brew handler');
 
     s.answerDelayMs = 150; // a slow board: the B+1 is answered after the caller gave up
     const t0 = performance.now();
     const caller = new AbortController();
-    setTimeout(() => caller.abort(new Error('deadline passed')), 50);
+    // The caller gives up once the B+1 is at the board, before its slow answer.
+    void until(() => linesAfter(s, t0).includes('B+1'), { what: 'the B+1 at the board' }).then(() =>
+      caller.abort(new Error('deadline passed')),
+    );
     await expect(brewHandler({ minutes: 1 }, { signal: caller.signal })).rejects.toThrow('deadline passed');
     const off = await offAfter(s, t0, 1000);
     expect(off.cause).toBe('B+0');
     // On by the B+1 already on the wire, off by the B+0 right behind its answer.
     expect(off.t - t0).toBeLessThan(150 + 150 + 100);
-    await sleep(HEARTBEAT_MS * 2);
+    await commandsAfter(s, t0, 3);
     expect(linesAfter(s, t0).filter((l) => l === 'B+1')).toEqual(['B+1']);
     expect(s.heater).toBe(false);
   });

@@ -5,6 +5,7 @@ import { SerialPort } from 'serialport';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import { http, post, startTestHearth, type TestHearth } from '../../../test/support/hearth.js';
+import { letTimePass, until } from '../../../test/support/wait.js';
 import { parseConfig } from '../../config/load.js';
 import type { Clock } from '../../core/clock.js';
 import { silentLogger } from '../../core/log.js';
@@ -43,14 +44,6 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function waitFor(cond: () => boolean, ms: number, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** At no instant more than `max` relays on, replaying the board's own record. */
 function mostOnAtOnce(events: readonly RelayEvent[]): number {
   const on = new Set<number>();
@@ -71,7 +64,8 @@ function hostPort(s: Pick<RelayBoardSimulator, 'path'>): LinePort {
 }
 /**
  * Opens a host port; `lines` collects what nobody asked for from then on. The boot banner
- * arrives or not, depending on whether socat passed it on before the port opened; it is dropped.
+ * arrives or not, depending on whether socat passed it on before the port opened; it is dropped,
+ * with all else up to a marker line the board sends once the port is open.
  */
 async function openHost(s: RelayBoardSimulator): Promise<{ port: LinePort; lines: string[] }> {
   const port = hostPort(s);
@@ -80,7 +74,10 @@ async function openHost(s: RelayBoardSimulator): Promise<{ port: LinePort; lines
   const opened = new Promise<void>((resolve) => port.once('open', () => resolve()));
   port.start();
   await opened;
-  await new Promise((r) => setTimeout(r, 100));
+  await s.sendRaw('-- marker --\r\n');
+  await until(() => lines.includes('-- marker --'), {
+    what: () => `the marker line (got ${JSON.stringify(lines)})`,
+  });
   lines.length = 0;
   return { port, lines };
 }
@@ -167,7 +164,7 @@ describe('the simulated board', () => {
     ]);
     expect(s.received.map((r) => r.line)).toEqual(['2,on', '2,on', '8,on', '2,off', '2,off']);
     s.reset();
-    await waitFor(() => lines.length > 0, 1000, 'the banner');
+    await until(() => lines.length > 0, { what: 'the banner' });
     expect(lines).toEqual([BANNER]);
     expect(s.onRelays()).toEqual([]);
     expect(s.events.at(-1)).toMatchObject({ relay: 8, on: false, cause: 'reset' });
@@ -188,11 +185,14 @@ describe('the simulated board', () => {
     const { port } = await openHost(s);
     await ask(port, '1,on');
     await ask(port, '3,on');
-    for (let i = 0; i < 5; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      await ask(port, '3,on');
-    }
-    // Relay 1 had no refresh: gone by now; relay 3 was refreshed every 100 ms: still on.
+    // Relay 3 refreshed every 50 ms or so until relay 1, never refreshed, has dropped.
+    await until(
+      async () => {
+        await ask(port, '3,on');
+        return !s.isOn(1);
+      },
+      { intervalMs: 50, what: 'relay 1 to drop by its dead-man' },
+    );
     expect(s.onRelays()).toEqual([3]);
     const lastOn = s.received.findLast((r) => r.line === '3,on');
     const off = await s.waitForOff(3, 2000);
@@ -216,7 +216,7 @@ describe('the simulated board', () => {
     s.silent = false;
     await s.sendRaw('noise\r\npartial');
     await s.sendRaw(' line\r\n');
-    await waitFor(() => lines.length === 2, 1000, 'two raw lines');
+    await until(() => lines.length === 2, { what: 'two raw lines' });
     expect(lines).toEqual(['noise', 'partial line']);
   });
 
@@ -236,7 +236,7 @@ describe('the simulated board', () => {
     expect(existsSync(s.path)).toBe(true);
     expect(s.onRelays()).toEqual([]);
     expect(s.events.at(-1)).toMatchObject({ relay: 1, on: false, cause: 'reset' });
-    await waitFor(() => port.ready, 5000, 'the host port to reopen');
+    await until(() => port.ready, { what: 'the host port to reopen' });
     expect(await ask(port, '1,off')).toBe('INFO: requesting relay 1 change to state off');
   });
 
@@ -385,7 +385,7 @@ async function command(h: TestHearth, id: string, name: string, body?: unknown) 
 
 async function readyGarden(s: RelayBoardSimulator, extra = ''): Promise<TestHearth> {
   const h = await garden(s, extra);
-  await waitFor(() => allAvailable(h), 5000, 'the zones to become available');
+  await until(() => allAvailable(h), { what: 'the zones to become available' });
   return h;
 }
 
@@ -399,7 +399,7 @@ describe('relayBoardDriver in hearth', () => {
       reason: `connecting to the relay board at ${s.path}`,
       state: null,
     });
-    await waitFor(() => allAvailable(h), 5000, 'the zones to become available');
+    await until(() => allAvailable(h), { what: 'the zones to become available' });
     expect(s.received.map((r) => r.line)).toEqual(['1,off', '2,off', '3,off']);
     const r = await http(`${h.url}/api/v1/entities/garden-back`);
     expect(JSON.parse(r.body).entity).toMatchObject({
@@ -420,12 +420,14 @@ describe('relayBoardDriver in hearth', () => {
     const before = s.received.length;
     const sent = Date.now();
     const r = await command(h, 'garden-front', 'open', { seconds: 1 });
+    const answered = Date.now();
     expect(r.status).toBe(200);
     expect(r.body.entity.state).toBe('open');
-    const { until, ...attrs } = r.body.entity.attributes as { until: string };
+    const { until: endsAt, ...attrs } = r.body.entity.attributes as { until: string };
     expect(attrs).toEqual({ relay: 1, maxOpenMinutes: 30, seconds: 1 });
-    expect(Date.parse(until) - sent).toBeGreaterThanOrEqual(1000);
-    expect(Date.parse(until) - sent).toBeLessThan(1300);
+    // A second from when hearth took the command: between the request and its answer.
+    expect(Date.parse(endsAt) - sent).toBeGreaterThanOrEqual(1000);
+    expect(Date.parse(endsAt) - answered).toBeLessThanOrEqual(1000);
     // The command resolved once the board confirmed: the relay was on before the answer came.
     const on = s.events.at(-1);
     expect(on).toMatchObject({ relay: 1, on: true, cause: 'on' });
@@ -444,7 +446,7 @@ describe('relayBoardDriver in hearth', () => {
       expect(gap).toBeGreaterThanOrEqual(250);
       expect(gap).toBeLessThan(450);
     }
-    await waitFor(() => entity(h, 'garden-front').state === 'closed', 1000, 'state closed');
+    await until(() => entity(h, 'garden-front').state === 'closed', { what: 'state closed' });
     expect(entity(h, 'garden-front').attributes).toEqual({
       relay: 1,
       maxOpenMinutes: 30,
@@ -457,11 +459,12 @@ describe('relayBoardDriver in hearth', () => {
     const h = await readyGarden(s, ', maxOpenMinutes: 2');
     const sent = Date.now();
     const r = await command(h, 'garden-beds', 'open', { seconds: 7200 });
+    const answered = Date.now();
     expect(r.status).toBe(200);
-    const { until, ...attrs } = r.body.entity.attributes as { until: string };
+    const { until: endsAt, ...attrs } = r.body.entity.attributes as { until: string };
     expect(attrs).toEqual({ relay: 3, maxOpenMinutes: 2, seconds: 120, requestedSeconds: 7200 });
-    expect(Date.parse(until) - sent).toBeGreaterThanOrEqual(120_000);
-    expect(Date.parse(until) - sent).toBeLessThan(120_500);
+    expect(Date.parse(endsAt) - sent).toBeGreaterThanOrEqual(120_000);
+    expect(Date.parse(endsAt) - answered).toBeLessThanOrEqual(120_000);
     expect(s.onRelays()).toEqual([3]);
 
     const c = await command(h, 'garden-beds', 'close');
@@ -522,7 +525,7 @@ describe('relayBoardDriver in hearth', () => {
     await s.sendRaw('ERROR: relay 1 coil fault\r\n');
     const off = await s.waitForEvent((e) => e.relay === 1 && !e.on, { since, timeoutMs: 3000 });
     expect(off.cause).toBe('off');
-    await waitFor(() => entity(h, 'garden-front').state === 'closed', 1000, 'state closed');
+    await until(() => entity(h, 'garden-front').state === 'closed', { what: 'state closed' });
     const front = entity(h, 'garden-front');
     expect(front.available).toBe(true);
     expect(front.attributes.closedBy).toBe('failure');
@@ -541,7 +544,7 @@ describe('relayBoardDriver in hearth', () => {
     expect(await s.waitForEvent((e) => e.relay === 2 && !e.on, { since, timeoutMs: 3000 })).toMatchObject({
       cause: 'off',
     });
-    await waitFor(() => entity(h, 'garden-back').state === 'closed', 1000, 'state closed');
+    await until(() => entity(h, 'garden-back').state === 'closed', { what: 'state closed' });
     expect(String(entity(h, 'garden-back').attributes.failure)).toMatch(/garbage/);
 
     expect((await command(h, 'garden-back', 'open', { seconds: 60 })).status).toBe(200);
@@ -551,7 +554,7 @@ describe('relayBoardDriver in hearth', () => {
     expect(await s.waitForEvent((e) => e.relay === 2 && !e.on, { since, timeoutMs: 3000 })).toMatchObject({
       cause: 'off',
     });
-    await waitFor(() => entity(h, 'garden-back').state === 'closed', 1000, 'state closed');
+    await until(() => entity(h, 'garden-back').state === 'closed', { what: 'state closed' });
     expect(String(entity(h, 'garden-back').attributes.failure)).toMatch(
       /answered "2,on" with garbage: "INFO: requINFO: requesting relay 2/,
     );
@@ -565,12 +568,14 @@ describe('relayBoardDriver in hearth', () => {
     const h = await readyGarden(s, ', refreshMs: 200');
     expect((await command(h, 'garden-front', 'open', { seconds: 60 })).status).toBe(200);
     s.reset();
-    await waitFor(() => entity(h, 'garden-front').state === 'closed', 2000, 'state closed');
+    await until(() => entity(h, 'garden-front').state === 'closed', { what: 'state closed' });
     expect(entity(h, 'garden-front')).toMatchObject({
       available: true,
       attributes: { closedBy: 'failure', failure: `the relay board sent garbage: "${BANNER}"` },
     });
-    await new Promise((r) => setTimeout(r, 600)); // three refresh periods
+    // Observation window: a zone resumed would be switched on at the next refresh (refreshMs
+    // 200); three of them pass from the moment it was closed, and nothing is switched on.
+    await letTimePass(600);
     expect(s.onRelays()).toEqual([]);
     expect(s.received.at(-1)?.line).toBe('1,off');
   });
@@ -584,7 +589,7 @@ describe('relayBoardDriver in hearth', () => {
     // The refresh gets no answer: hearth sends off (the board obeys, silently).
     const off = await s.waitForEvent((e) => e.relay === 1 && !e.on, { since, timeoutMs: 3000 });
     expect(off.cause).toBe('off');
-    await waitFor(() => !entity(h, 'garden-front').available, 2000, 'front unavailable');
+    await until(() => !entity(h, 'garden-front').available, { what: 'front unavailable' });
     const front = entity(h, 'garden-front');
     expect(front.state).toBe('closed');
     expect(front.reason).toBe(
@@ -600,7 +605,7 @@ describe('relayBoardDriver in hearth', () => {
     expect(back.body.error?.message).toMatch(/zone front may still be open .*not opening back beside it/);
     expect(s.onRelays()).toEqual([]);
     s.silent = false;
-    await waitFor(() => entity(h, 'garden-front').available, 5000, 'front available again');
+    await until(() => entity(h, 'garden-front').available, { what: 'front available again' });
     expect((await command(h, 'garden-back', 'open', { seconds: 60 })).status).toBe(200);
   });
 
@@ -609,7 +614,7 @@ describe('relayBoardDriver in hearth', () => {
     const h = await readyGarden(s);
     expect((await command(h, 'garden-front', 'open', { seconds: 60 })).status).toBe(200);
     await s.unplug();
-    await waitFor(() => !entity(h, 'garden-front').available, 2000, 'front unavailable');
+    await until(() => !entity(h, 'garden-front').available, { what: 'front unavailable' });
     expect(entity(h, 'garden-beds')).toMatchObject({
       available: false,
       reason: expect.stringMatching(
@@ -630,9 +635,11 @@ describe('relayBoardDriver in hearth', () => {
 
     const before = s.received.length;
     await s.plug();
-    await waitFor(() => allAvailable(h), 8000, 'the zones to be available again');
+    await until(() => allAvailable(h), { what: 'the zones to be available again' });
     expect(s.received.slice(before).map((r) => r.line)).toEqual(['1,off', '2,off', '3,off']);
-    await new Promise((r) => setTimeout(r, 300));
+    // Observation window: a refresh period (default refreshMs) from the moment all was
+    // available again: nothing resumed, nothing is on.
+    await letTimePass(300);
     expect(s.onRelays()).toEqual([]);
     expect(entity(h, 'garden-front').state).toBe('closed');
     expect((await command(h, 'garden-front', 'open', { seconds: 60 })).status).toBe(200);
@@ -661,7 +668,7 @@ describe('relayBoardDriver in hearth', () => {
     const started = Date.now();
     const h = await garden(path);
     expect(Date.now() - started).toBeLessThan(3000);
-    await waitFor(() => /cannot open/.test(entity(h, 'garden-front').reason ?? ''), 2000, 'a reason');
+    await until(() => /cannot open/.test(entity(h, 'garden-front').reason ?? ''), { what: 'a reason' });
     expect(entity(h, 'garden-front')).toMatchObject({
       available: false,
       reason: expect.stringMatching(new RegExp(`^relay board port ${path}: cannot open: `)),
@@ -672,7 +679,7 @@ describe('relayBoardDriver in hearth', () => {
 
     const s = await startRelayBoardSimulator({ path });
     sims.push(s);
-    await waitFor(() => allAvailable(h), 8000, 'the zones to become available');
+    await until(() => allAvailable(h), { what: 'the zones to become available' });
     expect(s.received.map((l) => l.line)).toEqual(['1,off', '2,off', '3,off']);
     expect((await command(h, 'garden-front', 'open', { seconds: 5 })).status).toBe(200);
   });
@@ -683,7 +690,7 @@ describe('relayBoardDriver in hearth', () => {
       `sprinklers:\n  - { id: garden, kind: relay-board/v1, path: ${path}, zones: [front, back, beds], settleMs: 0, simulate: true }\n`,
     );
     hearths.push(h);
-    await waitFor(() => allAvailable(h), 5000, 'the zones to become available');
+    await until(() => allAvailable(h), { what: 'the zones to become available' });
     expect((await command(h, 'garden-front', 'open', { seconds: 5 })).status).toBe(200);
     expect((await command(h, 'garden-front', 'close')).body.entity.state).toBe('closed');
   });
@@ -708,7 +715,7 @@ describe('relayBoardDriver with a clock that never fires', () => {
     /** The last state each zone reported. */
     const states = { get: (id: string) => entity(id, 'valve').states.at(-1) };
     const running = await relayBoardDriver.setup(ctx, config);
-    await waitFor(() => states.get('garden-back') === 'closed', 3000, 'the start sweep');
+    await until(() => states.get('garden-back') === 'closed', { what: 'the start sweep' });
     const front = entity('garden-front', 'valve').handlers;
     return { running, front, states };
   }
@@ -724,7 +731,7 @@ describe('relayBoardDriver with a clock that never fires', () => {
       // Guard: duration + one refresh period, checked at each refresh.
       expect(off.at - (on?.at ?? 0)).toBeGreaterThanOrEqual(500);
       expect(off.at - (on?.at ?? 0)).toBeLessThan(900);
-      await waitFor(() => states.get('garden-front') === 'closed', 1000, 'state closed');
+      await until(() => states.get('garden-front') === 'closed', { what: 'state closed' });
     } finally {
       await running.stop();
     }
@@ -740,8 +747,10 @@ describe('relayBoardDriver with a clock that never fires', () => {
       await expect(front.open({ seconds: 5 }, { signal: gone.signal })).rejects.toThrow(
         'the command was given up (its deadline passed)',
       );
-      await new Promise((r) => setTimeout(r, 200));
-      expect(s.received.length).toBe(before);
+      // The marker: a close of the same zone, through the same line; the given-up open would
+      // have reached the board before it.
+      expect(await front.close({}, { signal: AbortSignal.timeout(5000) })).toBe('closed');
+      expect(s.received.slice(before).map((r) => r.line)).toEqual(['1,off']);
       expect(s.onRelays()).toEqual([]);
     } finally {
       await running.stop();

@@ -182,7 +182,7 @@ describe('SonosClient against the simulator', () => {
     );
     expect(took).toBeGreaterThanOrEqual(200);
     expect(took).toBeLessThan(1500);
-    await expect.poll(() => s.connections, { timeout: 1000 }).toBe(0);
+    await expect.poll(() => s.connections).toBe(0);
   });
 
   it('rejects at once with the reason of an aborted signal', async () => {
@@ -398,9 +398,7 @@ describe('sonosDriver', () => {
       'no chime "other.mp3" in the media folder /media',
     );
     const playing = play({ media: 'ding.mp3' }, { signal: AbortSignal.timeout(60_000) });
-    await expect
-      .poll(() => `${s.state.transport} ${s.state.uri}`, { timeout: 3000 })
-      .toBe(`PLAYING ${clipBase}/ding.mp3`);
+    await expect.poll(() => `${s.state.transport} ${s.state.uri}`).toBe(`PLAYING ${clipBase}/ding.mp3`);
     fake.controller.abort(new Error('hearth is stopping'));
     await running.stop();
     expect(s.restored).toBe(true);

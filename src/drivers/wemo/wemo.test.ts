@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakeDriverContext } from '../../../test/support/driver-context.js';
+import { until } from '../../../test/support/wait.js';
 import type { CommandHandlers, DriverContext, EntitySpec } from '../../core/driver.js';
 import { silentLogger } from '../../core/log.js';
 import { MAX_REPLY_BYTES, WEMO_PORTS, WemoClient } from './client.js';
@@ -35,15 +36,6 @@ async function isFree(port: number): Promise<boolean> {
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
-}
-
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return cond();
 }
 
 describe('WemoClient against the simulator', () => {
@@ -87,7 +79,7 @@ describe('WemoClient against the simulator', () => {
         connection: 'close',
       },
     ]);
-    expect(await waitFor(() => s.connections === 0, 1000)).toBe(true);
+    await until(() => s.connections === 0, { what: 'the simulator to see the connection closed' });
   });
 
   it('reads Insight replies of the form N|...', async () => {
@@ -135,7 +127,7 @@ describe('WemoClient against the simulator', () => {
     expect(took).toBeGreaterThanOrEqual(150);
     expect(took).toBeLessThan(1000);
     expect(s.calls).toHaveLength(1);
-    expect(await waitFor(() => s.connections === 0, 500)).toBe(true);
+    await until(() => s.connections === 0, { what: 'the simulator to see the connection closed' });
   });
 
   it('rejects at once when the signal already aborted, without connecting', async () => {
@@ -242,7 +234,7 @@ describe('the simulator as a plug', () => {
     const pending = clientOf(s)
       .getBinaryState(signal())
       .catch((e: unknown) => e);
-    expect(await waitFor(() => s.calls.length === 1, 1000)).toBe(true);
+    await until(() => s.calls.length === 1, { what: 'one call at the simulator' });
     await s.close();
     expect(s.connections).toBe(0);
     expect(((await pending) as Error).message).toMatch(/closed the connection before replying/);
