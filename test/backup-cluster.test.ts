@@ -2,10 +2,17 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './support/cli-run.js';
-import { call, leaderGauge, type RoleProcess, startLockedBroker, startRole, writeClusterConfig } from './support/cluster.js';
+import {
+  call,
+  leaderGauge,
+  type RoleProcess,
+  startLockedBroker,
+  startRole,
+  writeClusterConfig,
+} from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase, postgresMissing } from './support/postgres.js';
+import { createTestDatabase, postgresMissing, type TestDatabase } from './support/postgres.js';
 import { metricSample } from './support/raw-http.js';
 import { until } from './support/wait.js';
 

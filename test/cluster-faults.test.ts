@@ -5,10 +5,21 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcoffeebot/simulator.js';
 import { type SonosSimulator, startSonosSimulator } from '../src/drivers/sonos/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
-import { call, type RoleProcess, startLockedBroker, startRole, writeClusterConfig } from './support/cluster.js';
+import {
+  call,
+  type RoleProcess,
+  startLockedBroker,
+  startRole,
+  writeClusterConfig,
+} from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase, terminateBackends, postgresMissing } from './support/postgres.js';
+import {
+  createTestDatabase,
+  postgresMissing,
+  type TestDatabase,
+  terminateBackends,
+} from './support/postgres.js';
 import { until } from './support/wait.js';
 
 /*

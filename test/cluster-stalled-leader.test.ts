@@ -9,12 +9,12 @@ import {
   type RoleProcess,
   startLockedBroker,
   startRole,
-  until,
   writeClusterConfig,
 } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
-import { mosquittoMissing, type TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
+import { waitUntil } from './support/wait.js';
 
 /*
  * Issue 16, point 5: an agent leader stopped (SIGSTOP) past its lease and resumed after its
@@ -93,7 +93,7 @@ switches:
     agents = await Promise.all([start('agent'), start('agent')]);
     apis = await Promise.all([start('api'), start('api')]);
     for (const api of apis) {
-      await until(async () => (await lamp(api)).available, 15_000, 'the lamp to be available');
+      await waitUntil(async () => (await lamp(api)).available, 15_000, 'the lamp to be available');
     }
   }, 90_000);
 
@@ -126,7 +126,7 @@ switches:
 
     old.child.kill('SIGSTOP');
     // The standby leads once the stalled leader's lease is over, and every replica has heard it.
-    await until(
+    await waitUntil(
       async () => (await leaderGauge(standby.url, 'agent:main')) === 1,
       15_000,
       'the standby to lead',
@@ -138,13 +138,17 @@ switches:
     );
     const newToken = (records.find((r) => r.holder !== null && r.token > oldToken) as Seen).token;
     for (const api of apis) {
-      await until(
+      await waitUntil(
         async () =>
           (await call(`${api.url}/api/v1/entities/lamp/commands/toggle`, { method: 'POST' })).status === 200,
         10_000,
         'a command through each replica to reach the new leader',
       );
-      await until(async () => (await lamp(api)).available, 5000, 'the lamp available under the new leader');
+      await waitUntil(
+        async () => (await lamp(api)).available,
+        5000,
+        'the lamp available under the new leader',
+      );
     }
 
     const seenBefore = records.length;
@@ -175,7 +179,11 @@ switches:
         late = await start('api');
         // Ready: connected to the broker, and so holding what it kept.
         const api = late;
-        await until(async () => (await call(`${api.url}/readyz`)).status === 200, 10_000, 'the late replica');
+        await waitUntil(
+          async () => (await call(`${api.url}/readyz`)).status === 200,
+          10_000,
+          'the late replica',
+        );
         lateReadyAt = Date.now();
         await watch(late, 2, Math.max(end, lateReadyAt + 2000));
       })(),

@@ -14,7 +14,7 @@ import {
 } from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase, postgresMissing } from './support/postgres.js';
+import { createTestDatabase, postgresMissing, type TestDatabase } from './support/postgres.js';
 import { letTimePass, until } from './support/wait.js';
 
 /*

@@ -5,7 +5,8 @@ import { LeaderTerm, supersedes } from '../src/cluster/fence.js';
 import { type DeclaredEntity, EntityMirror } from '../src/cluster/mirror.js';
 import type { BusEvents } from '../src/core/bus.js';
 import type { EntityView } from '../src/core/runtime-api.js';
-import { mosquittoMissing, TestMosquitto, waitUntil } from './support/mosquitto.js';
+import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { waitUntil } from './support/wait.js';
 
 /*
  * Fencing on the cluster wire (src/cluster/fence.ts): what a consumer (an api replica, the

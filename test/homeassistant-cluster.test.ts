@@ -2,10 +2,17 @@ import { rmSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
-import { brokerPassword, leaderGauge, type RoleProcess, startLockedBroker, startRole, writeClusterConfig } from './support/cluster.js';
+import {
+  brokerPassword,
+  leaderGauge,
+  type RoleProcess,
+  startLockedBroker,
+  startRole,
+  writeClusterConfig,
+} from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase, postgresMissing } from './support/postgres.js';
+import { createTestDatabase, postgresMissing, type TestDatabase } from './support/postgres.js';
 import { letTimePass, until } from './support/wait.js';
 
 /*

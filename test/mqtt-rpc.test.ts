@@ -5,7 +5,7 @@ import { MqttLink } from '../src/bus/mqtt/link.js';
 import { MqttRpc, RpcError } from '../src/bus/mqtt/rpc.js';
 import { HearthError } from '../src/core/errors.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
-import { settlesAtOnce, until } from './support/wait.js';
+import { settlesAtOnce, until, waitUntil } from './support/wait.js';
 
 const links: MqttLink[] = [];
 const rpcs: MqttRpc[] = [];

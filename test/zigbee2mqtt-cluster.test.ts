@@ -3,10 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntityView } from '../src/core/runtime-api.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { ZigbeeSimulator } from '../src/drivers/zigbee2mqtt/simulator.js';
-import { brokerUrlAs, call, type RoleProcess, startLockedBroker, startRole, writeClusterConfig, leaderGauge } from './support/cluster.js';
+import {
+  brokerUrlAs,
+  call,
+  leaderGauge,
+  type RoleProcess,
+  startLockedBroker,
+  startRole,
+  writeClusterConfig,
+} from './support/cluster.js';
 import { tempDir } from './support/hearth.js';
 import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
-import { createTestDatabase, type TestDatabase, postgresMissing } from './support/postgres.js';
+import { createTestDatabase, postgresMissing, type TestDatabase } from './support/postgres.js';
 import { until } from './support/wait.js';
 
 /*
