@@ -54,7 +54,7 @@ describe.skipIf(mosquittoMissing ?? postgresMissing)('Home Assistant and hearth 
 
   /** hearth/bridge/state as a client subscribing now gets it: the broker's retained copy. */
   const retainedBridgeState = async () => {
-    const late = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    const late = await mqtt.connectAsync(broker.url, { protocolVersion: 5, ...asUser('homeassistant') });
     try {
       let text: string | undefined;
       late.on('message', (_topic, payload, packet) => {
