@@ -145,8 +145,33 @@ function quiet(client: MqttClient): MqttClient {
   return client;
 }
 
+/**
+ * Connects once, from options rather than a URL string: mqtt.js parses a string with Node's
+ * deprecated `url.parse()`, whose warning on Node 24 would break the one-line refusal.
+ */
+function open(options: IClientOptions): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(options);
+    const fail = (err: Error) => {
+      client.end(true);
+      reject(err);
+    };
+    client.once('error', fail);
+    client.once('close', () => fail(new Error('the broker closed the connection')));
+    client.once('connect', () => {
+      client.removeAllListeners('error');
+      client.removeAllListeners('close');
+      resolve(client);
+    });
+  });
+}
+
 function baseOptions(settings: ProbeSettings, clientId: string): IClientOptions {
+  const u = new URL(settings.url);
   return {
+    protocol: u.protocol.replace(/:$/, '') as IClientOptions['protocol'],
+    hostname: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : u.protocol === 'mqtts:' ? 8883 : 1883,
     protocolVersion: 5,
     clientId,
     clean: true,
@@ -163,17 +188,13 @@ async function reach(settings: ProbeSettings, clientId: string, reachMs: number)
   const deadline = Date.now() + reachMs;
   for (;;) {
     try {
-      const client = await mqtt.connectAsync(
-        settings.url,
-        {
-          ...baseOptions(settings, clientId),
-          ...(settings.username === undefined ? {} : { username: settings.username }),
-          ...(settings.password === undefined ? {} : { password: settings.password }),
-          ...(settings.tls?.cert === undefined ? {} : { cert: settings.tls.cert }),
-          ...(settings.tls?.key === undefined ? {} : { key: settings.tls.key }),
-        },
-        false,
-      );
+      const client = await open({
+        ...baseOptions(settings, clientId),
+        ...(settings.username === undefined ? {} : { username: settings.username }),
+        ...(settings.password === undefined ? {} : { password: settings.password }),
+        ...(settings.tls?.cert === undefined ? {} : { cert: settings.tls.cert }),
+        ...(settings.tls?.key === undefined ? {} : { key: settings.tls.key }),
+      });
       return quiet(client);
     } catch (err) {
       const reason = reasonOf(err);
@@ -192,9 +213,7 @@ async function reach(settings: ProbeSettings, clientId: string, reachMs: number)
 /** A client without a user name (and without a client certificate); undefined when the broker refuses it. */
 async function connectAnonymously(settings: ProbeSettings, nonce: string): Promise<MqttClient | undefined> {
   try {
-    return quiet(
-      await mqtt.connectAsync(settings.url, baseOptions(settings, `hearth-anonymous-${nonce}`), false),
-    );
+    return quiet(await open(baseOptions(settings, `hearth-anonymous-${nonce}`)));
   } catch {
     return undefined;
   }
