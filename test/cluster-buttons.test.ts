@@ -1,8 +1,8 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, type RoleProcess, startRole, writeClusterConfig } from './support/cluster.js';
+import { call, type RoleProcess, startLockedBroker, startRole, writeClusterConfig } from './support/cluster.js';
 import { post, startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
-import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
 
 /*
@@ -22,7 +22,7 @@ describe.skipIf(mosquittoMissing)('buttons through two api replicas', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    broker = await TestMosquitto.start();
+    broker = await startLockedBroker();
     dir = tempDir();
     const body = `buttons: [{ id: bedside }]\nbuttonLimits: { maxUndeclared: ${CAP} }\n`;
     const config = writeClusterConfig(dir, { pgUrl: db.url, mqttUrl: broker.url, body });
