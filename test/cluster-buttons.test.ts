@@ -1,6 +1,12 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, type RoleProcess, startLockedBroker, startRole, writeClusterConfig } from './support/cluster.js';
+import {
+  call,
+  type RoleProcess,
+  startLockedBroker,
+  startRole,
+  writeClusterConfig,
+} from './support/cluster.js';
 import { post, startTestHearth, type TestHearth, tempDir } from './support/hearth.js';
 import { mosquittoMissing, type TestMosquitto } from './support/mosquitto.js';
 import { createTestDatabase, type TestDatabase } from './support/postgres.js';
