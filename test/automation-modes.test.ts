@@ -1,11 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type Hearth, startHearth } from '../src/compose.js';
 import type { ConfigError } from '../src/config/errors.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { silentLogger } from '../src/core/log.js';
 import { drivers } from '../src/drivers/index.js';
-import { type Hearth, startHearth } from '../src/hearth.js';
 import { RUNS_KEPT } from '../src/store/sqlite/open.js';
 import { FakeClock } from './support/fake-clock.js';
 import { http, post, tempDir } from './support/hearth.js';

@@ -3,12 +3,12 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type Hearth, startHearth } from '../src/compose.js';
 import { ConfigError } from '../src/config/errors.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { silentLogger } from '../src/core/log.js';
 import { drivers } from '../src/drivers/index.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
-import { type Hearth, startHearth } from '../src/hearth.js';
 import { FakeClock } from './support/fake-clock.js';
 import { http, post, tempDir } from './support/hearth.js';
 
@@ -103,9 +103,11 @@ automations:
     clock.setTime('2026-10-31T12:00:00Z');
     await clock.advanceAsync(0);
     for (let i = 0; i < 3 * 24 * 4; i++) await clock.advanceAsync(15 * 60_000);
+    // The instants the jump to October passed over start as it ends (each waits for its claim
+    // in the store), at 12:00 exactly: only what came after is of the fall change.
     const fall = (await runsOf(h, 'fall'))
       .map((r) => new Date(r.startedAt).toISOString())
-      .filter((t) => t >= '2026-10-31T12');
+      .filter((t) => t > '2026-10-31T12:00:00.000Z');
     expect(fall).toEqual([
       '2026-11-01T08:30:00.000Z',
       '2026-11-02T09:30:00.000Z',

@@ -3,15 +3,15 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod/v3';
+import { type Hearth, startHearth } from '../src/compose.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { LocalBus } from '../src/core/bus.js';
+import { Buttons } from '../src/core/buttons.js';
 import { systemClock } from '../src/core/clock.js';
 import type { Driver } from '../src/core/driver.js';
 import { createLogger, silentLogger } from '../src/core/log.js';
-import { Runtime } from '../src/core/runtime.js';
 import { drivers } from '../src/drivers/index.js';
 import { startWemoSimulator } from '../src/drivers/wemo/simulator.js';
-import { type Hearth, startHearth } from '../src/hearth.js';
 import { openSqliteStore } from '../src/store/sqlite/open.js';
 import { http, post, startTestHearth, tempDir } from './support/hearth.js';
 
@@ -148,35 +148,18 @@ switches:
   });
 
   it('a device that has not registered yet still owns its ids', async () => {
-    // A driver that probes its device before registering anything, and whose device is away:
-    // its entity does not exist yet, but a press must not take the id from it.
-    const probing: Driver = {
-      name: 'probing',
-      configKinds: ['probing/v1'],
-      section: 'switches',
-      configSchema: z.object({ id: z.string(), kind: z.string() }) as unknown as Driver['configSchema'],
-      entities: (c) => [{ id: c.id, kind: 'switch', name: c.id, timeoutMs: 1000 }],
-      async setup() {
-        throw new Error('no answer from the device');
-      },
-    };
+    // The button rules know a device's ids from the config, not from the device: a device that
+    // is away (its driver has registered nothing yet) still owns its ids against a press.
     const store = await openSqliteStore(join(tempDir(), 'hearth.db'));
     cleanups.push(() => store.close());
-    const runtime = new Runtime({
-      timezone: 'UTC',
-      devices: [
-        { driver: probing, config: { id: 'garage', kind: 'probing/v1', name: 'garage', simulate: false } },
-      ],
-      buttons: [],
-      store,
-      bus: new LocalBus(),
+    const buttons = new Buttons({
+      declared: [],
+      rows: store.states,
       clock: systemClock,
       log: silentLogger(),
+      deviceOf: (id) => (id === 'garage' ? 'probing' : undefined),
     });
-    await runtime.start();
-    cleanups.push(() => runtime.stop());
-    expect(runtime.get('garage')).toBeUndefined();
-    await expect(runtime.setButton('garage', 'on')).rejects.toMatchObject({
+    await expect(buttons.press('garage', 'on')).rejects.toMatchObject({
       code: 'HEARTH_ERR_BAD_ID',
       message: '"garage" is an entity of a probing device in the config, not a button',
     });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { EntityView } from '../src/core/runtime.js';
+import type { EntityView } from '../src/core/runtime-api.js';
 import {
   expandOccurrences,
   FeedError,

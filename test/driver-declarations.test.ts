@@ -4,9 +4,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod/v3';
 import { LocalBus } from '../src/core/bus.js';
 import { systemClock } from '../src/core/clock.js';
+import { DeviceHost } from '../src/core/device-host.js';
 import type { DeviceConfig, Driver, DriverContext } from '../src/core/driver.js';
 import { createLogger } from '../src/core/log.js';
-import { Runtime } from '../src/core/runtime.js';
 import { openSqliteStore } from '../src/store/sqlite/open.js';
 import { fakeDriverContext } from './support/driver-context.js';
 import { tempDir } from './support/hearth.js';
@@ -54,7 +54,7 @@ const handlers = {
 const config = { id: 'lamp', kind: 'declaring/v1', name: 'lamp', simulate: false };
 
 /** Starts `driver` with one device `lamp` in a real runtime; answers it and its log lines. */
-async function run(driver: Driver): Promise<{ runtime: Runtime; lines: string[] }> {
+async function run(driver: Driver): Promise<{ runtime: DeviceHost; lines: string[] }> {
   const store = await openSqliteStore(join(tempDir(), 'hearth.db'));
   cleanups.push(() => store.close());
   const lines: string[] = [];
@@ -67,11 +67,9 @@ async function run(driver: Driver): Promise<{ runtime: Runtime; lines: string[] 
       },
     }),
   );
-  const runtime = new Runtime({
+  const runtime = new DeviceHost({
     timezone: 'UTC',
     devices: [{ driver, config }],
-    buttons: [],
-    store,
     bus: new LocalBus(),
     clock: systemClock,
     log,

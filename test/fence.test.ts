@@ -2,9 +2,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MqttLink } from '../src/bus/mqtt/link.js';
 import { feedMirror } from '../src/cluster/feed.js';
 import { LeaderTerm, supersedes } from '../src/cluster/fence.js';
-import { type DeclaredEntity, EntityMirror } from '../src/cluster/mirror.js';
 import type { BusEvents } from '../src/core/bus.js';
 import type { EntityView } from '../src/core/runtime-api.js';
+import { type DeclaredEntity, EntityMirror } from '../src/house/mirror.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { waitUntil } from './support/wait.js';
 

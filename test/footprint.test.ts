@@ -39,9 +39,10 @@ const markers = {
   "the Kasa client's XOR cipher": /get_sysinfo/,
   "the Sonos client's SOAP": /SetAVTransportURI/,
   "the coffee pot's loop": /lost confidence, heater off/,
-  // One box (--role all) never loads the cluster: neither the MQTT client nor the roles.
+  // One box (--role all) never loads the cluster: neither the MQTT client nor the MQTT link
+  // between the services (src/cluster/); its services run over the in-process link.
   'the MQTT client (mqtt.js)': /MQTT_PROTOCOL|mqtt\.js|protocolVersion/,
-  'the cluster roles': /agent no longer leads/,
+  "the cluster's MQTT link": /not a leader record/,
   'Home Assistant discovery': /json_attributes_template/,
   'the PostgreSQL client': /import\("pg"\)|from\s*"pg"/,
   // `hearth kube render` only: the Kubernetes models and their JSON schemas.

@@ -1,12 +1,15 @@
-// The recorder over a real runtime (buttons pressed) and a real SQLite file, on a fake clock:
-// batching, flushing on stop, the bounded buffer.
+// The recorder over the house's runtime (buttons pressed) and a real SQLite file, on a fake
+// clock: batching, flushing on stop, the bounded buffer.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalBus } from '../src/core/bus.js';
+import { Buttons } from '../src/core/buttons.js';
 import { silentLogger } from '../src/core/log.js';
-import { Runtime } from '../src/core/runtime.js';
 import { type HistoryConfig, historySchema } from '../src/history/config.js';
 import { HistoryRecorder, rowOf } from '../src/history/recorder.js';
+import { LocalLink } from '../src/house/local-link.js';
+import { EntityMirror } from '../src/house/mirror.js';
+import { HouseRuntime } from '../src/house/runtime.js';
 import { openSqliteStore } from '../src/store/sqlite/open.js';
 import type { HistoryStore, Store } from '../src/store/store.js';
 import { FakeClock } from './support/fake-clock.js';
@@ -37,23 +40,33 @@ async function setup(overrides: Record<string, unknown> = {}) {
   const file = join(tempDir(), 'hearth.db');
   const store: Store = await openSqliteStore(file);
   const clock = new FakeClock(T0);
-  const runtime = new Runtime({
-    timezone: 'UTC',
-    devices: [],
-    buttons: [{ id: 'hall', name: 'Hall' }],
-    store,
-    bus: new LocalBus(),
+  // One button, `hall`, as a house with no devices has it.
+  const mirror = new EntityMirror({ declared: new Map(), bus: new LocalBus() });
+  const link = new LocalLink();
+  link.feed(mirror, []);
+  const buttons = new Buttons({
+    declared: [{ id: 'hall', name: 'Hall' }],
+    rows: store.states,
     clock,
     log: silentLogger(),
+    deviceOf: () => undefined,
+  });
+  for (const view of await buttons.load()) mirror.apply(view);
+  const runtime = new HouseRuntime({
+    timezone: 'UTC',
+    clock,
+    mirror,
+    link,
+    buttons,
+    timeoutOf: () => undefined,
+    ready: () => true,
   });
   const config: HistoryConfig = historySchema.parse({ flush: '10s', ...overrides });
   const history = watched(store.history);
   const recorder = new HistoryRecorder({ runtime, store: history, config, clock, log: silentLogger() });
   recorder.start();
-  await runtime.start();
   cleanups.push(async () => {
     await recorder.stop();
-    await runtime.stop();
     await store.close();
   });
   /** Presses `hall` n times, on and off in turn, one second apart (the first a second from now). */
@@ -103,11 +116,10 @@ describe('history recorder', () => {
   });
 
   it('writes what waits on stop: nothing is lost on a clean stop', async () => {
-    const { file, recorder, history, press, runtime } = await setup({ flush: '1h' });
+    const { file, recorder, history, press } = await setup({ flush: '1h' });
     await press(7);
     expect(history.appends).toEqual([]);
     await recorder.stop();
-    await runtime.stop();
     expect(history.appends).toEqual([8]);
     const again = await openSqliteStore(file);
     try {

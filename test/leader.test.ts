@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaderElector } from '../src/cluster/leader.js';
+import { LeaderElector } from '../src/house/leader.js';
 import { openStore, type StorageConfig } from '../src/store/open.js';
 import type { Store } from '../src/store/store.js';
 import { createTestDatabase, postgresMissing } from './support/postgres.js';

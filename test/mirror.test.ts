@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { type DeclaredEntity, EntityMirror } from '../src/cluster/mirror.js';
 import type { BusEvents } from '../src/core/bus.js';
 import type { EntityView } from '../src/core/runtime-api.js';
+import { type DeclaredEntity, EntityMirror } from '../src/house/mirror.js';
 
 /* What an api replica or the controller knows of entities that agents run. */
 

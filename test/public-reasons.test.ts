@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EntityView } from '../src/core/runtime.js';
+import type { EntityView } from '../src/core/runtime-api.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { publicReason, publicReasons, publicView } from '../src/server/public-view.js';
 import { http, post, startTestHearth, type TestHearth, tempDir } from './support/hearth.js';

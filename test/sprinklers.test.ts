@@ -1,7 +1,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EntityView } from '../src/core/runtime.js';
+import type { EntityView } from '../src/core/runtime-api.js';
 import {
   type RelayBoardSimulator,
   type RelayEvent,

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBus } from '../src/core/bus.js';
+import { DeviceHost } from '../src/core/device-host.js';
 import { HearthError } from '../src/core/errors.js';
 import { silentLogger } from '../src/core/log.js';
-import { Runtime } from '../src/core/runtime.js';
 import { historySchema } from '../src/history/config.js';
 import { HistoryRecorder } from '../src/history/recorder.js';
 import { openStore, type StorageConfig } from '../src/store/open.js';
@@ -665,11 +665,9 @@ for (const backend of backends)
           text: null,
         }));
         await store.history.append(rows);
-        const runtime = new Runtime({
+        const runtime = new DeviceHost({
           timezone: 'UTC',
           devices: [],
-          buttons: [],
-          store,
           bus: new LocalBus(),
           clock,
           log: silentLogger(),

@@ -1,10 +1,10 @@
 import { type Command, Option } from 'commander';
+import { type Role, startHearth } from '../compose.js';
 import { asConfigError } from '../config/errors.js';
 import { type HearthConfig, loadConfigFile } from '../config/load.js';
 import { reasonOf } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { drivers } from '../drivers/index.js';
-import { startHearth } from '../hearth.js';
 import { configPath, demoConfigPath } from './config-path.js';
 
 export function registerStart(program: Command): void {
@@ -41,20 +41,19 @@ export function registerStart(program: Command): void {
       // Before anything starts: a SIGTERM that arrives while devices come up (or just after
       // "ready" is printed) must still stop them cleanly, never kill the process mid-way.
       const stopWith = onSignals(log);
-      if (opts.role !== 'all') {
-        await startClusterRole(config, opts.role, opts.agent, log, stopWith);
-        return;
-      }
       let hearth: Awaited<ReturnType<typeof startHearth>>;
       try {
-        hearth = await startHearth(config, { log });
+        hearth = await startHearth(config, { log, role: opts.role, agent: opts.agent });
       } catch (err) {
         console.error(`hearth could not start: ${reasonOf(err)}`);
         process.exitCode = 1;
         return;
       }
+      const { role, agent } = opts;
       log.info(
         {
+          ...(role === 'all' ? {} : { role }),
+          ...(role === 'agent' ? { agent } : {}),
           url: hearth.url,
           publicUrl: hearth.publicUrl,
           config: config.file,
@@ -63,11 +62,13 @@ export function registerStart(program: Command): void {
         'ready',
       );
       stopWith(() => hearth.stop());
-      printWelcome(hearth.url, hearth.publicUrl, config, Boolean(opts.demo));
+      if (role === 'all') printWelcome(hearth.url, hearth.publicUrl, config, Boolean(opts.demo));
+      else
+        process.stderr.write(
+          `hearth is ready on ${hearth.url} (role ${role}${role === 'agent' ? ` ${agent}` : ''}; health on /healthz and /readyz, leadership in /metrics and /api/v1/cluster)\n`,
+        );
     });
 }
-
-type Role = 'all' | 'api' | 'controller' | 'agent';
 
 /**
  * Listens for SIGINT and SIGTERM from now on, and returns the function that says how to stop
@@ -100,38 +101,6 @@ function onSignals(log: Logger): (stop: () => Promise<void>) => void {
     stop = fn;
     if (pending) run(fn);
   };
-}
-
-/** One role of a cluster. Its code (PostgreSQL, MQTT) is loaded only here, never on one box. */
-async function startClusterRole(
-  config: HearthConfig,
-  role: Exclude<Role, 'all'>,
-  agent: string,
-  log: Logger,
-  stopWith: (stop: () => Promise<void>) => void,
-): Promise<void> {
-  const { startRole } = await import('../cluster/roles.js');
-  let proc: Awaited<ReturnType<typeof startRole>>;
-  try {
-    proc = await startRole(config, { role, agent, log });
-  } catch (err) {
-    console.error(`hearth could not start: ${reasonOf(err)}`);
-    process.exitCode = 1;
-    return;
-  }
-  log.info(
-    {
-      role,
-      agent: role === 'agent' ? agent : undefined,
-      url: proc.url,
-      startupMs: Math.round(performance.now()),
-    },
-    'ready',
-  );
-  stopWith(() => proc.stop());
-  process.stderr.write(
-    `hearth is ready on ${proc.url} (role ${role}${role === 'agent' ? ` ${agent}` : ''}; health on /healthz and /readyz, leadership in /metrics and /api/v1/cluster)\n`,
-  );
 }
 
 function printWelcome(url: string, publicUrl: string | undefined, config: HearthConfig, demo: boolean): void {

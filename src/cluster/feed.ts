@@ -1,9 +1,9 @@
 import type { MqttLink } from '../bus/mqtt/link.js';
 import { parseJson } from '../bus/mqtt/topics.js';
+import { agentLease } from '../house/link.js';
+import type { EntityMirror } from '../house/mirror.js';
 import { supersedes } from './fence.js';
-import type { EntityMirror } from './mirror.js';
 import {
-  agentLease,
   entityEventSchema,
   type LeaderRecord,
   leaderSchema,

@@ -100,11 +100,6 @@ export function leaseTopicId(lease: string): string {
   return lease.replace(':', '-');
 }
 
-/** The lease an agent name leads by. */
-export function agentLease(name: string): string {
-  return `agent:${name}`;
-}
-
 /** `<base>/cluster/backup`, retained: the leading controller's BackupStatus, for the api's dashboard. */
 export const backupStatusSchema = z.object({
   every: z.string().max(200).nullable(),

@@ -30,13 +30,11 @@ export interface CommandOptions {
 }
 
 /**
- * The runtime API with no transport, as the HTTP server, automations, metrics and the CLI see
- * it. On one box the in-process `Runtime` implements it; in a cluster, an api or controller
- * process implements it over the bus (entity state mirrored from MQTT, commands as MQTT
- * requests to the agent that owns the device, buttons in the shared store). Callers never
- * know which.
+ * Entities as something that runs or knows them offers them: list, read, command, and hear of
+ * changes. An agent's device host (src/core/device-host.ts) offers this much; the house's
+ * runtime adds buttons (RuntimeApi).
  */
-export interface RuntimeApi {
+export interface DeviceApi {
   /** The configured IANA time zone. */
   readonly timezone: string;
   /**
@@ -50,11 +48,6 @@ export interface RuntimeApi {
   /** Every entity this process knows, with its last known state. */
   list(): EntityView[];
   get(id: string): EntityView | undefined;
-  /**
-   * A button as the store has it, read through to the store where several processes share it,
-   * so a press acknowledged by one api replica reads back from every other.
-   */
-  button(id: string): Promise<EntityView | undefined>;
   /** The current wall-clock time in the configured zone, `HHMM`. */
   clocktime(): string;
   /**
@@ -62,13 +55,6 @@ export interface RuntimeApi {
    * found, unknown command, bad arguments, device timeout or failure, no agent answering.
    */
   command(id: string, name: string, args?: unknown, opts?: CommandOptions): Promise<EntityView>;
-  /** Records a button's state durably (committed before it resolves), creating it on first use. */
-  setButton(id: string, state: 'on' | 'off'): Promise<EntityView>;
-  /**
-   * Deletes a button that a press created. Throws HearthError: not found, or
-   * HEARTH_ERR_ENTITY_DECLARED for a declared button or a device's entity.
-   */
-  removeButton(id: string): Promise<void>;
   /**
    * Calls `listener` with the entity's view on every state or availability change, and when an
    * entity is added; returns the unsubscribe function.
@@ -78,4 +64,25 @@ export interface RuntimeApi {
   onRemoved(listener: (e: BusEvents['entity.removed']) => void, owner?: string): () => void;
   /** Calls `listener` on every event an entity fires; returns the unsubscribe function. */
   onEvent(listener: (e: BusEvents['entity.event']) => void, owner?: string): () => void;
+}
+
+/**
+ * The runtime API with no transport, as the HTTP server, automations, history, metrics and Home
+ * Assistant see it, the same in every process of a house (src/house/runtime.ts): entities as the
+ * agents say them over the link, commands sent to the agent that runs the device, buttons in the
+ * store. Callers never know whether the devices run in this process or another.
+ */
+export interface RuntimeApi extends DeviceApi {
+  /**
+   * A button as the store has it, read through to the store where several processes share it,
+   * so a press acknowledged by one api replica reads back from every other.
+   */
+  button(id: string): Promise<EntityView | undefined>;
+  /** Records a button's state durably (committed before it resolves), creating it on first use. */
+  setButton(id: string, state: 'on' | 'off'): Promise<EntityView>;
+  /**
+   * Deletes a button that a press created. Throws HearthError: not found, or
+   * HEARTH_ERR_ENTITY_DECLARED for a declared button or a device's entity.
+   */
+  removeButton(id: string): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import type { Clock, Timer } from '../core/clock.js';
 import { reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
+import type { DeviceApi, EntityView } from '../core/runtime-api.js';
 import type { HistoryRow, HistoryStore } from '../store/store.js';
 import type { HistoryConfig } from './config.js';
 
@@ -35,7 +35,7 @@ export interface RecorderStats {
 }
 
 export interface RecorderOptions {
-  runtime: RuntimeApi;
+  runtime: DeviceApi;
   store: HistoryStore;
   config: HistoryConfig;
   clock: Clock;

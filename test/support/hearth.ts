@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Hearth, startHearth } from '../../src/compose.js';
 import { loadConfigFile } from '../../src/config/load.js';
 import type { Clock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/log.js';
 import { drivers } from '../../src/drivers/index.js';
-import { type Hearth, startHearth } from '../../src/hearth.js';
 
 export interface TestHearth extends Hearth {
   dir: string;

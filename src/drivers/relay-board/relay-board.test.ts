@@ -9,7 +9,7 @@ import { letTimePass, until } from '../../../test/support/wait.js';
 import { parseConfig } from '../../config/load.js';
 import type { Clock } from '../../core/clock.js';
 import { silentLogger } from '../../core/log.js';
-import type { EntityView } from '../../core/runtime.js';
+import type { EntityView } from '../../core/runtime-api.js';
 import { LinePort } from '../../transport/line-port.js';
 import { PtyPair } from '../../transport/pty.js';
 import { drivers } from '../index.js';

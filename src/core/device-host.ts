@@ -1,5 +1,4 @@
 import type { Bus, BusEvents } from './bus.js';
-import { type ButtonRows, Buttons, type Pressed } from './buttons.js';
 import type { Clock, Timer } from './clock.js';
 import { clocktime } from './clock.js';
 import { parseCommand } from './command-args.js';
@@ -19,40 +18,22 @@ import {
 import { HearthError, reasonOf } from './errors.js';
 import { commandNames, type Kind } from './kinds.js';
 import type { Logger } from './log.js';
-import { BUTTON_DRIVER, type CommandOptions, type EntityView, type RuntimeApi } from './runtime-api.js';
+import type { CommandOptions, DeviceApi, EntityView } from './runtime-api.js';
 import { QueueFullError, SerialQueue } from './serial-queue.js';
 import { Supervisor } from './supervisor.js';
 
-/** What the store must offer the runtime: hearth-owned state, durable on resolve. */
-export interface RuntimeStore {
-  states: ButtonRows;
-}
-
-export interface RuntimeOptions {
+export interface DeviceHostOptions {
   timezone: string;
   devices: ReadonlyArray<{ driver: Driver; config: DeviceConfig & Record<string, unknown> }>;
-  buttons: ReadonlyArray<{ id: string; name: string }>;
-  /**
-   * `maxUndeclared`: how many button ids not under `buttons:` presses may create (default 100).
-   * Any LAN client can press a new id, and each one is an entity on every page and list.
-   */
-  buttonLimits?: { maxUndeclared: number };
-  store: RuntimeStore;
+  /** Where the entities' changes and the devices' calls are announced. */
   bus: Bus;
   clock: Clock;
   log: Logger;
   /** The chime media folder, handed to drivers that play its files. */
   media?: MediaAccess;
-  /**
-   * False in a cluster's agent, which runs devices only: buttons live in the shared store and
-   * the api replicas answer for them. Default true (one box).
-   */
-  ownsButtons?: boolean;
   /** The process's MQTT connection, handed to drivers that speak MQTT. */
   mqtt?: MqttAccess;
 }
-
-export type { EntityView } from './runtime-api.js';
 
 type Handler = (args: unknown, call: CallContext) => Promise<unknown>;
 
@@ -79,37 +60,25 @@ interface EntityRecord {
 const ENTITY_QUEUE_LIMIT = 100;
 
 /**
- * The runtime API, with no transport: list entities, read state, send a command, subscribe to
- * changes. The HTTP server, the CLI and tests all go through it.
+ * The device host, an agent's engine: it starts each configured device's driver under a
+ * supervisor, keeps the table of their entities, polls them, and runs commands one at a time per
+ * entity, each within its deadline. Every change is announced on its bus. It keeps no state of
+ * hearth's own (buttons are the house's, src/house/runtime.ts).
  */
-export class Runtime implements RuntimeApi {
-  readonly #opts: RuntimeOptions;
+export class DeviceHost implements DeviceApi {
+  readonly #opts: DeviceHostOptions;
   readonly #entities = new Map<string, EntityRecord>();
   readonly #supervisor: Supervisor;
   readonly #stopping = new AbortController();
   readonly #simulators: SimulatorHandle[] = [];
-  readonly #buttons: Buttons;
-  /** Every entity id a configured device will register, with its driver, known before it starts. */
-  readonly #deviceIds = new Map<string, string>();
   #ready = false;
 
-  constructor(opts: RuntimeOptions) {
+  constructor(opts: DeviceHostOptions) {
     this.#opts = opts;
     this.#supervisor = new Supervisor({ log: opts.log, clock: opts.clock });
-    for (const { driver, config } of opts.devices) {
-      for (const e of driver.entities(config)) this.#deviceIds.set(e.id, driver.name);
-    }
-    this.#buttons = new Buttons({
-      declared: opts.buttons,
-      maxUndeclared: opts.buttonLimits?.maxUndeclared,
-      rows: opts.store.states,
-      clock: opts.clock,
-      log: opts.log,
-      deviceOf: (id) => this.#deviceIds.get(id),
-    });
   }
 
-  /** True once buttons are loaded and every device has had its first start attempt. */
+  /** True once every device has had its first start attempt. */
   get ready(): boolean {
     return this.#ready;
   }
@@ -123,13 +92,6 @@ export class Runtime implements RuntimeApi {
   }
 
   async start(): Promise<void> {
-    if (this.#opts.ownsButtons !== false) {
-      for (const b of await this.#buttons.load()) {
-        const e = this.#addButton(b.id, b.name);
-        e.state = b.state;
-        e.updatedAt = b.updatedAt === null ? null : Date.parse(b.updatedAt);
-      }
-    }
     await Promise.all(this.#opts.devices.map((d) => this.#startDevice(d.driver, d.config)));
     this.#ready = true;
   }
@@ -151,11 +113,6 @@ export class Runtime implements RuntimeApi {
     return e ? view(e) : undefined;
   }
 
-  async button(id: string): Promise<EntityView | undefined> {
-    const e = this.#entities.get(id);
-    return e?.driver === BUTTON_DRIVER ? view(e) : undefined;
-  }
-
   /** The current wall-clock time in the configured zone, `HHMM`. */
   clocktime(): string {
     return clocktime(this.#opts.clock.now(), this.#opts.timezone);
@@ -174,7 +131,6 @@ export class Runtime implements RuntimeApi {
     const e = this.#entities.get(id);
     if (!e) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
     const parsed = parseCommand(e.kind, id, name, args);
-    if (e.driver === BUTTON_DRIVER) return this.setButton(id, name as 'on' | 'off');
     const handler = e.handlers[name];
     if (!handler) {
       throw new HearthError(
@@ -187,41 +143,6 @@ export class Runtime implements RuntimeApi {
     const deadline = performance.now() + Math.min(e.timeoutMs, opts.timeoutMs ?? Number.POSITIVE_INFINITY);
     await this.#serial(e, () => this.#call(e, name, (signal) => handler(parsed, { signal }), deadline));
     return view(e);
-  }
-
-  /**
-   * Records a button's state durably, creating the button on first use; resolves only after
-   * the write is committed, so an acknowledged press survives a crash or a power cut.
-   */
-  async setButton(id: string, state: 'on' | 'off'): Promise<EntityView> {
-    const known = this.#entities.get(id);
-    if (known && known.driver !== BUTTON_DRIVER) {
-      throw new HearthError('HEARTH_ERR_BAD_ID', `"${id}" is a ${known.kind}, not a button`);
-    }
-    // Presses of a button run in line with each other and with its delete; a new id's first
-    // press has nothing to wait for, and is listed only once the store has it.
-    const press = async () => this.#pressed(await this.#buttons.press(id, state));
-    return known ? this.#serial(known, press) : press();
-  }
-
-  /**
-   * Deletes a button that a press created (its stored state and its entity). A declared button
-   * or a device's entity is the config's to remove: HEARTH_ERR_ENTITY_DECLARED.
-   */
-  async removeButton(id: string): Promise<void> {
-    const e = this.#entities.get(id);
-    if (!e) throw new HearthError('HEARTH_ERR_ENTITY_NOT_FOUND', `no entity "${id}"`);
-    if (e.driver !== BUTTON_DRIVER) {
-      throw new HearthError(
-        'HEARTH_ERR_ENTITY_DECLARED',
-        `"${id}" is a ${e.kind} of the ${e.driver} device in the config; it cannot be deleted through the API`,
-      );
-    }
-    // In line with the button's presses: one acknowledged before the delete is deleted with it.
-    await this.#serial(e, async () => {
-      await this.#buttons.remove(id);
-      this.#remove(e);
-    });
   }
 
   /** Calls `listener` on every state change; returns the unsubscribe function. */
@@ -251,22 +172,6 @@ export class Runtime implements RuntimeApi {
    */
   onEvent(listener: (e: BusEvents['entity.event']) => void, owner?: string): () => void {
     return this.#opts.bus.on('entity.event', listener, owner);
-  }
-
-  #addButton(id: string, name: string): EntityRecord {
-    return this.#register({ id, kind: 'button', name, timeoutMs: 0, pollMs: 0 }, {}, BUTTON_DRIVER);
-  }
-
-  /** A recorded press: the button is listed (again, after a delete just before) and announced. */
-  #pressed({ view: v }: Pressed): EntityView {
-    const e = this.#entities.get(v.id) ?? this.#addButton(v.id, v.name);
-    if (e.driver !== BUTTON_DRIVER) {
-      // A bridge added a device with this id while the press was being written.
-      throw new HearthError('HEARTH_ERR_BAD_ID', `"${v.id}" is a ${e.kind}, not a button`);
-    }
-    // A press of the same state again is still a press: always announce it.
-    this.#applyState(e, v.state, Date.parse(v.updatedAt as string), true);
-    return view(e);
   }
 
   #register(spec: EntitySpec<Kind>, handlers: Record<string, Handler>, driver: string): EntityRecord {
@@ -526,19 +431,29 @@ export class Runtime implements RuntimeApi {
 
   #markUnavailable(e: EntityRecord, reason: string): void {
     const was = e.available;
+    const before = e.reason;
     e.available = false;
     e.reason = reason;
-    if (!was) return;
+    if (!was) {
+      // Still unavailable, for another reason now ("connecting" became "cannot open"): said on
+      // the bus, so whoever shows the entity shows why, but not logged again.
+      if (reason !== before) this.#announceAvailability(e);
+      return;
+    }
     // Logged once per outage, not once per poll; a device still being reached at start-up
     // (no state yet) is not yet a fault worth a warning.
     if (e.updatedAt === null)
       this.#opts.log.info({ entity: e.id, driver: e.driver, reason }, 'entity not yet available');
     else this.#opts.log.warn({ entity: e.id, driver: e.driver, reason }, 'entity unavailable');
+    this.#announceAvailability(e);
+  }
+
+  #announceAvailability(e: EntityRecord): void {
     this.#opts.bus.emit('entity.availability', {
       id: e.id,
       kind: e.kind,
-      available: false,
-      reason,
+      available: e.available,
+      reason: e.reason,
       at: this.#opts.clock.now(),
     });
   }
@@ -548,13 +463,7 @@ export class Runtime implements RuntimeApi {
     e.available = true;
     e.reason = null;
     this.#opts.log.info({ entity: e.id, driver: e.driver }, 'entity available again');
-    this.#opts.bus.emit('entity.availability', {
-      id: e.id,
-      kind: e.kind,
-      available: true,
-      reason: null,
-      at: this.#opts.clock.now(),
-    });
+    this.#announceAvailability(e);
   }
 }
 

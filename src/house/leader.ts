@@ -23,6 +23,8 @@ export interface LeaderOptions {
   onLead?: (token: number) => void;
   /** This process must stop acting as leader at once. */
   onLose?: (reason: string) => void;
+  /** An attempt found the lease held by another holder (this process stands by). */
+  onStandby?: () => void;
   /** A renewal or acquisition failed (the database unreachable, a timeout); for logs. */
   onError?: (reason: string) => void;
 }
@@ -128,6 +130,7 @@ export class LeaderElector {
     }
     if (grant === undefined) {
       if (this.leading) this.lose(`the lease ${this.opts.name} is held by another holder`);
+      else this.opts.onStandby?.();
       return;
     }
     const until = sent + this.opts.ttlMs - this.margin;

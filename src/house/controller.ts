@@ -2,28 +2,17 @@ import { AutomationEngine } from '../automation/engine.js';
 import type { AutomationConfig } from '../automation/schema.js';
 import type { BackupConfig } from '../backup/config.js';
 import { BackupScheduler, type BackupStatus } from '../backup/scheduler.js';
-import type { MqttLink } from '../bus/mqtt/link.js';
-import type { MqttRpc } from '../bus/mqtt/rpc.js';
 import type { Clock } from '../core/clock.js';
+import type { MqttAccess } from '../core/driver.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 import type { HistoryConfig } from '../history/config.js';
 import { HistoryRecorder } from '../history/recorder.js';
-import {
-  type BridgeLink,
-  bridgeClientId,
-  type HomeAssistant,
-  type HomeAssistantConfig,
-  type MqttSettings,
-  openBridgeLink,
-  startHomeAssistant,
-} from '../homeassistant/start.js';
+import type { HomeAssistant, HomeAssistantConfig } from '../homeassistant/start.js';
 import type { Store } from '../store/store.js';
-import { LeaderTerm } from './fence.js';
 import type { Leadership } from './leadership.js';
-import type { EntityMirror } from './mirror.js';
-import { runRequestSchema } from './wire.js';
+import type { HouseLink, LeaderTerm } from './link.js';
 
 export const CONTROLLER_LEASE = 'controller';
 
@@ -31,19 +20,27 @@ export interface ControllerOptions {
   automations: readonly AutomationConfig[];
   timezone: string;
   runtime: RuntimeApi;
-  mirror: EntityMirror;
   store: Store;
-  link: MqttLink;
-  rpc: MqttRpc;
+  link: HouseLink;
   leadership: Leadership;
   clock: Clock;
   log: Logger;
   /**
    * hearth's own MQTT topics and Home Assistant discovery: the leader runs them over `runtime`
    * (so a command on `<base>/<id>/set` goes to the agent that owns the entity), on a connection
-   * of its own whose will says `<base>/bridge/state` `offline`.
+   * whose will says `<base>/bridge/state` `offline`: one box's own, or in a cluster one opened
+   * for each term (`bridge`).
    */
-  homeassistant?: HomeAssistantConfig & { mqtt: MqttSettings };
+  homeassistant?: {
+    config: HomeAssistantConfig;
+    bridge: () => { access: MqttAccess; stop(): Promise<void> };
+    start: (opts: {
+      config: HomeAssistantConfig;
+      runtime: RuntimeApi;
+      mqtt: MqttAccess;
+      log: Logger;
+    }) => HomeAssistant;
+  };
   /** The history of entity states: the leader alone records it (and compacts it), over `runtime`. */
   history?: HistoryConfig;
   /** Scheduled backups (`backup:`): the leader alone runs them, and says how they stand on `<base>/cluster/backup`. */
@@ -51,27 +48,38 @@ export interface ControllerOptions {
 }
 
 /**
- * The controller role: while this process holds the `controller` lease it runs automations
+ * The controller service: while this process holds the `controller` lease it runs automations
  * and schedules. Each scheduled instant is claimed in the store with the lease's fencing token
- * before it runs, so an instant fires once across failovers, and a deposed leader (an older
- * token) can never claim one. Requests to run an automation now (an api replica's run button
- * or webhook) arrive on `<base>/cluster/ctl/run`. The leader also serves hearth's own MQTT
- * topics and Home Assistant discovery (src/homeassistant/start.ts), and records the history of
- * entity states (src/history/recorder.ts), as one box does.
+ * before it runs, so an instant fires once across failovers and restarts, and a deposed leader
+ * (an older token) can never claim one. Requests to run an automation now (an api service's run
+ * button or webhook) arrive over the link. The leader also serves hearth's own MQTT topics and
+ * Home Assistant discovery (src/homeassistant/start.ts), records the history of entity states
+ * (src/history/recorder.ts) and makes the scheduled backups.
  */
-export class ControllerRole {
+export class ControllerService {
   readonly #o: ControllerOptions;
   #engine: AutomationEngine | undefined;
   /** The leader record this process publishes while it leads, fenced with the term's token. */
   #term: LeaderTerm | undefined;
   #stopServing: (() => void) | undefined;
-  #homeassistant: { bridge: BridgeLink; parts: HomeAssistant } | undefined;
+  #homeassistant: { bridge: { stop(): Promise<void> }; parts: HomeAssistant } | undefined;
   #recorder: HistoryRecorder | undefined;
   #backups: BackupScheduler | undefined;
   #stopped = false;
+  /** Settles once this process first leads, stands by, or stops. */
+  readonly #firstTerm: Promise<void>;
+  #settleFirst: () => void = () => {};
 
   constructor(opts: ControllerOptions) {
     this.#o = opts;
+    this.#firstTerm = new Promise((resolve) => {
+      this.#settleFirst = resolve;
+    });
+  }
+
+  /** Settles once this process has first led, found another holder leading, or stopped. */
+  get firstTerm(): Promise<void> {
+    return this.#firstTerm;
   }
 
   get leading(): boolean {
@@ -83,19 +91,51 @@ export class ControllerRole {
     return this.#backups?.status() ?? null;
   }
 
+  /** How backups stand, with the folder read again (an archive made by hand shows at once). */
+  async refreshBackups(): Promise<BackupStatus | null> {
+    await this.#backups?.refresh();
+    return this.backupStatus();
+  }
+
+  /** hearth's MQTT topics and Home Assistant discovery, while this process leads them. */
+  get homeassistant(): HomeAssistant | undefined {
+    return this.#homeassistant?.parts;
+  }
+
+  /** The recorder of entity history, while this process leads. */
+  get history(): HistoryRecorder | undefined {
+    return this.#recorder;
+  }
+
+  /** The automation engine, while this process leads. */
+  get automations(): AutomationEngine | undefined {
+    return this.#engine;
+  }
+
   start(): void {
     const { leadership } = this.#o;
-    leadership.start({ lead: (token) => this.#lead(token), lose: (reason) => this.#lose(reason) });
+    leadership.start({
+      lead: async (token) => {
+        try {
+          await this.#lead(token);
+        } finally {
+          this.#settleFirst();
+        }
+      },
+      lose: (reason) => this.#lose(reason),
+      standby: () => this.#settleFirst(),
+    });
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#settleFirst();
     await this.#o.leadership.stop();
   }
 
   async #lead(token: number): Promise<void> {
     if (this.#engine || this.#stopped) return;
-    const { store, link, rpc, log } = this.#o;
+    const { store, link, log } = this.#o;
     log.info({ fencingToken: token }, 'controller leads: running automations');
     const engine = new AutomationEngine({
       automations: this.#o.automations,
@@ -119,13 +159,11 @@ export class ControllerRole {
       }).start();
     }
     await engine.start();
-    this.#stopServing = rpc.serve(link.topics.ctl('run'), async (body) => {
-      const req = runRequestSchema.safeParse(body);
-      if (!req.success) throw new HearthError('HEARTH_ERR_BAD_REQUEST', 'not a run request');
+    this.#stopServing = link.serveRuns(async (req) => {
       if (!this.#engine) throw new HearthError('HEARTH_ERR_NOT_READY', 'the controller is stepping down');
-      return this.#engine.trigger(req.data.automation, req.data.trigger);
+      return this.#engine.trigger(req.automation, req.trigger);
     });
-    this.#term = new LeaderTerm(link, { lease: CONTROLLER_LEASE, token });
+    this.#term = link.term({ lease: CONTROLLER_LEASE, token });
     this.#term.announce();
     const backup = this.#o.backup;
     if (backup) {
@@ -134,19 +172,15 @@ export class ControllerRole {
         timezone: this.#o.timezone,
         log: log.child({ part: 'backup' }),
         // After each backup, and every minute (ages and lateness change with time alone).
-        onChange: (status) => link.publish(link.topics.backup, status, { retain: true }),
+        onChange: (status) => link.backups(status),
       });
       this.#backups = scheduler;
       await scheduler.start();
     }
     const ha = this.#o.homeassistant;
     if (ha) {
-      const bridge = openBridgeLink(ha.mqtt, {
-        role: 'controller',
-        clientId: bridgeClientId(link.clientId),
-        log,
-      });
-      const parts = startHomeAssistant({ config: ha, runtime: this.#o.runtime, mqtt: bridge.access, log });
+      const bridge = ha.bridge();
+      const parts = ha.start({ config: ha.config, runtime: this.#o.runtime, mqtt: bridge.access, log });
       this.#homeassistant = { bridge, parts };
     }
   }
@@ -154,7 +188,8 @@ export class ControllerRole {
   async #lose(reason: string): Promise<void> {
     const engine = this.#engine;
     if (!engine) return;
-    this.#o.log.warn({ reason }, 'controller no longer leads: automations stop here');
+    if (this.#stopped) this.#o.log.info('controller stopping automations');
+    else this.#o.log.warn({ reason }, 'controller no longer leads: automations stop here');
     this.#stopServing?.();
     this.#stopServing = undefined;
     this.#engine = undefined;

@@ -19,6 +19,8 @@ export interface LeaderRole {
   lead(token: number): Promise<void>;
   /** Stop acting at once; called when the lease is lost or set aside, and on stop. Safe when not leading. */
   lose(reason: string): Promise<void>;
+  /** Another holder has the lease: this process stands by (said on each attempt). */
+  standby?(): void;
 }
 
 /**
@@ -98,6 +100,7 @@ export class Leadership {
         void this.#turn((role) => role.lead(token));
       },
       onLose: (reason) => void this.#turn((role) => role.lose(reason)),
+      onStandby: () => this.#role?.standby?.(),
       // Said once per kind of failure, not every attempt: a database away for an hour is one line.
       onError: (reason) => {
         if (reason === this.#lastError) return;
