@@ -16,7 +16,7 @@ import { AllowList } from '../server/allow-list.js';
 import { storeStatus } from '../server/api-cluster.js';
 import { buildControlServer, buildHealthServer, buildPublicServer, deviceLayout } from '../server/app.js';
 import { listen } from '../server/listen.js';
-import { MediaLibrary } from '../server/media.js';
+import { MediaLibrary } from '../media/library.js';
 import { Metrics } from '../server/metrics.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';

@@ -6,6 +6,7 @@ import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 import type { HistoryReader } from '../history/query.js';
+import type { MediaLibrary } from '../media/library.js';
 import type { SessionStore } from '../store/store.js';
 import {
   type ControlAccess,
@@ -39,7 +40,7 @@ import {
   methodNotAllowed,
   notFoundHandler,
 } from './http-errors.js';
-import { type MediaLibrary, registerMediaRoutes } from './media.js';
+import { registerMediaRoutes } from './media-routes.js';
 import type { Metrics } from './metrics.js';
 import { publicView } from './public-view.js';
 import { LoginThrottle, registerSessionRoutes, Sessions } from './sessions.js';
