@@ -14,7 +14,7 @@ import { AllowList } from './server/allow-list.js';
 import { buildControlServer, buildPublicServer, deviceLayout } from './server/app.js';
 import { listen } from './server/listen.js';
 import { MediaLibrary } from './media/library.js';
-import { Metrics } from './server/metrics.js';
+import { Metrics } from './metrics/metrics.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { hearthVersion } from './version.js';

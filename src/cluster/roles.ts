@@ -17,7 +17,7 @@ import { storeStatus } from '../server/api-cluster.js';
 import { buildControlServer, buildHealthServer, buildPublicServer, deviceLayout } from '../server/app.js';
 import { listen } from '../server/listen.js';
 import { MediaLibrary } from '../media/library.js';
-import { Metrics } from '../server/metrics.js';
+import { Metrics } from '../metrics/metrics.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { AgentRole } from './agent.js';

@@ -7,6 +7,7 @@ import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 import type { HistoryReader } from '../history/query.js';
 import type { MediaLibrary } from '../media/library.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { SessionStore } from '../store/store.js';
 import {
   type ControlAccess,
@@ -41,7 +42,6 @@ import {
   notFoundHandler,
 } from './http-errors.js';
 import { registerMediaRoutes } from './media-routes.js';
-import type { Metrics } from './metrics.js';
 import { publicView } from './public-view.js';
 import { LoginThrottle, registerSessionRoutes, Sessions } from './sessions.js';
 import { renderStatusPage, statusPageHeaders } from './status-page.js';
