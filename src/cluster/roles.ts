@@ -6,6 +6,7 @@ import { MqttLink, openTlsFiles } from '../bus/mqtt/link.js';
 import { refuseOpenBroker } from '../bus/mqtt/probe.js';
 import { MqttRpc, RpcError } from '../bus/mqtt/rpc.js';
 import type { HearthConfig } from '../config/load.js';
+import { backupStatusSchema } from '../contract/views.js';
 import { LocalBus } from '../core/bus.js';
 import { Buttons } from '../core/buttons.js';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -27,7 +28,7 @@ import { Leadership } from './leadership.js';
 import { type DeclaredEntity, type DynamicSource, EntityMirror } from './mirror.js';
 import { RemoteAutomations } from './remote-automations.js';
 import { RemoteRuntime } from './remote-runtime.js';
-import { agentLease, backupStatusSchema, type EntityEvent } from './wire.js';
+import { agentLease, type EntityEvent } from './wire.js';
 
 export type Role = 'all' | 'api' | 'controller' | 'agent';
 

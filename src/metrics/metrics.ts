@@ -8,8 +8,8 @@ import Counter from 'prom-client/lib/counter.js';
 import Gauge from 'prom-client/lib/gauge.js';
 import Histogram from 'prom-client/lib/histogram.js';
 import Registry from 'prom-client/lib/registry.js';
-import type { BackupStatus } from '../backup/scheduler.js';
-import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
+import type { BackupStatus, EntityView } from '../contract/views.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
 import { hearthVersion } from '../version.js';
 
 /** What metrics read of the runtime: its entities at scrape time, and its events. */

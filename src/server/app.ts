@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type onRequestAsyncHookHandler } from 'fastify';
 import type { AutomationsApi } from '../automation/engine.js';
-import type { BackupStatus } from '../backup/scheduler.js';
 import type { DeviceEntry } from '../config/load.js';
+import type { BackupStatus, DeviceLayout } from '../contract/views.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
@@ -77,14 +77,6 @@ export interface ControlServerOptions extends ServerOptions, ControlAccess {
   devices?: readonly DeviceLayout[];
   /** `GET /api/v1/backups`: the newest archive and the schedule; unknown (null) when left out. */
   backups?: () => Promise<BackupStatus | null>;
-}
-
-/** A configured device as the dashboard groups it: its entities, and its room if the config names one. */
-export interface DeviceLayout {
-  id: string;
-  name: string;
-  room: string | null;
-  entities: string[];
 }
 
 /** The dashboard's groups for `devices` (a config's device entries). */
