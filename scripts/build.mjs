@@ -1,7 +1,7 @@
 // Builds dist/hearth.mjs (and the dashboard, dist/web: see the end): the CLI and everything it always needs in one minified ES module.
 // One file loads several times faster than hundreds of modules, which is most of start-up
-// time on a Raspberry Pi. What only some configs use (a driver's code, node-ical, the
-// prom-client registry) is behind a dynamic import() and lands in dist/chunks/, loaded the
+// time on a Raspberry Pi. What only some configs use (a driver's code, node-ical, prom-client's
+// default metrics) is behind a dynamic import() and lands in dist/chunks/, loaded the
 // first time it is needed. Packages with native addons (better-sqlite3, serialport) stay
 // outside: they find their compiled parts relative to their own files.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -3,7 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBus } from '../src/core/bus.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
-import { Metrics } from '../src/server/metrics.js';
+import { Metrics } from '../src/metrics/metrics.js';
 import { hearthVersion } from '../src/version.js';
 import { http, post, startTestHearth, type TestHearth } from './support/hearth.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';

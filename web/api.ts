@@ -1,54 +1,24 @@
 /** The JSON API as the dashboard uses it: same-origin fetches; control requests are JSON POSTs. */
 
-export interface Entity {
-  id: string;
-  kind: string;
-  name: string;
-  driver: string;
-  state: unknown;
-  available: boolean;
-  reason: string | null;
-  updatedAt: string | null;
-  commands: string[];
-  attributes: Record<string, unknown>;
-}
+import type {
+  AutomationRun,
+  AutomationView,
+  BackupStatus,
+  DeviceLayout,
+  EntityView,
+} from '../src/contract/views.js';
 
-export interface Device {
-  id: string;
-  name: string;
-  room: string | null;
-  entities: string[];
-}
-
-export interface Run {
-  id: number;
-  trigger: string;
-  startedAt: number;
-  endedAt: number | null;
-  outcome: 'queued' | 'running' | 'ok' | 'failed' | 'skipped' | 'cancelled';
-  error: string | null;
-}
-
-export interface Automation {
-  id: string;
-  name: string;
-  triggers: string[];
-  mode: string;
-  running: number;
-  queued: number;
-  nextRunAt: string | null;
-  lastRun: Run | null;
-}
-
-/** GET /api/v1/backups (src/backup/scheduler.ts BackupStatus); null where this process cannot tell. */
-export interface Backups {
-  every: string | null;
-  newest: { name: string; at: string; bytes: number } | null;
-  lastError: { at: string; message: string } | null;
-  nextAt: string | null;
-  running: boolean;
-  stale: boolean;
-}
+/*
+ * What the server sends, as src/contract/views.ts defines it for every client: types only, so
+ * the bundle carries none of the server's code (nor zod).
+ */
+export type {
+  AutomationRun as Run,
+  AutomationView as Automation,
+  BackupStatus as Backups,
+  DeviceLayout as Device,
+  EntityView as Entity,
+};
 
 export interface Session {
   tokenRequired: boolean;
@@ -87,23 +57,24 @@ export const api = {
   session: () => call<Session>('GET', '/api/v1/session'),
   login: (token: string) => call<Session>('POST', '/api/v1/session', { token }),
   logout: () => call<void>('DELETE', '/api/v1/session'),
-  entities: () => call<{ entities: Entity[] }>('GET', '/api/v1/entities').then((r) => r.entities),
-  devices: () => call<{ devices: Device[] }>('GET', '/api/v1/devices').then((r) => r.devices),
-  backups: () => call<{ backups: Backups | null }>('GET', '/api/v1/backups').then((r) => r.backups),
+  entities: () => call<{ entities: EntityView[] }>('GET', '/api/v1/entities').then((r) => r.entities),
+  devices: () => call<{ devices: DeviceLayout[] }>('GET', '/api/v1/devices').then((r) => r.devices),
+  backups: () => call<{ backups: BackupStatus | null }>('GET', '/api/v1/backups').then((r) => r.backups),
   media: () =>
     call<{ files: string[] }>('GET', '/api/v1/media').then(
       (r) => r.files,
       () => [] as string[],
     ),
   automations: () =>
-    call<{ automations: Automation[] }>('GET', '/api/v1/automations').then((r) => r.automations),
+    call<{ automations: AutomationView[] }>('GET', '/api/v1/automations').then((r) => r.automations),
   runs: (id: string) =>
-    call<{ runs: Run[] }>('GET', `/api/v1/automations/${encodeURIComponent(id)}/runs?limit=5`).then(
+    call<{ runs: AutomationRun[] }>('GET', `/api/v1/automations/${encodeURIComponent(id)}/runs?limit=5`).then(
       (r) => r.runs,
     ),
-  run: (id: string) => call<{ run: Run }>('POST', `/api/v1/automations/${encodeURIComponent(id)}/run`, {}),
+  run: (id: string) =>
+    call<{ run: AutomationRun }>('POST', `/api/v1/automations/${encodeURIComponent(id)}/run`, {}),
   command: (id: string, name: string, args: Record<string, unknown> = {}) =>
-    call<{ entity: Entity }>(
+    call<{ entity: EntityView }>(
       'POST',
       `/api/v1/entities/${encodeURIComponent(id)}/commands/${encodeURIComponent(name)}`,
       args,

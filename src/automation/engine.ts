@@ -1,4 +1,5 @@
 import { Cron } from 'croner';
+import type { AutomationRun, AutomationView } from '../contract/views.js';
 import type { BusEvents } from '../core/bus.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { clocktime } from '../core/clock.js';
@@ -6,11 +7,10 @@ import { HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 import { redactText } from '../store/redact.js';
-import type { AutomationRun, AutomationStore } from '../store/store.js';
+import type { AutomationStore } from '../store/store.js';
 import {
   type Action,
   type AutomationConfig,
-  type AutomationMode,
   type Condition,
   defaultMaxRuns,
   durationMs,
@@ -43,22 +43,8 @@ export interface AutomationsApi {
   trigger(id: string, trigger?: string): Promise<Launched>;
 }
 
-/** An automation as the API shows it. */
-export interface AutomationView {
-  id: string;
-  name: string;
-  triggers: string[];
-  /** What a trigger does while a run is under way. */
-  mode: AutomationMode;
-  /** The limit of runs for queued and parallel; null for single and restart. */
-  max: number | null;
-  /** Runs under way now, and runs waiting their turn (queued). */
-  running: number;
-  queued: number;
-  /** ISO time of the next scheduled run, if it has a schedule. */
-  nextRunAt: string | null;
-  lastRun: AutomationRun | null;
-}
+/** An automation as the API shows it: src/contract/views.ts. */
+export type { AutomationView };
 
 /** What a trigger came to: the run as recorded, and whether the automation's mode refused it. */
 export interface Launched {

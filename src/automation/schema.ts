@@ -1,5 +1,6 @@
 import { Cron } from 'croner';
 import { z } from 'zod/v3';
+import { type AutomationMode, automationModes } from '../contract/views.js';
 import { idSchema } from '../core/kinds.js';
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day as HH:MM, e.g. 06:30');
@@ -141,9 +142,8 @@ const missedSchema = z.union([
     .strict(),
 ]);
 
-/** What a trigger does while the automation is running, as in Home Assistant. */
-export const automationModes = ['single', 'restart', 'queued', 'parallel'] as const;
-export type AutomationMode = (typeof automationModes)[number];
+/** What a trigger does while the automation is running (src/contract/views.ts: the API shows it). */
+export { type AutomationMode, automationModes };
 /** Runs at a time (parallel), or running and waiting (queued), when `max` is left out. */
 export const defaultMaxRuns = 10;
 

@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import type { HearthConfig } from '../config/load.js';
 import { readSmallFile } from '../config/read-file.js';
 import { reasonOf } from '../core/errors.js';
-import { isPlainFileName, MediaLibrary } from '../server/media.js';
+import { isPlainFileName, MediaLibrary } from '../media/library.js';
 import { openStore } from '../store/open.js';
 import { BACKUP_TABLES, type BackupTable, type Store } from '../store/store.js';
 import { hearthVersion } from '../version.js';

@@ -13,7 +13,7 @@ import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { reasonOf } from '../core/errors.js';
 import { drivers } from '../drivers/index.js';
-import { isPlainFileName } from '../server/media.js';
+import { isPlainFileName } from '../media/library.js';
 import { openStore } from '../store/open.js';
 import { BACKUP_TABLES, type DumpChunk, type Store } from '../store/store.js';
 import { digest, readArchive } from './archive.js';

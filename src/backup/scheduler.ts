@@ -2,24 +2,13 @@ import { spawn } from 'node:child_process';
 import { readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cron } from 'croner';
+import type { BackupStatus } from '../contract/views.js';
 import { reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { BackupConfig } from './config.js';
 
-/** What GET /api/v1/backups and the dashboard show, and /metrics exports. */
-export interface BackupStatus {
-  /** The schedule (`backup.every`), or null when hearth makes no backups itself. */
-  every: string | null;
-  /** The newest archive in `backup.dir` (by the time in its name), whoever made it. */
-  newest: { name: string; at: string; bytes: number } | null;
-  /** The last scheduled backup that failed, until one succeeds again. */
-  lastError: { at: string; message: string } | null;
-  /** When the next scheduled backup runs (ISO), or null. */
-  nextAt: string | null;
-  running: boolean;
-  /** The newest archive (or, with none, hearth's start) is older than twice the schedule. */
-  stale: boolean;
-}
+/** What GET /api/v1/backups and the dashboard show, and /metrics exports: src/contract/views.ts. */
+export type { BackupStatus };
 
 export interface BackupSchedulerOptions {
   config: BackupConfig;

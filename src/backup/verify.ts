@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { maxFileBytes } from '../config/read-file.js';
-import { isPlainFileName } from '../server/media.js';
+import { isPlainFileName } from '../media/library.js';
 import { BACKUP_TABLES } from '../store/store.js';
 import { digest, type ReadArchiveOptions, readArchive } from './archive.js';
 import { BackupError } from './errors.js';

@@ -5,7 +5,7 @@ import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { reasonOf } from '../core/errors.js';
 import { drivers } from '../drivers/index.js';
-import { contentTypeOf, exampleUrl, isPlainFileName } from '../server/media.js';
+import { contentTypeOf, exampleUrl, isPlainFileName } from '../media/library.js';
 import { configPath } from './config-path.js';
 
 interface AddOptions {

@@ -2,6 +2,7 @@ import type { Launched } from '../automation/engine.js';
 import type { BackupStatus } from '../backup/scheduler.js';
 import type { MqttLink } from '../bus/mqtt/link.js';
 import { MqttRpc, RpcError } from '../bus/mqtt/rpc.js';
+import { backupStatusSchema } from '../contract/views.js';
 import { type ErrorCode, errorCatalogue, HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { EntityView } from '../core/runtime-api.js';
@@ -16,7 +17,7 @@ import type {
 import type { EntityMirror } from '../house/mirror.js';
 import { feedMirror } from './feed.js';
 import { LeaderTerm } from './fence.js';
-import { backupStatusSchema, commandRequestSchema, type EntityEvent, runRequestSchema } from './wire.js';
+import { commandRequestSchema, type EntityEvent, runRequestSchema } from './wire.js';
 
 /** How long an api service waits for the controller to start a run it asked for. */
 const RUN_TIMEOUT_MS = 5000;

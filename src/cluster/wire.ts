@@ -1,34 +1,14 @@
 import { z } from 'zod/v3';
+import { type EntityView, entityViewSchema, entityViewShape, idSchema } from '../contract/views.js';
 import { kindNames } from '../core/kinds.js';
-import type { EntityView } from '../core/runtime-api.js';
 
 /*
  * What the roles send each other on MQTT, beside src/bus/mqtt/topics.ts (the topic names).
  * Every payload is parsed with these schemas: anything else on our topics is garbage, counted
- * and ignored, never thrown.
+ * and ignored, never thrown. What HTTP clients see as well (an entity's view, the backup
+ * status) is src/contract/views.ts; what is the cluster's alone (fences, leader records,
+ * requests) is here.
  */
-
-const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
-
-const viewShape = {
-  id: idSchema,
-  kind: z.enum(kindNames),
-  name: z.string().max(200),
-  driver: z.string().max(64),
-  state: z.unknown(),
-  available: z.boolean(),
-  reason: z.string().max(2000).nullable(),
-  updatedAt: z.string().max(40).nullable(),
-  commands: z.array(z.string().max(64)).max(32),
-  attributes: z.record(z.unknown()),
-};
-
-/** An entity's whole view, as HTTP clients see it (`GET /api/v1/entities/<id>`). */
-export const viewSchema: z.ZodType<EntityView, z.ZodTypeDef, unknown> = z.object(viewShape) as z.ZodType<
-  EntityView,
-  z.ZodTypeDef,
-  unknown
->;
 
 /**
  * The fencing token of the lease term a message was published in: an agent leader puts its
@@ -42,7 +22,7 @@ const fenceSchema = z.number().int().nonnegative().optional();
  * `<base>/cluster/state/<entity>`, retained: the entity's whole view, with beside its fields the
  * `fence` of the agent leader that published it (absent on a button, which no lease owns).
  */
-export const stateSchema = z.object({ ...viewShape, fence: fenceSchema });
+export const stateSchema = z.object({ ...entityViewShape, fence: fenceSchema });
 
 /** A state message's view (what HTTP clients see) and its fence, apart. */
 export function splitFence(message: z.infer<typeof stateSchema>): { view: EntityView; fence?: number } {
@@ -58,7 +38,7 @@ export function splitFence(message: z.infer<typeof stateSchema>): { view: Entity
  * a new press. Each carries the publishing leader's `fence`, as a state message does.
  */
 export const entityEventSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('state'), view: viewSchema, previous: z.unknown(), fence: fenceSchema }),
+  z.object({ type: z.literal('state'), view: entityViewSchema, previous: z.unknown(), fence: fenceSchema }),
   z.object({
     type: z.literal('event'),
     id: idSchema,
@@ -99,15 +79,3 @@ export const runRequestSchema = z.object({
 export function leaseTopicId(lease: string): string {
   return lease.replace(':', '-');
 }
-
-/** `<base>/cluster/backup`, retained: the leading controller's BackupStatus, for the api's dashboard. */
-export const backupStatusSchema = z.object({
-  every: z.string().max(200).nullable(),
-  newest: z
-    .object({ name: z.string().max(300), at: z.string().max(40), bytes: z.number().nonnegative() })
-    .nullable(),
-  lastError: z.object({ at: z.string().max(40), message: z.string().max(2000) }).nullable(),
-  nextAt: z.string().max(40).nullable(),
-  running: z.boolean(),
-  stale: z.boolean(),
-});

@@ -1,27 +1,11 @@
+import type { EntityView } from '../contract/views.js';
 import type { Bus, BusEvents } from './bus.js';
-import type { Kind } from './kinds.js';
+
+/** An entity as every transport shows it: src/contract/views.ts, what hearth sends its clients. */
+export type { EntityView };
 
 /** The `driver` of a button: hearth keeps its state itself. */
 export const BUTTON_DRIVER = 'hearth';
-
-/** An entity as every transport shows it. */
-export interface EntityView {
-  id: string;
-  kind: Kind;
-  name: string;
-  /** The driver that runs it, or `hearth` for state hearth keeps itself (buttons). */
-  driver: string;
-  /** The last known state; null until the device has been read. */
-  state: unknown;
-  available: boolean;
-  /** Why it is unavailable; null when available. */
-  reason: string | null;
-  /** ISO time of the last state report; null if none yet. */
-  updatedAt: string | null;
-  commands: string[];
-  /** Facts beside the state: a sensor's unit, when a brew or a valve ends. */
-  attributes: Record<string, unknown>;
-}
 
 /** Options of one command. */
 export interface CommandOptions {

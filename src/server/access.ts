@@ -2,9 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { HearthError } from '../core/errors.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { AllowList } from './allow-list.js';
 import type { AddressOf } from './connections.js';
-import type { Metrics } from './metrics.js';
 import { crossSite, HostNames } from './origin.js';
 import type { LoginThrottle, Sessions } from './sessions.js';
 

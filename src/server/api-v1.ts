@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { EntityView } from '../contract/views.js';
 import { HearthError } from '../core/errors.js';
-import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
 import { type HistoryReader, readHistory } from '../history/query.js';
 import { statusRoute } from './access.js';
 import type { EventStreams } from './events.js';

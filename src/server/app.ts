@@ -1,11 +1,13 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type onRequestAsyncHookHandler } from 'fastify';
 import type { AutomationsApi } from '../automation/engine.js';
-import type { BackupStatus } from '../backup/scheduler.js';
 import type { DeviceEntry } from '../config/load.js';
+import type { BackupStatus, DeviceLayout } from '../contract/views.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 import type { HistoryReader } from '../history/query.js';
+import type { MediaLibrary } from '../media/library.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { SessionStore } from '../store/store.js';
 import {
   type ControlAccess,
@@ -39,8 +41,7 @@ import {
   methodNotAllowed,
   notFoundHandler,
 } from './http-errors.js';
-import { type MediaLibrary, registerMediaRoutes } from './media.js';
-import type { Metrics } from './metrics.js';
+import { registerMediaRoutes } from './media-routes.js';
 import { publicView } from './public-view.js';
 import { LoginThrottle, registerSessionRoutes, Sessions } from './sessions.js';
 import { renderStatusPage, statusPageHeaders } from './status-page.js';
@@ -76,14 +77,6 @@ export interface ControlServerOptions extends ServerOptions, ControlAccess {
   devices?: readonly DeviceLayout[];
   /** `GET /api/v1/backups`: the newest archive and the schedule; unknown (null) when left out. */
   backups?: () => Promise<BackupStatus | null>;
-}
-
-/** A configured device as the dashboard groups it: its entities, and its room if the config names one. */
-export interface DeviceLayout {
-  id: string;
-  name: string;
-  room: string | null;
-  entities: string[];
 }
 
 /** The dashboard's groups for `devices` (a config's device entries). */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import type { EntityView } from '../contract/views.js';
 import type { BusEvents } from '../core/bus.js';
-import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
 
 /*
  * The process's record of recent changes, for event streams that reconnect. Every change gets

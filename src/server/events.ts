@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EntityView } from '../contract/views.js';
 import { HearthError } from '../core/errors.js';
-import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { ListenerName } from './access.js';
 import {
   closeJournal,
@@ -10,7 +12,6 @@ import {
   openJournal,
   type ResetReason,
 } from './event-journal.js';
-import type { Metrics } from './metrics.js';
 import { publicView } from './public-view.js';
 
 /*

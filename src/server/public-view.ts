@@ -1,4 +1,4 @@
-import type { EntityView } from '../core/runtime-api.js';
+import type { EntityView } from '../contract/views.js';
 
 /*
  * What strangers see of a failure. A reason names LAN addresses, host names, serial numbers in

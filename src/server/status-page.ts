@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { EntityView } from '../core/runtime-api.js';
+import type { EntityView } from '../contract/views.js';
 
 /**
  * The status page, `GET /`: hearth's public face. One self-contained HTML document (no

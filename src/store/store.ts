@@ -1,3 +1,5 @@
+import type { AutomationRun } from '../contract/views.js';
+
 /**
  * The one persistence interface. SQLite sits behind it on one box; PostgreSQL in a cluster.
  * Callers never see which. Every write resolves only once it is committed; a write that cannot
@@ -52,23 +54,8 @@ export type ButtonPressResult =
   | { recorded: true; previous: StoredState | undefined }
   | { recorded: false; full: number };
 
-/** One run of an automation, as recorded. */
-export interface AutomationRun {
-  id: number;
-  automation: string;
-  /** What started it: `cron 20 16 * * *`, `state bedside on`, `webhook`, `missed cron ...`. */
-  trigger: string;
-  startedAt: number;
-  /** Null while running. */
-  endedAt: number | null;
-  /**
-   * `queued`: waiting for the run before it (mode: queued); `cancelled`: stopped part-way (a
-   * restart, or hearth stopping); `skipped`: a condition did not hold, or the mode refused it.
-   */
-  outcome: 'queued' | 'running' | 'ok' | 'failed' | 'skipped' | 'cancelled';
-  /** Why it failed, was skipped or cancelled; null when ok. */
-  error: string | null;
-}
+/** One run of an automation, as recorded: src/contract/views.ts. */
+export type { AutomationRun };
 
 export interface AutomationStore {
   /**
