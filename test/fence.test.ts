@@ -2,7 +2,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MqttLink } from '../src/bus/mqtt/link.js';
 import { feedMirror } from '../src/cluster/feed.js';
 import { LeaderTerm, supersedes } from '../src/cluster/fence.js';
+import { MqttHouseLink } from '../src/cluster/mqtt-link.js';
+import type { BackupStatus } from '../src/contract/views.js';
 import type { BusEvents } from '../src/core/bus.js';
+import { silentLogger } from '../src/core/log.js';
 import type { EntityView } from '../src/core/runtime-api.js';
 import { type DeclaredEntity, EntityMirror } from '../src/house/mirror.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
@@ -82,7 +85,12 @@ describe.skipIf(mosquittoMissing)('fencing against a real Mosquitto', () => {
     await Promise.all(opened.splice(0).map((l) => l.stop()));
     // Each test starts from an empty broker: clear what the agents left retained.
     const sweep = await link('sweeper');
-    for (const t of [leaderTopic(sweep), sweep.topics.state('lamp'), sweep.topics.state('sentinel')])
+    for (const t of [
+      leaderTopic(sweep),
+      sweep.topics.state('lamp'),
+      sweep.topics.state('sentinel'),
+      sweep.topics.backup,
+    ])
       sweep.publish(t, '', { retain: true });
     await sweep.publishNow(sweep.topics.state('sentinel'), '', { retain: true });
     await sweep.stop();
@@ -136,6 +144,46 @@ describe.skipIf(mosquittoMissing)('fencing against a real Mosquitto', () => {
     next.publish(leaderTopic(next), { holder: null, token: 2 }, { retain: true });
     await waitUntil(() => mirror.get('lamp')?.available === false, 5000, 'the lamp to be unavailable');
     expect(mirror.get('lamp')?.reason).toBe('no hearth agent "main" is running');
+  });
+
+  it("an api replica shows the newest controller term's backups; a deposed controller's late status is ignored and said over", async () => {
+    const status = (newest: string): BackupStatus => ({
+      every: '1d',
+      newest: { name: newest, at: '2026-12-01T00:00:00.000Z', bytes: 1000 },
+      lastError: null,
+      nextAt: null,
+      running: false,
+      stale: false,
+    });
+    const heard: string[] = [];
+    const api = new MqttHouseLink(await link('api'), { log: silentLogger() });
+    stops.push(api.onBackups((s) => heard.push(s.newest?.name ?? '')));
+    const leader = new MqttHouseLink(await link('controller-new'), { log: silentLogger() });
+    const term = leader.term({ lease: 'controller', token: 2 });
+    term.announce();
+    term.backups(status('new-term.tar.gz'));
+    await waitUntil(() => heard.at(-1) === 'new-term.tar.gz', 5000, "the new term's status");
+
+    // The deposed controller wakes and says its last status, retained.
+    const old = await link('controller-old');
+    old.publish(
+      old.topics.backup,
+      { ...status('old-term.tar.gz'), fence: 1 },
+      { retain: true, remember: false },
+    );
+    // The leader says its own again over it; the replica never showed the old one.
+    await waitUntil(
+      () => heard.filter((h) => h === 'new-term.tar.gz').length >= 2,
+      5000,
+      'the leader to say its status again',
+    );
+    expect(heard).not.toContain('old-term.tar.gz');
+    // A replica that connects now reads the new term's, retained.
+    const late: string[] = [];
+    const lateApi = new MqttHouseLink(await link('late-api'), { log: silentLogger() });
+    stops.push(lateApi.onBackups((s) => late.push(s.newest?.name ?? '')));
+    await waitUntil(() => late.length > 0, 5000, 'the late replica to hear a status');
+    expect(late.at(-1)).toBe('new-term.tar.gz');
   });
 
   it("a leader says its own again over an older term's retained words, so a replica that connects later sees its term", async () => {

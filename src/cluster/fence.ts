@@ -1,7 +1,15 @@
 import type { MqttLink } from '../bus/mqtt/link.js';
 import { parseJson } from '../bus/mqtt/topics.js';
+import type { BackupStatus } from '../contract/views.js';
 import type { EntityView } from '../core/runtime-api.js';
-import { type EntityEvent, type LeaderRecord, leaderSchema, leaseTopicId, stateSchema } from './wire.js';
+import {
+  backupMessageSchema,
+  type EntityEvent,
+  type LeaderRecord,
+  leaderSchema,
+  leaseTopicId,
+  stateSchema,
+} from './wire.js';
 
 /*
  * Fencing on the cluster wire. Every lease term has its own token, and tokens only grow (the
@@ -53,6 +61,8 @@ export class LeaderTerm {
   readonly #leaderTopic: string;
   /** The state topics this term has published retained: none is re-sent once it ends. */
   readonly #stateTopics = new Set<string>();
+  #backups: BackupStatus | undefined;
+  #watchingBackups = false;
   #ended = false;
 
   constructor(link: MqttLink, opts: LeaderTermOptions) {
@@ -84,6 +94,25 @@ export class LeaderTerm {
     const topic = this.#link.topics.state(id);
     this.#stateTopics.add(topic);
     this.#link.publish(topic, '', { retain: true });
+  }
+
+  /** Publishes how backups stand (retained), fenced; said again over an older term's. */
+  backups(status: BackupStatus): void {
+    if (this.#ended) return;
+    this.#backups = status;
+    this.#link.publish(this.#link.topics.backup, { ...status, fence: this.token }, { retain: true });
+    if (this.#watchingBackups) return;
+    this.#watchingBackups = true;
+    this.#link.subscribe(
+      this.#link.topics.backup,
+      (m) => {
+        const seen = m.payload.length === 0 ? undefined : parseJson(backupMessageSchema, m.payload);
+        const mine = this.#backups;
+        if (mine && !this.#ended && (seen === undefined || (seen.fence ?? 0) < this.token))
+          this.backups(mine);
+      },
+      this.#owner,
+    );
   }
 
   /**
@@ -131,6 +160,7 @@ export class LeaderTerm {
     const link = this.#link;
     link.offOwner(this.#owner);
     link.forgetRetained(this.#leaderTopic);
+    link.forgetRetained(link.topics.backup);
     for (const topic of this.#stateTopics) link.forgetRetained(topic);
     const record: LeaderRecord = { holder: null, token: this.token };
     link.publish(this.#leaderTopic, record, { retain: true, remember: false });

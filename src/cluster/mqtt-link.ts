@@ -2,7 +2,6 @@ import type { Launched } from '../automation/engine.js';
 import type { BackupStatus } from '../backup/scheduler.js';
 import type { MqttLink } from '../bus/mqtt/link.js';
 import { MqttRpc, RpcError } from '../bus/mqtt/rpc.js';
-import { backupStatusSchema } from '../contract/views.js';
 import { type ErrorCode, errorCatalogue, HearthError, reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { EntityView } from '../core/runtime-api.js';
@@ -17,7 +16,7 @@ import type {
 import type { EntityMirror } from '../house/mirror.js';
 import { feedMirror } from './feed.js';
 import { LeaderTerm } from './fence.js';
-import { commandRequestSchema, type EntityEvent, runRequestSchema } from './wire.js';
+import { backupMessageSchema, commandRequestSchema, type EntityEvent, runRequestSchema } from './wire.js';
 
 /** How long an api service waits for the controller to start a run it asked for. */
 const RUN_TIMEOUT_MS = 5000;
@@ -62,6 +61,7 @@ export class MqttHouseLink implements HouseLink {
       view: (v) => term.view(v),
       event: (id, e) => term.event(id, e as EntityEvent),
       removed: (id) => term.removed(id),
+      backups: (status) => term.backups(status),
       announce: () => term.announce(),
       end: (last, reason) => term.end(last, reason),
     };
@@ -132,12 +132,20 @@ export class MqttHouseLink implements HouseLink {
     mqtt.publish(mqtt.topics.event(id), e, { qos: 1 });
   }
 
-  backups(status: BackupStatus): void {
-    this.mqtt.publish(this.mqtt.topics.backup, status, { retain: true });
-  }
-
   onBackups(listener: (status: BackupStatus) => void): () => void {
-    return this.mqtt.subscribeJson(this.mqtt.topics.backup, backupStatusSchema, listener, 'backups');
+    // Of the newest controller term seen: a deposed leader's late word is ignored (./fence.ts).
+    let newest = -1;
+    return this.mqtt.subscribeJson(
+      this.mqtt.topics.backup,
+      backupMessageSchema,
+      ({ fence, ...status }) => {
+        const term = fence ?? 0;
+        if (term < newest) return;
+        newest = term;
+        listener(status as BackupStatus);
+      },
+      'backups',
+    );
   }
 
   /** Stops answering requests and closes the connection (its will says this process went away). */

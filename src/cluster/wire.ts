@@ -1,5 +1,11 @@
 import { z } from 'zod/v3';
-import { type EntityView, entityViewSchema, entityViewShape, idSchema } from '../contract/views.js';
+import {
+  backupStatusSchema,
+  type EntityView,
+  entityViewSchema,
+  entityViewShape,
+  idSchema,
+} from '../contract/views.js';
 import { kindNames } from '../core/kinds.js';
 
 /*
@@ -79,3 +85,9 @@ export const runRequestSchema = z.object({
 export function leaseTopicId(lease: string): string {
   return lease.replace(':', '-');
 }
+
+/**
+ * `<base>/cluster/backup`, retained: how backups stand, as the leading controller last said,
+ * with its term's `fence`; an api service shows the newest term's.
+ */
+export const backupMessageSchema = z.intersection(backupStatusSchema, z.object({ fence: fenceSchema }));

@@ -172,7 +172,7 @@ export class ControllerService {
         timezone: this.#o.timezone,
         log: log.child({ part: 'backup' }),
         // After each backup, and every minute (ages and lateness change with time alone).
-        onChange: (status) => link.backups(status),
+        onChange: (status) => this.#term?.backups(status),
       });
       this.#backups = scheduler;
       await scheduler.start();

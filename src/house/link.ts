@@ -60,6 +60,8 @@ export interface LeaderTerm {
   removed(id: string): void;
   /** The term's leader is in place: said once its views are out. */
   announce(): void;
+  /** How backups stand (the controller's term): every api service shows the newest term's. */
+  backups(status: BackupStatus): void;
   /** The term is over; `last` are its views as it leaves them (unavailable, with `reason`). */
   end(last?: readonly EntityView[], reason?: string): void;
 }
@@ -100,7 +102,6 @@ export interface HouseLink {
   serveRuns(handler: Serve<RunRequest, Launched>): () => void;
   /** Tells every other process that a button changed (after the store committed it), or was deleted (null). */
   button(id: string, change: { view: EntityView; previous: unknown } | null): void;
-  /** The leading controller says how backups stand; every api service hears the newest. */
-  backups(status: BackupStatus): void;
+  /** What the leading controller last said of backups (LeaderTerm.backups), and each time it says it again. */
   onBackups(listener: (status: BackupStatus) => void): () => void;
 }

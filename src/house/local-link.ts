@@ -55,6 +55,11 @@ export class LocalLink implements HouseLink {
       removed: (id) => {
         if (!ended) this.#mirror?.forget(id);
       },
+      backups: (status) => {
+        if (ended) return;
+        this.#backups = status;
+        for (const listener of this.#backupListeners) listener(status);
+      },
       announce: () => {
         if (!ended && agent !== undefined) this.#mirror?.setAgentLeader(agent, token, null);
       },
@@ -98,11 +103,6 @@ export class LocalLink implements HouseLink {
 
   /** One process has one mirror, which the pressing service has already told. */
   button(): void {}
-
-  backups(status: BackupStatus): void {
-    this.#backups = status;
-    for (const listener of this.#backupListeners) listener(status);
-  }
 
   onBackups(listener: (status: BackupStatus) => void): () => void {
     this.#backupListeners.add(listener);

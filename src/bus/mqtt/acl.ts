@@ -122,7 +122,11 @@ export function brokerUsers(input: AclInput): BrokerUser[] {
         { access: 'readwrite', topic: `${r}/event/+`, why: 'live state changes; it publishes presses' },
         { access: 'read', topic: `${r}/leader/+`, why: 'who leads each agent name' },
         { access: 'write', topic: `${r}/leader/controller`, why: 'its own leader record' },
-        { access: 'write', topic: `${r}/backup`, why: 'how backups stand' },
+        {
+          access: 'readwrite',
+          topic: `${r}/backup`,
+          why: "how backups stand; a leader says it again over a deposed leader's",
+        },
         {
           access: 'write',
           topic: `${r}/cmd/+`,
