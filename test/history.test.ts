@@ -2,10 +2,10 @@
 // batching, flushing on stop, the bounded buffer.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type HistoryConfig, historySchema } from '../src/config/sections/history.js';
 import { LocalBus } from '../src/core/bus.js';
 import { silentLogger } from '../src/core/log.js';
 import { Runtime } from '../src/core/runtime.js';
-import { type HistoryConfig, historySchema } from '../src/history/config.js';
 import { HistoryRecorder, rowOf } from '../src/history/recorder.js';
 import { openSqliteStore } from '../src/store/sqlite/open.js';
 import type { HistoryStore, Store } from '../src/store/store.js';

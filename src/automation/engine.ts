@@ -1,12 +1,4 @@
 import { Cron } from 'croner';
-import type { BusEvents } from '../core/bus.js';
-import type { Clock, Timer } from '../core/clock.js';
-import { clocktime } from '../core/clock.js';
-import { HearthError, reasonOf } from '../core/errors.js';
-import type { Logger } from '../core/log.js';
-import type { RuntimeApi } from '../core/runtime-api.js';
-import { redactText } from '../store/redact.js';
-import type { AutomationRun, AutomationStore } from '../store/store.js';
 import {
   type Action,
   type AutomationConfig,
@@ -15,7 +7,15 @@ import {
   defaultMaxRuns,
   durationMs,
   type Trigger,
-} from './schema.js';
+} from '../config/sections/automations.js';
+import type { BusEvents } from '../core/bus.js';
+import type { Clock, Timer } from '../core/clock.js';
+import { clocktime } from '../core/clock.js';
+import { HearthError, reasonOf } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { RuntimeApi } from '../core/runtime-api.js';
+import { redactText } from '../store/redact.js';
+import type { AutomationRun, AutomationStore } from '../store/store.js';
 
 export interface EngineOptions {
   automations: readonly AutomationConfig[];
