@@ -2,10 +2,10 @@
 // clock: batching, flushing on stop, the bounded buffer.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type HistoryConfig, historySchema } from '../src/config/sections/history.js';
 import { LocalBus } from '../src/core/bus.js';
 import { Buttons } from '../src/core/buttons.js';
 import { silentLogger } from '../src/core/log.js';
-import { type HistoryConfig, historySchema } from '../src/history/config.js';
 import { HistoryRecorder, rowOf } from '../src/history/recorder.js';
 import { LocalLink } from '../src/house/local-link.js';
 import { EntityMirror } from '../src/house/mirror.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mqttConfigSchema } from '../src/bus/mqtt/config.js';
+import { mqttConfigSchema } from '../src/config/sections/mqtt.js';
 
 describe('mqtt config section', () => {
   it('defaults baseTopic to hearth and accepts mqtt:// and mqtts://', () => {

@@ -1,4 +1,12 @@
 import { Cron } from 'croner';
+import {
+  type Action,
+  type AutomationConfig,
+  type Condition,
+  defaultMaxRuns,
+  durationMs,
+  type Trigger,
+} from '../config/sections/automations.js';
 import type { AutomationRun, AutomationView } from '../contract/views.js';
 import type { BusEvents } from '../core/bus.js';
 import type { Clock, Timer } from '../core/clock.js';
@@ -8,14 +16,6 @@ import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 import { redactText } from '../store/redact.js';
 import type { AutomationStore } from '../store/store.js';
-import {
-  type Action,
-  type AutomationConfig,
-  type Condition,
-  defaultMaxRuns,
-  durationMs,
-  type Trigger,
-} from './schema.js';
 
 export interface EngineOptions {
   automations: readonly AutomationConfig[];

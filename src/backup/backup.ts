@@ -10,8 +10,8 @@ import { mkdir, mkdtemp, open, readdir, realpath, rename, stat } from 'node:fs/p
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import type { HearthConfig } from '../config/load.js';
-import { readSmallFile } from '../config/read-file.js';
 import { reasonOf } from '../core/errors.js';
+import { readSmallFile } from '../core/read-file.js';
 import { isPlainFileName, MediaLibrary } from '../media/library.js';
 import { openStore } from '../store/open.js';
 import { BACKUP_TABLES, type BackupTable, type Store } from '../store/store.js';

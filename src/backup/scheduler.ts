@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cron } from 'croner';
+import type { BackupConfig } from '../config/sections/backup.js';
 import type { BackupStatus } from '../contract/views.js';
 import { reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { BackupConfig } from './config.js';
 
 /** What GET /api/v1/backups and the dashboard show, and /metrics exports: src/contract/views.ts. */
 export type { BackupStatus };

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { maxFileBytes } from '../config/read-file.js';
+import { maxFileBytes } from '../core/read-file.js';
 import { isPlainFileName } from '../media/library.js';
 import { BACKUP_TABLES } from '../store/store.js';
 import { digest, type ReadArchiveOptions, readArchive } from './archive.js';

@@ -10,7 +10,17 @@ import { openStore } from '../store/open.js';
 import { redactSecrets } from '../store/redact.js';
 import type { Store } from '../store/store.js';
 import { configPath } from './config-path.js';
-import { STACK_EXIT, type StackOptions } from './configstack.js';
+
+/** Exit codes of `hearth configstack`, beside 0 (done) and 1 (config or store problem). */
+export const STACK_EXIT = { usage: 2, noFreeEntry: 3, lost: 4 } as const;
+
+export interface StackOptions {
+  config?: string;
+  holder: string;
+  ttl: string;
+  out?: string;
+  json?: boolean;
+}
 
 type Entry = Record<string, unknown>;
 

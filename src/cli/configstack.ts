@@ -1,16 +1,6 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-
-/** Exit codes of `hearth configstack`, beside 0 (done) and 1 (config or store problem). */
-export const STACK_EXIT = { usage: 2, noFreeEntry: 3, lost: 4 } as const;
-
-export interface StackOptions {
-  config?: string;
-  holder: string;
-  ttl: string;
-  out?: string;
-  json?: boolean;
-}
+import type { StackOptions } from './configstack-run.js';
 
 const configOption = [
   '-c, --config <file>',

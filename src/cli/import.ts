@@ -4,8 +4,8 @@ import type { Command } from 'commander';
 import { type Document, isMap, isSeq, parseDocument, Scalar, YAMLMap, YAMLSeq } from 'yaml';
 import { z } from 'zod/v3';
 import { describeIssue, formatPath } from '../config/errors.js';
-import { readSmallFile } from '../config/read-file.js';
 import { reasonOf } from '../core/errors.js';
+import { readSmallFile } from '../core/read-file.js';
 import { drivers } from '../drivers/index.js';
 import { configPath, exists } from './config-path.js';
 

@@ -12,10 +12,10 @@ import {
 } from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
 import { commandNames, commandSchema, type Kind } from '../core/kinds.js';
+import { readSmallFile } from '../core/read-file.js';
 import { isSecretKey } from '../store/redact.js';
 import { coercingParse } from './coerce.js';
 import { asConfigError, ConfigError, type ConfigIssue, describeIssue, formatPath } from './errors.js';
-import { readSmallFile } from './read-file.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { parseYaml, quoteHint, toData } from './yaml.js';
 

@@ -1,14 +1,14 @@
 import { z } from 'zod/v3';
-import { automationSchema } from '../automation/schema.js';
-import { backupSchema } from '../backup/config.js';
-import { mqttConfigSchema } from '../bus/mqtt/config.js';
 import { segmentPattern } from '../bus/mqtt/topics.js';
 import { isValidTimeZone } from '../core/clock.js';
 import { hostSchema, portSchema } from '../core/device-schema.js';
 import { idSchema } from '../core/kinds.js';
-import { historySchema } from '../history/config.js';
-import { kubernetesSchema } from '../kube/schema.js';
 import { parseCidr } from './cidr.js';
+import { automationSchema } from './sections/automations.js';
+import { backupSchema } from './sections/backup.js';
+import { historySchema } from './sections/history.js';
+import { kubernetesSchema } from './sections/kubernetes.js';
+import { mqttConfigSchema } from './sections/mqtt.js';
 
 const systemTimeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
@@ -209,7 +209,7 @@ const clusterSchema = z
      * Shorter fails over faster but renews more often (every third of it).
      */
     leaseSeconds: z.number().int().min(2).max(60).default(5),
-    /** Only for `hearth kube render`: the Kubernetes manifests of the roles (src/kube/schema.ts). */
+    /** Only for `hearth kube render`: the Kubernetes manifests of the roles (src/config/sections/kubernetes.ts). */
     kubernetes: kubernetesSchema.optional(),
   })
   .strict()

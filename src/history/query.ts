@@ -1,7 +1,8 @@
+import { formatDuration, parseDuration } from '../config/duration.js';
+import type { HistoryConfig } from '../config/sections/history.js';
 import { HearthError } from '../core/errors.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 import type { HistoryStore } from '../store/store.js';
-import { formatDuration, type HistoryConfig, parseDuration } from './config.js';
 
 /** Points in one answer at most: a bigger range needs a bigger step. */
 export const MAX_POINTS = 5000;

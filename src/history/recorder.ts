@@ -1,9 +1,9 @@
+import type { HistoryConfig } from '../config/sections/history.js';
 import type { Clock, Timer } from '../core/clock.js';
 import { reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { DeviceApi, EntityView } from '../core/runtime-api.js';
 import type { HistoryRow, HistoryStore } from '../store/store.js';
-import type { HistoryConfig } from './config.js';
 
 /** Text longer than this is cut: a history row is a reading, not a document. */
 const MAX_TEXT = 256;

@@ -1,13 +1,13 @@
 import { AutomationEngine } from '../automation/engine.js';
-import type { AutomationConfig } from '../automation/schema.js';
-import type { BackupConfig } from '../backup/config.js';
 import { BackupScheduler, type BackupStatus } from '../backup/scheduler.js';
+import type { AutomationConfig } from '../config/sections/automations.js';
+import type { BackupConfig } from '../config/sections/backup.js';
+import type { HistoryConfig } from '../config/sections/history.js';
 import type { Clock } from '../core/clock.js';
 import type { MqttAccess } from '../core/driver.js';
 import { HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
-import type { HistoryConfig } from '../history/config.js';
 import { HistoryRecorder } from '../history/recorder.js';
 import type { HomeAssistant, HomeAssistantConfig } from '../homeassistant/start.js';
 import type { Store } from '../store/store.js';

@@ -19,7 +19,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import { agentUser, apiUser, controllerUser } from '../bus/mqtt/acl.js';
-import type { KubernetesConfig } from './schema.js';
+import type { KubernetesConfig } from '../config/sections/kubernetes.js';
 import { mqttPasswordVar, mqttUserVar } from './source.js';
 
 /** A Kubernetes object as kubernetes-models builds it: validates itself and serialises to JSON. */

@@ -14,14 +14,14 @@ import {
 } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isScalar, type Node, parseAllDocuments, stringify } from 'yaml';
-import { aclFile, aclInputOf, type BrokerClient, brokerUsers } from '../bus/mqtt/acl.js';
+import { type AclInput, aclFile, type BrokerClient, brokerUsers } from '../bus/mqtt/acl.js';
 import { newPassword, passwordFile } from '../bus/mqtt/passwd.js';
 import { isTlsFileProblem, readTlsFiles } from '../bus/mqtt/tls.js';
 import { ConfigError, type ConfigIssue, formatPath } from '../config/errors.js';
 import { type HearthConfig, parseConfig } from '../config/load.js';
-import { readSmallFile } from '../config/read-file.js';
 import { parseYaml } from '../config/yaml.js';
 import { reasonOf } from '../core/errors.js';
+import { readSmallFile } from '../core/read-file.js';
 import { drivers } from '../drivers/index.js';
 import { diffLines } from './diff.js';
 import {
@@ -284,6 +284,32 @@ function brokerPlan(
 ): { users: string[]; acl: string } {
   const input = aclInputOf(config, clients);
   return { users: brokerUsers(input).map((u) => u.username), acl: aclFile(input) };
+}
+
+/** The ACL's input from a loaded config: its agents, base topic, Home Assistant prefix and MQTT devices. */
+function aclInputOf(config: HearthConfig, clients: readonly BrokerClient[] = []): AclInput {
+  const agents = new Set<string>();
+  const deviceTopics: Record<string, string[]> = {};
+  let zigbee2mqttBase: string | undefined;
+  for (const d of config.devices) {
+    agents.add(d.agent);
+    const topics = deviceTopics[d.agent] ?? [];
+    deviceTopics[d.agent] = topics;
+    const c = d.config as { baseTopic?: unknown; topic?: unknown };
+    if (d.driver.section === 'zigbee2mqtt' && typeof c.baseTopic === 'string') {
+      topics.push(`${c.baseTopic}/#`);
+      zigbee2mqttBase ??= c.baseTopic;
+    }
+    if (d.driver.section === 'things' && typeof c.topic === 'string') topics.push(`${c.topic}/#`);
+  }
+  return {
+    baseTopic: config.mqtt?.baseTopic ?? 'hearth',
+    agents: [...agents].sort(),
+    deviceTopics,
+    homeassistant: { prefix: config.homeassistant.prefix, nodeId: config.homeassistant.nodeId },
+    clients,
+    ...(zigbee2mqttBase === undefined ? {} : { zigbee2mqttBase }),
+  };
 }
 
 /** A password per user: the earlier render's (secret.yaml's hearth-mqtt), or a new one. */

@@ -10,8 +10,8 @@ import {
   visit,
 } from 'yaml';
 import { ConfigError, type ConfigIssue, formatPath } from '../config/errors.js';
-import { readSmallFile } from '../config/read-file.js';
 import { parseYaml } from '../config/yaml.js';
+import { readSmallFile } from '../core/read-file.js';
 
 /**
  * The hearth.yaml the pods read (the ConfigMap), made from the user's file by replacing whole

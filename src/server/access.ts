@@ -5,8 +5,9 @@ import { HearthError } from '../core/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { AllowList } from './allow-list.js';
 import type { AddressOf } from './connections.js';
+import { isV0 } from './http-errors.js';
 import { crossSite, HostNames } from './origin.js';
-import type { LoginThrottle, Sessions } from './sessions.js';
+import { type LoginThrottle, type Sessions, tooManyGuesses } from './sessions.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -44,9 +45,6 @@ export type ForbiddenReason = 'read-only' | 'address' | 'host' | 'origin' | 'tok
 export function isStatusRequest(req: FastifyRequest): boolean {
   return (req.method === 'GET' || req.method === 'HEAD') && req.routeOptions.config?.access === 'status';
 }
-
-/** True for a URL of the device API, whose clients get plain text, one line, for every error. */
-export const isV0 = (url: string) => /^\/api\/v0(?:[/?]|$)/.test(url);
 
 /**
  * Answers 403 and counts it. /api/v0 clients get one line of plain text, as they get for every
@@ -220,22 +218,6 @@ export function controlGuard(
       );
     }
   };
-}
-
-/** 429 with Retry-After for an address that guessed the token too often: one line under /api/v0. */
-export function tooManyGuesses(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  address: string,
-  wait: number,
-): FastifyReply {
-  const err = new HearthError(
-    'HEARTH_ERR_TOO_MANY_LOGINS',
-    `too many wrong tokens from ${address}: try again in ${wait} s`,
-  );
-  void reply.code(429).header('retry-after', String(wait)).header('cache-control', 'no-store');
-  if (isV0(req.url)) return reply.type('text/plain; charset=utf-8').send(`${err.message}\n`);
-  return reply.send({ error: err.toJSON() });
 }
 
 function digest(text: string): Buffer {

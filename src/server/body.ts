@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { HearthError } from '../core/errors.js';
-import { isV0 } from './access.js';
+import { isV0 } from './http-errors.js';
 
 /**
  * Request bodies. `/api/v0`: old devices POST with whatever content type their HTTP library

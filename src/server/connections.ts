@@ -2,8 +2,8 @@ import type { IncomingMessage, Server, ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { HearthError } from '../core/errors.js';
-import { isV0 } from './access.js';
 import { AllowList } from './allow-list.js';
+import { isV0 } from './http-errors.js';
 
 /*
  * What one listener lets a client hold: a connection must send its request in time, may rest

@@ -2,7 +2,6 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { type ErrorCode, HearthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { isV0 } from './access.js';
 
 /*
  * Every error, whoever raises it (a route, fastify, Node's HTTP parser), in hearth's two
@@ -11,6 +10,9 @@ import { isV0 } from './access.js';
  */
 
 const TEXT = 'text/plain; charset=utf-8';
+
+/** True for a URL of the device API, whose clients get plain text, one line, for every error. */
+export const isV0 = (url: string) => /^\/api\/v0(?:[/?]|$)/.test(url);
 
 /** The catalogue code for an HTTP status that fastify or Node chose. */
 function codeFor(status: number): ErrorCode {

@@ -1,9 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HearthError } from '../core/errors.js';
 import type { SessionStore } from '../store/store.js';
-import { tooManyGuesses } from './access.js';
 import type { AddressOf } from './connections.js';
+import { isV0 } from './http-errors.js';
 
 /*
  * Browser sessions of the dashboard. With `http.token` set, the app asks for the token once
@@ -139,6 +139,22 @@ export class LoginThrottle {
   get tracked(): number {
     return this.#tallies.size;
   }
+}
+
+/** 429 with Retry-After for an address that guessed the token too often: one line under /api/v0. */
+export function tooManyGuesses(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  address: string,
+  wait: number,
+): FastifyReply {
+  const err = new HearthError(
+    'HEARTH_ERR_TOO_MANY_LOGINS',
+    `too many wrong tokens from ${address}: try again in ${wait} s`,
+  );
+  void reply.code(429).header('retry-after', String(wait)).header('cache-control', 'no-store');
+  if (isV0(req.url)) return reply.type('text/plain; charset=utf-8').send(`${err.message}\n`);
+  return reply.send({ error: err.toJSON() });
 }
 
 /** Route options of the session routes: the control checks apply, except the token. */

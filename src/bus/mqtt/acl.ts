@@ -1,4 +1,3 @@
-import type { HearthConfig } from '../../config/load.js';
 import { Topics, topicId } from './topics.js';
 
 /**
@@ -52,32 +51,6 @@ export interface BrokerUser {
   /** What it is, for the comment above its section. */
   what: string;
   grants: AclGrant[];
-}
-
-/** The ACL's input from a loaded config: its agents, base topic, Home Assistant prefix and MQTT devices. */
-export function aclInputOf(config: HearthConfig, clients: readonly BrokerClient[] = []): AclInput {
-  const agents = new Set<string>();
-  const deviceTopics: Record<string, string[]> = {};
-  let zigbee2mqttBase: string | undefined;
-  for (const d of config.devices) {
-    agents.add(d.agent);
-    const topics = deviceTopics[d.agent] ?? [];
-    deviceTopics[d.agent] = topics;
-    const c = d.config as { baseTopic?: unknown; topic?: unknown };
-    if (d.driver.section === 'zigbee2mqtt' && typeof c.baseTopic === 'string') {
-      topics.push(`${c.baseTopic}/#`);
-      zigbee2mqttBase ??= c.baseTopic;
-    }
-    if (d.driver.section === 'things' && typeof c.topic === 'string') topics.push(`${c.topic}/#`);
-  }
-  return {
-    baseTopic: config.mqtt?.baseTopic ?? 'hearth',
-    agents: [...agents].sort(),
-    deviceTopics,
-    homeassistant: { prefix: config.homeassistant.prefix, nodeId: config.homeassistant.nodeId },
-    clients,
-    ...(zigbee2mqttBase === undefined ? {} : { zigbee2mqttBase }),
-  };
 }
 
 /** Every user of the broker with what it may do, hearth's roles first. */

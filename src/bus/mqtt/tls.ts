@@ -1,6 +1,6 @@
 import { createSecureContext } from 'node:tls';
-import { readSmallFile } from '../../config/read-file.js';
 import { reasonOf } from '../../core/errors.js';
+import { readSmallFile } from '../../core/read-file.js';
 
 /** The PEM files of `mqtt.ca`, `mqtt.cert` and `mqtt.key`, as paths. */
 export interface MqttTlsFiles {

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { DriverContext, Running } from '../../core/driver.js';
 import { CalendarEntity } from './calendar.js';
-import type { IcalConfig } from './index.js';
+import type { IcalConfig } from './config.js';
 
 export async function setupIcal(ctx: DriverContext, config: IcalConfig): Promise<Running> {
   const calendar = new CalendarEntity(ctx, {

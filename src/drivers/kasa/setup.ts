@@ -1,7 +1,7 @@
 import type { DriverContext, Running } from '../../core/driver.js';
 import { addPlugSwitch } from '../plug.js';
 import { KasaClient } from './client.js';
-import type { KasaConfig } from './index.js';
+import type { KasaConfig } from './config.js';
 
 export async function setupKasa(ctx: DriverContext, config: KasaConfig): Promise<Running> {
   // No device contact here: an unplugged lamp must still get its entity, which the

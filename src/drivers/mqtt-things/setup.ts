@@ -1,6 +1,6 @@
 import type { DriverContext, EntityHandle, MqttAccess, MqttMessage, Running } from '../../core/driver.js';
 import type { Kind, StateOf } from '../../core/kinds.js';
-import type { MqttThingConfig } from './index.js';
+import type { MqttThingConfig } from './config.js';
 import { Reported } from './reported.js';
 
 /** No state of these devices is longer; anything bigger is garbage, not parsed. */

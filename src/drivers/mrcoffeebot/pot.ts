@@ -11,7 +11,7 @@ import type { CallContext, DriverContext, EntityHandle } from '../../core/driver
 import { reasonOf } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { LinePort } from '../../transport/line-port.js';
-import { type CoffeeConfig, coffeeEntityIds } from './index.js';
+import { type CoffeeConfig, coffeeEntityIds } from './config.js';
 import {
   type Command,
   HEATER_DEADMAN_MS,

@@ -1,29 +1,11 @@
 /**
- * The Sonos driver: one zone player becomes one `chime` entity. The protocol lives in client.ts,
- * the chime sequence in chime.ts,
- * the mapping onto hearth in setup.ts; this file is what every start loads.
+ * The Sonos driver: one zone player becomes one `chime` entity. The config entry is in config.ts,
+ * the protocol in client.ts, the chime sequence in chime.ts, the mapping onto hearth in
+ * setup.ts; this file is what every start loads.
  */
-import { z } from 'zod/v3';
-import { deviceBaseSchema, hostSchema, portSchema, withName } from '../../core/device-schema.js';
 import { type Driver, lazySimulator } from '../../core/driver.js';
+import { type SonosConfig, sonosConfigSchema } from './config.js';
 import { SONOS_PORT } from './port.js';
-
-/** A `kind: sonos/v1` entry of `speakers:`. Unknown keys are errors, so typos do not pass silently. */
-export const sonosConfigSchema = deviceBaseSchema
-  .extend({
-    kind: z.literal('sonos/v1'),
-    /** IP address or host name of the zone player (discovery does not work from a pod). */
-    address: hostSchema,
-    port: portSchema.default(SONOS_PORT),
-    /** The volume chimes play at, 0-100; a `play` command's `volume` overrides it. */
-    volume: z.number().int().min(0).max(100).default(40),
-    /** A chime is cut off after this long, and the music restored. */
-    maxChimeSeconds: z.number().positive().max(600).default(30),
-  })
-  .strict()
-  .transform(withName);
-
-export type SonosConfig = z.output<typeof sonosConfigSchema>;
 
 /**
  * The most SOAP calls one chime makes outside the wait for the clip: 4 to snapshot, pause,
@@ -62,3 +44,5 @@ export const sonosDriver: Driver<SonosConfig> = {
 
   setup: async (ctx, config) => (await import('./setup.js')).setupSonos(ctx, config),
 };
+
+export { type SonosConfig, sonosConfigSchema } from './config.js';

@@ -3,7 +3,7 @@ import { HearthError } from '../../core/errors.js';
 import { SerialQueue } from '../../core/serial-queue.js';
 import { playChime } from './chime.js';
 import { SonosClient, SonosError } from './client.js';
-import type { SonosConfig } from './index.js';
+import type { SonosConfig } from './config.js';
 import { escapeXml } from './soap.js';
 
 /** What the Sonos app shows while the chime plays. */

@@ -1,24 +1,10 @@
 /**
- * The Wemo driver: one Belkin Wemo plug becomes one `switch` entity. The protocol lives in
- * client.ts, the mapping onto hearth in setup.ts; this file is what every start loads.
+ * The Wemo driver: one Belkin Wemo plug becomes one `switch` entity. The config entry is in
+ * config.ts, the protocol in client.ts, the mapping onto hearth in setup.ts; this file is what
+ * every start loads.
  */
-import { z } from 'zod/v3';
-import { deviceBaseSchema, hostSchema, portSchema, withName } from '../../core/device-schema.js';
 import { type Driver, lazySimulator } from '../../core/driver.js';
-
-/** A `kind: wemo/v1` entry of `switches:`. Unknown keys are errors, so typos do not pass silently. */
-export const wemoConfigSchema = deviceBaseSchema
-  .extend({
-    kind: z.literal('wemo/v1'),
-    /** IP address or host name of the plug. */
-    address: hostSchema,
-    /** Plugs listen on one of 49152–49155; the client follows them when they move. */
-    port: portSchema.default(49153),
-  })
-  .strict()
-  .transform(withName);
-
-export type WemoConfig = z.output<typeof wemoConfigSchema>;
+import { type WemoConfig, wemoConfigSchema } from './config.js';
 
 /** Belkin Wemo plugs (`kind: wemo/v1`), one `switch` entity each. */
 export const wemoDriver: Driver<WemoConfig> = {
@@ -33,3 +19,5 @@ export const wemoDriver: Driver<WemoConfig> = {
   ),
   setup: async (ctx, config) => (await import('./setup.js')).setupWemo(ctx, config),
 };
+
+export { type WemoConfig, wemoConfigSchema } from './config.js';

@@ -1,7 +1,7 @@
 import type { DriverContext, Running } from '../../core/driver.js';
 import { addPlugSwitch } from '../plug.js';
 import { WemoClient } from './client.js';
-import type { WemoConfig } from './index.js';
+import type { WemoConfig } from './config.js';
 
 // Nothing here touches the network: a plug that is away at start still gets its entity,
 // which the runtime marks unavailable on the first failed read.

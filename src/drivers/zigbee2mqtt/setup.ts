@@ -9,8 +9,8 @@ import type {
 import { reasonOf } from '../../core/errors.js';
 import type { Kind } from '../../core/kinds.js';
 import { Reported } from '../mqtt-things/reported.js';
+import type { Zigbee2mqttConfig } from './config.js';
 import { bridgeDevicesSchema, onOffOf, planEntities, type ZigbeeEntity } from './exposes.js';
-import type { Zigbee2mqttConfig } from './index.js';
 
 /**
  * A `bridge/devices` list bigger than this is garbage (a few hundred devices take about 1 MB):

@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { cronExpression } from '../automation/schema.js';
+import { cronExpression } from './automations.js';
 
 /** Archives kept at most by `keep:`; a home's backups fit in far fewer. */
 export const maxKeep = 1000;

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod/v3';
-import { parseCidr } from '../config/cidr.js';
+import { parseCidr } from '../cidr.js';
 
 /**
  * `cluster.kubernetes:`: what `hearth kube render` needs beyond the rest of hearth.yaml to write

@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { segmentPattern } from './topics.js';
+import { segmentPattern } from '../../bus/mqtt/topics.js';
 
 /**
  * The `mqtt:` section: one connection per process, shared by the bus and the MQTT drivers.
