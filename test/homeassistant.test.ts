@@ -2,7 +2,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandNames, type Kind, kindNames } from '../src/core/kinds.js';
+import { commandNames, type Kind, kindNames } from '../src/contract/kinds.js';
 import type { EntityView } from '../src/core/runtime-api.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import { componentOf, discoveryConfig } from '../src/homeassistant/discovery.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod/v3';
+import { kindNames } from '../contract/kinds.js';
 import {
   backupStatusSchema,
   type EntityView,
@@ -6,7 +7,6 @@ import {
   entityViewShape,
   idSchema,
 } from '../contract/views.js';
-import { kindNames } from '../core/kinds.js';
 
 /*
  * What the roles send each other on MQTT, beside src/bus/mqtt/topics.ts (the topic names).

@@ -2,6 +2,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { type Document, isMap, isScalar, isSeq, type LineCounter, type Node, type Scalar, visit } from 'yaml';
 import type { z } from 'zod/v3';
 import { isTlsFileProblem, readTlsFiles } from '../bus/mqtt/tls.js';
+import { commandNames, commandSchema, type Kind } from '../contract/kinds.js';
 import {
   type DeviceConfig,
   type DeviceSection,
@@ -11,7 +12,6 @@ import {
   singleSections,
 } from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
-import { commandNames, commandSchema, type Kind } from '../core/kinds.js';
 import { readSmallFile } from '../core/read-file.js';
 import { isSecretKey } from '../store/redact.js';
 import { coercingParse } from './coerce.js';

@@ -1,8 +1,8 @@
 import { z } from 'zod/v3';
 import { segmentPattern } from '../bus/mqtt/topics.js';
+import { idSchema } from '../contract/kinds.js';
 import { isValidTimeZone } from '../core/clock.js';
 import { hostSchema, portSchema } from '../core/device-schema.js';
-import { idSchema } from '../core/kinds.js';
 import { parseCidr } from './cidr.js';
 import { automationSchema } from './sections/automations.js';
 import { backupSchema } from './sections/backup.js';

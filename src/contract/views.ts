@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { idPattern, type Kind, kindNames } from '../core/kinds.js';
+import { idPattern, type Kind, kindNames } from './kinds.js';
 
 /*
  * What hearth sends its clients, in one place: the entity views, automations and their runs,
@@ -9,7 +9,7 @@ import { idPattern, type Kind, kindNames } from '../core/kinds.js';
  * to the other). The dashboard (web/) imports the types alone: no zod reaches the browser.
  */
 
-/** An entity's or an automation's id: what the config allows (core/kinds.ts idPattern). */
+/** An entity's or an automation's id: what the config allows (./kinds.ts idPattern). */
 export const idSchema = z.string().regex(idPattern);
 
 /** An entity as every transport shows it. */

@@ -1,4 +1,4 @@
-import type { Kind } from './kinds.js';
+import type { Kind } from '../contract/kinds.js';
 
 /** The typed map of everything that travels on the bus. */
 export interface BusEvents {

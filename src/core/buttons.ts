@@ -1,6 +1,6 @@
+import { commandNames, idPattern } from '../contract/kinds.js';
 import type { Clock } from './clock.js';
 import { HearthError, reasonOf } from './errors.js';
-import { commandNames, idPattern } from './kinds.js';
 import type { Logger } from './log.js';
 import { BUTTON_DRIVER, type EntityView } from './runtime-api.js';
 

@@ -1,5 +1,5 @@
+import { commandNames, commandSchema, type Kind } from '../contract/kinds.js';
 import { HearthError } from './errors.js';
-import { commandNames, commandSchema, type Kind } from './kinds.js';
 
 /**
  * Checks a command against its kind's catalogue entry and answers its parsed arguments. Throws

@@ -1,3 +1,4 @@
+import { commandNames, type Kind } from '../contract/kinds.js';
 import type { Bus, BusEvents } from './bus.js';
 import type { Clock, Timer } from './clock.js';
 import { clocktime } from './clock.js';
@@ -16,7 +17,6 @@ import {
   type SimulatorHandle,
 } from './driver.js';
 import { HearthError, reasonOf } from './errors.js';
-import { commandNames, type Kind } from './kinds.js';
 import type { Logger } from './log.js';
 import type { CommandOptions, DeviceApi, EntityView } from './runtime-api.js';
 import { QueueFullError, SerialQueue } from './serial-queue.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { idSchema } from './kinds.js';
+import { idSchema } from '../contract/kinds.js';
 
 /**
  * The fields every device entry shares. A driver extends this with its own (address, port ...)

@@ -1,7 +1,7 @@
 import type { z } from 'zod/v3';
+import type { CommandArgs, CommandName, Kind, StateOf } from '../contract/kinds.js';
 import type { Clock } from './clock.js';
 import { HearthError } from './errors.js';
-import type { CommandArgs, CommandName, Kind, StateOf } from './kinds.js';
 import type { Logger } from './log.js';
 
 /** What a device call receives: abort it when the signal fires (deadline or shutdown). */

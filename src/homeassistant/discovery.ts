@@ -1,6 +1,6 @@
 import type { DeviceEntry } from '../config/load.js';
+import type { Kind } from '../contract/kinds.js';
 import type { MqttAccess, MqttMessage } from '../core/driver.js';
-import type { Kind } from '../core/kinds.js';
 import type { Logger } from '../core/log.js';
 import type { EntityView, RuntimeApi } from '../core/runtime-api.js';
 import { bridgeTopic, reservedId, setTopic, stateTopic } from './gateway.js';

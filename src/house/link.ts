@@ -1,6 +1,6 @@
 import type { Launched } from '../automation/engine.js';
 import type { BackupStatus } from '../backup/scheduler.js';
-import type { Kind } from '../core/kinds.js';
+import type { Kind } from '../contract/kinds.js';
 import type { EntityView } from '../core/runtime-api.js';
 import type { EntityMirror } from './mirror.js';
 

@@ -1,6 +1,6 @@
+import { commandNames } from '../contract/kinds.js';
 import { type Bus, type BusEvents, LocalBus } from '../core/bus.js';
 import type { EntityDecl } from '../core/driver.js';
-import { commandNames } from '../core/kinds.js';
 import { BUTTON_DRIVER, type EntityView } from '../core/runtime-api.js';
 
 /** A device entity of the config: what it is, which agent runs it, which driver. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, HTTPMethods } from 'fastify';
+import { idPattern } from '../contract/kinds.js';
 import { HearthError, reasonOf } from '../core/errors.js';
-import { idPattern } from '../core/kinds.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
 
 /**

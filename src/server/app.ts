@@ -49,7 +49,9 @@ import { appPageHeaders, registerAppAssets, sendAsset, WebApp } from './web-app.
 
 function noRouteSchemas(): () => never {
   return () => {
-    throw new Error('hearth routes take no JSON schema: validate with the zod schemas of src/core/kinds.ts');
+    throw new Error(
+      'hearth routes take no JSON schema: validate with the zod schemas of src/contract/kinds.ts',
+    );
   };
 }
 

@@ -1,5 +1,5 @@
+import { idPattern, idSchema } from '../contract/kinds.js';
 import { HearthError } from '../core/errors.js';
-import { idPattern, idSchema } from '../core/kinds.js';
 import { type AutomationRun, BACKUP_TABLES, type BackupTable, type DumpChunk } from './store.js';
 
 /**
@@ -24,7 +24,7 @@ import { type AutomationRun, BACKUP_TABLES, type BackupTable, type DumpChunk } f
  */
 export interface BackupColumn {
   name: string;
-  /** `id`: text that is an entity or automation id by the config's rule (core/kinds.ts idSchema). */
+  /** `id`: text that is an entity or automation id by the config's rule (contract/kinds.ts idSchema). */
   type: 'text' | 'id' | 'int' | 'real' | 'json' | 'outcome';
   nullable: boolean;
   /** What a row without this column (an archive older than the column) loads as. */

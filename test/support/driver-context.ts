@@ -1,3 +1,4 @@
+import type { Kind } from '../../src/contract/kinds.js';
 import type { Clock } from '../../src/core/clock.js';
 import { systemClock } from '../../src/core/clock.js';
 import {
@@ -11,7 +12,6 @@ import {
   type EntitySpec,
   type MediaAccess,
 } from '../../src/core/driver.js';
-import type { Kind } from '../../src/core/kinds.js';
 import { silentLogger } from '../../src/core/log.js';
 
 /** What a driver added through the fake context, and what it reported on the handle since. */

@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
 import { z } from 'zod/v3';
+import { idSchema } from '../../contract/kinds.js';
 import { type AutomationMode, automationModes } from '../../contract/views.js';
-import { idSchema } from '../../core/kinds.js';
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day as HH:MM, e.g. 06:30');
 

@@ -1,6 +1,6 @@
 import { z } from 'zod/v3';
+import { idSchema } from '../../contract/kinds.js';
 import { withName } from '../../core/device-schema.js';
-import { idSchema } from '../../core/kinds.js';
 
 /**
  * A `calendars:` entry. Unknown keys are errors. The URL is never echoed in an error or a log

@@ -3,8 +3,9 @@
  * topic over the process's `mqtt:` connection. The config entry is in config.ts, the topic
  * handling in setup.ts; this file is what every start loads.
  */
+
+import type { Kind } from '../../contract/kinds.js';
 import type { Driver } from '../../core/driver.js';
-import type { Kind } from '../../core/kinds.js';
 import { type MqttThingConfig, mqttThingConfigSchema } from './config.js';
 
 const entityKind = {

@@ -1,5 +1,5 @@
+import type { Kind, StateOf } from '../../contract/kinds.js';
 import type { DriverContext, EntityHandle, MqttAccess, MqttMessage, Running } from '../../core/driver.js';
-import type { Kind, StateOf } from '../../core/kinds.js';
 import type { MqttThingConfig } from './config.js';
 import { Reported } from './reported.js';
 

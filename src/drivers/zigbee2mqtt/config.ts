@@ -1,6 +1,6 @@
 import { z } from 'zod/v3';
+import { idSchema } from '../../contract/kinds.js';
 import { topicSchema } from '../../core/device-schema.js';
-import { idSchema } from '../../core/kinds.js';
 
 export const zigbee2mqttConfigSchema = z
   .object({

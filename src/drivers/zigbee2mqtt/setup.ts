@@ -1,4 +1,5 @@
 import { maxPayloadBytes } from '../../bus/mqtt/limits.js';
+import type { Kind } from '../../contract/kinds.js';
 import type {
   CommandHandlers,
   DriverContext,
@@ -7,7 +8,6 @@ import type {
   Running,
 } from '../../core/driver.js';
 import { reasonOf } from '../../core/errors.js';
-import type { Kind } from '../../core/kinds.js';
 import { Reported } from '../mqtt-things/reported.js';
 import type { Zigbee2mqttConfig } from './config.js';
 import { bridgeDevicesSchema, onOffOf, planEntities, type ZigbeeEntity } from './exposes.js';
