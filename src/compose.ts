@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { AutomationEngine } from './automation/engine.js';
 import type { BackupStatus } from './backup/scheduler.js';
+import type { BridgeLink } from './bus/mqtt/bridge.js';
 import type { LinkStats } from './bus/mqtt/link.js';
 import type { HearthConfig } from './config/load.js';
 import { LocalBus } from './core/bus.js';
@@ -12,7 +13,7 @@ import { HearthError, reasonOf } from './core/errors.js';
 import type { Logger } from './core/log.js';
 import type { RuntimeApi } from './core/runtime-api.js';
 import type { HistoryRecorder } from './history/recorder.js';
-import type { BridgeLink, HomeAssistant } from './homeassistant/start.js';
+import type { HomeAssistant } from './homeassistant/start.js';
 import { AgentService } from './house/agent.js';
 import { AutomationsView } from './house/automations.js';
 import { CONTROLLER_LEASE, ControllerService } from './house/controller.js';
@@ -120,18 +121,22 @@ export async function startHearth(config: HearthConfig, opts: StartOptions): Pro
   // connection only when the config has `mqtt:` (MQTT devices, Home Assistant), in the background:
   // drivers see it come and go. Its will says `<base>/bridge/state` `offline` if the process dies.
   let link: HouseLink;
-  let clusterLink: Awaited<ReturnType<typeof import('./cluster/open.js').openClusterLink>> | undefined;
+  let clusterLink: Awaited<ReturnType<typeof import('./mqtt-link/open.js').openClusterLink>> | undefined;
   let bridge: BridgeLink | undefined;
   let mqttAccess: MqttAccess | undefined;
   let mqttStats: Readonly<LinkStats> | undefined;
   let mqttConnected: () => boolean = () => false;
   let ha: typeof import('./homeassistant/start.js') | undefined;
+  let bridges: typeof import('./bus/mqtt/bridge.js') | undefined;
   try {
-    if (config.mqtt) ha = await import('./homeassistant/start.js');
+    if (config.mqtt) {
+      ha = await import('./homeassistant/start.js');
+      bridges = await import('./bus/mqtt/bridge.js');
+    }
     if (oneBox) {
       link = new LocalLink();
-      if (config.mqtt && ha) {
-        bridge = ha.openBridgeLink(config.mqtt, { role: 'all', log });
+      if (config.mqtt && bridges) {
+        bridge = bridges.openBridgeLink(config.mqtt, { role: 'all', log });
         const opened = bridge;
         undo.push(() => opened.stop());
         mqttAccess = bridge.access;
@@ -139,7 +144,7 @@ export async function startHearth(config: HearthConfig, opts: StartOptions): Pro
         mqttConnected = () => opened.link.connected;
       }
     } else {
-      const { openClusterLink } = await import('./cluster/open.js');
+      const { openClusterLink } = await import('./mqtt-link/open.js');
       clusterLink = await openClusterLink(config, { role, agent: agentName, log });
       const opened = clusterLink;
       undo.push(() => opened.stop());
@@ -265,7 +270,7 @@ export async function startHearth(config: HearthConfig, opts: StartOptions): Pro
         leadership: leadership(CONTROLLER_LEASE),
         clock,
         log: oneBox ? log : log.child({ role: 'controller' }),
-        ...(config.mqtt && ha
+        ...(config.mqtt && ha && bridges
           ? {
               homeassistant: {
                 config,
@@ -274,12 +279,12 @@ export async function startHearth(config: HearthConfig, opts: StartOptions): Pro
                 // opens one for its term, with a will of its own.
                 bridge: () => {
                   if (bridge) return { access: bridge.access, stop: async () => {} };
-                  const start = ha as NonNullable<typeof ha>;
-                  return start.openBridgeLink(
+                  const open = bridges as NonNullable<typeof bridges>;
+                  return open.openBridgeLink(
                     clusterLink ? clusterLink.mqttSettings : (config.mqtt as never),
                     {
                       role: 'controller',
-                      clientId: start.bridgeClientId(holder),
+                      clientId: open.bridgeClientId(holder),
                       log,
                     },
                   );

@@ -1,18 +1,18 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MqttLink } from '../src/bus/mqtt/link.js';
-import { feedMirror } from '../src/cluster/feed.js';
-import { LeaderTerm, supersedes } from '../src/cluster/fence.js';
-import { MqttHouseLink } from '../src/cluster/mqtt-link.js';
 import type { BackupStatus } from '../src/contract/views.js';
 import type { BusEvents } from '../src/core/bus.js';
 import { silentLogger } from '../src/core/log.js';
 import type { EntityView } from '../src/core/runtime-api.js';
 import { type DeclaredEntity, EntityMirror } from '../src/house/mirror.js';
+import { feedMirror } from '../src/mqtt-link/feed.js';
+import { LeaderTerm, supersedes } from '../src/mqtt-link/fence.js';
+import { MqttHouseLink } from '../src/mqtt-link/link.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
 import { waitUntil } from './support/wait.js';
 
 /*
- * Fencing on the cluster wire (src/cluster/fence.ts): what a consumer (an api replica, the
+ * Fencing on the cluster wire (src/mqtt-link/fence.ts): what a consumer (an api replica, the
  * controller) takes of leader records, views and events of several terms of one lease, and what
  * a leader does when an older term's words land on its topics. Real MqttLinks on a Mosquitto of
  * this file's own play the agents.

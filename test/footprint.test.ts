@@ -40,7 +40,7 @@ const markers = {
   "the Sonos client's SOAP": /SetAVTransportURI/,
   "the coffee pot's loop": /lost confidence, heater off/,
   // One box (--role all) never loads the cluster: neither the MQTT client nor the MQTT link
-  // between the services (src/cluster/); its services run over the in-process link.
+  // between the services (src/mqtt-link/); its services run over the in-process link.
   'the MQTT client (mqtt.js)': /MQTT_PROTOCOL|mqtt\.js|protocolVersion/,
   "the cluster's MQTT link": /not a leader record/,
   'Home Assistant discovery': /json_attributes_template/,

@@ -4,7 +4,7 @@ import { idPattern, type Kind, kindNames } from './kinds.js';
 /*
  * What hearth sends its clients, in one place: the entity views, automations and their runs,
  * the backup status and the devices' layout, as the HTTP API answers them, the event streams
- * carry them and the cluster roles pass them on over MQTT (src/cluster/wire.ts). Each type is
+ * carry them and the cluster roles pass them on over MQTT (src/mqtt-link/wire.ts). Each type is
  * written out with its meaning; its schema beside it parses exactly it (the compiler holds one
  * to the other). The dashboard (web/) imports the types alone: no zod reaches the browser.
  */

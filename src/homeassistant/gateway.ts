@@ -1,3 +1,4 @@
+import { bridgeTopic } from '../bus/mqtt/bridge.js';
 import type { MqttAccess, MqttMessage } from '../core/driver.js';
 import { reasonOf } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -43,9 +44,6 @@ export interface Gateway {
   stop(): void;
 }
 
-export function bridgeTopic(base: string): string {
-  return `${base}/bridge/state`;
-}
 export function stateTopic(base: string, id: string): string {
   return `${base}/${id}/state`;
 }
@@ -155,3 +153,5 @@ export function startGateway({ runtime, mqtt, baseTopic, log }: GatewayOptions):
     },
   };
 }
+
+export { bridgeTopic };

@@ -194,7 +194,7 @@ export class ControllerService {
     this.#stopServing = undefined;
     this.#engine = undefined;
     // Its record is not re-sent after a reconnect; its step-down carries its term's token, which
-    // a successor's record outranks wherever the two meet (src/cluster/fence.ts).
+    // a successor's record outranks wherever the two meet (src/mqtt-link/fence.ts).
     this.#term?.end();
     this.#term = undefined;
     // No more MQTT commands taken here; `offline` said (the next leader says `online`), and the

@@ -9,7 +9,7 @@ import type { EntityMirror } from './mirror.js';
  * answers commands; an api service asks agents to run commands, asks the controller to run
  * automations and tells the others of a button's press; the controller says how backups stand.
  * Two implementations carry it: calls within one process (./local-link.ts, one box) and MQTT
- * between processes (src/cluster/mqtt-link.ts, a cluster). The services never know which.
+ * between processes (src/mqtt-link/link.ts, a cluster). The services never know which.
  */
 
 /** The lease an agent name leads by. */
@@ -49,7 +49,7 @@ export interface RunRequest {
 
 /**
  * What one leader says during one term of its lease, each word with the term's fencing token, so
- * nothing of an older term overwrites a newer (src/cluster/fence.ts says why it matters on MQTT).
+ * nothing of an older term overwrites a newer (src/mqtt-link/fence.ts says why it matters on MQTT).
  */
 export interface LeaderTerm {
   /** The entity's whole view, as consumers keep it. */

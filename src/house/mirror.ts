@@ -28,7 +28,7 @@ export interface DynamicSource {
  * replica answers at once; changes are announced on a local bus with the same events as the
  * one-box runtime, so automations and SSE streams do not know the difference.
  *
- * Views are fenced (src/cluster/fence.ts): each carries the token of the agent's lease term that
+ * Views are fenced (src/mqtt-link/fence.ts): each carries the token of the agent's lease term that
  * published it, and one of an older term than the view shown is ignored. A view of an older term
  * than the agent's current leader (all there is until the leader's own arrives) still says the
  * entity exists and what its state was, but not whether it is available: the current leader's

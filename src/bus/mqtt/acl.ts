@@ -6,7 +6,7 @@ import { Topics, topicId } from './topics.js';
  * kube render` writes it for the in-cluster Mosquitto; docs/mqtt.md shows it for a broker of
  * your own; test/mqtt-acl.test.ts runs a cluster against it and tries every forgery it stops.
  *
- * The rule: a role may publish only what it publishes in src/cluster/* (its own leader record,
+ * The rule: a role may publish only what it publishes in src/mqtt-link/* (its own leader record,
  * replies, states and events for an agent; commands, run requests and button states for an api
  * replica; replies to run requests, the backup status, its leader record and hearth's public
  * topics for the controller), and other programs only their own topics and `<base>/<id>/set`.

@@ -1,9 +1,9 @@
+import type { MqttSettings } from '../bus/mqtt/bridge.js';
 import { MqttLink, openTlsFiles } from '../bus/mqtt/link.js';
 import { refuseOpenBroker } from '../bus/mqtt/probe.js';
 import type { HearthConfig } from '../config/load.js';
 import type { Logger } from '../core/log.js';
-import type { MqttSettings } from '../homeassistant/start.js';
-import { MqttHouseLink } from './mqtt-link.js';
+import { MqttHouseLink } from './link.js';
 
 /**
  * Opens the link of one cluster process: reads the TLS files once (a leading controller's

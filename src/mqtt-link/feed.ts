@@ -17,7 +17,7 @@ import {
  * events, who leads each agent name and whether that process is still connected. Returns the
  * function that stops it.
  *
- * Fenced (src/cluster/fence.ts): of each lease it keeps the record of the newest term, so a
+ * Fenced (src/mqtt-link/fence.ts): of each lease it keeps the record of the newest term, so a
  * deposed leader's late record (or its step-down) never hides its successor; views and events
  * carry their term's token and the mirror weighs them against it.
  */

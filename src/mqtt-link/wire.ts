@@ -19,7 +19,7 @@ import {
 /**
  * The fencing token of the lease term a message was published in: an agent leader puts its
  * lease's token beside every view and event it publishes, and a consumer never lets a message of
- * an older term overwrite one of a newer (src/cluster/fence.ts). Cluster wire only: the views
+ * an older term overwrite one of a newer (src/mqtt-link/fence.ts). Cluster wire only: the views
  * HTTP clients see never carry it.
  */
 const fenceSchema = z.number().int().nonnegative().optional();
@@ -60,7 +60,7 @@ export type EntityEvent = z.infer<typeof entityEventSchema>;
 /**
  * `<base>/cluster/leader/<lease>`, retained: who leads a lease now, with the lease's fencing
  * token; `holder: null` with the token of the term that ended once its holder stepped down. A
- * record of an older term than one already seen is ignored (src/cluster/fence.ts).
+ * record of an older term than one already seen is ignored (src/mqtt-link/fence.ts).
  */
 export const leaderSchema = z.object({
   holder: z.string().max(128).nullable(),
