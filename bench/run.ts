@@ -590,7 +590,8 @@ async function ssePresses(tmp: string): Promise<SseResult> {
   const file = path.join(tmp, 'hearth-sse.yaml');
   writeFileSync(
     file,
-    `timezone: UTC\nhttp: { host: 127.0.0.1, port: ${port}, maxStreams: ${streams + 10} }\n` +
+    // All the streams come from the bench's one address: the per-client caps are raised to fit.
+    `timezone: UTC\nhttp: { host: 127.0.0.1, port: ${port}, maxStreams: ${streams + 10}, maxStreamsPerClient: ${streams + 10}, maxConnectionsPerClient: ${streams + 100} }\n` +
       `storage: { sqlite: ${JSON.stringify(path.join(tmp, 'sse.db'))} }\nbuttons:\n  - { id: bedside }\n`,
   );
   const h = await startHearth(root, 'hearth-sse', file, port);

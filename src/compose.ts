@@ -437,12 +437,13 @@ export async function startHearth(config: HearthConfig, opts: StartOptions): Pro
 
   try {
     if (oneBox) {
-      // One process leads every lease at once (src/house/leadership.ts): the controller first,
-      // so the history hears the devices' first states, then the agents; ready once every device
-      // has had its first start attempt, as before any lease.
+      // One process leads every lease at once (src/house/leadership.ts): the agents first, so
+      // the devices' first readings are states the controller finds (the history records them)
+      // rather than changes that fire automations; ready once every device has had its first
+      // start attempt.
       const where = config.storage.sqlite ?? 'the store';
-      if (controller) await leadOnce(controller, CONTROLLER_LEASE, where);
       await Promise.all(agents.map((a) => leadOnce(a, agentLease(a.name), where)));
+      if (controller) await leadOnce(controller, CONTROLLER_LEASE, where);
       synced = true;
     } else {
       controller?.start();

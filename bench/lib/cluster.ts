@@ -20,7 +20,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { mosquittoMissing, TestMosquitto } from '../../test/support/mosquitto.js';
+import { agentUser } from '../../src/bus/mqtt/acl.js';
+import { brokerEnv, startLockedBroker } from '../../test/support/cluster.js';
+import { mosquittoMissing, type TestMosquitto } from '../../test/support/mosquitto.js';
 import { createTestDatabase, type TestDatabase } from '../../test/support/postgres.js';
 import { hearthBin, hearthBuilt, type Sim, startHearth, startSim, writeConfig } from './hearth.js';
 import { concurrent, interleaved, median, merge, quantile, type Sample, send, type Target } from './load.js';
@@ -128,11 +130,13 @@ async function startRole(
   role: 'api' | 'controller' | 'agent',
   name: string,
 ): Promise<Role> {
+  // Each role connects as its own broker user, as docs/mqtt.md locks a cluster's broker.
   const proc = start(
     name,
     process.execPath,
     [hearthBin(root), 'start', '--config', config, '--role', role],
     root,
+    brokerEnv(role === 'agent' ? agentUser('main') : `hearth-${role}`),
   );
   try {
     const url = await waitForReady(proc, 20_000);
@@ -149,7 +153,7 @@ function clusterYaml(pgUrl: string, mqttUrl: string, simPort: number): string {
     'timezone: America/Los_Angeles',
     'http: { host: 127.0.0.1, port: 0 }',
     `storage: { postgres: { url: ${JSON.stringify(pgUrl)} } }`,
-    `mqtt: { url: ${JSON.stringify(mqttUrl)} }`,
+    `mqtt: { url: ${JSON.stringify(mqttUrl)}, username: "\${HEARTH_MQTT_USERNAME}", password: "\${HEARTH_MQTT_PASSWORD}" }`,
     `cluster: { leaseSeconds: ${LEASE_S} }`,
     'switches:',
     ...switches.map(
@@ -348,7 +352,7 @@ export async function clusterBench(opts: ClusterOptions): Promise<ClusterResult>
   const sims: Sim[] = [];
   try {
     db = await createTestDatabase();
-    broker = await TestMosquitto.start();
+    broker = await startLockedBroker();
     const clusterSim = await startSim(opts.root, 'sim-cluster');
     const oneSim = await startSim(opts.root, 'sim-one-box');
     sims.push(clusterSim, oneSim);

@@ -25,11 +25,17 @@ export function onStopAll(fn: () => Promise<void>): { remove(): void } {
 }
 
 /** Spawns `node <args>` (or another command) and tracks it so `stopAll` can end it. */
-export function start(name: string, command: string, args: string[], cwd: string): Proc {
+export function start(
+  name: string,
+  command: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = {},
+): Proc {
   const child = spawn(command, args, {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_ENV: 'production' },
+    env: { ...process.env, NODE_ENV: 'production', ...env },
   });
   if (child.pid === undefined) throw new Error(`${name}: could not spawn ${command}`);
   const tail: string[] = [];

@@ -490,7 +490,8 @@ export async function webBench(opts: WebOptions): Promise<WebResult> {
   const buttons = [BUTTON, ...Array.from({ length: BUTTONS - 1 }, (_, i) => `b${i + 1}`)];
   writeFileSync(
     config,
-    `timezone: UTC\nhttp: { host: 127.0.0.1, port: ${port}, maxStreams: ${opts.streams + 20} }\n` +
+    // All the streams come from the bench's one address: the per-client caps are raised to fit.
+    `timezone: UTC\nhttp: { host: 127.0.0.1, port: ${port}, maxStreams: ${opts.streams + 20}, maxStreamsPerClient: ${opts.streams + 20}, maxConnectionsPerClient: ${opts.streams + 100} }\n` +
       `storage: { sqlite: ${JSON.stringify(path.join(opts.tmp, 'web.db'))} }\nbuttons:\n` +
       buttons.map((b) => `  - { id: ${b}, name: Button ${b} }\n`).join(''),
   );

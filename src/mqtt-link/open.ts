@@ -19,6 +19,7 @@ export async function openClusterLink(
   if (!config.mqtt) throw new Error('a cluster process needs mqtt:');
   const mqttSettings: MqttSettings = { ...config.mqtt, tls: openTlsFiles(config.mqtt) };
   await refuseOpenBroker(mqttSettings, { role, agent: opts.agent, log });
-  const link = new MqttLink({ ...mqttSettings, role, log }).start();
+  // A process takes only the other processes' words: its own it has taken already.
+  const link = new MqttLink({ ...mqttSettings, role, log, noLocal: true }).start();
   return Object.assign(new MqttHouseLink(link, { log }), { mqttSettings });
 }

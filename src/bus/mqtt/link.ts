@@ -56,6 +56,12 @@ export interface MqttLinkOptions {
   offlineQueueMax?: number;
   /** Retained topics remembered to re-send after a reconnect. Default 10000. */
   retainedMax?: number;
+  /**
+   * Subscriptions with MQTT 5's No Local: the broker never sends this connection what it
+   * published itself. A cluster process wants only the others' words (its own it has already
+   * taken), and each of its own messages parsed again costs a toggle time.
+   */
+  noLocal?: boolean;
 }
 
 export interface PublishOptions {
@@ -549,6 +555,7 @@ export class MqttLink extends EventEmitter<{ up: []; down: [reason: string] }> {
     }
     const granted = await client.subscribeAsync(filter, {
       qos: 1,
+      ...(this.#opts.noLocal ? { nl: true } : {}),
       properties: { subscriptionIdentifier: id },
     });
     if (granted.some((g) => g.qos === 128)) {
