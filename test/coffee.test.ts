@@ -5,9 +5,10 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type CoffeeSimulator, startCoffeeSimulator } from '../src/drivers/mrcoffeebot/simulator.js';
+import { openSerialPort } from '../src/transport/serial-port.js';
 import { startCli } from './support/cli-run.js';
 import { http, post, tempDir } from './support/hearth.js';
 import { type HearthProcess, spawnHearth } from './support/process.js';
@@ -186,7 +187,7 @@ describe('a real hearth process and the coffee pot', () => {
     const cli = startCli(['sim', 'coffee', '--path', path], { env: { HEARTH_LOG_LEVEL: 'info' } });
     cleanups.push(() => cli.stop());
     await cli.waitFor(/coffee simulator on serial device (\S+)/, 20_000);
-    const port = new SerialPort({ path, baudRate: 115200 });
+    const port = openSerialPort({ path, baudRate: 115200 });
     cleanups.push(
       () => new Promise<void>((resolve) => (port.isOpen ? port.close(() => resolve()) : resolve())),
     );

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import { BAUD_RATE, parseStatus } from '../../src/drivers/mrcoffeebot/protocol.js';
 import {
   type CoffeeSimulator,
@@ -14,6 +14,7 @@ import {
   startCoffeeSimulator,
 } from '../../src/drivers/mrcoffeebot/simulator.js';
 import { LinePort } from '../../src/transport/line-port.js';
+import { openSerialPort } from '../../src/transport/serial-port.js';
 import { startHearth } from './hearth.js';
 import { quantile } from './load.js';
 import { freePort, onStopAll, type Proc, sleep, start, stop, waitForLine } from './procs.js';
@@ -407,7 +408,7 @@ function bareExchanger(device: string): Exchanger {
   const request = Buffer.from('S+?\n', 'latin1');
   return {
     async open() {
-      const sp = new SerialPort({ path: device, baudRate: BAUD_RATE, autoOpen: false });
+      const sp = openSerialPort({ path: device, baudRate: BAUD_RATE, autoOpen: false });
       sp.on('data', (chunk: Buffer) => {
         buffer += chunk.toString('latin1');
         const nl = buffer.indexOf('\n');

@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { stat } from 'node:fs/promises';
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import { SerialQueue } from '../core/serial-queue.js';
+import { openSerialPort } from './serial-port.js';
 
 /** Requests that may wait for the line; every one has its own deadline too. */
 const EXCHANGE_QUEUE_LIMIT = 100;
@@ -162,7 +163,7 @@ export class LinePort extends EventEmitter<Events> {
 
   #open(): void {
     if (this.#stopped) return;
-    const port = new SerialPort({ path: this.#opts.path, baudRate: this.#opts.baudRate, autoOpen: false });
+    const port = openSerialPort({ path: this.#opts.path, baudRate: this.#opts.baudRate, autoOpen: false });
     this.#port = port;
     port.on('data', (chunk: Buffer) => this.#onData(chunk));
     port.on('close', (err?: Error) => {

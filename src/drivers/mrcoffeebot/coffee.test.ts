@@ -7,7 +7,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import { http, post, tempDir } from '../../../test/support/hearth.js';
@@ -15,6 +15,7 @@ import { letTimePass, until } from '../../../test/support/wait.js';
 import { startHearth } from '../../compose.js';
 import { loadConfigFile } from '../../config/load.js';
 import type { EntityView } from '../../core/runtime-api.js';
+import { openSerialPort } from '../../transport/serial-port.js';
 import { drivers } from '../index.js';
 import { coffeeConfigSchema, coffeeDriver } from './index.js';
 import { BANNER, formatStatus, isBanner, parseStatus, temperatureProblem, waterProblem } from './protocol.js';
@@ -238,7 +239,7 @@ describe('config', () => {
 
 /** A plain serial client on the device end, as a person with a terminal would use it. */
 async function terminal(s: CoffeeSimulator) {
-  const port = new SerialPort({ path: s.path, baudRate: 115200 });
+  const port = openSerialPort({ path: s.path, baudRate: 115200 });
   await new Promise<void>((resolve, reject) => port.once('open', resolve).once('error', reject));
   cleanups.push(
     () => new Promise<void>((resolve) => (port.isOpen ? port.close(() => resolve()) : resolve())),

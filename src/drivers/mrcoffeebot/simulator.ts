@@ -14,9 +14,10 @@
  * It records every heater change with its cause and time, and every line it received, so
  * tests can assert on them.
  */
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import type { Simulator } from '../../core/driver.js';
 import { PtyPair } from '../../transport/pty.js';
+import { openSerialPort } from '../../transport/serial-port.js';
 import {
   BANNER,
   BAUD_RATE,
@@ -247,7 +248,7 @@ export async function startCoffeeSimulator(opts: CoffeeSimulatorOptions): Promis
   }
 
   async function openEnd(): Promise<void> {
-    const p = new SerialPort({ path: pair.simPath, baudRate: BAUD_RATE, autoOpen: false });
+    const p = openSerialPort({ path: pair.simPath, baudRate: BAUD_RATE, autoOpen: false });
     p.on('data', onData);
     p.on('error', (err) => opts.log?.warn({ err: err.message }, 'coffee simulator port error'));
     await new Promise<void>((resolve, reject) => p.open((err) => (err ? reject(err) : resolve())));

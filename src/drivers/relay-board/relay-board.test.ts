@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { fakeDriverContext } from '../../../test/support/driver-context.js';
 import { http, post, startTestHearth, type TestHearth } from '../../../test/support/hearth.js';
@@ -12,6 +12,7 @@ import { silentLogger } from '../../core/log.js';
 import type { EntityView } from '../../core/runtime-api.js';
 import { LinePort } from '../../transport/line-port.js';
 import { PtyPair } from '../../transport/pty.js';
+import { openSerialPort } from '../../transport/serial-port.js';
 import { drivers } from '../index.js';
 import { relayBoardConfigSchema, relayBoardDriver } from './index.js';
 import { confirms, formatCommand, formatInfo, parseAnswer, parseCommand } from './protocol.js';
@@ -244,7 +245,7 @@ describe('the simulated board', () => {
     // The simulator's end stays open while the pair goes, as when a USB cable is pulled.
     const pair = new PtyPair(ttyPath());
     await pair.plug();
-    const other = new SerialPort({ path: pair.simPath, baudRate: 9600 });
+    const other = openSerialPort({ path: pair.simPath, baudRate: 9600 });
     other.on('data', () => other.write('INFO: requesting relay 1 change to state on\r\n'));
     try {
       const port = hostPort({ path: pair.devicePath });

@@ -13,10 +13,11 @@
  * 24 V valves are, so relays stay as they are until the dead-man drops them.
  */
 import { EventEmitter } from 'node:events';
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import type { Simulator } from '../../core/driver.js';
 import type { Logger } from '../../core/log.js';
 import { PtyPair } from '../../transport/pty.js';
+import { openSerialPort } from '../../transport/serial-port.js';
 import {
   BAUD_RATE,
   BOARD_DEADMAN_MS,
@@ -208,7 +209,7 @@ export async function startRelayBoardSimulator(
   }
 
   async function openPort(): Promise<void> {
-    const p = new SerialPort({ path: pair.simPath, baudRate: BAUD_RATE, autoOpen: false });
+    const p = openSerialPort({ path: pair.simPath, baudRate: BAUD_RATE, autoOpen: false });
     await new Promise<void>((resolve, reject) => p.open((err) => (err ? reject(err) : resolve())));
     buffer = '';
     p.on('data', onData);
