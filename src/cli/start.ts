@@ -6,6 +6,7 @@ import { reasonOf } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { drivers } from '../drivers/index.js';
 import { configPath, demoConfigPath } from './config-path.js';
+import { connectSystemd, type SystemdNotifier } from './systemd.js';
 
 export function registerStart(program: Command): void {
   program
@@ -38,14 +39,23 @@ export function registerStart(program: Command): void {
         return;
       }
       const log = createLogger(process.env.HEARTH_LOG_LEVEL ?? config.log.level);
+      let systemd: SystemdNotifier;
+      try {
+        systemd = connectSystemd(process.env, log);
+      } catch (err) {
+        console.error(`hearth could not start: ${reasonOf(err)}`);
+        process.exitCode = 1;
+        return;
+      }
       // Before anything starts: a SIGTERM that arrives while devices come up (or just after
       // "ready" is printed) must still stop them cleanly, never kill the process mid-way.
-      const stopWith = onSignals(log);
+      const stopWith = onSignals(log, () => systemd.stopping());
       let hearth: Awaited<ReturnType<typeof startHearth>>;
       try {
         hearth = await startHearth(config, { log, role: opts.role, agent: opts.agent });
       } catch (err) {
         console.error(`hearth could not start: ${reasonOf(err)}`);
+        systemd.close();
         process.exitCode = 1;
         return;
       }
@@ -62,6 +72,7 @@ export function registerStart(program: Command): void {
         'ready',
       );
       stopWith(() => hearth.stop());
+      systemd.ready(`ready on ${hearth.url}${role === 'all' ? '' : ` (role ${role})`}`);
       if (role === 'all') printWelcome(hearth.url, hearth.publicUrl, config, Boolean(opts.demo));
       else
         process.stderr.write(
@@ -75,7 +86,7 @@ export function registerStart(program: Command): void {
  * once there is something running. The first signal stops it (at once, or as soon as start-up
  * has finished); a second one exits at once.
  */
-function onSignals(log: Logger): (stop: () => Promise<void>) => void {
+function onSignals(log: Logger, stopping: () => void): (stop: () => Promise<void>) => void {
   let signals = 0;
   let stop: (() => Promise<void>) | undefined;
   let pending = false;
@@ -92,6 +103,7 @@ function onSignals(log: Logger): (stop: () => Promise<void>) => void {
     signals++;
     if (signals > 1) process.exit(1);
     log.info({ signal }, 'stopping');
+    stopping();
     if (stop) run(stop);
     else pending = true;
   };
