@@ -8,6 +8,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { externals } from './externals.mjs';
 
 // --outdir: somewhere else than dist/ (a test inspects a build without touching the real one).
 const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
@@ -28,26 +29,8 @@ await build({
   minify: true,
   sourcemap: 'linked',
   legalComments: 'linked',
-  // The two schema compilers are never loaded (see src/server/app.ts); keeping them out of the
-  // bundle saves parsing 250 kB at every start.
-  //
-  // node-ical stays outside too. Its CommonJS files are sloppy-mode code, and an ES module
-  // bundle is strict as a whole: there, node-ical's copyDateMeta (`target.tz = source.tz` on a
-  // Date whose `tz` it had made read-only) throws "Cannot assign to read only property 'tz'"
-  // instead of doing nothing, expandRecurringEvent fails, and every event it expands is lost
-  // (a calendar trigger never fired in the built CLI while it did from source). Loaded by Node
-  // from node_modules it keeps the semantics its authors tested. node-ical 0.27 fixes this but
-  // needs Node 22. test/built-cli.test.ts runs this bundle on such a feed.
-  external: [
-    'better-sqlite3',
-    // Loaded only with storage.postgres (src/store/open.ts): one box never parses it.
-    'pg',
-    'node-ical',
-    'serialport',
-    '@serialport/*',
-    '@fastify/ajv-compiler',
-    '@fastify/fast-json-stringify-compiler',
-  ],
+  // Why each one: scripts/externals.mjs.
+  external: externals,
   // uri-js (under kubernetes-models' validator) requires Node's deprecated built-in `punycode`,
   // which prints DEP0040 on stderr from Node 21 on: the npm package of the same code instead.
   alias: { punycode: 'punycode/' },
