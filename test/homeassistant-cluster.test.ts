@@ -1,6 +1,8 @@
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SonosSimulator, startSonosSimulator } from '../src/drivers/sonos/simulator.js';
 import { startWemoSimulator, type WemoSimulator } from '../src/drivers/wemo/simulator.js';
 import {
   brokerPassword,
@@ -18,16 +20,20 @@ import { letTimePass, until } from './support/wait.js';
 /*
  * Home Assistant discovery and hearth's own topics in a cluster: real processes of the built CLI
  * (an api, two controllers, an agent), a PostgreSQL database of this file's own, a Mosquitto
- * this file starts, a Wemo simulator for the plug. Only the leading controller serves them.
+ * this file starts, locked with its ACL (Home Assistant logs in as `homeassistant`), a Wemo
+ * simulator for the plug and a Sonos one for the speaker. Only the leading controller serves them.
  */
 const LEASE_S = 2;
 const CONFIG_TOPIC = 'homeassistant/switch/hearth/plug/config';
+const BRIDGE_TOPIC = 'homeassistant/binary_sensor/hearth/bridge/config';
+const DING_TOPIC = 'homeassistant/button/hearth/hall-play-ding_mp3/config';
 const asUser = (username: string) => ({ username, password: brokerPassword(username) });
 
 describe.skipIf(mosquittoMissing ?? postgresMissing)('Home Assistant and hearth topics in a cluster', () => {
   let db: TestDatabase;
   let broker: TestMosquitto;
   let plug: WemoSimulator;
+  let speaker: SonosSimulator;
   let dir: string;
   let config: string;
   let ha: MqttClient;
@@ -71,14 +77,22 @@ describe.skipIf(mosquittoMissing ?? postgresMissing)('Home Assistant and hearth 
     db = await createTestDatabase();
     broker = await startLockedBroker({ clients: ['homeassistant'] });
     plug = await startWemoSimulator({ initial: false });
+    speaker = await startSonosSimulator({ clipMs: 200 });
     dir = tempDir();
+    // The agent serves the clip to the speaker from the media folder of its own box.
+    mkdirSync(join(dir, 'media'));
+    writeFileSync(join(dir, 'media', 'ding.mp3'), Buffer.alloc(3000, 7));
     config = writeClusterConfig(dir, {
       pgUrl: db.url,
       mqttUrl: broker.url,
       leaseSeconds: LEASE_S,
       body: `
 switches:
-  - { id: plug, kind: wemo/v1, name: Desk plug, address: 127.0.0.1, port: ${plug.port}, timeoutMs: 1000, pollSeconds: 0 }
+  - { id: plug, kind: wemo/v1, name: Desk plug, room: Study, address: 127.0.0.1, port: ${plug.port}, timeoutMs: 1000, pollSeconds: 0 }
+speakers:
+  - { id: hall, kind: sonos/v1, name: Hall speaker, address: 127.0.0.1, port: ${speaker.port}, pollSeconds: 0, clips: [ding.mp3] }
+media: { dir: media }
+homeassistant: { dashboardUrl: "https://hearth.home.arpa" }
 buttons:
   - { id: bedside }
 `,
@@ -98,6 +112,7 @@ buttons:
     await Promise.all(procs.map((p) => p.stop()));
     await ha?.endAsync();
     await plug?.close();
+    await speaker?.close();
     await broker?.stop();
     await db?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -108,12 +123,30 @@ buttons:
       timeoutMs: 10_000,
       what: 'the plug state published',
     });
-    await until(() => seen.has(CONFIG_TOPIC), { what: 'the discovery config' });
+    await until(() => seen.has(CONFIG_TOPIC) && seen.has(BRIDGE_TOPIC), { what: 'the discovery configs' });
     expect(payloadOf(CONFIG_TOPIC)).toMatchObject({
       unique_id: 'hearth_hearth_plug',
+      default_entity_id: 'switch.desk_plug',
+      name: null,
       state_topic: 'hearth/plug/state',
       command_topic: 'hearth/plug/set',
-      device: { identifiers: ['hearth_hearth_plug'], name: 'Desk plug', model: 'wemo (wemo/v1)' },
+      device: {
+        identifiers: ['hearth_hearth_plug'],
+        name: 'Desk plug',
+        model: 'wemo (wemo/v1)',
+        suggested_area: 'Study',
+        configuration_url: 'https://hearth.home.arpa',
+        via_device: 'hearth_hearth_bridge',
+      },
+    });
+    expect(payloadOf(CONFIG_TOPIC)).not.toHaveProperty('object_id');
+    // hearth itself: connected while a controller leads, on the topic the leader owns.
+    expect(payloadOf(BRIDGE_TOPIC)).toMatchObject({
+      unique_id: 'hearth_hearth_bridge',
+      device_class: 'connectivity',
+      state_topic: 'hearth/bridge/state',
+      payload_on: 'online',
+      device: { identifiers: ['hearth_hearth_bridge'] },
     });
     expect(seen.get('hearth/bridge/state')?.text).toBe('online');
     expect(await leaderOf(controllers)).toBeDefined();
@@ -157,7 +190,32 @@ buttons:
     await until(() => seen.has('homeassistant/switch/hearth/bedside/config'), {
       what: 'bedside announced',
     });
-    expect(payloadOf('homeassistant/switch/hearth/bedside/config').device.name).toBe('hearth buttons');
+    expect(payloadOf('homeassistant/switch/hearth/bedside/config').device).toMatchObject({
+      name: 'hearth buttons',
+      via_device: 'hearth_hearth_bridge',
+    });
+  });
+
+  it("a chime's button, pressed by Home Assistant's user, plays the clip through the agent", async () => {
+    await until(() => seen.has(DING_TOPIC) && payloadOf('hearth/hall/state')?.available === true, {
+      timeoutMs: 10_000,
+      what: "the hall speaker's button and state",
+    });
+    const ding = payloadOf(DING_TOPIC);
+    expect(ding).toMatchObject({
+      name: 'Play ding',
+      default_entity_id: 'button.hall_speaker_play_ding',
+      command_topic: 'hearth/hall/set',
+      device: { identifiers: ['hearth_hearth_hall'], via_device: 'hearth_hearth_bridge' },
+    });
+    await ha.publishAsync(ding.command_topic, ding.payload_press);
+    await until(() => speaker.chimes.at(-1)?.ended && payloadOf('hearth/hall/state')?.state === 'idle', {
+      timeoutMs: 10_000,
+      what: 'the clip played and the chime idle again',
+    });
+    expect(speaker.chimes).toHaveLength(1);
+    expect(speaker.chimes[0]?.uri).toMatch(/\/api\/v0\/chime\/ding\.mp3$/);
+    expect(speaker.chimes[0]?.fetched).toMatchObject({ status: 206, bytes: 3000 });
   });
 
   it('after kill -9 of the leader the other controller takes over within the failover time', async () => {
@@ -192,10 +250,14 @@ buttons:
 
     // Home Assistant restarting: the new leader publishes every config again.
     seen.delete(CONFIG_TOPIC);
+    seen.delete(BRIDGE_TOPIC);
+    seen.delete(DING_TOPIC);
     seen.delete('homeassistant/switch/hearth/bedside/config');
     await ha.publishAsync('homeassistant/status', 'online');
     await until(
-      () => seen.get(CONFIG_TOPIC)?.live === true && seen.has('homeassistant/switch/hearth/bedside/config'),
+      () =>
+        [CONFIG_TOPIC, BRIDGE_TOPIC, DING_TOPIC].every((t) => seen.get(t)?.live === true) &&
+        seen.has('homeassistant/switch/hearth/bedside/config'),
       { what: 'the configs republished' },
     );
     expect(payloadOf(CONFIG_TOPIC).device.name).toBe('Desk plug');

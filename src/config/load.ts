@@ -530,9 +530,12 @@ function isSecretField(path: readonly (string | number)[]): boolean {
   return key !== undefined && isSecretBearing(key);
 }
 
-/** A key whose value is, or may hold, a secret: `url` too, as a database URL holds its password. */
+/**
+ * A key whose value is, or may hold, a secret: any URL too (`url`, `baseUrl`, `dashboardUrl`), as a
+ * database URL holds its password and a wrong one may carry `user:password@`.
+ */
 function isSecretBearing(key: string): boolean {
-  return isSecretKey(key) || /^url$/i.test(key);
+  return isSecretKey(key) || /url$/i.test(key);
 }
 
 /**

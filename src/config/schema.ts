@@ -274,6 +274,20 @@ export const configSchema = z
           .default('homeassistant'),
         /** The `<node_id>` level of discovery topics and part of every `unique_id`: one per hearth on a broker. */
         nodeId: idSchema.default('hearth'),
+        /**
+         * Where people open hearth's dashboard, e.g. `http://hearth.home.arpa:8000`: Home Assistant
+         * links every hearth device to it (`configuration_url`). Left out: no link, as hearth
+         * cannot know the address others reach it at (a proxy, a NodePort).
+         */
+        dashboardUrl: z
+          .string()
+          .url('must be a URL like http://hearth.home.arpa:8000')
+          .refine((u) => /^https?:\/\//i.test(u), 'must start with http:// or https://')
+          .refine(
+            (u) => !URL.canParse(u) || (new URL(u).username === '' && new URL(u).password === ''),
+            'must not hold user:password@: every client of the broker reads it in the discovery configs',
+          )
+          .optional(),
       })
       .strict()
       .default({}),

@@ -47,7 +47,8 @@ export const kinds = {
   },
   /**
    * A speaker zone that plays chimes: `play` snapshots what is playing, plays the clip at the
-   * chime volume, and restores what was playing.
+   * chime volume, and restores what was playing. `attributes.clips` (`[{ media, name }]`) are the
+   * clips it offers by name, as buttons in Home Assistant.
    */
   chime: {
     description: 'A speaker that plays chimes',
@@ -106,7 +107,11 @@ export const kinds = {
     state: onOff,
     commands: {},
   },
-  /** A reading: a number with a unit in `attributes.unit`, or a time as an ISO string. */
+  /**
+   * A reading: a number with a unit in `attributes.unit`, or a time as an ISO string.
+   * `attributes.deviceClass` may say what it measures (./sensor-classes.ts: `battery`,
+   * `distance`, `timestamp` ...), where the unit alone does not.
+   */
   sensor: {
     description: 'A measurement',
     state: z.union([z.number(), z.string()]).nullable(),

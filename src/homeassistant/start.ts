@@ -2,7 +2,7 @@ import type { HearthConfig } from '../config/load.js';
 import type { MqttAccess } from '../core/driver.js';
 import type { Logger } from '../core/log.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
-import { hearthVersion } from '../version.js';
+import { hearthHomepage, hearthVersion } from '../version.js';
 import { type Discovery, startDiscovery } from './discovery.js';
 import { type Gateway, startGateway } from './gateway.js';
 
@@ -46,6 +46,8 @@ export function startHomeAssistant({ config, runtime, mqtt, log }: HomeAssistant
         prefix: ha.prefix,
         nodeId: ha.nodeId,
         version: hearthVersion,
+        supportUrl: hearthHomepage,
+        dashboardUrl: ha.dashboardUrl,
         log: log.child({ part: 'homeassistant' }),
       })
     : undefined;

@@ -26,7 +26,14 @@ export const mqttThingsDriver: Driver<MqttThingConfig> = {
       kind: entityKind[c.kind] as Kind,
       name: c.name,
       timeoutMs: c.timeoutMs,
-      ...(c.kind === 'mqtt-sensor/v1' && c.unit ? { attributes: { unit: c.unit } } : {}),
+      ...(c.kind === 'mqtt-sensor/v1' && (c.unit || c.deviceClass)
+        ? {
+            attributes: {
+              ...(c.unit ? { unit: c.unit } : {}),
+              ...(c.deviceClass ? { deviceClass: c.deviceClass } : {}),
+            },
+          }
+        : {}),
     },
   ],
   setup: async (ctx, config) => (await import('./setup.js')).setupMqttThing(ctx, config),

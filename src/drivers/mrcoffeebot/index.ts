@@ -7,9 +7,10 @@
  * Entities, for a pot with id `coffee`:
  * - `coffee`              heater: on/off; `brew {minutes?}`, `stop`; attributes `until` (ISO,
  *                         while brewing) and `maxBrewMinutes`
- * - `coffee-water`        sensor: inches from the sensor down to the water (`unit: in`)
+ * - `coffee-water`        sensor: inches from the sensor down to the water (`unit: in`,
+ *                         `deviceClass: distance`)
  * - `coffee-temperature`  sensor: °C (`unit: °C`)
- * - `coffee-last-status`  sensor: ISO time of the last valid status line
+ * - `coffee-last-status`  sensor: ISO time of the last valid status line (`deviceClass: timestamp`)
  *
  * SAFETY RULES. A heater must never stay on because hearth crashed, hung, lost the port or
  * read garbage. The firmware drops the heater 1 s after the last `B+1`; hearth builds on that
@@ -78,7 +79,14 @@ export const coffeeDriver: Driver<CoffeeConfig> = {
         timeoutMs,
         attributes: { maxBrewMinutes: c.maxBrewMinutes },
       },
-      { id: ids.water, kind: 'sensor', name: `${c.name} water`, timeoutMs, attributes: { unit: 'in' } },
+      // From the sensor down to the water: a distance, not a volume.
+      {
+        id: ids.water,
+        kind: 'sensor',
+        name: `${c.name} water`,
+        timeoutMs,
+        attributes: { unit: 'in', deviceClass: 'distance' },
+      },
       {
         id: ids.temperature,
         kind: 'sensor',
@@ -86,7 +94,13 @@ export const coffeeDriver: Driver<CoffeeConfig> = {
         timeoutMs,
         attributes: { unit: '°C' },
       },
-      { id: ids.lastStatus, kind: 'sensor', name: `${c.name} last status`, timeoutMs },
+      {
+        id: ids.lastStatus,
+        kind: 'sensor',
+        name: `${c.name} last status`,
+        timeoutMs,
+        attributes: { deviceClass: 'timestamp' },
+      },
     ];
   },
 

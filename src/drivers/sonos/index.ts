@@ -22,7 +22,7 @@ export function chimeDeadlineMs(config: Pick<SonosConfig, 'maxChimeSeconds' | 't
   return Math.ceil(config.maxChimeSeconds * 1000) + CALLS_PER_CHIME * config.timeoutMs;
 }
 
-/** Sonos zone players (`kind: sonos/v1`), one `chime` entity each. */
+/** Sonos zone players (`kind: sonos/v1`), one `chime` entity each; its `clips` are in its attributes. */
 export const sonosDriver: Driver<SonosConfig> = {
   name: 'sonos',
   configKinds: ['sonos/v1'],
@@ -34,7 +34,8 @@ export const sonosDriver: Driver<SonosConfig> = {
       kind: 'chime',
       name: c.name,
       timeoutMs: chimeDeadlineMs(c),
-      attributes: { volume: c.volume },
+      // The clips are what Home Assistant offers as buttons (src/homeassistant/discovery.ts).
+      attributes: { volume: c.volume, ...(c.clips.length > 0 ? { clips: c.clips } : {}) },
     },
   ],
   simulator: lazySimulator(

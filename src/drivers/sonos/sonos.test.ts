@@ -361,6 +361,7 @@ describe('sonosDriver', () => {
       simulate: false,
       timeoutMs: 2000,
       pollSeconds: 10,
+      clips: [],
     });
     expect(
       sonosConfigSchema.safeParse({ id: 'k', kind: 'sonos/v1', address: '192.168.1.50', volum: 3 }).success,
@@ -371,6 +372,35 @@ describe('sonosDriver', () => {
     ).toBe(false);
     // The runtime's deadline for a whole chime covers the clip's cap and every call at its own deadline.
     expect(chimeDeadlineMs(ok)).toBe(30_000 + CALLS_PER_CHIME * 2000);
+  });
+
+  it('offers its clips by name: a file of the media folder, named after it unless named', () => {
+    const base = { id: 'hall', kind: 'sonos/v1', name: 'Hall', address: '192.168.1.50' };
+    const c = sonosConfigSchema.parse({
+      ...base,
+      clips: ['door_bell-2.mp3', { media: 'Glocke Küche.mp3', name: 'Glocke' }],
+    });
+    const clips = [
+      { media: 'door_bell-2.mp3', name: 'door bell 2' },
+      { media: 'Glocke Küche.mp3', name: 'Glocke' },
+    ];
+    expect(c.clips).toEqual(clips);
+    expect(sonosDriver.entities(c)[0]?.attributes).toEqual({ volume: 40, clips });
+    // No clips, no attribute: the entity is what it was before clips.
+    expect(sonosDriver.entities(sonosConfigSchema.parse(base))[0]?.attributes).toEqual({ volume: 40 });
+    const issues = (clips: unknown) => {
+      const r = sonosConfigSchema.safeParse({ ...base, clips });
+      return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(issues(['../etc/passwd'])).toEqual([
+      'clips.0.media: must be the name of a file in the media folder, like doorbell.mp3 (no /, no leading .)',
+    ]);
+    expect(issues(['a.mp3', { media: 'a.mp3', name: 'A' }])).toEqual([
+      'clips.1: lists a.mp3 twice; name each clip once',
+    ]);
+    expect(issues(Array.from({ length: 21 }, (_, i) => `${i}.mp3`))).toEqual([
+      'clips: lists more than 20 clips; each becomes a button in Home Assistant',
+    ]);
   });
 
   it('cuts a chime short when hearth stops, and stop() waits until the music is back', async () => {
