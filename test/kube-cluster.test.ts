@@ -106,6 +106,10 @@ spec:
   ports: [{ port: 49153, targetPort: 49153 }]
 `,
     );
+    // secret.yaml is not in the kustomization (it is git-ignored): it goes in first, on its own.
+    await run('kubectl', ['apply', '-f', join(out, 'namespace.yaml'), '-f', join(out, 'secret.yaml')], {
+      timeout: 120_000,
+    });
     await run('kubectl', ['apply', '-k', out], { timeout: 120_000 });
     await kubectl('apply', '-f', join(dir, 'wemo.yaml'));
     await kubectl('wait', '--for=condition=available', 'deployment', '--all', '--timeout=600s');

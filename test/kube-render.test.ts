@@ -32,6 +32,7 @@ import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { ConfigError } from '../src/config/errors.js';
+import { PodMonitor, ServiceMonitor } from '../src/kube/monitoring.js';
 import { checkRendered, KubeRenderError, renderKube, serialise, writeRendered } from '../src/kube/render.js';
 import { repoRoot, runCli } from './support/cli-run.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
@@ -40,13 +41,16 @@ const example = join(repoRoot, 'examples', 'cluster.yaml');
 const golden = join(repoRoot, 'test', 'golden', 'kube');
 /** The example with scheduled backups on an NFS export: its controller Deployment and ConfigMap. */
 const goldenBackups = join(repoRoot, 'test', 'golden', 'kube-backups');
+/** The example's broker: in the cluster, with Home Assistant's and zigbee2mqtt's users, on a LoadBalancer. */
+const exampleMqtt =
+  'mqtt: { inCluster: true, clients: [homeassistant, zigbee2mqtt], expose: { type: LoadBalancer } }';
 const backupBlock: [string, string] = [
   'mqtt:\n  url:',
   'backup:\n  # nightly, kept a fortnight\n  every: "0 3 * * *"\n  keep: 14\nmqtt:\n  url:',
 ];
 const nfsVolume: [string, string] = [
-  '    mqtt: { inCluster: true }\n',
-  '    mqtt: { inCluster: true }\n    backups: { nfs: { server: nas.home.lan, path: /volume1/hearth } }\n',
+  `    ${exampleMqtt}\n`,
+  `    ${exampleMqtt}\n    backups: { nfs: { server: nas.home.lan, path: /volume1/hearth } }\n`,
 ];
 const exampleText = readFileSync(example, 'utf8');
 const dirs: string[] = [];
@@ -120,9 +124,15 @@ describe('hearth kube render', () => {
     const pod = kitchen.spec.template.spec;
     expect(pod.nodeSelector).toEqual({ 'kubernetes.io/hostname': 'pi-kitchen' });
     expect(pod.securityContext.supplementalGroups).toEqual([20]);
-    const serial = '/dev/serial/by-id/usb-mbed_Microcontroller_101000000000000000000002F7F1E9E2-if01';
-    expect(pod.volumes).toContainEqual({ name: 'serial-0', hostPath: { path: serial, type: 'CharDevice' } });
-    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'serial-0', mountPath: serial });
+    // The coffee pot's port comes from the device plugin: no hostPath, no privilege.
+    expect(pod.containers[0].resources.limits['squat.ai/serial']).toBe('1');
+    expect(JSON.stringify(pod)).not.toContain('hostPath');
+    expect(pod.containers[0].securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+    });
     // The image's entrypoint (tini, node /app/bin/hearth.js) runs these.
     expect(pod.containers[0].command).toBeUndefined();
     expect(pod.containers[0].args).toEqual([
@@ -167,6 +177,7 @@ describe('hearth kube render', () => {
     expect(container.ports).toEqual([
       { name: 'http', containerPort: 8000, protocol: 'TCP' },
       { name: 'public', containerPort: 8080, protocol: 'TCP' },
+      { name: 'metrics', containerPort: 9464, protocol: 'TCP' },
     ]);
     expect(doc('service-hearth-control.yaml').spec).toMatchObject({
       type: 'NodePort',
@@ -176,6 +187,21 @@ describe('hearth kube render', () => {
       'hearth-public',
     );
     expect(doc('poddisruptionbudget-hearth-api.yaml').spec.minAvailable).toBe(1);
+    // Every agent has its budget: two replicas keep one; a pinned one may be drained.
+    expect(doc('poddisruptionbudget-hearth-agent-main.yaml').spec).toEqual({
+      minAvailable: 1,
+      selector: {
+        matchLabels: { 'app.kubernetes.io/name': 'hearth', 'app.kubernetes.io/component': 'agent-main' },
+      },
+    });
+    expect(doc('poddisruptionbudget-hearth-agent-kitchen.yaml').spec.maxUnavailable).toBe(1);
+    // No floating tag on the backends: a full version.
+    for (const name of ['statefulset-postgres.yaml', 'statefulset-mosquitto.yaml']) {
+      const spec = doc(name).spec.template.spec;
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+        expect(c.image, `${name}: ${c.name}`).toMatch(/^[a-z-]+:\d+\.\d+(\.\d+)?(-alpine)?$/);
+    }
+    expect(doc('statefulset-mosquitto.yaml').metadata.labels['app.kubernetes.io/component']).toBe('broker');
     const control = doc('networkpolicy-hearth-control.yaml').spec.ingress[0];
     expect(control.from).toContainEqual({ ipBlock: { cidr: '192.168.1.0/24' } });
     expect(control.ports).toEqual([{ protocol: 'TCP', port: 8000 }]);
@@ -191,7 +217,7 @@ describe('hearth kube render', () => {
   it('renders an external PostgreSQL and Mosquitto as Services without selector plus EndpointSlices', () => {
     const file = configWith([
       ['postgres: { inCluster: true }', 'postgres: { external: { host: 192.168.1.5, port: 5433 } }'],
-      ['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }'],
+      [exampleMqtt, 'mqtt: { external: { host: 192.168.1.5 } }'],
     ]);
     const files = renderKube(file, { env: {} });
     expect([...files.keys()].filter((f) => /statefulset/.test(f))).toEqual([]);
@@ -225,13 +251,19 @@ describe('hearth kube render', () => {
       Service,
       ServiceAccount,
       StatefulSet,
+      // No kubernetes-models type: src/kube/monitoring.ts checks them as the CRD does.
+      PodMonitor,
+      ServiceMonitor,
     };
-    const file = configWith([['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }']]);
+    const file = configWith([
+      [exampleMqtt, 'mqtt: { external: { host: 192.168.1.5 } }'],
+      ['monitoring: { kind: PodMonitor', 'monitoring: { kind: ServiceMonitor'],
+    ]);
     const kinds = new Set<string>();
     const backups = configWith([backupBlock, nfsVolume]);
     const claim = configWith([
       backupBlock,
-      ['mqtt: { inCluster: true }\n', 'mqtt: { inCluster: true }\n    backups: { claim: hearth-backups }\n'],
+      [`${exampleMqtt}\n`, `${exampleMqtt}\n    backups: { claim: hearth-backups }\n`],
     ]);
     for (const files of [example, file, backups, claim].map((f) => renderKube(f, { env: {} }))) {
       for (const [name, text] of files) {
@@ -269,7 +301,7 @@ describe('hearth kube render', () => {
       new RegExp(`cluster\\.yaml:${lineOf(exampleText, 'storageClass:')}:\\d+: .*unknown key "storageClas"`),
     );
     const unpinned = configWith([
-      ['      kitchen: { node: pi-kitchen, group: 20 }', '      kitchen: { group: 20 }'],
+      ['      kitchen: { node: pi-kitchen, group: 20,', '      kitchen: { group: 20,'],
     ]);
     expect(renderError(unpinned)).toMatch(
       new RegExp(
@@ -323,12 +355,21 @@ describe('hearth kube render', () => {
       'hearth-agent-main',
       'hearth-api',
       'hearth-controller',
+      'homeassistant',
       'passwd',
+      'zigbee2mqtt',
     ]);
-    expect(parse(readFileSync(join(withSecrets, 'kustomization.yaml'), 'utf8')).resources).toContain(
-      'secret.yaml',
-    );
+    // secret.yaml is git-ignored, so the kustomization never names it (a committed folder must
+    // build in Flux or Argo CD without it); the CLI says to apply it first, on its own.
+    const resources = parse(readFileSync(join(withSecrets, 'kustomization.yaml'), 'utf8')).resources;
+    expect(resources).not.toContain('secret.yaml');
+    expect(resources).toContain('namespace.yaml');
     expect(readFileSync(join(withSecrets, '.gitignore'), 'utf8')).toBe('secret.yaml\n');
+    expect(run2.stdout).toContain(
+      `kubectl apply -f ${withSecrets}/namespace.yaml -f ${withSecrets}/secret.yaml\n  kubectl apply -k ${withSecrets}`,
+    );
+    for (const doc of parseAllDocuments(readFileSync(join(withSecrets, 'secret.yaml'), 'utf8')))
+      expect(doc.toJS().metadata.namespace).toBe('hearth');
 
     const missing = await runCli(
       ['kube', 'render', '--config', example, '--out', tempDir(), '--with-secrets'],
@@ -465,7 +506,8 @@ describe('hearth kube render', () => {
 
     it('renders the example with backups on NFS to the golden files (UPDATE_GOLDEN=1 rewrites them)', () => {
       const files = renderKube(configWith([backupBlock, nfsVolume]), { env: {} });
-      const names = ['configmap-hearth-config.yaml', 'deployment-hearth-controller.yaml'];
+      // The namespace too: an NFS volume is not among the restricted level's volume types.
+      const names = ['configmap-hearth-config.yaml', 'deployment-hearth-controller.yaml', 'namespace.yaml'];
       if (process.env.UPDATE_GOLDEN === '1') {
         rmSync(goldenBackups, { recursive: true, force: true });
         mkdirSync(goldenBackups, { recursive: true });
@@ -514,8 +556,8 @@ describe('hearth kube render', () => {
 
     it('mounts a claim the user made; a written backup.dir is replaced on its own line, a flow mapping gets it on its line', () => {
       const claim: [string, string] = [
-        '    mqtt: { inCluster: true }\n',
-        '    mqtt: { inCluster: true }\n    backups: { claim: hearth-backups }\n',
+        `    ${exampleMqtt}\n`,
+        `    ${exampleMqtt}\n    backups: { claim: hearth-backups }\n`,
       ];
       const written = configWith([
         [backupBlock[0], 'backup:\n  dir: /mnt/nas/hearth # on the box\n  every: "0 3 * * *"\nmqtt:\n  url:'],
@@ -626,7 +668,7 @@ describe('hearth kube render: TLS to an external broker (mqtt.ca, cert, key)', (
     'url: mqtts://broker.home.lan:8883\n  ca: tls/ca.pem\n  cert: tls/hearth.pem\n  key: tls/hearth-key.pem',
   ];
   const external: [string, string] = [
-    '    mqtt: { inCluster: true }\n',
+    `    ${exampleMqtt}\n`,
     '    mqtt: { external: { host: 192.168.1.5, port: 8883 } }\n',
   ];
   const env = { HEARTH_TOKEN: 'secret-value-123', HEARTH_PG_PASSWORD: 'pg456abc', MQTT_PASSWORD: 'm789' };
@@ -883,7 +925,7 @@ describe("hearth kube render: the in-cluster broker's users and ACL", () => {
   });
 
   it('leaves an external broker to its owner: the config says who logs in, no per-role user, no hearth-mqtt', () => {
-    const file = configWith([['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }']]);
+    const file = configWith([[exampleMqtt, 'mqtt: { external: { host: 192.168.1.5 } }']]);
     const files = renderKube(file, { env: {} });
     expect(hearthYaml(files)).toContain(`  username: hearth\n  password: \${MQTT_PASSWORD}\n`);
     for (const d of deployments(files)) {
@@ -893,31 +935,118 @@ describe("hearth kube render: the in-cluster broker's users and ACL", () => {
     expect(files.get('secret.example.yaml')).not.toContain('hearth-mqtt');
   });
 
-  it('clients: Home Assistant and zigbee2mqtt get users of their own, and the broker takes the LAN, on a NodePort when asked', () => {
-    const file = configWith([
-      [
-        'mqtt: { inCluster: true }',
-        'mqtt: { inCluster: true, clients: [homeassistant, zigbee2mqtt], nodePort: 31883 }',
-      ],
-    ]);
-    const files = renderKube(file, { env: {} });
+  /** One user's section of an ACL file: from its `user` line to the blank line after it. */
+  const section = (acl: string, user: string) =>
+    `user ${user}\n${acl
+      .split(`\nuser ${user}\n`)[1]
+      ?.split(/\n\n|\n```/)[0]
+      ?.trimEnd()}\n`;
+
+  it('clients: Home Assistant and zigbee2mqtt get users of their own, with the ACL lines docs/mqtt.md shows; their Secret keys are listed', () => {
+    const files = renderKube(example, { env: {} });
     const acl = parse(files.get('configmap-mosquitto-config.yaml') as string).data.acl as string;
-    const homeassistant = `${acl.split('user homeassistant\n')[1]?.split('\n\n')[0]}\n`;
-    expect(homeassistant).toContain('topic read homeassistant/#\n');
-    expect(homeassistant).toContain('topic write hearth/+/set\n');
-    expect(homeassistant).not.toContain('cluster');
-    expect(acl).toContain('user zigbee2mqtt\n');
+    // The same generator (src/bus/mqtt/acl.ts) writes both; the example's names are the docs'.
+    const docs = readFileSync(join(repoRoot, 'docs', 'mqtt.md'), 'utf8');
+    for (const user of ['homeassistant', 'zigbee2mqtt']) {
+      expect(section(acl, user), user).toBe(section(docs, user));
+      expect(section(acl, user), user).not.toContain('cluster');
+    }
+    expect(section(acl, 'homeassistant')).toContain('topic write hearth/+/set\n');
     const secret = [...parseAllDocuments(files.get('secret.example.yaml') as string)]
       .map((d) => d.toJS())
       .find((d) => d.metadata.name === 'hearth-mqtt');
-    expect(Object.keys(secret.stringData)).toContain('homeassistant');
-    expect(Object.keys(secret.stringData)).toContain('zigbee2mqtt');
-    const policy = parse(files.get('networkpolicy-mosquitto.yaml') as string).spec.ingress[0];
-    expect(policy.from).toContainEqual({ ipBlock: { cidr: '192.168.1.0/24' } });
-    expect(parse(files.get('service-mosquitto.yaml') as string).spec).toMatchObject({
+    expect(Object.keys(secret.stringData)).toEqual([
+      'hearth-agent-kitchen',
+      'hearth-agent-main',
+      'hearth-api',
+      'hearth-controller',
+      'homeassistant',
+      'passwd',
+      'zigbee2mqtt',
+    ]);
+    expect(files.get('secret.example.yaml')).toContain('#     --from-file=homeassistant=homeassistant \\\n');
+    // Not one password in any file.
+    expect(files.get('configmap-mosquitto-config.yaml')).not.toMatch(/password(?!_file)/);
+  });
+
+  it('expose: the LAN reaches the broker through a Service of its own, from lanCidrs or `from`; hearth keeps a ClusterIP', () => {
+    const files = renderKube(example, { env: {} });
+    const svc = (name: string) => parse(files.get(name) as string).spec;
+    expect(svc('service-mosquitto.yaml').type).toBe('ClusterIP');
+    expect(svc('service-mosquitto-lan.yaml')).toEqual({
+      type: 'LoadBalancer',
+      externalTrafficPolicy: 'Local',
+      selector: { 'app.kubernetes.io/name': 'mosquitto', 'app.kubernetes.io/component': 'broker' },
+      ports: [{ name: 'mqtt', port: 1883, targetPort: 'mqtt', protocol: 'TCP' }],
+    });
+    const from = parse(files.get('networkpolicy-mosquitto.yaml') as string).spec.ingress[0].from;
+    expect(from).toEqual([
+      { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'hearth' } } },
+      { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'mosquitto' } } },
+      // Home Assistant or zigbee2mqtt in a pod of another namespace.
+      { namespaceSelector: {} },
+      { ipBlock: { cidr: '192.168.1.0/24' } },
+    ]);
+
+    const nodePort = renderKube(
+      configWith([
+        [
+          exampleMqtt,
+          'mqtt: { inCluster: true, clients: [homeassistant], expose: { type: NodePort, nodePort: 31883, from: [192.168.1.10/32, 192.168.1.11/32] } }',
+        ],
+      ]),
+      { env: {} },
+    );
+    expect(parse(nodePort.get('service-mosquitto-lan.yaml') as string).spec).toMatchObject({
       type: 'NodePort',
+      externalTrafficPolicy: 'Local',
       ports: [{ nodePort: 31883 }],
     });
+    const narrowed = parse(nodePort.get('networkpolicy-mosquitto.yaml') as string).spec.ingress[0].from;
+    expect(narrowed.filter((f: { ipBlock?: unknown }) => f.ipBlock)).toEqual([
+      { ipBlock: { cidr: '192.168.1.10/32' } },
+      { ipBlock: { cidr: '192.168.1.11/32' } },
+    ]);
+    const acl = parse(nodePort.get('configmap-mosquitto-config.yaml') as string).data.acl as string;
+    expect(acl).toContain('user homeassistant\n');
+    expect(acl).not.toContain('user zigbee2mqtt\n');
+
+    const pinned = renderKube(
+      configWith([[exampleMqtt, 'mqtt: { inCluster: true, expose: { loadBalancerIP: 192.168.1.60 } }']]),
+      { env: {} },
+    );
+    expect(parse(pinned.get('service-mosquitto-lan.yaml') as string).spec).toMatchObject({
+      type: 'LoadBalancer',
+      loadBalancerIP: '192.168.1.60',
+    });
+
+    // Neither: only hearth's pods reach the broker, which has hearth's users only.
+    const closed = renderKube(configWith([[exampleMqtt, 'mqtt: { inCluster: true }']]), { env: {} });
+    expect(closed.has('service-mosquitto-lan.yaml')).toBe(false);
+    expect(parse(closed.get('networkpolicy-mosquitto.yaml') as string).spec.ingress[0].from).toHaveLength(2);
+    expect(closed.get('configmap-mosquitto-config.yaml')).not.toContain('user homeassistant');
+  });
+
+  it('reports a wrong expose at its line', () => {
+    const line = lineOf(exampleText, exampleMqtt);
+    for (const [mqttLine, pattern] of [
+      [
+        'mqtt: { inCluster: true, expose: { type: LoadBalancer, nodePort: 31883 } }',
+        /cluster\.kubernetes\.mqtt\.expose\.nodePort: is for type NodePort only/,
+      ],
+      [
+        'mqtt: { inCluster: true, expose: { type: NodePort, loadBalancerIP: 192.168.1.60 } }',
+        /cluster\.kubernetes\.mqtt\.expose\.loadBalancerIP: is for type LoadBalancer only/,
+      ],
+      [
+        'mqtt: { inCluster: true, expose: { from: [lan] } }',
+        /cluster\.kubernetes\.mqtt\.expose\.from\[0\]: must be a network in CIDR notation/,
+      ],
+    ] as const) {
+      const message = renderError(configWith([[exampleMqtt, mqttLine]]));
+      expect(message, mqttLine).toMatch(pattern);
+      expect(message, mqttLine).toContain(`cluster.yaml:${line}:`);
+    }
   });
 
   it.skipIf(mosquittoMissing)(
