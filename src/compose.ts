@@ -26,7 +26,13 @@ import { MediaLibrary } from './media/library.js';
 import { Metrics } from './metrics/metrics.js';
 import { AllowList } from './server/allow-list.js';
 import { storeStatus } from './server/api-cluster.js';
-import { buildControlServer, buildHealthServer, buildPublicServer, deviceLayout } from './server/app.js';
+import {
+  buildControlServer,
+  buildHealthServer,
+  buildMetricsServer,
+  buildPublicServer,
+  deviceLayout,
+} from './server/app.js';
 import { listen } from './server/listen.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
@@ -67,6 +73,8 @@ export interface Hearth {
   url: string;
   /** Base URL of the public status listener, e.g. http://127.0.0.1:8080; only when configured. */
   publicUrl?: string;
+  /** Base URL of the metrics listener (`http.metrics`), e.g. http://127.0.0.1:9464; only when configured. */
+  metricsUrl?: string;
   /** hearth's MQTT topics and Home Assistant discovery, while this process's controller leads them. */
   readonly homeassistant: HomeAssistantParts | undefined;
   /** The recorder of entity history, while this process's controller leads (unless `history: { enabled: false }`). */
@@ -382,16 +390,29 @@ export async function startHearth(config: HearthConfig, opts: StartOptions): Pro
     hasApi && http.public
       ? buildPublicServer({ runtime, metrics, log, maxStreams: http.maxStreams, limits: http, history })
       : undefined;
+  // Every role has it when configured: a scraper reads each process.
+  const metricsServer = http.metrics
+    ? buildMetricsServer({
+        metrics,
+        log,
+        allow: new AllowList(http.metrics.allow),
+        hostNames: http.hostNames,
+        limits: http,
+      })
+    : undefined;
   let url: string;
   let publicUrl: string | undefined;
+  let metricsUrl: string | undefined;
   try {
     url = await listen(server, http, 'http');
     const port = (server.server.address() as { port: number } | null)?.port;
     if (port !== undefined) listening = { host: http.host, port };
     if (publicServer && http.public) publicUrl = await listen(publicServer, http.public, 'http.public');
+    if (metricsServer && http.metrics) metricsUrl = await listen(metricsServer, http.metrics, 'http.metrics');
   } catch (err) {
     await server.close();
     await publicServer?.close();
+    await metricsServer?.close();
     await unwind();
     throw err;
   }
@@ -423,7 +444,7 @@ export async function startHearth(config: HearthConfig, opts: StartOptions): Pro
       // Devices are made safe (heaters off, valves closed) at once, not after the listeners have
       // closed: a listener slow to close must never keep a heater on. The controller stops after
       // the agents, so the history records the states the devices were left in.
-      const closing = [server, publicServer].map((srv) =>
+      const closing = [server, publicServer, metricsServer].map((srv) =>
         srv?.close().catch((err) => log.warn({ err: reasonOf(err) }, 'closing an HTTP listener failed')),
       );
       await Promise.all([
@@ -470,6 +491,7 @@ export async function startHearth(config: HearthConfig, opts: StartOptions): Pro
     store,
     url,
     ...(publicUrl ? { publicUrl } : {}),
+    ...(metricsUrl ? { metricsUrl } : {}),
     get homeassistant() {
       const parts = controller?.homeassistant;
       return parts && mqttStats ? { ...parts, mqtt: mqttStats } : undefined;

@@ -93,10 +93,15 @@ spec:
   template:
     metadata: { labels: { app: wemo-sim } }
     spec:
+      # The namespace enforces the restricted Pod Security level, as kube render labels it.
+      securityContext: { runAsNonRoot: true, seccompProfile: { type: RuntimeDefault } }
       containers:
         - name: wemo
           image: ${image}
           args: [sim, wemo, --host, 0.0.0.0, --port, '49153']
+          securityContext:
+            allowPrivilegeEscalation: false
+            capabilities: { drop: [ALL] }
 ---
 apiVersion: v1
 kind: Service
@@ -106,6 +111,10 @@ spec:
   ports: [{ port: 49153, targetPort: 49153 }]
 `,
     );
+    // secret.yaml is not in the kustomization (it is git-ignored): it goes in first, on its own.
+    await run('kubectl', ['apply', '-f', join(out, 'namespace.yaml'), '-f', join(out, 'secret.yaml')], {
+      timeout: 120_000,
+    });
     await run('kubectl', ['apply', '-k', out], { timeout: 120_000 });
     await kubectl('apply', '-f', join(dir, 'wemo.yaml'));
     await kubectl('wait', '--for=condition=available', 'deployment', '--all', '--timeout=600s');
@@ -125,6 +134,16 @@ spec:
     forward?.kill();
     await run('kubectl', ['delete', 'namespace', ns, '--wait=false'], { timeout: 60_000 }).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the namespace enforces the restricted Pod Security level, which every hearth pod passes', async () => {
+    const labels = JSON.parse(await kubectl('get', 'namespace', ns, '-o', 'json')).metadata.labels;
+    expect(labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    const pods = JSON.parse(await kubectl('get', 'pods', '-o', 'json')).items as Array<{
+      metadata: { name: string };
+      status: { phase: string };
+    }>;
+    expect(pods.filter((p) => p.status.phase !== 'Running').map((p) => p.metadata.name)).toEqual([]);
   });
 
   it('toggles the plug through the api Service, and again after the leading controller pod is deleted', async () => {

@@ -32,21 +32,27 @@ import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { ConfigError } from '../src/config/errors.js';
+import { durationPattern, PodMonitor, ServiceMonitor } from '../src/kube/monitoring.js';
+import { podSecurityLevel, restrictedViolations } from '../src/kube/pod-security.js';
 import { checkRendered, KubeRenderError, renderKube, serialise, writeRendered } from '../src/kube/render.js';
 import { repoRoot, runCli } from './support/cli-run.js';
 import { mosquittoMissing, TestMosquitto } from './support/mosquitto.js';
+import { until } from './support/wait.js';
 
 const example = join(repoRoot, 'examples', 'cluster.yaml');
 const golden = join(repoRoot, 'test', 'golden', 'kube');
 /** The example with scheduled backups on an NFS export: its controller Deployment and ConfigMap. */
 const goldenBackups = join(repoRoot, 'test', 'golden', 'kube-backups');
+/** The example's broker: in the cluster, with Home Assistant's and zigbee2mqtt's users, on a LoadBalancer. */
+const exampleMqtt =
+  'mqtt: { inCluster: true, clients: [homeassistant, zigbee2mqtt], expose: { type: LoadBalancer } }';
 const backupBlock: [string, string] = [
   'mqtt:\n  url:',
   'backup:\n  # nightly, kept a fortnight\n  every: "0 3 * * *"\n  keep: 14\nmqtt:\n  url:',
 ];
 const nfsVolume: [string, string] = [
-  '    mqtt: { inCluster: true }\n',
-  '    mqtt: { inCluster: true }\n    backups: { nfs: { server: nas.home.lan, path: /volume1/hearth } }\n',
+  `    ${exampleMqtt}\n`,
+  `    ${exampleMqtt}\n    backups: { nfs: { server: nas.home.lan, path: /volume1/hearth } }\n`,
 ];
 const exampleText = readFileSync(example, 'utf8');
 const dirs: string[] = [];
@@ -120,9 +126,15 @@ describe('hearth kube render', () => {
     const pod = kitchen.spec.template.spec;
     expect(pod.nodeSelector).toEqual({ 'kubernetes.io/hostname': 'pi-kitchen' });
     expect(pod.securityContext.supplementalGroups).toEqual([20]);
-    const serial = '/dev/serial/by-id/usb-mbed_Microcontroller_101000000000000000000002F7F1E9E2-if01';
-    expect(pod.volumes).toContainEqual({ name: 'serial-0', hostPath: { path: serial, type: 'CharDevice' } });
-    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'serial-0', mountPath: serial });
+    // The coffee pot's port comes from the device plugin: no hostPath, no privilege.
+    expect(pod.containers[0].resources.limits['squat.ai/serial']).toBe('1');
+    expect(JSON.stringify(pod)).not.toContain('hostPath');
+    expect(pod.containers[0].securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+    });
     // The image's entrypoint (tini, node /app/bin/hearth.js) runs these.
     expect(pod.containers[0].command).toBeUndefined();
     expect(pod.containers[0].args).toEqual([
@@ -167,6 +179,7 @@ describe('hearth kube render', () => {
     expect(container.ports).toEqual([
       { name: 'http', containerPort: 8000, protocol: 'TCP' },
       { name: 'public', containerPort: 8080, protocol: 'TCP' },
+      { name: 'metrics', containerPort: 9464, protocol: 'TCP' },
     ]);
     expect(doc('service-hearth-control.yaml').spec).toMatchObject({
       type: 'NodePort',
@@ -176,6 +189,21 @@ describe('hearth kube render', () => {
       'hearth-public',
     );
     expect(doc('poddisruptionbudget-hearth-api.yaml').spec.minAvailable).toBe(1);
+    // Every agent has its budget: two replicas keep one; a pinned one may be drained.
+    expect(doc('poddisruptionbudget-hearth-agent-main.yaml').spec).toEqual({
+      minAvailable: 1,
+      selector: {
+        matchLabels: { 'app.kubernetes.io/name': 'hearth', 'app.kubernetes.io/component': 'agent-main' },
+      },
+    });
+    expect(doc('poddisruptionbudget-hearth-agent-kitchen.yaml').spec.maxUnavailable).toBe(1);
+    // No floating tag on the backends: a full version.
+    for (const name of ['statefulset-postgres.yaml', 'statefulset-mosquitto.yaml']) {
+      const spec = doc(name).spec.template.spec;
+      for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+        expect(c.image, `${name}: ${c.name}`).toMatch(/^[a-z-]+:\d+\.\d+(\.\d+)?(-alpine)?$/);
+    }
+    expect(doc('statefulset-mosquitto.yaml').metadata.labels['app.kubernetes.io/component']).toBe('broker');
     const control = doc('networkpolicy-hearth-control.yaml').spec.ingress[0];
     expect(control.from).toContainEqual({ ipBlock: { cidr: '192.168.1.0/24' } });
     expect(control.ports).toEqual([{ protocol: 'TCP', port: 8000 }]);
@@ -191,7 +219,7 @@ describe('hearth kube render', () => {
   it('renders an external PostgreSQL and Mosquitto as Services without selector plus EndpointSlices', () => {
     const file = configWith([
       ['postgres: { inCluster: true }', 'postgres: { external: { host: 192.168.1.5, port: 5433 } }'],
-      ['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }'],
+      [exampleMqtt, 'mqtt: { external: { host: 192.168.1.5 } }'],
     ]);
     const files = renderKube(file, { env: {} });
     expect([...files.keys()].filter((f) => /statefulset/.test(f))).toEqual([]);
@@ -225,13 +253,19 @@ describe('hearth kube render', () => {
       Service,
       ServiceAccount,
       StatefulSet,
+      // No kubernetes-models type: src/kube/monitoring.ts checks them as the CRD does.
+      PodMonitor,
+      ServiceMonitor,
     };
-    const file = configWith([['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }']]);
+    const file = configWith([
+      [exampleMqtt, 'mqtt: { external: { host: 192.168.1.5 } }'],
+      ['monitoring: { kind: PodMonitor', 'monitoring: { kind: ServiceMonitor'],
+    ]);
     const kinds = new Set<string>();
     const backups = configWith([backupBlock, nfsVolume]);
     const claim = configWith([
       backupBlock,
-      ['mqtt: { inCluster: true }\n', 'mqtt: { inCluster: true }\n    backups: { claim: hearth-backups }\n'],
+      [`${exampleMqtt}\n`, `${exampleMqtt}\n    backups: { claim: hearth-backups }\n`],
     ]);
     for (const files of [example, file, backups, claim].map((f) => renderKube(f, { env: {} }))) {
       for (const [name, text] of files) {
@@ -269,7 +303,7 @@ describe('hearth kube render', () => {
       new RegExp(`cluster\\.yaml:${lineOf(exampleText, 'storageClass:')}:\\d+: .*unknown key "storageClas"`),
     );
     const unpinned = configWith([
-      ['      kitchen: { node: pi-kitchen, group: 20 }', '      kitchen: { group: 20 }'],
+      ['      kitchen: { node: pi-kitchen, group: 20,', '      kitchen: { group: 20,'],
     ]);
     expect(renderError(unpinned)).toMatch(
       new RegExp(
@@ -323,12 +357,21 @@ describe('hearth kube render', () => {
       'hearth-agent-main',
       'hearth-api',
       'hearth-controller',
+      'homeassistant',
       'passwd',
+      'zigbee2mqtt',
     ]);
-    expect(parse(readFileSync(join(withSecrets, 'kustomization.yaml'), 'utf8')).resources).toContain(
-      'secret.yaml',
-    );
+    // secret.yaml is git-ignored, so the kustomization never names it (a committed folder must
+    // build in Flux or Argo CD without it); the CLI says to apply it first, on its own.
+    const resources = parse(readFileSync(join(withSecrets, 'kustomization.yaml'), 'utf8')).resources;
+    expect(resources).not.toContain('secret.yaml');
+    expect(resources).toContain('namespace.yaml');
     expect(readFileSync(join(withSecrets, '.gitignore'), 'utf8')).toBe('secret.yaml\n');
+    expect(run2.stdout).toContain(
+      `kubectl apply -f ${withSecrets}/namespace.yaml -f ${withSecrets}/secret.yaml\n  kubectl apply -k ${withSecrets}`,
+    );
+    for (const doc of parseAllDocuments(readFileSync(join(withSecrets, 'secret.yaml'), 'utf8')))
+      expect(doc.toJS().metadata.namespace).toBe('hearth');
 
     const missing = await runCli(
       ['kube', 'render', '--config', example, '--out', tempDir(), '--with-secrets'],
@@ -465,7 +508,8 @@ describe('hearth kube render', () => {
 
     it('renders the example with backups on NFS to the golden files (UPDATE_GOLDEN=1 rewrites them)', () => {
       const files = renderKube(configWith([backupBlock, nfsVolume]), { env: {} });
-      const names = ['configmap-hearth-config.yaml', 'deployment-hearth-controller.yaml'];
+      // The namespace too: an NFS volume is not among the restricted level's volume types.
+      const names = ['configmap-hearth-config.yaml', 'deployment-hearth-controller.yaml', 'namespace.yaml'];
       if (process.env.UPDATE_GOLDEN === '1') {
         rmSync(goldenBackups, { recursive: true, force: true });
         mkdirSync(goldenBackups, { recursive: true });
@@ -514,8 +558,8 @@ describe('hearth kube render', () => {
 
     it('mounts a claim the user made; a written backup.dir is replaced on its own line, a flow mapping gets it on its line', () => {
       const claim: [string, string] = [
-        '    mqtt: { inCluster: true }\n',
-        '    mqtt: { inCluster: true }\n    backups: { claim: hearth-backups }\n',
+        `    ${exampleMqtt}\n`,
+        `    ${exampleMqtt}\n    backups: { claim: hearth-backups }\n`,
       ];
       const written = configWith([
         [backupBlock[0], 'backup:\n  dir: /mnt/nas/hearth # on the box\n  every: "0 3 * * *"\nmqtt:\n  url:'],
@@ -626,7 +670,7 @@ describe('hearth kube render: TLS to an external broker (mqtt.ca, cert, key)', (
     'url: mqtts://broker.home.lan:8883\n  ca: tls/ca.pem\n  cert: tls/hearth.pem\n  key: tls/hearth-key.pem',
   ];
   const external: [string, string] = [
-    '    mqtt: { inCluster: true }\n',
+    `    ${exampleMqtt}\n`,
     '    mqtt: { external: { host: 192.168.1.5, port: 8883 } }\n',
   ];
   const env = { HEARTH_TOKEN: 'secret-value-123', HEARTH_PG_PASSWORD: 'pg456abc', MQTT_PASSWORD: 'm789' };
@@ -883,7 +927,7 @@ describe("hearth kube render: the in-cluster broker's users and ACL", () => {
   });
 
   it('leaves an external broker to its owner: the config says who logs in, no per-role user, no hearth-mqtt', () => {
-    const file = configWith([['mqtt: { inCluster: true }', 'mqtt: { external: { host: 192.168.1.5 } }']]);
+    const file = configWith([[exampleMqtt, 'mqtt: { external: { host: 192.168.1.5 } }']]);
     const files = renderKube(file, { env: {} });
     expect(hearthYaml(files)).toContain(`  username: hearth\n  password: \${MQTT_PASSWORD}\n`);
     for (const d of deployments(files)) {
@@ -893,31 +937,118 @@ describe("hearth kube render: the in-cluster broker's users and ACL", () => {
     expect(files.get('secret.example.yaml')).not.toContain('hearth-mqtt');
   });
 
-  it('clients: Home Assistant and zigbee2mqtt get users of their own, and the broker takes the LAN, on a NodePort when asked', () => {
-    const file = configWith([
-      [
-        'mqtt: { inCluster: true }',
-        'mqtt: { inCluster: true, clients: [homeassistant, zigbee2mqtt], nodePort: 31883 }',
-      ],
-    ]);
-    const files = renderKube(file, { env: {} });
+  /** One user's section of an ACL file: from its `user` line to the blank line after it. */
+  const section = (acl: string, user: string) =>
+    `user ${user}\n${acl
+      .split(`\nuser ${user}\n`)[1]
+      ?.split(/\n\n|\n```/)[0]
+      ?.trimEnd()}\n`;
+
+  it('clients: Home Assistant and zigbee2mqtt get users of their own, with the ACL lines docs/mqtt.md shows; their Secret keys are listed', () => {
+    const files = renderKube(example, { env: {} });
     const acl = parse(files.get('configmap-mosquitto-config.yaml') as string).data.acl as string;
-    const homeassistant = `${acl.split('user homeassistant\n')[1]?.split('\n\n')[0]}\n`;
-    expect(homeassistant).toContain('topic read homeassistant/#\n');
-    expect(homeassistant).toContain('topic write hearth/+/set\n');
-    expect(homeassistant).not.toContain('cluster');
-    expect(acl).toContain('user zigbee2mqtt\n');
+    // The same generator (src/bus/mqtt/acl.ts) writes both; the example's names are the docs'.
+    const docs = readFileSync(join(repoRoot, 'docs', 'mqtt.md'), 'utf8');
+    for (const user of ['homeassistant', 'zigbee2mqtt']) {
+      expect(section(acl, user), user).toBe(section(docs, user));
+      expect(section(acl, user), user).not.toContain('cluster');
+    }
+    expect(section(acl, 'homeassistant')).toContain('topic write hearth/+/set\n');
     const secret = [...parseAllDocuments(files.get('secret.example.yaml') as string)]
       .map((d) => d.toJS())
       .find((d) => d.metadata.name === 'hearth-mqtt');
-    expect(Object.keys(secret.stringData)).toContain('homeassistant');
-    expect(Object.keys(secret.stringData)).toContain('zigbee2mqtt');
-    const policy = parse(files.get('networkpolicy-mosquitto.yaml') as string).spec.ingress[0];
-    expect(policy.from).toContainEqual({ ipBlock: { cidr: '192.168.1.0/24' } });
-    expect(parse(files.get('service-mosquitto.yaml') as string).spec).toMatchObject({
+    expect(Object.keys(secret.stringData)).toEqual([
+      'hearth-agent-kitchen',
+      'hearth-agent-main',
+      'hearth-api',
+      'hearth-controller',
+      'homeassistant',
+      'passwd',
+      'zigbee2mqtt',
+    ]);
+    expect(files.get('secret.example.yaml')).toContain('#     --from-file=homeassistant=homeassistant \\\n');
+    // Not one password in any file.
+    expect(files.get('configmap-mosquitto-config.yaml')).not.toMatch(/password(?!_file)/);
+  });
+
+  it('expose: the LAN reaches the broker through a Service of its own, from lanCidrs or `from`; hearth keeps a ClusterIP', () => {
+    const files = renderKube(example, { env: {} });
+    const svc = (name: string) => parse(files.get(name) as string).spec;
+    expect(svc('service-mosquitto.yaml').type).toBe('ClusterIP');
+    expect(svc('service-mosquitto-lan.yaml')).toEqual({
+      type: 'LoadBalancer',
+      externalTrafficPolicy: 'Local',
+      selector: { 'app.kubernetes.io/name': 'mosquitto', 'app.kubernetes.io/component': 'broker' },
+      ports: [{ name: 'mqtt', port: 1883, targetPort: 'mqtt', protocol: 'TCP' }],
+    });
+    const from = parse(files.get('networkpolicy-mosquitto.yaml') as string).spec.ingress[0].from;
+    expect(from).toEqual([
+      { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'hearth' } } },
+      { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'mosquitto' } } },
+      // Home Assistant or zigbee2mqtt in a pod of another namespace.
+      { namespaceSelector: {} },
+      { ipBlock: { cidr: '192.168.1.0/24' } },
+    ]);
+
+    const nodePort = renderKube(
+      configWith([
+        [
+          exampleMqtt,
+          'mqtt: { inCluster: true, clients: [homeassistant], expose: { type: NodePort, nodePort: 31883, from: [192.168.1.10/32, 192.168.1.11/32] } }',
+        ],
+      ]),
+      { env: {} },
+    );
+    expect(parse(nodePort.get('service-mosquitto-lan.yaml') as string).spec).toMatchObject({
       type: 'NodePort',
+      externalTrafficPolicy: 'Local',
       ports: [{ nodePort: 31883 }],
     });
+    const narrowed = parse(nodePort.get('networkpolicy-mosquitto.yaml') as string).spec.ingress[0].from;
+    expect(narrowed.filter((f: { ipBlock?: unknown }) => f.ipBlock)).toEqual([
+      { ipBlock: { cidr: '192.168.1.10/32' } },
+      { ipBlock: { cidr: '192.168.1.11/32' } },
+    ]);
+    const acl = parse(nodePort.get('configmap-mosquitto-config.yaml') as string).data.acl as string;
+    expect(acl).toContain('user homeassistant\n');
+    expect(acl).not.toContain('user zigbee2mqtt\n');
+
+    const pinned = renderKube(
+      configWith([[exampleMqtt, 'mqtt: { inCluster: true, expose: { loadBalancerIP: 192.168.1.60 } }']]),
+      { env: {} },
+    );
+    expect(parse(pinned.get('service-mosquitto-lan.yaml') as string).spec).toMatchObject({
+      type: 'LoadBalancer',
+      loadBalancerIP: '192.168.1.60',
+    });
+
+    // Neither: only hearth's pods reach the broker, which has hearth's users only.
+    const closed = renderKube(configWith([[exampleMqtt, 'mqtt: { inCluster: true }']]), { env: {} });
+    expect(closed.has('service-mosquitto-lan.yaml')).toBe(false);
+    expect(parse(closed.get('networkpolicy-mosquitto.yaml') as string).spec.ingress[0].from).toHaveLength(2);
+    expect(closed.get('configmap-mosquitto-config.yaml')).not.toContain('user homeassistant');
+  });
+
+  it('reports a wrong expose at its line', () => {
+    const line = lineOf(exampleText, exampleMqtt);
+    for (const [mqttLine, pattern] of [
+      [
+        'mqtt: { inCluster: true, expose: { type: LoadBalancer, nodePort: 31883 } }',
+        /cluster\.kubernetes\.mqtt\.expose\.nodePort: is for type NodePort only/,
+      ],
+      [
+        'mqtt: { inCluster: true, expose: { type: NodePort, loadBalancerIP: 192.168.1.60 } }',
+        /cluster\.kubernetes\.mqtt\.expose\.loadBalancerIP: is for type LoadBalancer only/,
+      ],
+      [
+        'mqtt: { inCluster: true, expose: { from: [lan] } }',
+        /cluster\.kubernetes\.mqtt\.expose\.from\[0\]: must be a network in CIDR notation/,
+      ],
+    ] as const) {
+      const message = renderError(configWith([[exampleMqtt, mqttLine]]));
+      expect(message, mqttLine).toMatch(pattern);
+      expect(message, mqttLine).toContain(`cluster.yaml:${line}:`);
+    }
   });
 
   it.skipIf(mosquittoMissing)(
@@ -964,3 +1095,377 @@ describe("hearth kube render: the in-cluster broker's users and ACL", () => {
     },
   );
 });
+
+describe('hearth kube render: Pod Security, serial devices, monitoring', () => {
+  /** Every pod template of the rendered Deployments and StatefulSets, by file. */
+  const podsOf = (files: Map<string, string>) =>
+    [...files.entries()]
+      .filter(([name]) => name.startsWith('deployment-') || name.startsWith('statefulset-'))
+      .map(([name, text]) => ({ name, spec: parse(text).spec.template.spec }));
+  const namespaceOf = (files: Map<string, string>) =>
+    parse(files.get('namespace.yaml') as string).metadata.labels as Record<string, string>;
+  const hostPathKitchen: [string, string] = [', serialDevice: { resource: squat.ai/serial } }', ' }'];
+
+  it('labels the namespace with the level its pods need; where it says restricted, every pod meets the restricted rules', () => {
+    const cases: Array<[string, string, string]> = [
+      ['the example', example, 'restricted'],
+      [
+        'a claim for backups',
+        configWith([
+          backupBlock,
+          [`    ${exampleMqtt}\n`, `    ${exampleMqtt}\n    backups: { claim: hearth-backups }\n`],
+        ]),
+        'restricted',
+      ],
+      [
+        'external backends',
+        configWith([
+          ['postgres: { inCluster: true }', 'postgres: { external: { host: 192.168.1.5 } }'],
+          [exampleMqtt, 'mqtt: { external: { host: 192.168.1.5 } }'],
+        ]),
+        'restricted',
+      ],
+      // NFS is not among the restricted volume types; baseline allows it.
+      ['backups on NFS', configWith([backupBlock, nfsVolume]), 'baseline'],
+      // A serial port from the node: only a privileged container may open it.
+      ['a serial port by hostPath', configWith([hostPathKitchen]), 'privileged'],
+    ];
+    for (const [what, file, level] of cases) {
+      const files = renderKube(file, { env: {} });
+      const labels = namespaceOf(files);
+      for (const mode of ['enforce', 'audit', 'warn'])
+        expect(labels[`pod-security.kubernetes.io/${mode}`], `${what}: ${mode}`).toBe(level);
+      const pods = podsOf(files);
+      expect(pods.length, what).toBeGreaterThanOrEqual(4);
+      for (const { name, spec } of pods) {
+        if (level === 'restricted') expect(restrictedViolations(spec), `${what}: ${name}`).toEqual([]);
+        // Independently of the checker, what restricted asks of every container, init ones too.
+        const pod = spec.securityContext;
+        expect(pod.seccompProfile, `${what}: ${name}`).toEqual({ type: 'RuntimeDefault' });
+        expect(pod.runAsNonRoot, `${what}: ${name}`).toBe(true);
+        expect(pod.runAsUser, `${what}: ${name}`).toBeGreaterThan(0);
+        for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+          const sc = c.securityContext;
+          if (sc.privileged) continue;
+          expect(sc, `${what}: ${name}: ${c.name}`).toMatchObject({
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ['ALL'] },
+          });
+        }
+      }
+    }
+  });
+
+  it('the restricted rules name what a pod breaks', () => {
+    const good = { containers: [{ name: 'a' }], securityContext: {} };
+    expect(restrictedViolations(good as never)).toEqual([
+      'container a: allowPrivilegeEscalation is not false',
+      'container a: runAsNonRoot is not true',
+      'container a: seccompProfile is not RuntimeDefault or Localhost',
+      'container a: capabilities do not drop ALL',
+    ]);
+    const bad = {
+      hostNetwork: true,
+      securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+      volumes: [{ name: 'nfs', nfs: { server: 'nas', path: '/x' } }],
+      containers: [
+        {
+          name: 'b',
+          ports: [{ containerPort: 80, hostPort: 80 }],
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ['ALL'], add: ['NET_ADMIN'] },
+          },
+        },
+      ],
+    };
+    expect(restrictedViolations(bad as never)).toEqual([
+      'hostNetwork: true',
+      'container b: adds capability NET_ADMIN',
+      'container b: hostPort 80',
+      'volume nfs: nfs',
+      'container b: adds capability NET_ADMIN',
+    ]);
+    expect(podSecurityLevel(bad as never)).toBe('privileged');
+  });
+
+  it('serialDevice: the port comes from a device plugin, with no privilege; without it, from the node, privileged', () => {
+    const plugin = parse(
+      renderKube(example, { env: {} }).get('deployment-hearth-agent-kitchen.yaml') as string,
+    );
+    const pod = plugin.spec.template.spec;
+    expect(pod.containers[0].resources.limits).toEqual({
+      cpu: '500m',
+      memory: '256Mi',
+      'squat.ai/serial': '1',
+    });
+    expect(pod.volumes.map((v: { name: string }) => v.name)).toEqual(['config', 'tmp']);
+    expect(podSecurityLevel(pod)).toBe('restricted');
+
+    const files = renderKube(configWith([hostPathKitchen]), { env: {} });
+    const hostPod = parse(files.get('deployment-hearth-agent-kitchen.yaml') as string).spec.template.spec;
+    const serial = '/dev/serial/by-id/usb-mbed_Microcontroller_101000000000000000000002F7F1E9E2-if01';
+    expect(hostPod.volumes).toContainEqual({
+      name: 'serial-0',
+      hostPath: { path: serial, type: 'CharDevice' },
+    });
+    expect(hostPod.containers[0].volumeMounts).toContainEqual({ name: 'serial-0', mountPath: serial });
+    expect(hostPod.containers[0].securityContext).toMatchObject({ privileged: true, runAsNonRoot: true });
+    expect(hostPod.containers[0].resources.limits['squat.ai/serial']).toBeUndefined();
+    expect(hostPod.securityContext.supplementalGroups).toEqual([20]);
+    // Only that pod needs the privileged level; every other one still meets restricted.
+    for (const { name, spec } of podsOf(files)) {
+      if (name === 'deployment-hearth-agent-kitchen.yaml') continue;
+      expect(restrictedViolations(spec), name).toEqual([]);
+    }
+
+    // On an agent without a serial port it is a mistake, named at its line.
+    const text = exampleText.replace(
+      '    agents:\n',
+      '    agents:\n      main: { serialDevice: { resource: squat.ai/serial } }\n',
+    );
+    const file = configWith([
+      ['    agents:\n', '    agents:\n      main: { serialDevice: { resource: squat.ai/serial } }\n'],
+    ]);
+    expect(renderError(file)).toMatch(
+      new RegExp(
+        `cluster\\.yaml:${lineOf(text, 'main: { serialDevice')}:\\d+: cluster\\.kubernetes\\.agents\\.main\\.serialDevice: agent "main" has no serial device`,
+      ),
+    );
+    expect(renderError(configWith([['resource: squat.ai/serial', 'resource: serial']]))).toMatch(
+      /cluster\.kubernetes\.agents\.kitchen\.serialDevice\.resource: must be a device plugin's extended resource name like squat\.ai\/serial/,
+    );
+  });
+
+  it("monitoring: a PodMonitor of every role's metrics port, with the CRD's fields only, and Prometheus's namespace let in", () => {
+    const files = renderKube(example, { env: {} });
+    const monitor = parse(files.get('podmonitor-hearth.yaml') as string);
+    expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(monitor.metadata).toMatchObject({ name: 'hearth', namespace: 'hearth' });
+    expect(monitor.metadata.labels.release).toBe('kube-prometheus-stack');
+    // Only fields of the PodMonitor CRD (monitoring.coreos.com_podmonitors.yaml), with its rules:
+    // `selector` required, `interval` of its Duration pattern, `scheme` http or https.
+    const specFields = ['selector', 'namespaceSelector', 'podMetricsEndpoints', 'podTargetLabels'];
+    expect(Object.keys(monitor.spec).sort()).toEqual([...specFields].sort());
+    expect(monitor.spec.namespaceSelector).toEqual({ matchNames: ['hearth'] });
+    expect(monitor.spec.podTargetLabels).toEqual(['app.kubernetes.io/component']);
+    expect(monitor.spec.podMetricsEndpoints).toHaveLength(1);
+    const endpoint = monitor.spec.podMetricsEndpoints[0];
+    expect(Object.keys(endpoint).sort()).toEqual(['interval', 'path', 'port', 'scheme']);
+    expect(endpoint).toEqual({ port: 'metrics', path: '/metrics', scheme: 'http', interval: '30s' });
+    expect(endpoint.interval).toMatch(durationPattern);
+    // It finds every role, each with a port of that name (http.metrics.port).
+    const selector = monitor.spec.selector.matchLabels as Record<string, string>;
+    const roles = podsOf(files).filter(({ name }) => name.startsWith('deployment-'));
+    expect(roles).toHaveLength(4);
+    for (const { name } of roles) {
+      const labels = parse(files.get(name) as string).spec.template.metadata.labels;
+      expect(labels, name).toMatchObject(selector);
+      const ports = parse(files.get(name) as string).spec.template.spec.containers[0].ports;
+      expect(ports, name).toContainEqual({ name: 'metrics', containerPort: 9464, protocol: 'TCP' });
+    }
+    // Not the backends: they have no such port.
+    for (const backend of ['statefulset-postgres.yaml', 'statefulset-mosquitto.yaml'])
+      expect(parse(files.get(backend) as string).spec.template.metadata.labels).not.toMatchObject(selector);
+    const policy = parse(files.get('networkpolicy-hearth-metrics.yaml') as string).spec;
+    expect(policy.podSelector).toEqual({ matchLabels: selector });
+    expect(policy.ingress).toEqual([
+      {
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+        ports: [{ protocol: 'TCP', port: 9464 }],
+      },
+    ]);
+    // The control port stays the LAN's.
+    const control = parse(files.get('networkpolicy-hearth-control.yaml') as string).spec.ingress[0];
+    expect(control.ports).toEqual([{ protocol: 'TCP', port: 8000 }]);
+  });
+
+  it('monitoring: kind ServiceMonitor follows a headless Service of the metrics ports; another namespace of Prometheus by its labels', () => {
+    const file = configWith([
+      [
+        'monitoring: { kind: PodMonitor, interval: 30s, labels: { release: kube-prometheus-stack } }',
+        'monitoring: { kind: ServiceMonitor, interval: 1m, prometheusNamespaceLabels: { team: observability } }',
+      ],
+    ]);
+    const files = renderKube(file, { env: {} });
+    expect(files.has('podmonitor-hearth.yaml')).toBe(false);
+    const svc = parse(files.get('service-hearth-metrics.yaml') as string);
+    expect(svc.spec).toEqual({
+      type: 'ClusterIP',
+      clusterIP: 'None',
+      selector: { 'app.kubernetes.io/name': 'hearth' },
+      ports: [{ name: 'metrics', port: 9464, targetPort: 'metrics', protocol: 'TCP' }],
+    });
+    const monitor = parse(files.get('servicemonitor-hearth.yaml') as string);
+    expect(Object.keys(monitor.spec).sort()).toEqual([
+      'endpoints',
+      'namespaceSelector',
+      'podTargetLabels',
+      'selector',
+    ]);
+    expect(svc.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+    expect(monitor.spec.endpoints).toEqual([
+      { port: 'metrics', path: '/metrics', scheme: 'http', interval: '1m' },
+    ]);
+    expect(monitor.metadata.labels.release).toBeUndefined();
+    expect(parse(files.get('networkpolicy-hearth-metrics.yaml') as string).spec.ingress[0].from).toEqual([
+      { namespaceSelector: { matchLabels: { team: 'observability' } } },
+    ]);
+    // A monitor the CRD would refuse is a render error, like any invalid object.
+    const bad = new PodMonitor({
+      metadata: { name: 'hearth', namespace: 'hearth', labels: {} },
+      spec: {
+        selector: { matchLabels: {} },
+        namespaceSelector: { matchNames: ['hearth'] },
+        podTargetLabels: [],
+        podMetricsEndpoints: [{ port: 'metrics', path: 'metrics', scheme: 'http', interval: '30 seconds' }],
+      },
+    });
+    expect(() => serialise(bad, 'cluster.yaml')).toThrow(
+      /the rendered PodMonitor hearth is not valid Kubernetes: spec\.selector\.matchLabels is empty.*path must start with \/.*interval "30 seconds" is not a Prometheus duration/,
+    );
+  });
+
+  it('monitoring needs http.metrics, on every interface; both named at their line', () => {
+    const noListener = exampleText.replace(/ {2}metrics: \{ port: 9464 \}.*\n/, '');
+    const file = configWith([[/ {2}metrics: \{ port: 9464 \}.*\n/.exec(exampleText)?.[0] ?? 'x', '']]);
+    expect(renderError(file)).toMatch(
+      new RegExp(
+        `cluster\\.yaml:${lineOf(noListener, '    monitoring:')}:\\d+: cluster\\.kubernetes\\.monitoring: needs the metrics listener: add \`http: \\{ metrics: \\{ port: 9464 \\} \\}\``,
+      ),
+    );
+    const loopback = configWith([['metrics: { port: 9464 }', 'metrics: { host: 127.0.0.1, port: 9464 }']]);
+    expect(renderError(loopback)).toMatch(
+      new RegExp(
+        `cluster\\.yaml:${lineOf(exampleText, '  metrics: {')}:\\d+: http\\.metrics\\.host: must be 0\\.0\\.0\\.0`,
+      ),
+    );
+    expect(renderError(configWith([['interval: 30s', 'interval: 30 seconds']]))).toMatch(
+      /cluster\.kubernetes\.monitoring\.interval: must be a Prometheus duration/,
+    );
+  });
+});
+
+describe.skipIf(mosquittoMissing)(
+  'hearth kube render: Home Assistant and zigbee2mqtt on the rendered broker',
+  () => {
+    it('each may do what it needs and nothing more, with the password file and ACL --with-secrets writes', {
+      timeout: 60_000,
+    }, async () => {
+      const file = configWith();
+      const out = join(tempDir(), 'deploy');
+      const env = { HEARTH_TOKEN: 'tok-7f3a9c2e51d0b8aa', HEARTH_PG_PASSWORD: 'pg4d2c9e7b' };
+      const rendered = await runCli(['kube', 'render', '--config', file, '--out', out, '--with-secrets'], {
+        env,
+      });
+      expect(rendered.code, rendered.stderr).toBe(0);
+      const { passwd, ...passwords } = secretsIn(join(out, 'secret.yaml')).get('hearth-mqtt') ?? {};
+      const data = parse(readFileSync(join(out, 'configmap-mosquitto-config.yaml'), 'utf8')).data;
+      expect(data['mosquitto.conf']).toContain('allow_anonymous false\n');
+      writeFileSync(join(out, 'passwd'), passwd ?? '', { mode: 0o600 });
+      writeFileSync(join(out, 'acl'), data.acl);
+      const broker = await TestMosquitto.start({
+        extraConfig: [`user ${userInfo().username}`, `password_file ${out}/passwd`, `acl_file ${out}/acl`],
+      });
+      const clients: mqtt.MqttClient[] = [];
+      try {
+        const inboxes = new Map<mqtt.MqttClient, string[]>();
+        const as = async (user: string, ...subscriptions: string[]) => {
+          const client = await mqtt.connectAsync(
+            broker.url,
+            { username: user, password: passwords[user], clientId: `test-${user}`, reconnectPeriod: 0 },
+            false,
+          );
+          clients.push(client);
+          const inbox: string[] = [];
+          inboxes.set(client, inbox);
+          client.on('message', (topic) => inbox.push(topic));
+          if (subscriptions.length > 0) await client.subscribeAsync(subscriptions, { qos: 1 });
+          return client;
+        };
+        // QoS 1: the broker has routed a message (or dropped it) before it acknowledges it, so a
+        // message published after that acknowledgement reaches a subscriber after it.
+        const say = (client: mqtt.MqttClient, topic: string) =>
+          client.publishAsync(topic, 'x', { qos: 1 }).then(
+            () => undefined,
+            () => undefined,
+          );
+        /** Waits for `marker` in the client's inbox, then says what came, in order, and empties it. */
+        const received = async (client: mqtt.MqttClient, marker: string) => {
+          const inbox = inboxes.get(client) as string[];
+          await until(() => inbox.includes(marker), { what: `${marker} to arrive` });
+          return inbox.splice(0);
+        };
+
+        const controller = await as(
+          'hearth-controller',
+          'hearth/+/set',
+          'hearth/+/state',
+          'hearth/cluster/state/+',
+          'hearth/cluster/ctl/run',
+          'homeassistant/+/hearth/+/config',
+          'homeassistant/status',
+        );
+        const agent = await as('hearth-agent-main', 'hearth/cluster/cmd/main', 'zigbee2mqtt/#');
+        const homeassistant = await as(
+          'homeassistant',
+          'homeassistant/#',
+          'hearth/+/state',
+          'hearth/cluster/#',
+        );
+        const zigbee2mqtt = await as('zigbee2mqtt', 'zigbee2mqtt/#', 'hearth/+/state', 'hearth/+/set');
+
+        // Home Assistant: its discovery and hearth's public states in, its status and commands out.
+        await say(controller, 'homeassistant/switch/hearth/lamp/config');
+        await say(controller, 'hearth/cluster/state/lamp'); // not for Home Assistant's eyes
+        await say(controller, 'hearth/lamp/state');
+        expect(await received(homeassistant, 'hearth/lamp/state')).toEqual([
+          'homeassistant/switch/hearth/lamp/config',
+          'hearth/lamp/state',
+        ]);
+        await say(homeassistant, 'homeassistant/status');
+        await say(homeassistant, 'hearth/cluster/state/lamp'); // a forged state
+        await say(homeassistant, 'hearth/cluster/ctl/run'); // a forged run request
+        await say(homeassistant, 'homeassistant/switch/hearth/lamp/config'); // hearth's discovery
+        await say(homeassistant, 'hearth/lamp/state'); // hearth's public state
+        await say(homeassistant, 'hearth/lamp/set');
+        expect(await received(controller, 'hearth/lamp/set')).toEqual([
+          'homeassistant/switch/hearth/lamp/config',
+          'hearth/cluster/state/lamp',
+          'hearth/lamp/state',
+          'homeassistant/status',
+          'hearth/lamp/set',
+        ]);
+        await say(homeassistant, 'hearth/cluster/cmd/main'); // a command to an agent
+        await say(zigbee2mqtt, 'zigbee2mqtt/bridge/state');
+        expect(await received(agent, 'zigbee2mqtt/bridge/state')).toEqual(['zigbee2mqtt/bridge/state']);
+        expect(await received(zigbee2mqtt, 'zigbee2mqtt/bridge/state')).toEqual([
+          'hearth/lamp/state',
+          'zigbee2mqtt/bridge/state',
+        ]);
+
+        // zigbee2mqtt: its own topics both ways, its own discovery, never hearth's.
+        await say(agent, 'zigbee2mqtt/plug/set');
+        expect(await received(zigbee2mqtt, 'zigbee2mqtt/plug/set')).toEqual(['zigbee2mqtt/plug/set']);
+        await say(zigbee2mqtt, 'homeassistant/switch/hearth/lamp/config'); // denied before the grant
+        await say(zigbee2mqtt, 'homeassistant/sensor/0x00124b/temperature/config');
+        expect(await received(homeassistant, 'homeassistant/sensor/0x00124b/temperature/config')).toEqual([
+          'homeassistant/status',
+          'homeassistant/sensor/0x00124b/temperature/config',
+        ]);
+        await say(zigbee2mqtt, 'hearth/lamp/set'); // no commands to hearth
+        await say(zigbee2mqtt, 'hearth/cluster/cmd/main');
+        await say(zigbee2mqtt, 'zigbee2mqtt/marker');
+        expect(await received(agent, 'zigbee2mqtt/marker')).toEqual([
+          'zigbee2mqtt/plug/set',
+          'zigbee2mqtt/marker',
+        ]);
+        await say(homeassistant, 'hearth/lamp/set');
+        expect(await received(controller, 'hearth/lamp/set')).toEqual(['hearth/lamp/set']);
+      } finally {
+        await Promise.all(clients.map((c) => c.endAsync(true)));
+        await broker.stop();
+      }
+    });
+  },
+);

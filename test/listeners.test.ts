@@ -509,6 +509,72 @@ describe('control listener with a bearer token', () => {
   });
 });
 
+describe('the metrics listener (http.metrics): /metrics for a scraper, without the token', () => {
+  let h: TestHearth;
+  let scrape: string;
+
+  beforeAll(async () => {
+    // The control listener takes only the LAN and the token, as in a pod; the scraper is on loopback.
+    h = await startTestHearth('buttons: [{ id: bedside }]\n', {
+      http: `{ host: 127.0.0.1, port: 0, allow: [192.168.1.0/24], token: ${TOKEN}, metrics: { host: 127.0.0.1, port: 0 } }`,
+    });
+    if (!h.metricsUrl) throw new Error('hearth started no metrics listener');
+    scrape = h.metricsUrl;
+  });
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('serves /metrics to an address of its allow-list with no token, where the control listener refuses it', async () => {
+    expect(scrape).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(scrape).not.toBe(h.url);
+    const r = await http(`${scrape}/metrics`);
+    expect(r.status).toBe(200);
+    expect(r.type).toContain('text/plain');
+    expect(r.body).toContain('hearth_http_forbidden_total');
+    expect((await http(`${scrape}/metrics`, { method: 'HEAD' })).status).toBe(200);
+    expect((await http(`${h.url}/metrics`)).status).toBe(403);
+  });
+
+  it('serves nothing else: no status, no control, no write', async () => {
+    for (const path of ['/', '/healthz', '/api/v1/entities', '/api/v0/clocktime/', '/api/v1/cluster']) {
+      const r = await http(scrape + path, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect([path, r.status]).toEqual([path, 404]);
+    }
+    expect((await post(`${scrape}/api/v0/buttons/bedside/on/`)).status).toBe(404);
+    expect((await post(`${scrape}/metrics`)).status).toBe(404);
+  });
+
+  it('refuses an address outside http.metrics.allow and a Host that does not name the box, counted by listener', async () => {
+    const lan = await h.server.inject({ method: 'GET', url: '/metrics', remoteAddress: '192.168.1.20' });
+    expect(lan.statusCode).toBe(403);
+    const metricsServer = await startTestHearth('', {
+      http: '{ host: 127.0.0.1, port: 0, metrics: { host: 127.0.0.1, port: 0, allow: [10.42.0.0/16] } }',
+    });
+    try {
+      const url = metricsServer.metricsUrl as string;
+      const refused = await http(`${url}/metrics`);
+      expect(refused.status).toBe(403);
+      const error = JSON.parse(refused.body).error;
+      expect(error.message).toBe('metrics requests from 127.0.0.1 are not allowed');
+      expect(error.hint).toContain('http.metrics.allow');
+      const rebound = await rawRequest(`${scrape}/metrics`, { headers: { host: 'evil.example:80' } });
+      expect(rebound.status).toBe(403);
+      const counted = (await http(`${scrape}/metrics`)).body;
+      expect(sample(counted, 'hearth_http_forbidden_total', { listener: 'metrics', reason: 'host' })).toBe(1);
+      expect(
+        sample((await http(`${metricsServer.url}/metrics`)).body, 'hearth_http_forbidden_total', {
+          listener: 'metrics',
+          reason: 'address',
+        }),
+      ).toBe(1);
+    } finally {
+      await metricsServer.close();
+    }
+  });
+});
+
 describe('listener config', () => {
   const dir = tempDir('hearth-listeners-config-');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -546,6 +612,8 @@ describe('listener config', () => {
     });
     const pub = load('public.yaml', 'http:\n  public: {}\n').load();
     expect(pub.http.public).toEqual({ host: '0.0.0.0', port: 8080 });
+    const metrics = load('metrics.yaml', 'http:\n  metrics: {}\n').load();
+    expect(metrics.http.metrics).toEqual({ host: '0.0.0.0', port: 9464, allow: [...defaultAllow] });
   });
 
   it('reads every key, the token from the environment', () => {
@@ -633,5 +701,17 @@ describe('listener config', () => {
       'http:\n  host: 127.0.0.1\n  public: { host: 192.0.2.1, port: 8000 }\n',
     );
     expect(other.load().http.public).toEqual({ host: '192.0.2.1', port: 8000 });
+  });
+
+  it('the metrics listener on the port of another listener is an error', () => {
+    const { file, load: run } = load('metrics-port.yaml', 'http:\n  port: 8000\n  metrics: { port: 8000 }\n');
+    expect(errorOf(run).message).toBe(
+      `${file}:3:20: http.metrics.port: is the control listener's port too; pick another one (e.g. 9464), or leave \`metrics\` out to serve /metrics on port 8000 (a control route) (got 8000)`,
+    );
+    const { load: pub } = load(
+      'metrics-public.yaml',
+      'http:\n  public: { port: 8080 }\n  metrics: { port: 8080 }\n',
+    );
+    expect(errorOf(pub).message).toContain("http.metrics.port: is the public listener's port too");
   });
 });

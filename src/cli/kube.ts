@@ -59,8 +59,15 @@ export function registerKube(program: Command): void {
           return;
         }
         writeRendered(opts.out, files, withSecrets);
-        console.log(`wrote ${files.size} files to ${opts.out}; apply with: kubectl apply -k ${opts.out}`);
-        if (!withSecrets) {
+        if (withSecrets) {
+          // secret.yaml is git-ignored and not in kustomization.yaml: it goes in first, on its own.
+          console.log(
+            `wrote ${files.size} files to ${opts.out}; apply the Secrets first, then the folder:\n` +
+              `  kubectl apply -f ${opts.out}/namespace.yaml -f ${opts.out}/secret.yaml\n` +
+              `  kubectl apply -k ${opts.out}`,
+          );
+        } else {
+          console.log(`wrote ${files.size} files to ${opts.out}; apply with: kubectl apply -k ${opts.out}`);
           const example = files.get('secret.example.yaml') ?? '';
           const tls = example.includes('name: hearth-mqtt-tls');
           const users = example.includes('name: hearth-mqtt\n');

@@ -66,6 +66,7 @@ export function registerStart(program: Command): void {
           ...(role === 'agent' ? { agent } : {}),
           url: hearth.url,
           publicUrl: hearth.publicUrl,
+          metricsUrl: hearth.metricsUrl,
           config: config.file,
           startupMs: Math.round(performance.now()),
         },
@@ -73,7 +74,8 @@ export function registerStart(program: Command): void {
       );
       stopWith(() => hearth.stop());
       systemd.ready(`ready on ${hearth.url}${role === 'all' ? '' : ` (role ${role})`}`);
-      if (role === 'all') printWelcome(hearth.url, hearth.publicUrl, config, Boolean(opts.demo));
+      if (role === 'all')
+        printWelcome(hearth.url, hearth.publicUrl, hearth.metricsUrl, config, Boolean(opts.demo));
       else
         process.stderr.write(
           `hearth is ready on ${hearth.url} (role ${role}${role === 'agent' ? ` ${agent}` : ''}; health on /healthz and /readyz, leadership in /metrics and /api/v1/cluster)\n`,
@@ -115,7 +117,13 @@ function onSignals(log: Logger, stopping: () => void): (stop: () => Promise<void
   };
 }
 
-function printWelcome(url: string, publicUrl: string | undefined, config: HearthConfig, demo: boolean): void {
+function printWelcome(
+  url: string,
+  publicUrl: string | undefined,
+  metricsUrl: string | undefined,
+  config: HearthConfig,
+  demo: boolean,
+): void {
   const sw = config.devices.find((d) => d.driver.section === 'switches')?.config.id ?? 'lamp';
   const button = config.buttons[0]?.id ?? 'bedside';
   // The token itself is never printed: the user has it, and output ends up in journals.
@@ -131,7 +139,7 @@ function printWelcome(url: string, publicUrl: string | undefined, config: Hearth
     `  curl${auth} ${url}/api/v0/clocktime/`,
     `  curl ${publicUrl ?? url}/api/v1/entities`,
     `  curl -N ${publicUrl ?? url}/api/v1/events`,
-    `  curl${auth} ${url}/metrics`,
+    metricsUrl ? `  curl ${metricsUrl}/metrics` : `  curl${auth} ${url}/metrics`,
     `Status page: ${publicUrl ?? url}/`,
     'Stop with Ctrl-C.',
     '',

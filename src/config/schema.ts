@@ -80,6 +80,23 @@ const httpSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * A listener for Prometheus, e.g. `{ port: 9464 }`: `GET /metrics` and nothing else, with no
+     * token (a scraper holds no control credential), to clients in its own `allow` (default
+     * loopback and the private ranges, which hold a cluster's pod network). Left out, there is
+     * none, and /metrics is a control route of `port` (its `allow` and token).
+     */
+    metrics: z
+      .object({
+        /** Default 0.0.0.0 (every interface). */
+        host: hostSchema.default('0.0.0.0'),
+        /** Default 9464. */
+        port: portSchema.default(9464),
+        /** Networks (CIDR) that may scrape; default loopback and the private ranges. */
+        allow: z.array(cidrSchema).default([...defaultAllow]),
+      })
+      .strict()
+      .optional(),
     /** Networks (CIDR) whose clients may use control routes; default loopback and the private ranges. */
     allow: z.array(cidrSchema).default([...defaultAllow]),
     /**
@@ -137,6 +154,20 @@ const httpSchema = z
         code: z.ZodIssueCode.custom,
         path: ['public', 'port'],
         message: `is the control listener's port too; pick another one (e.g. 8080), or leave \`public\` out to serve status on port ${http.port} only`,
+      });
+    }
+    if (http.metrics && sameSocket(http, http.metrics)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['metrics', 'port'],
+        message: `is the control listener's port too; pick another one (e.g. 9464), or leave \`metrics\` out to serve /metrics on port ${http.port} (a control route)`,
+      });
+    }
+    if (http.metrics && http.public && sameSocket(http.public, http.metrics)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['metrics', 'port'],
+        message: `is the public listener's port too; pick another one (e.g. 9464)`,
       });
     }
   })

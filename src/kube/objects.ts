@@ -20,6 +20,8 @@ import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import { agentUser, apiUser, controllerUser } from '../bus/mqtt/acl.js';
 import type { KubernetesConfig } from '../config/sections/kubernetes.js';
+import { PodMonitor, ServiceMonitor } from './monitoring.js';
+import { namespaceLevel } from './pod-security.js';
 import { mqttPasswordVar, mqttUserVar } from './source.js';
 
 /** A Kubernetes object as kubernetes-models builds it: validates itself and serialises to JSON. */
@@ -38,6 +40,8 @@ export interface ClusterPlan {
   configText: string;
   controlPort: number;
   publicPort: number | undefined;
+  /** `http.metrics.port`: the scrape port of every hearth pod; undefined without `http.metrics`. */
+  metricsPort: number | undefined;
   agents: AgentPlan[];
   /** Keys of the Secret `hearth-env` (variables the config references), sorted. */
   secretKeys: string[];
@@ -58,8 +62,13 @@ export interface AgentPlan {
   slug: string;
   node: string | undefined;
   group: number;
-  /** Serial device paths of its devices: mounted from the node. */
+  /** Serial device paths of its devices. */
   devices: string[];
+  /**
+   * A device plugin's resource that gives the pod its serial devices (one unit per path); left
+   * out, each path is mounted from the node, which only a privileged container may open.
+   */
+  resource?: string | undefined;
 }
 
 export const secretName = 'hearth-env';
@@ -91,12 +100,6 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
   const configHash = createHash('sha256').update(plan.configText).digest('hex').slice(0, 16);
 
   objects.push(
-    new Namespace({
-      metadata: {
-        name: ns,
-        labels: { ...partOf, 'kubernetes.io/metadata.name': ns },
-      },
-    }),
     new ServiceAccount({
       metadata: meta('hearth', 'hearth', 'hearth'),
       // hearth never talks to the Kubernetes API.
@@ -113,6 +116,8 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
     const ports: IContainerPort[] = [{ name: 'http', containerPort: plan.controlPort, protocol: 'TCP' }];
     if (opts.publicPort !== undefined)
       ports.push({ name: 'public', containerPort: opts.publicPort, protocol: 'TCP' });
+    if (plan.metricsPort !== undefined)
+      ports.push({ name: 'metrics', containerPort: plan.metricsPort, protocol: 'TCP' });
     const mounts: IVolumeMount[] = [
       { name: 'config', mountPath: configDir, readOnly: true },
       { name: 'tmp', mountPath: '/tmp' },
@@ -148,10 +153,18 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
           : { name: 'backups', persistentVolumeClaim: { claimName: backups.claim } },
       );
     }
-    opts.devices.forEach((path, i) => {
+    // Without a device plugin, each port comes from the node as a hostPath volume.
+    const hostDevices = opts.resource === undefined ? opts.devices : [];
+    hostDevices.forEach((path, i) => {
       mounts.push({ name: `serial-${i}`, mountPath: path });
       volumes.push({ name: `serial-${i}`, hostPath: { path, type: 'CharDevice' } });
     });
+    // A device plugin puts the device into the container (at the path it is configured with)
+    // and allows it in the container's device cgroup: no privilege is needed to open it.
+    const deviceLimits =
+      opts.resource === undefined || opts.devices.length === 0
+        ? {}
+        : { [opts.resource]: String(opts.devices.length) };
     const container: IContainer = {
       name: 'hearth',
       image: kube.image,
@@ -180,13 +193,15 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
         requests: { cpu: '50m', memory: '96Mi' },
         // A scheduled backup is a second Node process in the container (up to about 120 MB
         // with a large media folder): the limit makes room for it beside the controller.
-        limits: { cpu: '500m', memory: backups === undefined ? '256Mi' : '512Mi' },
+        limits: { cpu: '500m', memory: backups === undefined ? '256Mi' : '512Mi', ...deviceLimits },
       },
       securityContext:
-        opts.devices.length > 0
+        hostDevices.length > 0
           ? {
               // A container may open a device node only if its device cgroup allows it, and
-              // Kubernetes adds a hostPath device to it only for a privileged container.
+              // Kubernetes adds a hostPath device to it only for a privileged container (the
+              // namespace's Pod Security level is then `privileged`). Still not root: the
+              // process has no capability, and opens the port through the dialout group.
               privileged: true,
               readOnlyRootFilesystem: true,
               runAsNonRoot: true,
@@ -288,29 +303,33 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
       mqttUser: controllerUser,
     }),
   );
-  for (const component of ['api', 'controller']) {
-    objects.push(
-      new PodDisruptionBudget({
-        metadata: meta(`hearth-${component}`, 'hearth', component),
-        spec: {
-          minAvailable: 1,
-          selector: { matchLabels: { [appLabel]: 'hearth', [componentLabel]: component } },
-        },
-      }),
-    );
-  }
+  const budget = (component: string, replicas: number) =>
+    new PodDisruptionBudget({
+      metadata: meta(`hearth-${component}`, 'hearth', component),
+      spec: {
+        // Two replicas: a drain waits until the other one runs. One (a pinned agent, whose pod
+        // cannot move): a drain may stop it, or the node could never be drained; its devices are
+        // left safe and unavailable until it is back.
+        ...(replicas > 1 ? { minAvailable: 1 } : { maxUnavailable: 1 }),
+        selector: { matchLabels: { [appLabel]: 'hearth', [componentLabel]: component } },
+      },
+    });
+  objects.push(budget('api', 2), budget('controller', 2));
   for (const agent of plan.agents) {
     const serial = agent.devices.length > 0;
+    // One process per serial port: two would fight over it. A pinned agent has one node.
+    const replicas = serial || agent.node !== undefined ? 1 : 2;
     objects.push(
       role(`agent-${agent.slug}`, ['--role', 'agent', '--agent', agent.name], {
-        // One process per serial port: two would fight over it. A pinned agent has one node.
-        replicas: serial || agent.node !== undefined ? 1 : 2,
+        replicas,
         recreate: serial,
         node: agent.node,
         devices: agent.devices,
+        resource: agent.resource,
         group: serial ? agent.group : undefined,
         mqttUser: agentUser(agent.name),
       }),
+      budget(`agent-${agent.slug}`, replicas),
     );
   }
 
@@ -414,7 +433,94 @@ export function buildObjects(plan: ClusterPlan): KubeObject[] {
     );
   }
 
+  const monitoring = kube.monitoring;
+  if (monitoring !== undefined && plan.metricsPort !== undefined) {
+    // Prometheus's pods (their namespace's labels) may reach the metrics port of every role.
+    objects.push(
+      new NetworkPolicy({
+        metadata: meta('hearth-metrics', 'hearth', 'hearth'),
+        spec: {
+          podSelector: { matchLabels: { [appLabel]: 'hearth' } },
+          policyTypes: ['Ingress'],
+          ingress: [
+            {
+              from: [{ namespaceSelector: { matchLabels: monitoring.prometheusNamespaceLabels } }],
+              ports: [{ protocol: 'TCP', port: plan.metricsPort }],
+            },
+          ],
+        },
+      }),
+    );
+    const endpoint = {
+      port: 'metrics',
+      path: '/metrics',
+      scheme: 'http' as const,
+      interval: monitoring.interval,
+    };
+    const common = {
+      selector: { matchLabels: { [appLabel]: 'hearth' } },
+      namespaceSelector: { matchNames: [ns] },
+      // Every series says which role it came from.
+      podTargetLabels: [componentLabel],
+    };
+    const monitorMeta = {
+      name: 'hearth',
+      namespace: ns,
+      labels: { ...monitoring.labels, [appLabel]: 'hearth', [componentLabel]: 'monitoring', ...partOf },
+    };
+    if (monitoring.kind === 'PodMonitor') {
+      objects.push(
+        new PodMonitor({ metadata: monitorMeta, spec: { ...common, podMetricsEndpoints: [endpoint] } }),
+      );
+    } else {
+      // A headless Service of every hearth pod's metrics port, for the ServiceMonitor to follow.
+      objects.push(
+        new Service({
+          metadata: meta('hearth-metrics', 'hearth', 'monitoring'),
+          spec: {
+            type: 'ClusterIP',
+            clusterIP: 'None',
+            selector: { [appLabel]: 'hearth' },
+            ports: [{ name: 'metrics', port: plan.metricsPort, targetPort: 'metrics', protocol: 'TCP' }],
+          },
+        }),
+        new ServiceMonitor({
+          metadata: monitorMeta,
+          spec: {
+            ...common,
+            selector: { matchLabels: { [appLabel]: 'hearth', [componentLabel]: 'monitoring' } },
+            endpoints: [endpoint],
+          },
+        }),
+      );
+    }
+  }
+
   objects.push(...postgresObjects(plan, meta), ...mosquittoObjects(plan, meta));
+
+  // The namespace admits what the pods need and no more (Pod Security Admission): restricted,
+  // unless a serial port is mounted from the node (privileged) or a volume type outside the
+  // restricted list is used (baseline: an NFS export for backups).
+  const pods = objects.flatMap((o) =>
+    o instanceof Deployment || o instanceof StatefulSet
+      ? [o.spec?.template.spec].filter((p) => p !== undefined)
+      : [],
+  );
+  const level = namespaceLevel(pods);
+  objects.unshift(
+    new Namespace({
+      metadata: {
+        name: ns,
+        labels: {
+          ...partOf,
+          'kubernetes.io/metadata.name': ns,
+          'pod-security.kubernetes.io/enforce': level,
+          'pod-security.kubernetes.io/audit': level,
+          'pod-security.kubernetes.io/warn': level,
+        },
+      },
+    }),
+  );
   return objects;
 }
 
@@ -424,6 +530,8 @@ interface RoleOptions {
   publicPort?: number | undefined;
   node?: string | undefined;
   devices: string[];
+  /** A device plugin's resource for the devices, instead of hostPath volumes. */
+  resource?: string | undefined;
   group?: number | undefined;
   /** Mount `cluster.kubernetes.backups` at backupsDir (the controllers run the backup schedule). */
   backups?: boolean;
@@ -478,9 +586,9 @@ function externalService(name: string, port: number, external: { host: string; p
 }
 
 /** Only hearth's pods may reach an in-cluster backend. */
-function backendPolicy(name: string, port: number, meta: Meta) {
+function backendPolicy(name: string, port: number, component: string, meta: Meta) {
   return new NetworkPolicy({
-    metadata: meta(name, name, 'database'),
+    metadata: meta(name, name, component),
     spec: {
       podSelector: { matchLabels: { [appLabel]: name } },
       policyTypes: ['Ingress'],
@@ -501,13 +609,14 @@ function statefulSet(
   plan: ClusterPlan,
   meta: Meta,
   name: string,
+  component: string,
   uid: number,
   storage: string,
   podSpec: (labels: Record<string, string>) => Omit<IPodSpec, 'securityContext'>,
 ) {
-  const labels = { [appLabel]: name, [componentLabel]: 'database' };
+  const labels = { [appLabel]: name, [componentLabel]: component };
   return new StatefulSet({
-    metadata: meta(name, name, 'database'),
+    metadata: meta(name, name, component),
     spec: {
       serviceName: name,
       replicas: 1,
@@ -560,7 +669,7 @@ function postgresObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
         ports: [{ name: 'postgres', port: 5432, targetPort: 'postgres', protocol: 'TCP' }],
       },
     }),
-    statefulSet(plan, meta, 'postgres', 70, pg.storage, () => ({
+    statefulSet(plan, meta, 'postgres', 'database', 70, pg.storage, () => ({
       containers: [
         {
           name: 'postgres',
@@ -592,14 +701,14 @@ function postgresObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
         { name: 'tmp', emptyDir: {} },
       ],
     })),
-    backendPolicy('postgres', 5432, meta),
+    backendPolicy('postgres', 5432, 'database', meta),
   ];
 }
 
 function mosquittoObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
   const mq = plan.kube.mqtt;
   if ('external' in mq) return externalService('mosquitto', 1883, mq.external, meta);
-  const labels = { [appLabel]: 'mosquitto', [componentLabel]: 'database' };
+  const labels = { [appLabel]: 'mosquitto', [componentLabel]: 'broker' };
   // Every client logs in, each hearth role as its own user, and may do only what the ACL says.
   const conf = [
     'listener 1883',
@@ -615,7 +724,7 @@ function mosquittoObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
   const acl = plan.broker?.acl ?? '';
   const probe: IProbe = { tcpSocket: { port: 'mqtt' }, periodSeconds: 10, failureThreshold: 3 };
   const confHash = createHash('sha256').update(conf).update(acl).digest('hex').slice(0, 16);
-  const set = statefulSet(plan, meta, 'mosquitto', 1883, mq.storage, () => ({
+  const set = statefulSet(plan, meta, 'mosquitto', 'broker', 1883, mq.storage, () => ({
     // The password file, copied from the Secret so that it is Mosquitto's own (uid 1883, 0600):
     // Mosquitto warns about, and later versions refuse, one that others own or may read.
     initContainers: [
@@ -664,36 +773,57 @@ function mosquittoObjects(plan: ClusterPlan, meta: Meta): KubeObject[] {
   }));
   const template = set.spec?.template;
   if (template?.metadata) template.metadata.annotations = { 'hearth/config-sha256': confHash };
-  // Home Assistant or zigbee2mqtt log in from the LAN or from pods of other namespaces.
-  const policy = backendPolicy('mosquitto', 1883, meta);
+  const policy = backendPolicy('mosquitto', 1883, 'broker', meta);
   const from = policy.spec?.ingress?.[0]?.from;
-  if (mq.clients.length > 0 && from) {
-    from.push(...plan.kube.lanCidrs.map((cidr) => ({ ipBlock: { cidr } })), { namespaceSelector: {} });
+  // Home Assistant or zigbee2mqtt in a pod of another namespace logs in as its own user.
+  if (mq.clients.length > 0) from?.push({ namespaceSelector: {} });
+  // The LAN reaches the broker through its own Service, from the networks it names.
+  if (mq.expose !== undefined) {
+    from?.push(...(mq.expose.from ?? plan.kube.lanCidrs).map((cidr) => ({ ipBlock: { cidr } })));
   }
-  return [
+  const objects: KubeObject[] = [
     new ConfigMap({
-      metadata: meta('mosquitto-config', 'mosquitto', 'database'),
+      metadata: meta('mosquitto-config', 'mosquitto', 'broker'),
       data: { 'mosquitto.conf': conf, acl },
     }),
     new Service({
-      metadata: meta('mosquitto', 'mosquitto', 'database'),
+      metadata: meta('mosquitto', 'mosquitto', 'broker'),
       spec: {
-        type: mq.nodePort === undefined ? 'ClusterIP' : 'NodePort',
+        type: 'ClusterIP',
         selector: labels,
-        ports: [
-          {
-            name: 'mqtt',
-            port: 1883,
-            targetPort: 'mqtt',
-            protocol: 'TCP',
-            ...(mq.nodePort === undefined ? {} : { nodePort: mq.nodePort }),
-          },
-        ],
+        ports: [{ name: 'mqtt', port: 1883, targetPort: 'mqtt', protocol: 'TCP' }],
       },
     }),
     set,
     policy,
   ];
+  const expose = mq.expose;
+  if (expose !== undefined) {
+    objects.push(
+      new Service({
+        metadata: meta('mosquitto-lan', 'mosquitto', 'broker'),
+        spec: {
+          type: expose.type,
+          // The client's own address reaches the broker, so the NetworkPolicy's networks apply
+          // (with Cluster, a node's address would stand in for it). The broker answers on the
+          // node that runs it: a LoadBalancer (k3s's ServiceLB, MetalLB) announces that node.
+          externalTrafficPolicy: 'Local',
+          ...(expose.loadBalancerIP === undefined ? {} : { loadBalancerIP: expose.loadBalancerIP }),
+          selector: labels,
+          ports: [
+            {
+              name: 'mqtt',
+              port: 1883,
+              targetPort: 'mqtt',
+              protocol: 'TCP',
+              ...(expose.nodePort === undefined ? {} : { nodePort: expose.nodePort }),
+            },
+          ],
+        },
+      }),
+    );
+  }
+  return objects;
 }
 
 /** The Secret of the broker's users: a password per user and the password file (`passwd`). */

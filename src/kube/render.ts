@@ -124,6 +124,19 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
       'must be 0.0.0.0 (or ::) in a pod, where the Ingress reaches it from outside',
     );
   }
+  const metrics = config.http.metrics;
+  if (metrics && metrics.host !== '0.0.0.0' && metrics.host !== '::') {
+    at(
+      ['http', 'metrics', 'host'],
+      'must be 0.0.0.0 (or ::) in a pod, where Prometheus reaches it from outside',
+    );
+  }
+  if (kube.monitoring !== undefined && metrics === undefined) {
+    at(
+      [...base, 'monitoring'],
+      "needs the metrics listener: add `http: { metrics: { port: 9464 } }` (Prometheus scrapes it without the token; the control listener's http.allow and token stay the LAN's)",
+    );
+  }
   if (kube.ingressHost !== undefined && config.http.public === undefined) {
     at(
       [...base, 'ingressHost'],
@@ -172,7 +185,14 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
         `agent "${name}" has a serial device (${devices[0]}): pin it to the node it is plugged into, \`agents: { ${name}: { node: NODE } }\` (kubectl get nodes lists them)`,
       );
     }
-    agents.push({ name, slug, node: pin?.node, group: pin?.group ?? 20, devices });
+    const resource = pin?.serialDevice?.resource;
+    if (resource !== undefined && devices.length === 0) {
+      at(
+        [...base, 'agents', name, 'serialDevice'],
+        `agent "${name}" has no serial device (a path: of coffee: or sprinklers:); leave serialDevice out`,
+      );
+    }
+    agents.push({ name, slug, node: pin?.node, group: pin?.group ?? 20, devices, resource });
   }
   if (config.backup.every !== undefined && kube.backups === undefined) {
     at(
@@ -201,12 +221,13 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
     configText: kube.backups === undefined ? prepared.text : pointBackupDir(prepared.text, backupsDir),
     controlPort: config.http.port,
     publicPort: config.http.public?.port,
+    metricsPort: config.http.metrics?.port,
     agents,
     secretKeys: prepared.vars.map((v) => v.name),
     broker: 'inCluster' in kube.mqtt ? brokerPlan(config, kube.mqtt.clients) : undefined,
     tlsKeys: prepared.tls.map((t) => t.secretKey),
   };
-  if (plan.controlPort === 0 || plan.publicPort === 0) {
+  if (plan.controlPort === 0 || plan.publicPort === 0 || plan.metricsPort === 0) {
     throw new ConfigError([
       { file, line: 0, col: 0, field: 'http.port', message: 'must be a fixed port in a pod, not 0' },
     ]);
@@ -248,18 +269,24 @@ export function renderKube(configFile: string, options: RenderOptions = {}): Map
       'secret.example.yaml',
       `${header(source)}# Not applied by kustomization.yaml: the Secret holds the token and passwords, which stay\n` +
         `# out of git. Create it once (and again after a change) from your environment:\n#\n` +
-        `#   kubectl create namespace ${ns} --dry-run=client -o yaml | kubectl apply -f -\n` +
+        `#   kubectl apply -f namespace.yaml   # the namespace first (its Pod Security labels too)\n` +
         `#   kubectl -n ${ns} create secret generic ${secretName}${fromLiterals} \\\n#     --dry-run=client -o yaml | kubectl apply -f -\n#\n` +
-        `# or run \`hearth kube render --with-secrets\` with them exported: it writes ${secretFile} (git-ignored)\n` +
-        `# and lists it in kustomization.yaml.\n` +
+        `# or run \`hearth kube render --with-secrets\` with them exported: it writes ${secretFile}, which is\n` +
+        `# git-ignored and never listed in kustomization.yaml (a committed folder stays whole); apply it\n` +
+        `# before the folder: kubectl apply -f namespace.yaml -f ${secretFile} && kubectl apply -k .\n` +
         serialise(secretObject(plan, {}), source).slice(header(source).length) +
         (plan.broker === undefined ? '' : brokerExample(plan, plan.broker.users, source)) +
         (prepared.tls.length === 0 ? '' : tlsExample(plan, prepared.tls, source)),
     );
   }
   files.set('.gitignore', `${secretFile}\n`);
+  // Never secret.yaml: it is git-ignored, so a committed kustomization that listed it would not
+  // build in Flux or Argo CD. It is applied on its own, before the folder.
   const resources = [...files.keys()]
-    .filter((f) => f.endsWith('.yaml') && f !== 'secret.example.yaml' && f !== 'kustomization.yaml')
+    .filter(
+      (f) =>
+        f.endsWith('.yaml') && f !== 'secret.example.yaml' && f !== 'kustomization.yaml' && f !== secretFile,
+    )
     .sort();
   files.set(
     'kustomization.yaml',

@@ -33,7 +33,7 @@ export function isDeviceReadRequest(req: FastifyRequest): boolean {
   return (req.method === 'GET' || req.method === 'HEAD') && req.routeOptions.config?.access === 'device';
 }
 
-export type ListenerName = 'public' | 'control';
+export type ListenerName = 'public' | 'control' | 'metrics';
 export type ForbiddenReason = 'read-only' | 'address' | 'host' | 'origin' | 'token';
 
 /**
@@ -81,6 +81,39 @@ export function readOnlyGuard(metrics: Metrics): onRequestAsyncHookHandler {
       `this listener is read-only: it serves hearth's status (GET /, /api/v1/entities, /api/v1/events, /healthz, /readyz), not ${routeOf(req)}`,
       'Send control requests to the control listener (http.port), from a network in http.allow.',
     );
+  };
+}
+
+/**
+ * The metrics listener's guard: a client address in its `allow` and a `Host` that names this box
+ * (so a page rebound to it cannot read the metrics), nothing more: no token, which a scraper
+ * would hold only to read what it may read anyway. Only /metrics is routed there.
+ */
+export function metricsGuard(metrics: Metrics, checks: ControlChecks): onRequestAsyncHookHandler {
+  return async (req, reply) => {
+    if (!checks.addressAllowed(req)) {
+      const address = checks.clientAddress(req);
+      return refuse(
+        req,
+        reply,
+        metrics,
+        'metrics',
+        'address',
+        `metrics requests from ${address || 'an unknown address'} are not allowed`,
+        "Add the scraper's network to http.metrics.allow in the config and restart hearth.",
+      );
+    }
+    if (!checks.hostAllowed(req)) {
+      return refuse(
+        req,
+        reply,
+        metrics,
+        'metrics',
+        'host',
+        `metrics requests must name this server in the Host header (an IP address, localhost, this machine's name or one in http.hostNames), not ${JSON.stringify((req.headers.host ?? '').slice(0, 100))}`,
+        'Scrape hearth by its address or one of its names; to use another name, add it to http.hostNames in the config.',
+      );
+    }
   };
 }
 

@@ -14,9 +14,11 @@ import {
   ControlChecks,
   controlGuard,
   type ListenerName,
+  metricsGuard,
   readOnlyGuard,
   statusRoute,
 } from './access.js';
+import type { AllowList } from './allow-list.js';
 import { registerAutomationRoutes } from './api-automations.js';
 import { type ClusterStatus, oneBoxStatus, registerClusterRoute } from './api-cluster.js';
 import { registerApiV0 } from './api-v0.js';
@@ -242,6 +244,53 @@ export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
   });
   registerClusterRoute(app, opts.cluster);
   if (opts.media) registerMediaRoutes(app, opts.media, opts.log);
+  app.setErrorHandler(errorHandler(opts.log));
+  app.setNotFoundHandler(notFoundHandler);
+  finish();
+  return app;
+}
+
+export interface MetricsServerOptions {
+  metrics: Metrics;
+  log: Logger;
+  /** `http.metrics.allow`: who may scrape. */
+  allow: AllowList;
+  /** `http.hostNames`: the names a scraper may call this box by, besides addresses and its own names. */
+  hostNames?: readonly string[] | undefined;
+  /** Timeouts, per-client caps and trusted proxies (the `http:` config); defaultLimits when left out. */
+  limits?: ListenerLimits | undefined;
+}
+
+/**
+ * The metrics listener (`http.metrics`): GET /metrics for a scraper in its allow-list, without
+ * the token; every other path is a 404. A Prometheus in the cluster scrapes the pods here, so the
+ * control listener's allow-list and token stay the LAN's.
+ */
+export function buildMetricsServer(opts: MetricsServerOptions): FastifyInstance {
+  const limits = opts.limits ?? defaultLimits;
+  const proxies = proxyList(limits.trustProxy);
+  const checks = new ControlChecks(
+    { allow: opts.allow, hostNames: opts.hostNames },
+    addressOf(proxies),
+    proxies,
+  );
+  const app = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    ...listenerOptions(limits),
+    schemaController: {
+      compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas },
+    },
+    frameworkErrors,
+    clientErrorHandler,
+  });
+  boundConnections(app, limits, opts.metrics, 'metrics', proxies);
+  const finish = methodNotAllowed(app);
+  app.addHook('onRequest', metricsGuard(opts.metrics, checks));
+  app.get('/metrics', async (_req, reply) => {
+    const body = await opts.metrics.registry.metrics();
+    return reply.type(opts.metrics.registry.contentType).send(body);
+  });
   app.setErrorHandler(errorHandler(opts.log));
   app.setNotFoundHandler(notFoundHandler);
   finish();

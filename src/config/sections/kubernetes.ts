@@ -7,6 +7,14 @@ import { parseCidr } from '../cidr.js';
  * Kubernetes manifests for the cluster roles. Only the renderer reads it; `hearth start` ignores it.
  */
 
+/**
+ * The images of the in-cluster backends: a full version, never a tag that moves (`16-alpine`
+ * changes under a running cluster at its next pull). Set `postgres.image` or `mqtt.image` to
+ * another version, or to `name:tag@sha256:...` to pin the digest your registry serves.
+ */
+export const postgresImage = 'postgres:16.15-alpine';
+export const mosquittoImage = 'eclipse-mosquitto:2.0.22';
+
 /** A DNS-1123 label: what Kubernetes accepts as a namespace or a node-local object name. */
 const dnsLabel = z
   .string()
@@ -34,17 +42,94 @@ const nodePort = z
   .max(32_767, 'must be in the NodePort range 30000-32767');
 
 /**
- * The in-cluster Mosquitto's users beside hearth's roles (src/bus/mqtt/acl.ts): Home Assistant
- * and zigbee2mqtt, each with its own topics and hearth's public ones. With any of them, the
- * broker takes connections from `lanCidrs` and other namespaces, and `nodePort` opens it to the LAN.
+ * The in-cluster Mosquitto for programs beside hearth. `clients`: Home Assistant and zigbee2mqtt
+ * get users of their own (src/bus/mqtt/acl.ts: their own topics and hearth's public ones), whose
+ * pods in other namespaces of the cluster may then reach the broker. `expose`: a Service of its
+ * own on the LAN (a LoadBalancer or a NodePort), open to `from` (default `lanCidrs`).
  */
 const mqttInCluster = {
   clients: z
     .array(z.enum(['homeassistant', 'zigbee2mqtt']))
     .max(2)
     .default([]),
-  nodePort: nodePort.optional(),
+  expose: z
+    .object({
+      /** LoadBalancer (k3s's ServiceLB, MetalLB) or NodePort; default LoadBalancer. */
+      type: z.enum(['LoadBalancer', 'NodePort']).default('LoadBalancer'),
+      /** With NodePort: the port on the nodes, 30000-32767; Kubernetes picks one when left out. */
+      nodePort: nodePort.optional(),
+      /** With LoadBalancer: the address to ask for (MetalLB, kube-vip); the pool's choice when left out. */
+      loadBalancerIP: ipAddress.optional(),
+      /** Networks that may connect (the NetworkPolicy); default `lanCidrs`. */
+      from: z.array(cidr).min(1).optional(),
+    })
+    .strict()
+    .superRefine((e, ctx) => {
+      if (e.nodePort !== undefined && e.type !== 'NodePort') {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['nodePort'],
+          message: 'is for type NodePort only',
+        });
+      }
+      if (e.loadBalancerIP !== undefined && e.type !== 'LoadBalancer') {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['loadBalancerIP'],
+          message: 'is for type LoadBalancer only',
+        });
+      }
+    })
+    .optional(),
 };
+
+/** A Kubernetes label key (`release`, `kubernetes.io/metadata.name`) and value. */
+const labelKey = z
+  .string()
+  .regex(
+    /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/,
+    'must be a Kubernetes label key like release or kubernetes.io/metadata.name',
+  );
+const labelValue = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/,
+    'must be a Kubernetes label value: at most 63 letters, digits, -, _ or ., starting and ending with a letter or digit',
+  );
+
+/**
+ * A PodMonitor or ServiceMonitor (prometheus-operator, monitoring.coreos.com/v1) that scrapes
+ * `http.metrics` of every hearth pod, and a NetworkPolicy rule that lets the namespace of
+ * Prometheus reach that port.
+ */
+const monitoringSchema = z
+  .object({
+    /** PodMonitor (the pods directly) or ServiceMonitor (through a headless Service hearth-metrics). */
+    kind: z.enum(['PodMonitor', 'ServiceMonitor']).default('PodMonitor'),
+    /** How often Prometheus scrapes; default 30s. */
+    interval: z
+      .string()
+      .regex(
+        /^((([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?)$/,
+        'must be a Prometheus duration in hours, minutes and seconds, like 30s or 1m',
+      )
+      .refine((d) => d !== '', 'must not be empty: like 30s or 1m')
+      .default('30s'),
+    /**
+     * Labels on the monitor, for the selector of your Prometheus (kube-prometheus-stack's
+     * `release: <its release name>`); none when left out.
+     */
+    labels: z.record(labelKey, labelValue).default({}),
+    /**
+     * The labels of the namespace Prometheus runs in: the NetworkPolicy lets its pods reach the
+     * metrics port. Default `{ kubernetes.io/metadata.name: monitoring }`.
+     */
+    prometheusNamespaceLabels: z
+      .record(labelKey, labelValue)
+      .refine((l) => Object.keys(l).length > 0, 'must name at least one label of that namespace')
+      .default({ 'kubernetes.io/metadata.name': 'monitoring' }),
+  })
+  .strict();
 
 /** Where the roles find PostgreSQL or Mosquitto: a StatefulSet of ours, or an address outside. */
 const backendSchema = <E extends z.ZodRawShape>(
@@ -177,14 +262,16 @@ export const kubernetesSchema = z
     lanCidrs: z.array(cidr).min(1).default(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']),
     /** StorageClass of the PersistentVolumeClaims (local-path on k3s); the cluster's default when left out. */
     storageClass: dnsLabel.optional(),
-    postgres: backendSchema('PostgreSQL', 'postgres:16-alpine', 5432, {}).default({ inCluster: true }),
+    postgres: backendSchema('PostgreSQL', postgresImage, 5432, {}).default({ inCluster: true }),
     mqtt: backendSchema(
       'Mosquitto',
-      'eclipse-mosquitto:2',
+      mosquittoImage,
       1883,
       mqttInCluster,
-      ', clients: [homeassistant, zigbee2mqtt], nodePort: 31883',
+      ', clients: [homeassistant, zigbee2mqtt], expose: { type: LoadBalancer }',
     ).default({ inCluster: true }),
+    /** Prometheus (prometheus-operator) scrapes every role's `http.metrics`; none when left out. */
+    monitoring: monitoringSchema.optional(),
     /** The controllers' volume for `backup.dir`; required with `backup.every`. */
     backups: backupsSchema.optional(),
     /**
@@ -205,6 +292,24 @@ export const kubernetesSchema = z
               )
               .optional(),
             group: z.number().int().min(0).max(2_147_483_647).default(20),
+            /**
+             * How its serial ports reach the pod. Left out: each is mounted from the node
+             * (hostPath), which only a privileged container may open, in a namespace of the
+             * `privileged` Pod Security level. `{ resource: squat.ai/serial }`: a device plugin's
+             * resource (generic-device-plugin, smarter-device-manager) gives the device to a
+             * container that has no privilege at all.
+             */
+            serialDevice: z
+              .object({
+                resource: z
+                  .string()
+                  .regex(
+                    /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*)\/[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/,
+                    "must be a device plugin's extended resource name like squat.ai/serial (domain/name)",
+                  ),
+              })
+              .strict()
+              .optional(),
           })
           .strict(),
       )
