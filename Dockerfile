@@ -39,12 +39,14 @@ COPY web/ web/
 # scripts/externals.mjs, and their dependencies; of the native addons, the compiled module for
 # this platform): about 13 MB of the 124 MB `npm ci --omit=dev` installs. esbuild,
 # kubernetes-models, fastify and the rest are inside dist/ already.
+# The commit, for hearth_build_info (the context has no .git; scripts/image.sh passes it).
+ARG HEARTH_REVISION=""
 RUN node scripts/build.mjs \
   && node scripts/prune-runtime.mjs
 
 # --- runtime ---
 FROM ${NODE_IMAGE}
-ARG HEARTH_VERSION=0.1.0
+ARG HEARTH_VERSION=0.2.0-dev
 ARG HEARTH_REVISION=""
 ARG HEARTH_SOURCE=""
 LABEL org.opencontainers.image.title="hearth" \

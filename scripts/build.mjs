@@ -4,6 +4,7 @@
 // default metrics) is behind a dynamic import() and lands in dist/chunks/, loaded the
 // first time it is needed. Packages with native addons (better-sqlite3, serialport) stay
 // outside: they find their compiled parts relative to their own files.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,6 +14,19 @@ import { externals } from './externals.mjs';
 // --outdir: somewhere else than dist/ (a test inspects a build without touching the real one).
 const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
 const outdir = values.outdir;
+// The commit this build is made from, for hearth_build_info: $HEARTH_REVISION (the image's
+// build, whose context has no .git), else git's, `-dirty` when tracked files had changes.
+function revision() {
+  if (process.env.HEARTH_REVISION) return process.env.HEARTH_REVISION;
+  try {
+    const git = (...args) =>
+      execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return `${git('rev-parse', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? '-dirty' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
 // Chunk names carry a content hash: without this, old chunks would pile up build after build.
 rmSync(join(outdir, 'chunks'), { recursive: true, force: true });
 
@@ -29,6 +43,7 @@ await build({
   minify: true,
   sourcemap: 'linked',
   legalComments: 'linked',
+  define: { __HEARTH_REVISION__: JSON.stringify(revision()) },
   // Why each one: scripts/externals.mjs.
   external: externals,
   // uri-js (under kubernetes-models' validator) requires Node's deprecated built-in `punycode`,

@@ -82,7 +82,7 @@ automations:
 
   it('says which hearth and Node.js it is', async () => {
     expect(lines(await scrape(h), 'hearth_build_info')).toEqual([
-      `hearth_build_info{version="${hearthVersion}",node="${process.versions.node}"} 1`,
+      `hearth_build_info{version="${hearthVersion}",revision="source",node="${process.versions.node}"} 1`,
     ]);
   });
 

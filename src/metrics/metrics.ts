@@ -10,7 +10,7 @@ import Histogram from 'prom-client/lib/histogram.js';
 import Registry from 'prom-client/lib/registry.js';
 import type { BackupStatus, EntityView } from '../contract/views.js';
 import type { RuntimeApi } from '../core/runtime-api.js';
-import { hearthVersion } from '../version.js';
+import { hearthRevision, hearthVersion } from '../version.js';
 
 /** What metrics read of the runtime: its entities at scrape time, and its events. */
 export type MetricsRuntime = Pick<RuntimeApi, 'list' | 'ready' | 'events'>;
@@ -131,10 +131,10 @@ export class Metrics {
     const scrape = () => this.#current();
     new Gauge({
       name: 'hearth_build_info',
-      help: "hearth's version and the Node.js it runs on; always 1",
-      labelNames: ['version', 'node'],
+      help: "hearth's version, the git commit it was built from, and the Node.js it runs on; always 1",
+      labelNames: ['version', 'revision', 'node'],
       registers: [this.#registry],
-    }).set({ version: hearthVersion, node: process.versions.node }, 1);
+    }).set({ version: hearthVersion, revision: hearthRevision, node: process.versions.node }, 1);
     this.#gauge(
       'hearth_entity_available',
       '1 if the entity is available, 0 if not',
