@@ -7,11 +7,11 @@
 #   - npm from the npm registry (/usr/local/lib/node_modules/npm, /usr/local/bin/npm and npx).
 # It is NOT the official image: no yarn, no corepack, no `node` user, other package versions.
 # Good enough to build and test hearth's image offline from Docker Hub; never publish an image
-# built on it. The image is tagged hearth-standin/<base> (e.g. hearth-standin/node:24-bookworm-slim)
+# built on it. The image is tagged hearth-standin/<base> (e.g. hearth-standin/node:26-trixie-slim)
 # and labelled org.hearth.standin-base, which images built on it inherit.
 #
 #   scripts/standin-base.sh [BASE]        # BASE: default the Dockerfile's ARG NODE_IMAGE
-#   docker build --build-arg NODE_IMAGE=hearth-standin/node:24-bookworm-slim ...
+#   docker build --build-arg NODE_IMAGE=hearth-standin/node:26-trixie-slim ...
 #
 # Prints the stand-in's tag on stdout (progress on stderr). Does nothing when that tag exists.
 # Needs root (debootstrap), debootstrap, npm and docker. HEARTH_DEBIAN_MIRROR overrides the mirror.

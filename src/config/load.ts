@@ -451,9 +451,12 @@ function readSecrets(
   try {
     text = readSmallFile(path);
   } catch (err) {
-    return {
-      issues: [{ ...usedAt, field: '', message: `cannot read secrets file ${path}: ${reasonOf(err)}` }],
-    };
+    // The first run of a copied example: say what the file is and what goes in it.
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    const message = missing
+      ? `the secrets file ${path} does not exist; create it (mode 0600, out of git) with one \`name: value\` line for each \`!secret name\` in the config`
+      : `cannot read secrets file ${path}: ${reasonOf(err)}`;
+    return { issues: [{ ...usedAt, field: '', message }] };
   }
   const parsed = parseYaml(text, path, { schema: 'failsafe' });
   if (parsed.issues.length > 0) return { issues: parsed.issues };
