@@ -76,6 +76,11 @@ describe('the Dockerfile', () => {
 
   it('builds dist/ with the build script and copies what the CLI needs into the runtime stage', () => {
     expect(all(buildStage, 'RUN').some((r) => r.includes('node scripts/build.mjs'))).toBe(true);
+    // Then node_modules is pruned to what dist/ loads (scripts/prune-runtime.mjs), after the build.
+    const steps = all(buildStage, 'RUN').join('\n');
+    expect(steps.indexOf('node scripts/prune-runtime.mjs')).toBeGreaterThan(
+      steps.indexOf('node scripts/build.mjs'),
+    );
     const fromBuild = copiesOf(runtime)
       .filter((c) => c.from === 'build')
       .flatMap((c) => c.sources);
@@ -272,6 +277,12 @@ describe.skipIf(!prodInstall)('a production install', () => {
     // The runtime stage's files (/usr/bin/tini is outside the app, and the base image's).
     for (const c of copiesOf(runtime)) if (c.dest.startsWith('/app/')) copy(c, app);
     expect(existsSync(join(app, 'node_modules', 'typescript'))).toBe(false);
+    // Pruned: what the bundle holds or needed only to be built is gone; the addons stay built.
+    for (const gone of ['esbuild', 'kubernetes-models', 'fastify', 'zod', '.bin', 'better-sqlite3/deps'])
+      expect(existsSync(join(app, 'node_modules', gone)), gone).toBe(false);
+    expect(
+      existsSync(join(app, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node')),
+    ).toBe(true);
     await demoServes(join(app, 'bin', 'hearth.js'));
   });
 });
