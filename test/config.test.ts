@@ -564,13 +564,13 @@ switches:
     ]);
   });
 
-  it('a configured secrets file that does not exist is an error naming its path', () => {
+  it('a configured secrets file that does not exist is an error naming its path and what goes in it', () => {
     const dir = folder();
     const text = 'secrets: secrets.yaml\nswitches:\n  - { id: lamp, kind: wemo/v1, address: !secret lamp }\n';
     const file = writeConfig(text, 'hearth.yaml', dir);
     const secrets = join(dir, 'secrets.yaml');
     expect(() => load(file)).toThrow(
-      `${file}:3:49: cannot read secrets file ${secrets}: ENOENT: no such file or directory, open '${secrets}'`,
+      `${file}:3:49: the secrets file ${secrets} does not exist; create it (mode 0600, out of git) with one \`name: value\` line for each \`!secret name\` in the config`,
     );
   });
 });
