@@ -82,9 +82,10 @@ export function connectSystemd(env: SystemdEnv, log: Logger, pid = process.pid):
   socket.on('error', (err) => log.warn({ err: err.message }, 'systemd notify socket failed'));
   const send = (message: string) => {
     const buf = Buffer.from(message);
+    const kind = message.slice(0, message.indexOf('='));
     socket.send(buf, 0, buf.length, path, (err) => {
-      if (!err || failed.has(message.split('=')[0] ?? message)) return;
-      failed.add(message.split('=')[0] ?? message);
+      if (!err || failed.has(kind)) return;
+      failed.add(kind);
       log.warn({ err: err.message, socket: path }, 'could not notify systemd');
     });
   };

@@ -190,10 +190,7 @@ function registerControlRoutes(
   app: FastifyInstance,
   { runtime, metrics, automations, cluster }: ControlServerOptions,
 ): void {
-  app.get('/metrics', async (_req, reply) => {
-    const body = await metrics.registry.metrics();
-    return reply.type(metrics.registry.contentType).send(body);
-  });
+  registerMetricsRoute(app, metrics);
   registerApiV0(app, runtime);
   registerApiV1Control(app, runtime);
   if (automations) registerAutomationRoutes(app, automations);
@@ -220,16 +217,7 @@ export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
   const limits = opts.limits ?? defaultLimits;
   const proxies = proxyList(limits.trustProxy);
   const checks = new ControlChecks(opts, addressOf(proxies), proxies);
-  const app = Fastify({
-    logger: false,
-    forceCloseConnections: true,
-    ...listenerOptions(limits),
-    schemaController: {
-      compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas },
-    },
-    frameworkErrors,
-    clientErrorHandler,
-  });
+  const app = Fastify(listenerOptions(limits));
   boundConnections(app, limits, opts.metrics, 'control', proxies);
   const finish = methodNotAllowed(app);
   app.addHook('onRequest', controlGuard(opts.metrics, checks, new LoginThrottle(), opts.token));
@@ -238,10 +226,7 @@ export function buildHealthServer(opts: HealthServerOptions): FastifyInstance {
   app.get('/readyz', statusRoute, async (_req, reply) =>
     opts.ready() ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),
   );
-  app.get('/metrics', async (_req, reply) => {
-    const body = await opts.metrics.registry.metrics();
-    return reply.type(opts.metrics.registry.contentType).send(body);
-  });
+  registerMetricsRoute(app, opts.metrics);
   registerClusterRoute(app, opts.cluster);
   if (opts.media) registerMediaRoutes(app, opts.media, opts.log);
   app.setErrorHandler(errorHandler(opts.log));
@@ -274,23 +259,11 @@ export function buildMetricsServer(opts: MetricsServerOptions): FastifyInstance 
     addressOf(proxies),
     proxies,
   );
-  const app = Fastify({
-    logger: false,
-    forceCloseConnections: true,
-    ...listenerOptions(limits),
-    schemaController: {
-      compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas },
-    },
-    frameworkErrors,
-    clientErrorHandler,
-  });
+  const app = Fastify(listenerOptions(limits));
   boundConnections(app, limits, opts.metrics, 'metrics', proxies);
   const finish = methodNotAllowed(app);
   app.addHook('onRequest', metricsGuard(opts.metrics, checks));
-  app.get('/metrics', async (_req, reply) => {
-    const body = await opts.metrics.registry.metrics();
-    return reply.type(opts.metrics.registry.contentType).send(body);
-  });
+  registerMetricsRoute(app, opts.metrics);
   app.setErrorHandler(errorHandler(opts.log));
   app.setNotFoundHandler(notFoundHandler);
   finish();
@@ -312,18 +285,9 @@ function baseServer(
   home?: Home,
 ): { app: FastifyInstance; finish: () => void } {
   const app = Fastify({
-    logger: false,
+    ...listenerOptions(limits),
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 64 * 1024,
-    forceCloseConnections: true,
-    ...listenerOptions(limits),
-    // Requests are validated by the kinds' zod schemas, never by route JSON schemas, so the
-    // ajv and fast-json-stringify compilers are not loaded: that is a third of start-up time.
-    schemaController: {
-      compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas },
-    },
-    frameworkErrors,
-    clientErrorHandler,
   });
   boundConnections(app, limits, metrics, listener, proxyList(limits.trustProxy));
   const finish = methodNotAllowed(app);
@@ -363,10 +327,34 @@ function baseServer(
 }
 
 /** fastify's options for a listener's timeouts and trusted proxies. */
+/** GET /metrics: the Prometheus text of this process's registry. Who may ask is the listener's guard's business. */
+function registerMetricsRoute(app: FastifyInstance, metrics: Metrics): void {
+  app.get('/metrics', async (_req, reply) => {
+    const body = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(body);
+  });
+}
+
+/**
+ * What every listener is built with: its limits, no logger of fastify's own, connections closed
+ * on stop, one-line answers to framework and client errors. Requests are validated by the kinds'
+ * zod schemas, never by route JSON schemas, so the ajv and fast-json-stringify compilers are not
+ * loaded: that is a third of start-up time.
+ */
 function listenerOptions(limits: ListenerLimits) {
   const proxies = proxyNetworks(limits.trustProxy);
   // Without trusted proxies fastify never reads X-Forwarded-*: req.ip and req.protocol are the socket's.
-  return { ...serverOptions(limits), trustProxy: proxies.length > 0 ? proxies : false };
+  return {
+    ...serverOptions(limits),
+    trustProxy: proxies.length > 0 ? proxies : false,
+    logger: false,
+    forceCloseConnections: true,
+    schemaController: {
+      compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas },
+    },
+    frameworkErrors,
+    clientErrorHandler,
+  } as const;
 }
 
 /** The per-client connection cap, and a one-line answer to CONNECT, on the listener's server. */
